@@ -1,0 +1,32 @@
+/* blas.h: the few BLAS entry points llmc uses, declared here so any OpenBLAS build works.
+ *
+ * The pip wheel `scipy-openblas32` prefixes every symbol with `scipy_`; a system OpenBLAS has no prefix.
+ * setup.py defines LLMC_BLAS_PREFIX accordingly (see README "Building against a system OpenBLAS"), and
+ * LLMC_BLAS(name) pastes it on. blasint is 32-bit in both (the "32" in scipy-openblas32 = 32-bit integers). */
+#ifndef LLMC_BLAS_H
+#define LLMC_BLAS_H
+
+#ifndef LLMC_BLAS_PREFIX
+#define LLMC_BLAS_PREFIX scipy_
+#endif
+#define LLMC_BLAS_CAT2(a, b) a##b
+#define LLMC_BLAS_CAT(a, b) LLMC_BLAS_CAT2(a, b)
+#define LLMC_BLAS(name) LLMC_BLAS_CAT(LLMC_BLAS_PREFIX, name)
+
+typedef int llmc_blasint;
+enum { LLMC_CblasRowMajor = 101 };
+enum { LLMC_CblasNoTrans = 111, LLMC_CblasTrans = 112 };
+
+void LLMC_BLAS(cblas_sgemm)(int order, int transa, int transb, llmc_blasint m, llmc_blasint n, llmc_blasint k,
+                            float alpha, const float *a, llmc_blasint lda, const float *b, llmc_blasint ldb,
+                            float beta, float *c, llmc_blasint ldc);
+void LLMC_BLAS(openblas_set_num_threads)(int n);
+int LLMC_BLAS(openblas_get_num_threads)(void);
+char *LLMC_BLAS(openblas_get_config)(void);
+
+/* Row-major C(m,n) = alpha * op(A) @ op(B) + beta * C, with each dimension checked to fit BLAS's int. */
+#include "llmc.h"
+llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
+                       size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+#endif

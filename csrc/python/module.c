@@ -1,0 +1,93 @@
+/* module.c: the llmc._core extension module: installs every concept's method table and the error types. */
+#define LLMC_BINDING_MODULE_C
+#include "binding.h"
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
+    (void)self;
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
+    if (n < 1) {
+        PyErr_Format(PyExc_ValueError, "number of threads must be >= 1, got %d", n);
+        return NULL;
+    }
+    llmc_set_num_threads(n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyLong_FromLong(llmc_get_num_threads());
+}
+
+static PyObject *py_simd_info(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return Py_BuildValue("{s:s,s:s}", "active", llmc_simd_level_name(llmc_simd_get_level()), "best",
+                         llmc_simd_level_name(llmc_simd_best_level()));
+}
+
+static PyObject *py_set_simd_level(PyObject *self, PyObject *args) {
+    (void)self;
+    int level;
+    if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
+    if (llmc_py_check(llmc_simd_set_level(level))) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_blas_info(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyUnicode_FromString(llmc_blas_info());
+}
+
+static PyObject *py_mem_stats(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return Py_BuildValue("{s:n,s:n}", "current", (Py_ssize_t)llmc_mem_current(), "peak", (Py_ssize_t)llmc_mem_peak());
+}
+
+static PyObject *py_mem_reset_peak(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    llmc_mem_reset_peak();
+    Py_RETURN_NONE;
+}
+
+PyMethodDef llmc_py_core_methods[] = {
+    {"set_num_threads", py_set_num_threads, METH_VARARGS, "set_num_threads(n)"},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads()"},
+    {"simd_info", py_simd_info, METH_NOARGS, "simd_info() -> {'active': ..., 'best': ...}"},
+    {"set_simd_level", py_set_simd_level, METH_VARARGS, "set_simd_level(level) (0 scalar, 1 avx2, 2 avx512)"},
+    {"blas_info", py_blas_info, METH_NOARGS, "blas_info()"},
+    {"mem_stats", py_mem_stats, METH_NOARGS, "mem_stats() -> {'current': bytes, 'peak': bytes}"},
+    {"mem_reset_peak", py_mem_reset_peak, METH_NOARGS, "mem_reset_peak()"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "llmc._core", "llmc's C core (use the llmc package, not this module).", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    import_array();
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m) return NULL;
+    /* one table per concept; a new concept adds its table here */
+    PyMethodDef *tables[] = {llmc_py_core_methods, llmc_py_ops_methods};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
+    PyObject *bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_NotImplementedError);
+    if (!bases) goto fail;
+    llmc_py_UnsupportedError = PyErr_NewExceptionWithDoc(
+        "llmc.UnsupportedError", "A valid input that llmc does not support (a ValueError and a NotImplementedError).",
+        bases, NULL);
+    Py_DECREF(bases);
+    if (!llmc_py_UnsupportedError || PyModule_AddObjectRef(m, "UnsupportedError", llmc_py_UnsupportedError) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

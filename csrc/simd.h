@@ -1,0 +1,37 @@
+/* simd.h: the vector primitives llmc's kernels are built from, one table per instruction set.
+ *
+ * simd_scalar.c is the portable reference; simd_avx2.c and simd_avx512.c are compiled with per-function target
+ * attributes (never -march=native) and chosen once at start-up from what the CPU reports (simd.c).
+ * Every entry works for any n (including 0) and unaligned pointers. */
+#ifndef LLMC_SIMD_H
+#define LLMC_SIMD_H
+
+#include <stddef.h>
+
+typedef struct {
+    const char *name;
+    float (*dot)(const float *a, const float *b, size_t n);                  /* sum a[i] * b[i] */
+    void (*axpy)(float *y, float a, const float *x, size_t n);               /* y += a * x */
+    void (*scale)(float *y, float a, size_t n);                              /* y *= a */
+    float (*max)(const float *x, size_t n);                                  /* max (-inf if n == 0; NaN skipped) */
+    float (*sum)(const float *x, size_t n);                                  /* sum x */
+    float (*sumsq)(const float *x, size_t n);                                /* sum x^2 */
+    float (*sq_dev_sum)(const float *x, float mean, size_t n);               /* sum (x - mean)^2 */
+    /* out[i] = exp((x[i] - shift) * mul); returns the sum of out. out may equal x. */
+    float (*exp_shift_sum)(const float *x, float *out, float shift, float mul, size_t n);
+    /* out[i] = (x[i] - shift) * mul + add. out may equal x. */
+    void (*shift_scale_add)(const float *x, float *out, float shift, float mul, float add, size_t n);
+    /* out[i] = (x[i] - mean) * rstd * w[i] + (b ? b[i] : 0) */
+    void (*norm_affine)(const float *x, float *out, float mean, float rstd, const float *w, const float *b, size_t n);
+    void (*silu)(const float *x, float *out, size_t n);                      /* x * sigmoid(x) */
+    void (*gelu_tanh)(const float *x, float *out, size_t n);                 /* GELU, tanh approximation */
+} llmc_simd_kernels;
+
+/* The active table (set at start-up to the best level; tests may switch it with llmc_simd_set_level). */
+extern const llmc_simd_kernels *llmc_k;
+
+extern const llmc_simd_kernels llmc_simd_scalar;
+extern const llmc_simd_kernels llmc_simd_avx2;
+extern const llmc_simd_kernels llmc_simd_avx512;
+
+#endif

@@ -1,0 +1,167 @@
+/* simd_avx512.c: AVX-512F versions of the vector primitives (16 floats per register; row tails use lane masks).
+ * Same algorithms as simd_avx2.c; simd.c only installs this table when the CPU reports avx512f. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <math.h>
+
+#include "simd.h"
+
+#define TGT __attribute__((target("avx512f")))
+
+/* mask of the first `rem` lanes, rem in 0..16 */
+TGT static inline __mmask16 tail16(size_t rem) { return (__mmask16)((1u << rem) - 1u); }
+
+/* exp(x) for 16 lanes; see exp8 in simd_avx2.c for the method and its range. */
+TGT static inline __m512 exp16(__m512 x) {
+    __mmask16 over = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.72283935546875f), _CMP_GT_OQ);
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654475f), _CMP_LT_OQ);
+    __m512 xc = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-87.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    y = _mm512_mask_mov_ps(y, over, _mm512_set1_ps(INFINITY));
+    return _mm512_maskz_mov_ps((__mmask16)~under, y);
+}
+
+TGT static float w_dot(const float *a, const float *b, size_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+TGT static void w_axpy(float *y, float a, const float *x, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 v = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+TGT static void w_scale(float *y, float a, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+TGT static float w_max(const float *x, size_t n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        /* masked-off lanes keep mx; NaN lanes are skipped because max_ps returns its second operand */
+        mx = _mm512_mask_max_ps(mx, m, _mm512_maskz_loadu_ps(m, x + i), mx);
+    }
+    return _mm512_reduce_max_ps(mx);
+}
+
+TGT static float w_sum(const float *x, size_t n) {
+    __m512 s = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+TGT static float w_sumsq(const float *x, size_t n) {
+    __m512 s = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        s = _mm512_fmadd_ps(v, v, s);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+TGT static float w_sq_dev_sum(const float *x, float mean, size_t n) {
+    __m512 s = _mm512_setzero_ps(), vm = _mm512_set1_ps(mean);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vm);
+        s = _mm512_fmadd_ps(d, d, s);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+TGT static float w_exp_shift_sum(const float *x, float *out, float shift, float mul, size_t n) {
+    __m512 s = _mm512_setzero_ps(), vs = _mm512_set1_ps(shift), vm = _mm512_set1_ps(mul);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs), vm));
+        _mm512_mask_storeu_ps(out + i, m, e);
+        s = _mm512_mask_add_ps(s, m, s, e);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+TGT static void w_shift_scale_add(const float *x, float *out, float shift, float mul, float add, size_t n) {
+    __m512 vs = _mm512_set1_ps(shift), vm = _mm512_set1_ps(mul), va = _mm512_set1_ps(add);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 v = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs), vm, va);
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+TGT static void w_norm_affine(const float *x, float *out, float mean, float rstd, const float *w, const float *b,
+                              size_t n) {
+    __m512 vmean = _mm512_set1_ps(mean), vr = _mm512_set1_ps(rstd);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmean), vr);
+        v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i));
+        if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + i));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+TGT static void w_silu(const float *x, float *out, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), v));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
+    }
+}
+
+TGT static void w_gelu_tanh(const float *x, float *out, size_t n) {
+    const __m512 c = _mm512_set1_ps(0.7978845608028654f), k = _mm512_set1_ps(0.044715f);
+    const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), half = _mm512_set1_ps(0.5f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 u = _mm512_mul_ps(c, _mm512_fmadd_ps(_mm512_mul_ps(k, v), _mm512_mul_ps(v, v), v));
+        __m512 t = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(exp16(_mm512_mul_ps(two, u)), one)));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, t)));
+    }
+}
+
+const llmc_simd_kernels llmc_simd_avx512 = {
+    "avx512", w_dot, w_axpy, w_scale, w_max, w_sum, w_sumsq, w_sq_dev_sum, w_exp_shift_sum, w_shift_scale_add,
+    w_norm_affine, w_silu, w_gelu_tanh,
+};
+#else
+#include "simd.h"
+const llmc_simd_kernels llmc_simd_avx512 = {0};
+#endif
