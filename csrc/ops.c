@@ -207,8 +207,9 @@ llmc_status llmc_gelu(const float *x, float *out, size_t n, int tanh_approximati
         if (tanh_approximation) {
             llmc_k->gelu_tanh(x + lo, out + lo, len);
         } else {
-            /* exact GELU: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
-            for (size_t i = lo; i < lo + len; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+            /* exact GELU: x * Phi(x) = 0.5 x erfc(-x / sqrt 2); erfc avoids the cancellation of 1 + erf(x / sqrt 2)
+             * for negative x, where 1 + erf is tiny */
+            for (size_t i = lo; i < lo + len; i++) out[i] = 0.5f * x[i] * erfcf(-x[i] * 0.70710678118654752f);
         }
     }
     return LLMC_OK;
