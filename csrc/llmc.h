@@ -99,6 +99,32 @@ llmc_status llmc_embedding(const float *table, size_t vocab, size_t dim, const i
 /* ---------------------------------------------------------------- tokenizer (tokenizer.c) */
 /* (declared by the tokenizer work) */
 
+/* ---------------------------------------------------------------- sampling (sampling.c) */
+/* The next-token sampler chain, in transformers' order: repetition penalty -> no-repeat n-grams -> (when sampling)
+ * temperature -> top-k -> top-p -> min-p -> draw from the softmax. Greedy (do_sample == 0 or temperature == 0)
+ * applies only the first two and takes the argmax (lowest index on ties). */
+typedef struct {
+    float temperature;        /* > 0 divides the logits; 0 = greedy */
+    int top_k;                /* keep the k most likely (ties at the k-th kept); 0 = off */
+    float top_p;              /* keep the smallest most-likely set with mass >= top_p; 1 = off */
+    float min_p;              /* drop tokens with p < min_p * p_max; 0 = off */
+    float repetition_penalty; /* CTRL: seen tokens' positive logits / penalty, negative * penalty; 1 = off */
+    int no_repeat_ngram_size; /* ban tokens that would repeat an n-gram of the history; 0 = off */
+    int do_sample;            /* 0 = greedy */
+    uint64_t seed;            /* the sampler's own RNG (xoshiro256**) */
+} llmc_sampler_params;
+
+typedef struct llmc_sampler llmc_sampler;
+llmc_status llmc_sampler_create(const llmc_sampler_params *params, size_t vocab, llmc_sampler **out);
+void llmc_sampler_free(llmc_sampler *s);
+void llmc_sampler_seed(llmc_sampler *s, uint64_t seed);
+int llmc_sampler_is_sampling(const llmc_sampler *s);
+/* Apply the chain to logits (vocab,) in place; history (n,) is every token so far (prompt + generated). */
+llmc_status llmc_sampler_process(llmc_sampler *s, float *logits, const int64_t *history, size_t n_history);
+/* process, then pick a token; *logprob (if not NULL) is its log-probability under the processed distribution. */
+llmc_status llmc_sampler_sample(llmc_sampler *s, float *logits, const int64_t *history, size_t n_history,
+                                int64_t *token, float *logprob);
+
 /* ---------------------------------------------------------------- model (model.c) */
 /* (declared by the model work) */
 

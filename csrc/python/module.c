@@ -1,5 +1,7 @@
 /* module.c: the llmc._core extension module: installs every concept's method table and the error types. */
 #define LLMC_BINDING_MODULE_C
+#include <string.h>
+
 #include "binding.h"
 
 static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
@@ -82,6 +84,13 @@ PyMODINIT_FUNC PyInit__core(void) {
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
+    /* Python types, one per handle */
+    PyTypeObject *types[] = {&llmc_py_SamplerType};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (PyType_Ready(types[i]) < 0) goto fail;
+        const char *dot = strrchr(types[i]->tp_name, '.');
+        if (PyModule_AddObjectRef(m, dot ? dot + 1 : types[i]->tp_name, (PyObject *)types[i]) < 0) goto fail;
+    }
     PyObject *bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_NotImplementedError);
     if (!bases) goto fail;
     llmc_py_UnsupportedError = PyErr_NewExceptionWithDoc(
