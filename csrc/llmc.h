@@ -99,6 +99,41 @@ llmc_status llmc_embedding(const float *table, size_t vocab, size_t dim, const i
 /* ---------------------------------------------------------------- tokenizer (tokenizer.c) */
 /* (declared by the tokenizer work) */
 
+/* ---------------------------------------------------------------- backward (backward.c) and optimiser (optim.c) */
+/* Every backward ACCUMULATES into its gradient outputs (dx += ...); zero them first. Any of them may be NULL. */
+/* y = x @ W^T + b. dy: (N, out), x: (N, in), w: (out, in) -> dx: (N, in), dw: (out, in), db: (out,) */
+llmc_status llmc_linear_backward(const float *dy, const float *x, const float *w, float *dx, float *dw, float *db,
+                                 size_t N, size_t in, size_t out);
+/* dy, x, dx: (rows, cols); w, dw, db: (cols,) */
+llmc_status llmc_layer_norm_backward(const float *dy, const float *x, const float *w, float *dx, float *dw, float *db,
+                                     size_t rows, size_t cols, float eps);
+llmc_status llmc_rms_norm_backward(const float *dy, const float *x, const float *w, float *dx, float *dw, size_t rows,
+                                   size_t cols, float eps);
+/* dy, x, dx: (n,) */
+llmc_status llmc_gelu_backward(const float *dy, const float *x, float *dx, size_t n, int tanh_approximation);
+llmc_status llmc_silu_backward(const float *dy, const float *x, float *dx, size_t n);
+/* dy: (n, dim), ids: (n,) -> dtable: (vocab, dim) */
+llmc_status llmc_embedding_backward(const float *dy, const int64_t *ids, size_t n, size_t dim, float *dtable,
+                                    size_t vocab);
+/* dy, dx: (outer, T, d) */
+llmc_status llmc_apply_rope_backward(const float *dy, float *dx, size_t outer, size_t T, size_t d,
+                                     const int64_t *positions, float theta, int layout);
+/* Fused softmax + cross-entropy: dlogits += scale * (softmax(logits) - onehot(targets)); *loss_sum = summed NLL.
+ * logits, dlogits: (T, V); targets: (T,) */
+llmc_status llmc_cross_entropy_backward(const float *logits, const int64_t *targets, size_t T, size_t V, float scale,
+                                        float *dlogits, double *loss_sum);
+/* Self-attention backward (scores recomputed per head). q, dq, dout: (Hq, T, d); k, v, dk, dv: (Hkv, T, d) */
+llmc_status llmc_attention_backward(const float *q, const float *k, const float *v, const float *dout, float *dq,
+                                    float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
+                                    int causal);
+/* One AdamW step (torch.optim.AdamW arithmetic, decoupled weight decay); step counts from 1. param, grad, m, v: (n,) */
+llmc_status llmc_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                            float beta2, float eps, float weight_decay, int64_t step);
+/* Sum of squares of g (n,), accumulated in double (for the global gradient norm). */
+double llmc_sumsq(const float *g, size_t n);
+/* Learning rate at `step` (from 0): linear warmup over `warmup` steps, then cosine decay to lr_min at `total`. */
+float llmc_lr_cosine(int64_t step, int64_t warmup, int64_t total, float lr_max, float lr_min);
+
 /* ---------------------------------------------------------------- sampling (sampling.c) */
 /* The next-token sampler chain, in transformers' order: repetition penalty -> no-repeat n-grams -> (when sampling)
  * temperature -> top-k -> top-p -> min-p -> draw from the softmax. Greedy (do_sample == 0 or temperature == 0)

@@ -1,0 +1,206 @@
+/* backward.c: gradients of the ops the gpt2 and llama architectures are built from.
+ *
+ * Convention (as in llm.c): every function ACCUMULATES into its gradient outputs (dx += ..., dw += ...), so
+ * gradients of shared weights and of gradient-accumulation steps add up; zero the buffers before the first use.
+ * Any gradient output may be NULL when it is not wanted. */
+#include <math.h>
+#include <string.h>
+
+#include "blas.h"
+#include "internal.h"
+#include "simd.h"
+
+/* ---------------------------------------------------------------- linear: y = x @ W^T + b */
+// dy: (N, out), x: (N, in), w: (out, in); dx: (N, in), dw: (out, in), db: (out,)
+llmc_status llmc_linear_backward(const float *dy, const float *x, const float *w, float *dx, float *dw, float *db,
+                                 size_t N, size_t in, size_t out) {
+    llmc_status st;
+    /* dx += dy @ W */
+    if (dx && (st = llmc_sgemm(0, 0, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in))) return st;
+    /* dW += dy^T @ x */
+    if (dw && (st = llmc_sgemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in))) return st;
+    /* db += column sums of dy */
+    if (db)
+        for (size_t n = 0; n < N; n++) llmc_k->axpy(db, 1.0f, dy + n * out, out);
+    return LLMC_OK;
+}
+
+/* ---------------------------------------------------------------- norms */
+// dy, x, dx: (rows, cols); w, dw, db: (cols,)
+llmc_status llmc_layer_norm_backward(const float *dy, const float *x, const float *w, float *dx, float *dw, float *db,
+                                     size_t rows, size_t cols, float eps) {
+    if (cols == 0) return LLMC_OK;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        float mean = llmc_k->sum(xr, cols) / (float)cols;
+        float rstd = 1.0f / sqrtf(llmc_k->sq_dev_sum(xr, mean, cols) / (float)cols + eps);
+        /* with xhat = (x - mean) * rstd and g = dy * w:
+         * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) */
+        float g_mean = 0.0f, gx_mean = 0.0f;
+        for (size_t c = 0; c < cols; c++) {
+            float xhat = (xr[c] - mean) * rstd, g = dyr[c] * w[c];
+            g_mean += g;
+            gx_mean += g * xhat;
+        }
+        g_mean /= (float)cols;
+        gx_mean /= (float)cols;
+        for (size_t c = 0; c < cols; c++) {
+            float xhat = (xr[c] - mean) * rstd;
+            if (dx) dx[r * cols + c] += rstd * (dyr[c] * w[c] - g_mean - xhat * gx_mean);
+            if (dw) dw[c] += dyr[c] * xhat;
+            if (db) db[c] += dyr[c];
+        }
+    }
+    return LLMC_OK;
+}
+
+// dy, x, dx: (rows, cols); w, dw: (cols,)
+llmc_status llmc_rms_norm_backward(const float *dy, const float *x, const float *w, float *dx, float *dw, size_t rows,
+                                   size_t cols, float eps) {
+    if (cols == 0) return LLMC_OK;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        float rstd = 1.0f / sqrtf(llmc_k->sumsq(xr, cols) / (float)cols + eps);
+        /* y = x * rstd * w; dx = rstd * (g - x * rstd^2 * mean(g * x)) with g = dy * w */
+        float gx_mean = 0.0f;
+        for (size_t c = 0; c < cols; c++) gx_mean += dyr[c] * w[c] * xr[c];
+        gx_mean /= (float)cols;
+        for (size_t c = 0; c < cols; c++) {
+            if (dx) dx[r * cols + c] += rstd * (dyr[c] * w[c] - xr[c] * rstd * rstd * gx_mean);
+            if (dw) dw[c] += dyr[c] * xr[c] * rstd;
+        }
+    }
+    return LLMC_OK;
+}
+
+/* ---------------------------------------------------------------- activations */
+// dy, x, dx: (n,)
+llmc_status llmc_gelu_backward(const float *dy, const float *x, float *dx, size_t n, int tanh_approximation) {
+    const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], d;
+        if (tanh_approximation) {
+            /* d/dx 0.5 x (1 + tanh(u)), u = c (x + 0.044715 x^3): 0.5 (1 + t) + 0.5 x (1 - t^2) u' */
+            float u = c * (v + 0.044715f * v * v * v), t = tanhf(u);
+            d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * c * (1.0f + 3.0f * 0.044715f * v * v);
+        } else {
+            /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+            d = 0.5f * erfcf(-v * 0.70710678118654752f) + v * 0.3989422804014327f * expf(-0.5f * v * v);
+        }
+        dx[i] += dy[i] * d;
+    }
+    return LLMC_OK;
+}
+
+// dy, x, dx: (n,)
+llmc_status llmc_silu_backward(const float *dy, const float *x, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        /* d/dx x s(x) = s(x) (1 + x (1 - s(x))) */
+        float s = 1.0f / (1.0f + expf(-x[i]));
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+    return LLMC_OK;
+}
+
+/* ---------------------------------------------------------------- embedding */
+// dy: (n, dim), ids: (n,), dtable: (vocab, dim)
+llmc_status llmc_embedding_backward(const float *dy, const int64_t *ids, size_t n, size_t dim, float *dtable,
+                                    size_t vocab) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (uint64_t)ids[i] >= vocab)
+            return llmc_fail(LLMC_ERR_INVALID, "token id %lld at index %zu is outside the vocabulary [0, %zu)",
+                             (long long)ids[i], i, vocab);
+    for (size_t i = 0; i < n; i++) llmc_k->axpy(dtable + (size_t)ids[i] * dim, 1.0f, dy + i * dim, dim);
+    return LLMC_OK;
+}
+
+/* ---------------------------------------------------------------- RoPE */
+// dy, dx: (outer, T, d); positions: (T,)
+llmc_status llmc_apply_rope_backward(const float *dy, float *dx, size_t outer, size_t T, size_t d,
+                                     const int64_t *positions, float theta, int layout) {
+    /* a rotation's gradient is the inverse rotation: rotate dy by -angle, i.e. at the negated positions */
+    size_t n;
+    if (!llmc_size3(outer, T, d, sizeof(float), &n)) return llmc_fail(LLMC_ERR_NOMEM, "RoPE backward size overflows");
+    float *tmp = llmc_malloc(n, "RoPE backward buffer");
+    int64_t *neg = llmc_malloc(T * sizeof(int64_t) + 1, "RoPE backward positions");
+    llmc_status st = LLMC_ERR_NOMEM;
+    if (tmp && neg) {
+        for (size_t t = 0; t < T; t++) neg[t] = -positions[t];
+        st = llmc_apply_rope(dy, tmp, outer, T, d, neg, theta, layout);
+        if (!st) llmc_k->axpy(dx, 1.0f, tmp, outer * T * d);
+    }
+    llmc_free(tmp);
+    llmc_free(neg);
+    return st;
+}
+
+/* ---------------------------------------------------------------- softmax + cross-entropy, fused */
+// logits, dlogits: (T, V); targets: (T,)
+llmc_status llmc_cross_entropy_backward(const float *logits, const int64_t *targets, size_t T, size_t V, float scale,
+                                        float *dlogits, double *loss_sum) {
+    for (size_t t = 0; t < T; t++)
+        if (targets[t] < 0 || (uint64_t)targets[t] >= V)
+            return llmc_fail(LLMC_ERR_INVALID, "target %lld at position %zu is outside the vocabulary [0, %zu)",
+                             (long long)targets[t], t, V);
+    double total = 0.0;
+    const int nt = llmc_threads_for(T * V);
+#pragma omp parallel for num_threads(nt) reduction(+ : total) schedule(static)
+    for (size_t t = 0; t < T; t++) {
+        const float *row = logits + t * V;
+        float *drow = dlogits + t * V;
+        float m = llmc_k->max(row, V);
+        /* softmax computed in place of the gradient row, then d(-log p_target)/dlogits = p - onehot(target) */
+        double s = 0.0;
+        for (size_t i = 0; i < V; i++) s += exp((double)row[i] - m);
+        total += log(s) + (double)m - (double)row[targets[t]];
+        float inv = (float)(1.0 / s);
+        for (size_t i = 0; i < V; i++) drow[i] += scale * expf(row[i] - m) * inv;
+        drow[targets[t]] -= scale;
+    }
+    if (loss_sum) *loss_sum = total;
+    return LLMC_OK;
+}
+
+/* ---------------------------------------------------------------- causal self-attention (standard) */
+// q, dq, out, dout: (Hq, T, d); k, v, dk, dv: (Hkv, T, d)
+llmc_status llmc_attention_backward(const float *q, const float *k, const float *v, const float *dout, float *dq,
+                                    float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
+                                    int causal) {
+    if (Hkv == 0 || Hq % Hkv) return llmc_fail(LLMC_ERR_INVALID, "Hq (%zu) must be a multiple of Hkv (%zu)", Hq, Hkv);
+    size_t tt;
+    if (!llmc_size3(T, T, 2, sizeof(float), &tt)) return llmc_fail(LLMC_ERR_NOMEM, "attention backward size overflows");
+    float *P = llmc_malloc(tt, "attention backward scores"); /* P and dP: (T, T) each, recomputed per head */
+    if (!P) return LLMC_ERR_NOMEM;
+    float *dP = P + T * T;
+    llmc_status st = LLMC_OK;
+    const size_t group = Hq / Hkv;
+    for (size_t h = 0; h < Hq && !st; h++) {
+        const float *qh = q + h * T * d, *kh = k + (h / group) * T * d, *vh = v + (h / group) * T * d;
+        const float *doh = dout + h * T * d;
+        /* recompute P = softmax(scale * q k^T) with the causal mask */
+        if ((st = llmc_sgemm(0, 1, T, T, d, scale, qh, d, kh, d, 0.0f, P, T))) break;
+        for (size_t i = 0; i < T; i++) {
+            size_t n = causal ? i + 1 : T;
+            float *row = P + i * T;
+            float m = llmc_k->max(row, n);
+            float s = llmc_k->exp_shift_sum(row, row, m, 1.0f, n);
+            llmc_k->scale(row, 1.0f / s, n);
+            if (n < T) memset(row + n, 0, (T - n) * sizeof(float));
+        }
+        /* dV += P^T dO */
+        if (dv && (st = llmc_sgemm(1, 0, T, d, T, 1.0f, P, T, doh, d, 1.0f, dv + (h / group) * T * d, d))) break;
+        /* dP = dO V^T */
+        if ((st = llmc_sgemm(0, 1, T, T, d, 1.0f, doh, d, vh, d, 0.0f, dP, T))) break;
+        /* softmax backward per row: dS = P * (dP - sum_j P_j dP_j) */
+        for (size_t i = 0; i < T; i++) {
+            float *p = P + i * T, *g = dP + i * T;
+            float dot = llmc_k->dot(p, g, T);
+            for (size_t j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
+        }
+        /* dQ += scale dS K ; dK += scale dS^T Q */
+        if (dq && (st = llmc_sgemm(0, 0, T, d, T, scale, dP, T, kh, d, 1.0f, dq + h * T * d, d))) break;
+        if (dk && (st = llmc_sgemm(1, 0, T, d, T, scale, dP, T, qh, d, 1.0f, dk + (h / group) * T * d, d))) break;
+    }
+    llmc_free(P);
+    return st;
+}

@@ -1,0 +1,42 @@
+/* optim.c: AdamW, gradient-norm clipping and the warmup + cosine learning-rate schedule. */
+#include <math.h>
+
+#include "internal.h"
+#include "simd.h"
+
+// param, grad, m, v: (n,)
+llmc_status llmc_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                            float beta2, float eps, float weight_decay, int64_t step) {
+    if (step < 1) return llmc_fail(LLMC_ERR_INVALID, "AdamW step must be >= 1 (it counts from 1), got %lld", (long long)step);
+    /* the same arithmetic as torch.optim.AdamW (single-tensor path):
+     * p *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+     * p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+    const float bc1 = 1.0f - powf(beta1, (float)step), bc2_sqrt = sqrtf(1.0f - powf(beta2, (float)step));
+    const float step_size = lr / bc1, decay = 1.0f - lr * weight_decay;
+    const int nt = llmc_threads_for(n * 4);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        param[i] *= decay;
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        param[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+    }
+    return LLMC_OK;
+}
+
+// g: (n,)
+double llmc_sumsq(const float *g, size_t n) {
+    double total = 0.0;
+    const size_t chunk = 1 << 16;
+    for (size_t i = 0; i < n; i += chunk) total += llmc_k->sumsq(g + i, n - i < chunk ? n - i : chunk);
+    return total;
+}
+
+float llmc_lr_cosine(int64_t step, int64_t warmup, int64_t total, float lr_max, float lr_min) {
+    /* linear warmup from lr_max / warmup to lr_max over `warmup` steps, then a half cosine down to lr_min at `total` */
+    if (step < warmup) return lr_max * (float)(step + 1) / (float)warmup;
+    if (step >= total) return lr_min;
+    double progress = (double)(step - warmup) / (double)(total - warmup > 0 ? total - warmup : 1);
+    return lr_min + (float)(0.5 * (1.0 + cos(M_PI * progress))) * (lr_max - lr_min);
+}
