@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._native import _core
 from .generate import Sampler, process_logits, sample
+from .perplexity import PerplexityResult, perplexity
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -57,5 +58,5 @@ def blas_info() -> str:
 __all__ = [
     "apply_rope", "cross_entropy", "embedding", "gelu", "hardmax", "layer_norm", "log_softmax", "matmul",
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
-    "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
+    "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits", "perplexity", "PerplexityResult",
 ]
