@@ -36,5 +36,6 @@ extern PyMethodDef llmc_py_ops_methods[];
 extern PyMethodDef llmc_py_json_methods[];
 extern PyMethodDef llmc_py_backward_methods[];
 extern PyTypeObject llmc_py_SamplerType;
+extern PyMethodDef llmc_py_attention_methods[];
 
 #endif

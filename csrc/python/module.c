@@ -82,6 +82,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         llmc_py_ops_methods,
         llmc_py_json_methods,
         llmc_py_backward_methods,
+        llmc_py_attention_methods,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
