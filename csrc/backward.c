@@ -161,17 +161,30 @@ llmc_status llmc_cross_entropy_backward(const float *logits, const int64_t *targ
     return LLMC_OK;
 }
 
+// logits_to_grad: (T, V) overwritten with scale * (softmax - onehot); targets: (T,) already checked
+double llmc_cross_entropy_grad_inplace(float *logits_to_grad, const int64_t *targets, size_t T, size_t V, float scale) {
+    double total = 0.0;
+    const int nt = llmc_threads_for(T * V);
+#pragma omp parallel for num_threads(nt) reduction(+ : total) schedule(static)
+    for (size_t t = 0; t < T; t++) {
+        float *row = logits_to_grad + t * V;
+        float m = llmc_k->max(row, V);
+        float target_logit = row[targets[t]];
+        float s = llmc_k->exp_shift_sum(row, row, m, 1.0f, V); /* row := exp(row - m) */
+        total += log((double)s) + (double)m - (double)target_logit;
+        llmc_k->scale(row, scale / s, V); /* scale * softmax */
+        row[targets[t]] -= scale;
+    }
+    return total;
+}
+
 /* ---------------------------------------------------------------- causal self-attention (standard) */
-// q, dq, out, dout: (Hq, T, d); k, v, dk, dv: (Hkv, T, d)
-llmc_status llmc_attention_backward(const float *q, const float *k, const float *v, const float *dout, float *dq,
-                                    float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
-                                    int causal) {
+// q, dq, dout: (Hq, T, d); k, v, dk, dv: (Hkv, T, d); scratch: (2, T, T)
+llmc_status llmc_attention_backward_ws(const float *q, const float *k, const float *v, const float *dout, float *dq,
+                                       float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
+                                       int causal, float *scratch) {
     if (Hkv == 0 || Hq % Hkv) return llmc_fail(LLMC_ERR_INVALID, "Hq (%zu) must be a multiple of Hkv (%zu)", Hq, Hkv);
-    size_t tt;
-    if (!llmc_size3(T, T, 2, sizeof(float), &tt)) return llmc_fail(LLMC_ERR_NOMEM, "attention backward size overflows");
-    float *P = llmc_malloc(tt, "attention backward scores"); /* P and dP: (T, T) each, recomputed per head */
-    if (!P) return LLMC_ERR_NOMEM;
-    float *dP = P + T * T;
+    float *P = scratch, *dP = scratch + T * T;
     llmc_status st = LLMC_OK;
     const size_t group = Hq / Hkv;
     for (size_t h = 0; h < Hq && !st; h++) {
@@ -201,6 +214,17 @@ llmc_status llmc_attention_backward(const float *q, const float *k, const float 
         if (dq && (st = llmc_sgemm(0, 0, T, d, T, scale, dP, T, kh, d, 1.0f, dq + h * T * d, d))) break;
         if (dk && (st = llmc_sgemm(1, 0, T, d, T, scale, dP, T, qh, d, 1.0f, dk + (h / group) * T * d, d))) break;
     }
-    llmc_free(P);
+    return st;
+}
+
+llmc_status llmc_attention_backward(const float *q, const float *k, const float *v, const float *dout, float *dq,
+                                    float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
+                                    int causal) {
+    size_t tt;
+    if (!llmc_size3(T, T, 2, sizeof(float), &tt)) return llmc_fail(LLMC_ERR_NOMEM, "attention backward size overflows");
+    float *scratch = llmc_malloc(tt, "attention backward scores");
+    if (!scratch) return LLMC_ERR_NOMEM;
+    llmc_status st = llmc_attention_backward_ws(q, k, v, dout, dq, dk, dv, Hq, Hkv, T, d, scale, causal, scratch);
+    llmc_free(scratch);
     return st;
 }

@@ -31,4 +31,11 @@ int llmc_threads(void);
 /* Threads worth using for `work` units of roughly-equal cost (1 for small jobs, to skip the fork/join). */
 int llmc_threads_for(size_t work);
 
+/* Attention backward with caller-provided scratch of 2 * T * T floats (see llmc_attention_backward). */
+llmc_status llmc_attention_backward_ws(const float *q, const float *k, const float *v, const float *dout, float *dq,
+                                       float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
+                                       int causal, float *scratch);
+/* Overwrite logits (T, V) with scale * (softmax - onehot(targets)); return the summed NLL. Targets must be valid. */
+double llmc_cross_entropy_grad_inplace(float *logits_to_grad, const int64_t *targets, size_t T, size_t V, float scale);
+
 #endif

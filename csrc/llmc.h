@@ -175,6 +175,32 @@ double llmc_sumsq(const float *g, size_t n);
 /* Learning rate at `step` (from 0): linear warmup over `warmup` steps, then cosine decay to lr_min at `total`. */
 float llmc_lr_cosine(int64_t step, int64_t warmup, int64_t total, float lr_max, float lr_min);
 
+/* ---------------------------------------------------------------- training (train.c) */
+/* Forward with saved activations + full backward of a gpt2 or llama model whose weights the caller owns, as one
+ * pointer per tensor in llmc_train_tensor_info() order (Hugging Face checkpoint names and shapes). */
+typedef enum { LLMC_TRAIN_GPT2 = 0, LLMC_TRAIN_LLAMA = 1 } llmc_train_arch;
+typedef struct {
+    int arch;                 /* llmc_train_arch */
+    size_t n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab, n_positions;
+    float eps;                /* LayerNorm / RMSNorm epsilon */
+    float rope_theta;         /* llama: RoPE base (rotate-half layout, no scaling) */
+    int tied;                 /* llama: lm_head shares the embedding matrix (gpt2 always does) */
+} llmc_train_config;
+typedef struct llmc_trainer llmc_trainer;
+size_t llmc_train_n_tensors(const llmc_train_config *c);
+/* name (written into name[cap]) and shape of tensor i; ndim is 1 or 2 */
+llmc_status llmc_train_tensor_info(const llmc_train_config *c, size_t i, char *name, size_t cap, size_t shape[2],
+                                   int *ndim);
+/* Activations for batches of up to B sequences of T tokens, allocated once. */
+llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, llmc_trainer **out);
+void llmc_trainer_free(llmc_trainer *t);
+/* inputs, targets: (B, T) token ids. *loss_mean = mean next-token NLL. If grads != NULL, grads[i] += grad_scale *
+ * d(summed NLL)/d params[i] (grad_scale = 1 / (B * T) gives the gradient of the mean). */
+llmc_status llmc_trainer_step(llmc_trainer *t, float *const *params, float *const *grads, const int64_t *inputs,
+                              const int64_t *targets, size_t B, size_t T, float grad_scale, double *loss_mean);
+/* n random window starts in [0, max_start] for training step `step` (a pure function of seed, step and i). */
+void llmc_random_starts(uint64_t seed, uint64_t step, size_t n, size_t max_start, int64_t *out);
+
 /* ---------------------------------------------------------------- sampling (sampling.c) */
 /* The next-token sampler chain, in transformers' order: repetition penalty -> no-repeat n-grams -> (when sampling)
  * temperature -> top-k -> top-p -> min-p -> draw from the softmax. Greedy (do_sample == 0 or temperature == 0)

@@ -13,6 +13,7 @@ from ._native import _core
 from .attention import attention
 from .generate import Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
+from .training import TrainHistory, loss_and_grads, train
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -60,5 +61,5 @@ __all__ = [
     "apply_rope", "cross_entropy", "embedding", "gelu", "hardmax", "layer_norm", "log_softmax", "matmul",
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
-    "perplexity", "PerplexityResult", "attention",
+    "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory",
 ]

@@ -36,6 +36,8 @@ extern PyMethodDef llmc_py_ops_methods[];
 extern PyMethodDef llmc_py_json_methods[];
 extern PyMethodDef llmc_py_backward_methods[];
 extern PyTypeObject llmc_py_SamplerType;
+extern PyTypeObject llmc_py_TrainerType;
+extern PyMethodDef llmc_py_train_methods[];
 extern PyMethodDef llmc_py_attention_methods[];
 
 #endif

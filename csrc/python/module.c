@@ -83,11 +83,12 @@ PyMODINIT_FUNC PyInit__core(void) {
         llmc_py_json_methods,
         llmc_py_backward_methods,
         llmc_py_attention_methods,
+        llmc_py_train_methods,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
     /* Python types, one per handle */
-    PyTypeObject *types[] = {&llmc_py_SamplerType};
+    PyTypeObject *types[] = {&llmc_py_SamplerType, &llmc_py_TrainerType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (PyType_Ready(types[i]) < 0) goto fail;
         const char *dot = strrchr(types[i]->tp_name, '.');
