@@ -75,7 +75,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     /* one table per concept; a new concept adds its table here */
-    PyMethodDef *tables[] = {llmc_py_core_methods, llmc_py_ops_methods};
+    PyMethodDef *tables[] = {llmc_py_core_methods, llmc_py_ops_methods, llmc_py_model_methods};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
     PyObject *bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_NotImplementedError);
@@ -86,6 +86,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_DECREF(bases);
     if (!llmc_py_UnsupportedError || PyModule_AddObjectRef(m, "UnsupportedError", llmc_py_UnsupportedError) < 0)
         goto fail;
+    if (llmc_py_model_init(m) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);
