@@ -94,7 +94,48 @@ llmc_status llmc_apply_rope(const float *x, float *out, size_t outer, size_t T, 
 llmc_status llmc_embedding(const float *table, size_t vocab, size_t dim, const int64_t *ids, size_t n, float *out);
 
 /* ---------------------------------------------------------------- attention (attention.c) */
-/* (declared by the attention work) */
+/* Scaled dot-product attention, two implementations behind one call:
+ *   out[b, h, i] = sum_j softmax_j(scale * q[b, h, i] . k[b, h / G, j]) v[b, h / G, j],  G = Hq / Hkv,
+ * with j running over the keys query i may see.
+ *  - LLMC_ATTN_STANDARD materialises the whole (B, Hq, Tq, Tk) score tensor (BLAS sgemm, row softmax, sgemm).
+ *    It refuses with LLMC_ERR_NOMEM, naming the size, when that tensor exceeds llmc_attention_standard_limit().
+ *  - LLMC_ATTN_FLASH tiles queries and keys (online softmax); extra memory is a few tiles per thread.
+ * Positions: query i sits at position p = Tk - Tq + i (the queries are the last Tq tokens: decoding with a KV cache).
+ * causal: query i sees keys j <= p. window W > 0: causal, keys p - W < j <= p (Mistral's sliding window);
+ * non-causal, keys |j - p| < W. causal or window need Tq <= Tk (else every query would have to see a key before
+ * the first); Tk >= 1, d >= 1. Hq must be a multiple of Hkv (grouped-query attention; Hkv = 1 is multi-query). */
+typedef enum { LLMC_ATTN_STANDARD = 0, LLMC_ATTN_FLASH = 1 } llmc_attn_impl;
+
+typedef struct {
+    const float *q; /* q: (B, Hq, Tq, d) */
+    const float *k; /* k: (B, Hkv, Tk, d) */
+    const float *v; /* v: (B, Hkv, Tk, d) */
+    float *out;     /* out: (B, Hq, Tq, d); must not overlap q, k, v */
+    size_t B, Hq, Hkv, Tq, Tk, d;
+    /* Element strides of the batch, head and time axes; the d axis is always contiguous. 0 = packed (e.g. q_st = d,
+     * q_sh = Tq * d, q_sb = Hq * Tq * d). A KV cache of capacity C >= Tk passes k_sh = v_sh = C * d; a
+     * (B, T, H, d) layout passes s_t = H * d, s_h = d. */
+    size_t q_sb, q_sh, q_st;
+    size_t k_sb, k_sh, k_st;
+    size_t v_sb, v_sh, v_st;
+    size_t o_sb, o_sh, o_st;
+    int impl;      /* llmc_attn_impl */
+    int causal;    /* nonzero: causal mask, aligned to the last Tq keys */
+    size_t window; /* 0 = none; else the sliding window W described above */
+    float scale;   /* multiplies q . k; must be finite (the usual value is 1 / sqrt(d)) */
+    size_t block_q, block_k; /* flash tile sizes in queries and keys; 0 = automatic */
+    float *weights; /* optional, standard only: (B, Hq, Tq, Tk) packed, receives the softmax weights (0 where
+                     * masked). Its size is checked against llmc_attention_standard_limit() too. */
+} llmc_attention_args;
+
+llmc_status llmc_attention(const llmc_attention_args *args);
+
+/* The largest score tensor (bytes) the standard implementation will hold; 0 restores the default (half the
+ * physical RAM), so an oversized request is refused with a clear error before the OOM killer can act. */
+void llmc_attention_set_standard_limit(size_t bytes);
+size_t llmc_attention_standard_limit(void);
+/* LLMC_OK if a (B, Hq, Tq, Tk) float32 score tensor fits under that limit, else LLMC_ERR_NOMEM naming the size. */
+llmc_status llmc_attention_check_standard(size_t B, size_t Hq, size_t Tq, size_t Tk);
 
 /* ---------------------------------------------------------------- tokenizer (tokenizer.c) */
 /* (declared by the tokenizer work) */

@@ -25,6 +25,16 @@ typedef struct {
     void (*norm_affine)(const float *x, float *out, float mean, float rstd, const float *w, const float *b, size_t n);
     void (*silu)(const float *x, float *out, size_t n);                      /* x * sigmoid(x) */
     void (*gelu_tanh)(const float *x, float *out, size_t n);                 /* GELU, tanh approximation */
+    /* Small in-cache matrix product (attention's tiles; never threads):
+     * c (m, n; row stride ldc) = (accumulate ? c : 0) + a @ b, with a: (m, k) read as a[i * a_rs + p * a_cs] (so a
+     * transposed operand needs no copy) and b: (k, n) with row stride ldb and unit column stride. */
+    void (*gemm_tile)(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs, const float *b,
+                      size_t ldb, float *c, size_t ldc, int accumulate);
+    /* One online-softmax step over the columns of s: (rows, cols; row stride lds), in place. For each column c:
+     * m_new = max(m[c], max_r s[r][c]); alpha[c] = exp(m[c] - m_new); s[r][c] = exp(s[r][c] - m_new);
+     * l[c] = l[c] * alpha[c] + sum_r s[r][c]; m[c] = m_new. -inf entries become 0; while a column has seen only
+     * -inf its shift is 0 instead of -inf (so no NaN), its alpha is 0 and its l stays 0. m, l, alpha: (cols,). */
+    void (*softmax_cols_online)(float *s, size_t rows, size_t cols, size_t lds, float *m, float *l, float *alpha);
 } llmc_simd_kernels;
 
 /* The active table (set at start-up to the best level; tests may switch it with llmc_simd_set_level). */

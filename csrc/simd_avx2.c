@@ -192,9 +192,81 @@ TGT static void v_gelu_tanh(const float *x, float *out, size_t n) {
     }
 }
 
+/* One register tile of c: MR rows x 16 columns (two ymm per row; k0/k1 mask the columns that exist), accumulated
+ * over k in 2*MR registers (MR <= 6 keeps 12 accumulators + 3 temporaries within the 16 ymm registers). */
+#define GEMM_MR 6
+TGT __attribute__((always_inline)) static inline void v_gemm_rows(size_t MR, size_t k, const float *a, size_t a_rs,
+                                                                  size_t a_cs, const float *b, size_t ldb, float *c,
+                                                                  size_t ldc, __m256i k0, __m256i k1, int accumulate) {
+    __m256 c0[GEMM_MR], c1[GEMM_MR];
+    for (size_t r = 0; r < MR; r++) {
+        c0[r] = accumulate ? _mm256_maskload_ps(c + r * ldc, k0) : _mm256_setzero_ps();
+        c1[r] = accumulate ? _mm256_maskload_ps(c + r * ldc + 8, k1) : _mm256_setzero_ps();
+    }
+    for (size_t p = 0; p < k; p++) {
+        /* one row of b (16 columns), times MR broadcast entries of column p of a */
+        __m256 b0 = _mm256_maskload_ps(b + p * ldb, k0), b1 = _mm256_maskload_ps(b + p * ldb + 8, k1);
+        for (size_t r = 0; r < MR; r++) {
+            __m256 ar = _mm256_broadcast_ss(a + r * a_rs + p * a_cs);
+            c0[r] = _mm256_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(ar, b1, c1[r]);
+        }
+    }
+    for (size_t r = 0; r < MR; r++) {
+        _mm256_maskstore_ps(c + r * ldc, k0, c0[r]);
+        _mm256_maskstore_ps(c + r * ldc + 8, k1, c1[r]);
+    }
+}
+
+// a: (m, k) at a[i * a_rs + p * a_cs]; b: (k, n) row stride ldb; c: (m, n) row stride ldc
+TGT static void v_gemm_tile(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs, const float *b,
+                            size_t ldb, float *c, size_t ldc, int accumulate) {
+    for (size_t j = 0; j < n; j += 16) {
+        size_t w = n - j < 16 ? n - j : 16;
+        __m256i k0 = tail_mask8(w >= 8 ? 8 : w), k1 = tail_mask8(w > 8 ? w - 8 : 0);
+        size_t i = 0;
+        for (; i + 6 <= m; i += 6)
+            v_gemm_rows(6, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, k0, k1, accumulate);
+        switch (m - i) { /* the last m % 6 rows, each count with its own unrolled tile */
+        case 5: v_gemm_rows(5, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, k0, k1, accumulate); break;
+        case 4: v_gemm_rows(4, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, k0, k1, accumulate); break;
+        case 3: v_gemm_rows(3, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, k0, k1, accumulate); break;
+        case 2: v_gemm_rows(2, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, k0, k1, accumulate); break;
+        case 1: v_gemm_rows(1, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, k0, k1, accumulate); break;
+        default: break;
+        }
+    }
+}
+
+// s: (rows, cols) row stride lds; m, l, alpha: (cols,). Same steps as s_softmax_cols_online, 8 columns at a time.
+TGT static void v_softmax_cols_online(float *s, size_t rows, size_t cols, size_t lds, float *m, float *l,
+                                      float *alpha) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (size_t c = 0; c < cols; c += 8) {
+        __m256i k = tail_mask8(cols - c >= 8 ? 8 : cols - c);
+        __m256 kf = _mm256_castsi256_ps(k);
+        /* lanes past the last column read as -inf (blendv picks ninf where the mask is 0) */
+        __m256 m_old = _mm256_blendv_ps(ninf, _mm256_maskload_ps(m + c, k), kf), m_new = m_old;
+        for (size_t r = 0; r < rows; r++)
+            m_new = _mm256_max_ps(_mm256_blendv_ps(ninf, _mm256_maskload_ps(s + r * lds + c, k), kf), m_new);
+        /* shift = m_new, or 0 in columns that have seen only -inf (so exp gives 0, not NaN) */
+        __m256 shift = _mm256_and_ps(m_new, _mm256_cmp_ps(m_new, ninf, _CMP_NEQ_OQ));
+        __m256 a = exp8(_mm256_sub_ps(m_old, shift)); /* rescales what was summed under the old max */
+        __m256 sum = _mm256_mul_ps(_mm256_maskload_ps(l + c, k), a);
+        for (size_t r = 0; r < rows; r++) {
+            __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(s + r * lds + c, k), shift));
+            _mm256_maskstore_ps(s + r * lds + c, k, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        _mm256_maskstore_ps(alpha + c, k, a);
+        _mm256_maskstore_ps(l + c, k, sum);
+        _mm256_maskstore_ps(m + c, k, m_new);
+    }
+}
+
 const llmc_simd_kernels llmc_simd_avx2 = {
     "avx2", v_dot, v_axpy, v_scale, v_max, v_sum, v_sumsq, v_sq_dev_sum, v_exp_shift_sum, v_shift_scale_add,
-    v_norm_affine, v_silu, v_gelu_tanh,
+    v_norm_affine, v_silu, v_gelu_tanh, v_gemm_tile, v_softmax_cols_online,
 };
 #else
 #include "simd.h"

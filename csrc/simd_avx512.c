@@ -157,9 +157,82 @@ TGT static void w_gelu_tanh(const float *x, float *out, size_t n) {
     }
 }
 
+/* One register tile of c: MR rows x 32 columns (two zmm per row; m0/m1 mask the columns that exist), accumulated
+ * over k in 2*MR registers. MR is a constant after inlining, so the arrays below live in registers. */
+#define GEMM_MR 8
+TGT __attribute__((always_inline)) static inline void w_gemm_rows(size_t MR, size_t k, const float *a, size_t a_rs,
+                                                                  size_t a_cs, const float *b, size_t ldb, float *c,
+                                                                  size_t ldc, __mmask16 m0, __mmask16 m1,
+                                                                  int accumulate) {
+    __m512 c0[GEMM_MR], c1[GEMM_MR];
+    for (size_t r = 0; r < MR; r++) {
+        c0[r] = accumulate ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_setzero_ps();
+        c1[r] = accumulate ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (size_t p = 0; p < k; p++) {
+        /* one row of b (32 columns), times MR broadcast entries of column p of a */
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb), b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
+        for (size_t r = 0; r < MR; r++) {
+            __m512 ar = _mm512_set1_ps(a[r * a_rs + p * a_cs]);
+            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+        }
+    }
+    for (size_t r = 0; r < MR; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, c0[r]);
+        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, c1[r]);
+    }
+}
+
+// a: (m, k) at a[i * a_rs + p * a_cs]; b: (k, n) row stride ldb; c: (m, n) row stride ldc
+TGT static void w_gemm_tile(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs, const float *b,
+                            size_t ldb, float *c, size_t ldc, int accumulate) {
+    for (size_t j = 0; j < n; j += 32) {
+        size_t w = n - j < 32 ? n - j : 32;
+        __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : tail16(w), m1 = w > 16 ? tail16(w - 16) : 0;
+        if (w == 32) m1 = (__mmask16)0xFFFF;
+        size_t i = 0;
+        for (; i + 8 <= m; i += 8)
+            w_gemm_rows(8, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate);
+        switch (m - i) { /* the last m % 8 rows, each count with its own unrolled tile */
+        case 7: w_gemm_rows(7, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate); break;
+        case 6: w_gemm_rows(6, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate); break;
+        case 5: w_gemm_rows(5, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate); break;
+        case 4: w_gemm_rows(4, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate); break;
+        case 3: w_gemm_rows(3, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate); break;
+        case 2: w_gemm_rows(2, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate); break;
+        case 1: w_gemm_rows(1, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, m0, m1, accumulate); break;
+        default: break;
+        }
+    }
+}
+
+// s: (rows, cols) row stride lds; m, l, alpha: (cols,). Same steps as s_softmax_cols_online, 16 columns at a time.
+TGT static void w_softmax_cols_online(float *s, size_t rows, size_t cols, size_t lds, float *m, float *l,
+                                      float *alpha) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (size_t c = 0; c < cols; c += 16) {
+        __mmask16 k = cols - c >= 16 ? (__mmask16)0xFFFF : tail16(cols - c);
+        __m512 m_old = _mm512_mask_loadu_ps(ninf, k, m + c), m_new = m_old;
+        for (size_t r = 0; r < rows; r++) m_new = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, k, s + r * lds + c), m_new);
+        /* shift = m_new, or 0 in columns that have seen only -inf (so exp gives 0, not NaN) */
+        __m512 shift = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m_new, ninf, _CMP_NEQ_OQ), m_new);
+        __m512 a = exp16(_mm512_sub_ps(m_old, shift)); /* rescales what was summed under the old max */
+        __m512 sum = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, l + c), a);
+        for (size_t r = 0; r < rows; r++) {
+            __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + r * lds + c), shift));
+            _mm512_mask_storeu_ps(s + r * lds + c, k, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        _mm512_mask_storeu_ps(alpha + c, k, a);
+        _mm512_mask_storeu_ps(l + c, k, sum);
+        _mm512_mask_storeu_ps(m + c, k, m_new);
+    }
+}
+
 const llmc_simd_kernels llmc_simd_avx512 = {
     "avx512", w_dot, w_axpy, w_scale, w_max, w_sum, w_sumsq, w_sq_dev_sum, w_exp_shift_sum, w_shift_scale_add,
-    w_norm_affine, w_silu, w_gelu_tanh,
+    w_norm_affine, w_silu, w_gelu_tanh, w_gemm_tile, w_softmax_cols_online,
 };
 #else
 #include "simd.h"

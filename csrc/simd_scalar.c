@@ -60,7 +60,42 @@ static void s_gelu_tanh(const float *x, float *out, size_t n) {
     }
 }
 
+// a: (m, k) at a[i * a_rs + p * a_cs]; b: (k, n) row stride ldb; c: (m, n) row stride ldc
+static void s_gemm_tile(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs, const float *b,
+                        size_t ldb, float *c, size_t ldc, int accumulate) {
+    for (size_t i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        if (!accumulate)
+            for (size_t j = 0; j < n; j++) ci[j] = 0.0f;
+        for (size_t p = 0; p < k; p++) {
+            const float aip = a[i * a_rs + p * a_cs], *bp = b + p * ldb;
+            for (size_t j = 0; j < n; j++) ci[j] += aip * bp[j];
+        }
+    }
+}
+
+// s: (rows, cols) row stride lds; m, l, alpha: (cols,)
+static void s_softmax_cols_online(float *s, size_t rows, size_t cols, size_t lds, float *m, float *l, float *alpha) {
+    for (size_t c = 0; c < cols; c++) alpha[c] = m[c]; /* alpha holds the new max until step 2 */
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) alpha[c] = s[r * lds + c] > alpha[c] ? s[r * lds + c] : alpha[c];
+    for (size_t c = 0; c < cols; c++) {
+        float m_new = alpha[c];
+        float shift = m_new == -INFINITY ? 0.0f : m_new; /* a column with nothing visible yet: exp(-inf - 0) = 0 */
+        alpha[c] = expf(m[c] - shift);                   /* rescales what was summed under the old max */
+        l[c] *= alpha[c];
+        m[c] = m_new;
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            float shift = m[c] == -INFINITY ? 0.0f : m[c];
+            float e = expf(s[r * lds + c] - shift);
+            s[r * lds + c] = e;
+            l[c] += e;
+        }
+}
+
 const llmc_simd_kernels llmc_simd_scalar = {
     "scalar", s_dot, s_axpy, s_scale, s_max, s_sum, s_sumsq, s_sq_dev_sum, s_exp_shift_sum, s_shift_scale_add,
-    s_norm_affine, s_silu, s_gelu_tanh,
+    s_norm_affine, s_silu, s_gelu_tanh, s_gemm_tile, s_softmax_cols_online,
 };
