@@ -141,7 +141,80 @@ llmc_status llmc_attention_check_standard(size_t B, size_t Hq, size_t Tq, size_t
 /* (declared by the tokenizer work) */
 
 /* ---------------------------------------------------------------- model (model.c) */
-/* (declared by the model work) */
+/* Transformer models loaded from Hugging Face checkpoint folders (config.json + safetensors), run in fp32.
+ * Weights of any stored dtype (F32/F16/BF16) are converted once into one fp32 allocation, keeping each tensor's
+ * checkpoint name and layout (GPT-2's Conv1D weights stay (in, out)). */
+typedef enum {
+    LLMC_ARCH_GPT2 = 0,    /* learned positions, pre-LN, GELU-tanh, Conv1D weights, tied lm_head */
+    LLMC_ARCH_LLAMA = 1,   /* RMSNorm, RoPE (rotate-half, optional llama3 scaling), SwiGLU, GQA */
+    LLMC_ARCH_MISTRAL = 2, /* llama + sliding-window attention */
+    LLMC_ARCH_QWEN2 = 3,   /* llama + q/k/v bias */
+    LLMC_ARCH_QWEN3 = 4,   /* llama + per-head RMSNorm of q and k */
+    LLMC_ARCH_BERT = 5     /* encoder: absolute + token-type positions, post-LN, GELU; no lm_head */
+} llmc_arch;
+
+typedef struct {
+    int arch;                 /* llmc_arch */
+    size_t n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab, context_length;
+    size_t type_vocab;        /* BERT token types (0 otherwise) */
+    float norm_eps;
+    int tied_embeddings;      /* lm_head is the token embedding */
+    int causal;               /* decoders: 1; BERT: 0 */
+    int has_lm_head;          /* BERT: 0 */
+    size_t sliding_window;    /* mistral: keys at most this far back (incl. the query's own); 0 = unlimited */
+    float rope_theta;         /* 0 for learned positions */
+    int rope_llama3;          /* rope_scaling / rope_parameters of type llama3 */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    size_t rope_original_context;
+} llmc_model_config;
+
+typedef struct llmc_model llmc_model;
+
+/* Load dir/config.json and dir/model.safetensors (or the shards of dir/model.safetensors.index.json).
+ * A missing or unsupported config field is an error naming the field and the file. */
+llmc_status llmc_model_load(const char *dir, llmc_model **out);
+/* A model of the architecture described by config_json (a config.json's text) with random weights:
+ * normal(0, 0.02) matrices and embeddings, norm weights 1, biases 0. Deterministic in seed. */
+llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, llmc_model **out);
+void llmc_model_free(llmc_model *m);
+const llmc_model_config *llmc_model_get_config(const llmc_model *m);
+
+/* The weights by checkpoint name: tensor i's name, shape and fp32 data (owned by the model, writable). */
+size_t llmc_model_n_tensors(const llmc_model *m);
+llmc_status llmc_model_tensor(const llmc_model *m, size_t i, const char **name, int *ndim, size_t shape[2],
+                              float **data);
+
+/* One sequence through the whole model. ids: (T,); type_ids: (T,) or NULL (BERT token types, default 0);
+ * attn: llmc_attn_impl.
+ * Any output may be NULL: logits: (T, vocab); hidden: (n_layers + 1, T, d_model) as transformers reports them
+ * (embedding output, each block's output, the last one after the final norm for decoders);
+ * last: (T, d_model) the final hidden state (after the final norm for decoders). */
+llmc_status llmc_model_forward(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T, int attn,
+                               float *logits, float *hidden, float *last);
+/* The attention probabilities of one layer (standard attention). probs: (n_heads, T, T) */
+llmc_status llmc_model_attention_weights(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
+                                         size_t layer, float *probs);
+
+typedef enum { LLMC_POOL_MEAN = 0, LLMC_POOL_CLS = 1, LLMC_POOL_LAST = 2 } llmc_pooling;
+/* Sentence embeddings of N padded sequences. ids, type_ids: (N, T_max) (type_ids may be NULL); lengths: (N,), each
+ * in [1, T_max]: only the first lengths[i] tokens of row i are read (the attention mask). out: (N, d_model) */
+llmc_status llmc_model_embed(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, const size_t *lengths,
+                             size_t N, size_t T_max, int pooling, int normalize, int attn, float *out);
+
+/* KV-cached decoding state (decoders only). capacity: the most tokens held (<= context_length; 0 = context_length).
+ * overflow: what append does when the window is full. */
+typedef enum { LLMC_OVERFLOW_ERROR = 0, LLMC_OVERFLOW_SLIDE = 1 } llmc_overflow;
+typedef struct llmc_session llmc_session;
+llmc_status llmc_session_new(const llmc_model *m, size_t capacity, int overflow, size_t keep_first, int attn,
+                             llmc_session **out);
+/* Feed n >= 1 tokens; logits: (vocab,) of the last one. */
+llmc_status llmc_session_append(llmc_session *s, const int64_t *ids, size_t n, float *logits);
+size_t llmc_session_n_tokens(const llmc_session *s);
+/* The tokens now in the cache, (n_tokens,) */
+const int64_t *llmc_session_tokens(const llmc_session *s);
+void llmc_session_reset(llmc_session *s);
+void llmc_session_set_attn(llmc_session *s, int attn);
+void llmc_session_free(llmc_session *s);
 
 #ifdef __cplusplus
 }

@@ -70,8 +70,11 @@ float llmc_f16_to_f32(uint16_t h) {
 }
 
 // t: (numel,) in its dtype -> out: (numel,) float32
-void llmc_st_to_f32(const llmc_st_tensor *t, float *out) {
+llmc_status llmc_st_to_f32(const llmc_st_tensor *t, float *out) {
     const unsigned char *p = t->data;
+    if (t->dtype == LLMC_DT_OTHER)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; llmc loads only F32, F16 and BF16 tensors",
+                         t->file, t->name, t->dtype_name);
     if (t->dtype == LLMC_DT_F32) {
         memcpy(out, p, t->numel * 4); /* the file is little-endian, like every machine we build for */
     } else {
@@ -83,6 +86,7 @@ void llmc_st_to_f32(const llmc_st_tensor *t, float *out) {
             out[i] = bf ? llmc_bf16_to_f32(h) : llmc_f16_to_f32(h);
         }
     }
+    return LLMC_OK;
 }
 
 void llmc_st_release(const llmc_st_tensor *t) {
@@ -101,14 +105,17 @@ static int dtype_from(const char *s, size_t *itemsize) {
     return -1;
 }
 
-/* dtypes the format defines that we do not load */
-static int known_other_dtype(const char *s) {
-    static const char *const others[] = {"F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL",
-                                         "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+/* dtypes the format defines that we keep (so the file opens) but do not convert; sub-byte ones are refused */
+static size_t other_dtype_size(const char *s) {
+    static const struct { const char *name; size_t size; } others[] = {
+        {"F64", 8}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1}, {"U64", 8}, {"U32", 4}, {"U16", 2},
+        {"U8", 1}, {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1}, {"C64", 8}};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
-        if (!strcmp(s, others[i])) return 1;
+        if (!strcmp(s, others[i].name)) return others[i].size;
     return 0;
 }
+
+static int subbyte_dtype(const char *s) { return !strcmp(s, "F6_E2M3") || !strcmp(s, "F6_E3M2") || !strcmp(s, "F4"); }
 
 static llmc_status push_tensor(llmc_st *st, const llmc_st_tensor *t) {
     if (st->n == st->cap) {
@@ -183,12 +190,13 @@ static llmc_status parse_header(llmc_st *st, st_file *f) {
         t.file = f->path;
         size_t itemsize = 0;
         t.dtype = dtype_from(dt->str, &itemsize);
+        t.dtype_name = dt->str;
         if (t.dtype < 0) {
-            if (known_other_dtype(dt->str))
-                return llmc_fail(LLMC_ERR_UNSUPPORTED,
-                                 "%s: tensor '%s' has dtype %s; llmc loads only F32, F16 and BF16 tensors", path, name,
-                                 dt->str);
-            return llmc_fail(LLMC_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%.32s'", path, name, dt->str);
+            if ((itemsize = other_dtype_size(dt->str)) > 0) t.dtype = LLMC_DT_OTHER;
+            else if (subbyte_dtype(dt->str))
+                return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; llmc does not read sub-byte dtypes",
+                                 path, name, dt->str);
+            else return llmc_fail(LLMC_ERR_FORMAT, "%s: tensor '%s' has unknown dtype '%.32s'", path, name, dt->str);
         }
         if (sh->len > LLMC_ST_MAX_DIMS)
             return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dimensions (at most %d supported)", path,

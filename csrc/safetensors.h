@@ -15,11 +15,14 @@
 
 #define LLMC_ST_MAX_DIMS 8
 
-typedef enum { LLMC_DT_F32 = 0, LLMC_DT_F16 = 1, LLMC_DT_BF16 = 2 } llmc_st_dtype;
+/* OTHER: a dtype the format defines that llmc does not convert (I64, F64, U8, ...): the file opens (checkpoints
+ * carry integer buffers such as position_ids), reading such a tensor is LLMC_ERR_UNSUPPORTED. */
+typedef enum { LLMC_DT_F32 = 0, LLMC_DT_F16 = 1, LLMC_DT_BF16 = 2, LLMC_DT_OTHER = 3 } llmc_st_dtype;
 
 typedef struct {
     const char *name;           /* NUL-terminated */
     int dtype;                  /* llmc_st_dtype */
+    const char *dtype_name;     /* as written in the header */
     int ndim;
     size_t shape[LLMC_ST_MAX_DIMS];
     size_t numel;               /* product of shape (1 for a scalar) */
@@ -31,7 +34,7 @@ typedef struct {
 typedef struct llmc_st llmc_st;
 
 /* Open one .safetensors file. Errors: LLMC_ERR_NOT_FOUND, LLMC_ERR_IO, LLMC_ERR_FORMAT (corrupt, naming file and
- * tensor), LLMC_ERR_UNSUPPORTED (a valid dtype other than F32/F16/BF16, naming dtype and tensor). */
+ * tensor), LLMC_ERR_UNSUPPORTED (a sub-byte dtype such as F4, naming dtype and tensor). */
 llmc_status llmc_st_open(const char *path, llmc_st **out);
 /* Open a checkpoint folder: dir/model.safetensors.index.json (sharded) if present, else dir/model.safetensors. */
 llmc_status llmc_st_open_dir(const char *dir, llmc_st **out);
@@ -42,8 +45,8 @@ size_t llmc_st_count(const llmc_st *st);
 const llmc_st_tensor *llmc_st_at(const llmc_st *st, size_t i);
 /* NULL when absent */
 const llmc_st_tensor *llmc_st_find(const llmc_st *st, const char *name);
-/* Convert the tensor to float32. out: (numel,) */
-void llmc_st_to_f32(const llmc_st_tensor *t, float *out);
+/* Convert the tensor to float32. out: (numel,). LLMC_ERR_UNSUPPORTED naming dtype and tensor unless F32/F16/BF16. */
+llmc_status llmc_st_to_f32(const llmc_st_tensor *t, float *out);
 /* Tell the kernel the mapped pages of t are no longer needed (they drop out of the resident set). */
 void llmc_st_release(const llmc_st_tensor *t);
 const char *llmc_st_dtype_name(int dtype);
