@@ -10,6 +10,7 @@ Quick tour::
 from __future__ import annotations
 
 from ._native import _core
+from .tokenizer import Tokenizer
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -56,5 +57,5 @@ def blas_info() -> str:
 __all__ = [
     "apply_rope", "cross_entropy", "embedding", "gelu", "hardmax", "layer_norm", "log_softmax", "matmul",
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
-    "get_num_threads", "simd_info", "blas_info", "UnsupportedError",
+    "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Tokenizer",
 ]

@@ -33,5 +33,7 @@ PyArrayObject *llmc_py_new_float(int nd, const npy_intp *dims);
 
 extern PyMethodDef llmc_py_core_methods[];
 extern PyMethodDef llmc_py_ops_methods[];
+extern PyMethodDef llmc_py_tokenizer_methods[];
+extern PyTypeObject llmc_py_TokHandle_Type;
 
 #endif
