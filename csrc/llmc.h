@@ -137,8 +137,56 @@ size_t llmc_attention_standard_limit(void);
 /* LLMC_OK if a (B, Hq, Tq, Tk) float32 score tensor fits under that limit, else LLMC_ERR_NOMEM naming the size. */
 llmc_status llmc_attention_check_standard(size_t B, size_t Hq, size_t Tq, size_t Tk);
 
-/* ---------------------------------------------------------------- tokenizer (tokenizer.c) */
-/* (declared by the tokenizer work) */
+/* ---------------------------------------------------------------- tokenizer (tokenizer.c, tokenizer_hf.c, ...) */
+/* A BPE tokenizer: tiktoken .tiktoken files and Hugging Face tokenizer.json (byte-level BPE, SentencePiece-style
+ * BPE with byte fallback). Token ids are int32; token bytes are raw bytes. Thread-safe for concurrent encodes. */
+typedef struct llmc_tokenizer llmc_tokenizer;
+
+/* data[0..len): the bytes of a .tiktoken file ("base64 rank" per line). pattern: a built-in pre-tokenizer name
+ * ("gpt2", "cl100k", "o200k", "llama3", "qwen2") or one of those exact regex strings (anything else is
+ * LLMC_ERR_UNSUPPORTED). specials: n_special tokens, bytes special[k][0..special_len[k]) with id special_id[k]. */
+llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const char *pattern,
+                                         const char *const *special, const size_t *special_len,
+                                         const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
+/* data[0..len): the bytes of a Hugging Face tokenizer.json; `what` names it in error messages. */
+llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char *what, llmc_tokenizer **out);
+void llmc_tokenizer_free(llmc_tokenizer *t);
+/* Free a buffer returned by a tokenizer function (ids, bytes, offsets, merges). */
+void llmc_tokenizer_free_buffer(void *p);
+
+size_t llmc_tokenizer_n_vocab(const llmc_tokenizer *t); /* max id + 1 */
+/* Special / added tokens: k in [0, n); *special = 1 for special tokens (0 for HF's non-special added tokens). */
+size_t llmc_tokenizer_n_added(const llmc_tokenizer *t);
+void llmc_tokenizer_added(const llmc_tokenizer *t, size_t k, const char **bytes, size_t *len, int32_t *id,
+                          int *special);
+
+enum { LLMC_SPECIAL_ALLOWED = 1, LLMC_SPECIAL_DISALLOWED = 2 };
+/* Encode text[0..len) (UTF-8; invalid bytes are encoded as bytes). special_mode: NULL (special tokens are plain
+ * text) or (n_added,) flags: ALLOWED -> the token's text becomes its id; DISALLOWED -> text containing it is
+ * LLMC_ERR_INVALID. Non-special added tokens are always matched. add_special: apply the post-processor template
+ * (e.g. Llama's <s>). *ids: (*n_ids,) int32, free with llmc_tokenizer_free_buffer. */
+llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
+                                  int add_special, int32_t **ids, size_t *n_ids);
+/* Encode n_texts texts in parallel on up to num_threads threads (<= 0: llmc_threads()). texts[i][0..lens[i]) ->
+ * ids[i]: (n_ids[i],) (each freed with llmc_tokenizer_free_buffer; on error none are left allocated). */
+llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *const *texts, const size_t *lens,
+                                        size_t n_texts, const uint8_t *special_mode, int add_special,
+                                        int num_threads, int32_t **ids, size_t *n_ids);
+/* The bytes of ids[0..n) concatenated (decoder rules applied). *out: (*out_len,) bytes, free with llmc_tokenizer_free_buffer.
+ * An id outside [0, n_vocab) or without a token is LLMC_ERR_INVALID naming it and its index. */
+llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, size_t n, char **out, size_t *out_len);
+/* The bytes of one token (pointer into the tokenizer; valid while it lives). */
+llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, const char **bytes, size_t *len);
+/* Pre-tokenize only: piece k is text[starts[k] .. starts[k+1]) (starts: (*n + 1,), free with llmc_tokenizer_free_buffer). */
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n);
+
+/* Byte-level BPE training (bpe_train.c). texts: n_texts strings; pretok: a built-in pre-tokenizer name.
+ * Learns up to n_merges merges whose pair count is >= min_frequency. Token ids: bytes are 0..255, merge k makes
+ * id 256 + k. merges: (*n_out, 2) int32 pairs (left id, right id), free with llmc_tokenizer_free_buffer. progress (may be NULL) is
+ * called every ~1% with (merges done, n_merges, ctx). */
+llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t n_texts, const char *pretok,
+                           size_t n_merges, uint64_t min_frequency, void (*progress)(size_t, size_t, void *),
+                           void *ctx, int32_t **merges, size_t *n_out);
 
 /* ---------------------------------------------------------------- model (model.c) */
 /* Transformer models loaded from Hugging Face checkpoint folders (config.json + safetensors), run in fp32.

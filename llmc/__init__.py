@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._native import _core
 from .attention import attention
+from .tokenizer import Tokenizer
 from .model import Model, Session
 from .ops import (
     apply_rope,
@@ -58,5 +59,5 @@ def blas_info() -> str:
 __all__ = [
     "apply_rope", "cross_entropy", "embedding", "gelu", "hardmax", "layer_norm", "log_softmax", "matmul",
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
-    "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Model", "Session", "attention",
+    "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Model", "Session", "attention", "Tokenizer",
 ]

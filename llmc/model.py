@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import warnings
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
@@ -279,11 +280,14 @@ def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
 
 
 def _load_tokenizer(path: Path):
-    """llmc.Tokenizer.from_file(tokenizer.json) when llmc has a tokenizer and the file exists, else None."""
+    """llmc.Tokenizer.from_file(tokenizer.json) when the file exists, else None. A tokenizer kind llmc does not
+    implement (e.g. BERT's WordPiece) leaves None with a warning: the model itself still works on token ids."""
     if not path.is_file():
         return None
+    from .tokenizer import Tokenizer
+
     try:
-        from . import Tokenizer  # type: ignore[attr-defined]
-    except ImportError:
+        return Tokenizer.from_file(str(path))
+    except _core.UnsupportedError as e:
+        warnings.warn(f"model.tokenizer is None: {e}", stacklevel=3)
         return None
-    return Tokenizer.from_file(str(path))

@@ -456,7 +456,8 @@ def test_minilm_real_weights():
     tok = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
     tok.no_padding()  # the file pads every text to 128 tokens; we pad (and mask) ourselves
     enc = [tok.encode(s).ids for s in sents]
-    model = llmc.Model.load(d)
+    with pytest.warns(UserWarning, match="model.tokenizer is None"):  # WordPiece: not in llmc's tokenizer
+        model = llmc.Model.load(d)
     got = model.embed(enc)
     hf = transformers.BertModel.from_pretrained(d).eval()
     T = max(map(len, enc))
@@ -477,3 +478,22 @@ def test_minilm_real_weights():
     sim = q @ q.T
     assert sim[0, 1] > max(sim[0, 2], sim[0, 3], sim[1, 2], sim[1, 3]) + 0.2
     assert sim[2, 3] > max(sim[0, 2], sim[0, 3], sim[1, 2], sim[1, 3]) + 0.2
+
+
+def test_tokenizer_attached_and_embed_text(ckpt, tmp_path):
+    import tokenizers
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    d = _copy(ckpt, "gpt2", tmp_path)
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    texts = ["the quick brown fox jumps over the lazy dog", "a model of clarity", "hello world"] * 20
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(str(d / "tokenizer.json"))
+    model = llmc.Model.load(d)
+    assert model.tokenizer is not None
+    ids = tok.encode("the lazy fox says hello").ids
+    assert model.tokenizer.encode("the lazy fox says hello") == ids
+    np.testing.assert_allclose(model.embed(["the lazy fox says hello"], pooling="last"),
+                               model.embed([ids], pooling="last"), atol=1e-6, rtol=0)

@@ -34,6 +34,8 @@ PyArrayObject *llmc_py_new_float(int nd, const npy_intp *dims);
 extern PyMethodDef llmc_py_core_methods[];
 extern PyMethodDef llmc_py_ops_methods[];
 extern PyMethodDef llmc_py_attention_methods[];
+extern PyMethodDef llmc_py_tokenizer_methods[];
+extern PyTypeObject llmc_py_TokHandle_Type;
 extern PyMethodDef llmc_py_model_methods[];
 /* Adds the Model and Session types to the module (model_binding.c). */
 int llmc_py_model_init(PyObject *m);

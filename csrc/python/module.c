@@ -76,9 +76,12 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (!m) return NULL;
     /* one table per concept; a new concept adds its table here */
     PyMethodDef *tables[] = {llmc_py_core_methods, llmc_py_ops_methods, llmc_py_attention_methods,
-                             llmc_py_model_methods};
+                             llmc_py_tokenizer_methods, llmc_py_model_methods};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
+    if (PyType_Ready(&llmc_py_TokHandle_Type) < 0 ||
+        PyModule_AddObjectRef(m, "TokenizerHandle", (PyObject *)&llmc_py_TokHandle_Type) < 0)
+        goto fail;
     PyObject *bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_NotImplementedError);
     if (!bases) goto fail;
     llmc_py_UnsupportedError = PyErr_NewExceptionWithDoc(
