@@ -137,8 +137,56 @@ size_t llmc_attention_standard_limit(void);
 /* LLMC_OK if a (B, Hq, Tq, Tk) float32 score tensor fits under that limit, else LLMC_ERR_NOMEM naming the size. */
 llmc_status llmc_attention_check_standard(size_t B, size_t Hq, size_t Tq, size_t Tk);
 
-/* ---------------------------------------------------------------- tokenizer (tokenizer.c) */
-/* (declared by the tokenizer work) */
+/* ---------------------------------------------------------------- tokenizer (tokenizer.c, tokenizer_hf.c, ...) */
+/* A BPE tokenizer: tiktoken .tiktoken files and Hugging Face tokenizer.json (byte-level BPE, SentencePiece-style
+ * BPE with byte fallback). Token ids are int32; token bytes are raw bytes. Thread-safe for concurrent encodes. */
+typedef struct llmc_tokenizer llmc_tokenizer;
+
+/* data[0..len): the bytes of a .tiktoken file ("base64 rank" per line). pattern: a built-in pre-tokenizer name
+ * ("gpt2", "cl100k", "o200k", "llama3", "qwen2") or one of those exact regex strings (anything else is
+ * LLMC_ERR_UNSUPPORTED). specials: n_special tokens, bytes special[k][0..special_len[k]) with id special_id[k]. */
+llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const char *pattern,
+                                         const char *const *special, const size_t *special_len,
+                                         const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
+/* data[0..len): the bytes of a Hugging Face tokenizer.json; `what` names it in error messages. */
+llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char *what, llmc_tokenizer **out);
+void llmc_tokenizer_free(llmc_tokenizer *t);
+/* Free a buffer returned by a tokenizer function (ids, bytes, offsets, merges). */
+void llmc_tokenizer_free_buffer(void *p);
+
+size_t llmc_tokenizer_n_vocab(const llmc_tokenizer *t); /* max id + 1 */
+/* Special / added tokens: k in [0, n); *special = 1 for special tokens (0 for HF's non-special added tokens). */
+size_t llmc_tokenizer_n_added(const llmc_tokenizer *t);
+void llmc_tokenizer_added(const llmc_tokenizer *t, size_t k, const char **bytes, size_t *len, int32_t *id,
+                          int *special);
+
+enum { LLMC_SPECIAL_ALLOWED = 1, LLMC_SPECIAL_DISALLOWED = 2 };
+/* Encode text[0..len) (UTF-8; invalid bytes are encoded as bytes). special_mode: NULL (special tokens are plain
+ * text) or (n_added,) flags: ALLOWED -> the token's text becomes its id; DISALLOWED -> text containing it is
+ * LLMC_ERR_INVALID. Non-special added tokens are always matched. add_special: apply the post-processor template
+ * (e.g. Llama's <s>). *ids: (*n_ids,) int32, free with llmc_tokenizer_free_buffer. */
+llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
+                                  int add_special, int32_t **ids, size_t *n_ids);
+/* Encode n_texts texts in parallel on up to num_threads threads (<= 0: llmc_threads()). texts[i][0..lens[i]) ->
+ * ids[i]: (n_ids[i],) (each freed with llmc_tokenizer_free_buffer; on error none are left allocated). */
+llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *const *texts, const size_t *lens,
+                                        size_t n_texts, const uint8_t *special_mode, int add_special,
+                                        int num_threads, int32_t **ids, size_t *n_ids);
+/* The bytes of ids[0..n) concatenated (decoder rules applied). *out: (*out_len,) bytes, free with llmc_tokenizer_free_buffer.
+ * An id outside [0, n_vocab) or without a token is LLMC_ERR_INVALID naming it and its index. */
+llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, size_t n, char **out, size_t *out_len);
+/* The bytes of one token (pointer into the tokenizer; valid while it lives). */
+llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, const char **bytes, size_t *len);
+/* Pre-tokenize only: piece k is text[starts[k] .. starts[k+1]) (starts: (*n + 1,), free with llmc_tokenizer_free_buffer). */
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n);
+
+/* Byte-level BPE training (bpe_train.c). texts: n_texts strings; pretok: a built-in pre-tokenizer name.
+ * Learns up to n_merges merges whose pair count is >= min_frequency. Token ids: bytes are 0..255, merge k makes
+ * id 256 + k. merges: (*n_out, 2) int32 pairs (left id, right id), free with llmc_tokenizer_free_buffer. progress (may be NULL) is
+ * called every ~1% with (merges done, n_merges, ctx). */
+llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t n_texts, const char *pretok,
+                           size_t n_merges, uint64_t min_frequency, void (*progress)(size_t, size_t, void *),
+                           void *ctx, int32_t **merges, size_t *n_out);
 
 /* ---------------------------------------------------------------- backward (backward.c) and optimiser (optim.c) */
 /* Every backward ACCUMULATES into its gradient outputs (dx += ...); zero them first. Any of them may be NULL. */
@@ -228,7 +276,80 @@ llmc_status llmc_sampler_sample(llmc_sampler *s, float *logits, const int64_t *h
                                 int64_t *token, float *logprob);
 
 /* ---------------------------------------------------------------- model (model.c) */
-/* (declared by the model work) */
+/* Transformer models loaded from Hugging Face checkpoint folders (config.json + safetensors), run in fp32.
+ * Weights of any stored dtype (F32/F16/BF16) are converted once into one fp32 allocation, keeping each tensor's
+ * checkpoint name and layout (GPT-2's Conv1D weights stay (in, out)). */
+typedef enum {
+    LLMC_ARCH_GPT2 = 0,    /* learned positions, pre-LN, GELU-tanh, Conv1D weights, tied lm_head */
+    LLMC_ARCH_LLAMA = 1,   /* RMSNorm, RoPE (rotate-half, optional llama3 scaling), SwiGLU, GQA */
+    LLMC_ARCH_MISTRAL = 2, /* llama + sliding-window attention */
+    LLMC_ARCH_QWEN2 = 3,   /* llama + q/k/v bias */
+    LLMC_ARCH_QWEN3 = 4,   /* llama + per-head RMSNorm of q and k */
+    LLMC_ARCH_BERT = 5     /* encoder: absolute + token-type positions, post-LN, GELU; no lm_head */
+} llmc_arch;
+
+typedef struct {
+    int arch;                 /* llmc_arch */
+    size_t n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab, context_length;
+    size_t type_vocab;        /* BERT token types (0 otherwise) */
+    float norm_eps;
+    int tied_embeddings;      /* lm_head is the token embedding */
+    int causal;               /* decoders: 1; BERT: 0 */
+    int has_lm_head;          /* BERT: 0 */
+    size_t sliding_window;    /* mistral: keys at most this far back (incl. the query's own); 0 = unlimited */
+    float rope_theta;         /* 0 for learned positions */
+    int rope_llama3;          /* rope_scaling / rope_parameters of type llama3 */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    size_t rope_original_context;
+} llmc_model_config;
+
+typedef struct llmc_model llmc_model;
+
+/* Load dir/config.json and dir/model.safetensors (or the shards of dir/model.safetensors.index.json).
+ * A missing or unsupported config field is an error naming the field and the file. */
+llmc_status llmc_model_load(const char *dir, llmc_model **out);
+/* A model of the architecture described by config_json (a config.json's text) with random weights:
+ * normal(0, 0.02) matrices and embeddings, norm weights 1, biases 0. Deterministic in seed. */
+llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, llmc_model **out);
+void llmc_model_free(llmc_model *m);
+const llmc_model_config *llmc_model_get_config(const llmc_model *m);
+
+/* The weights by checkpoint name: tensor i's name, shape and fp32 data (owned by the model, writable). */
+size_t llmc_model_n_tensors(const llmc_model *m);
+llmc_status llmc_model_tensor(const llmc_model *m, size_t i, const char **name, int *ndim, size_t shape[2],
+                              float **data);
+
+/* One sequence through the whole model. ids: (T,); type_ids: (T,) or NULL (BERT token types, default 0);
+ * attn: llmc_attn_impl.
+ * Any output may be NULL: logits: (T, vocab); hidden: (n_layers + 1, T, d_model) as transformers reports them
+ * (embedding output, each block's output, the last one after the final norm for decoders);
+ * last: (T, d_model) the final hidden state (after the final norm for decoders). */
+llmc_status llmc_model_forward(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T, int attn,
+                               float *logits, float *hidden, float *last);
+/* The attention probabilities of one layer (standard attention). probs: (n_heads, T, T) */
+llmc_status llmc_model_attention_weights(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
+                                         size_t layer, float *probs);
+
+typedef enum { LLMC_POOL_MEAN = 0, LLMC_POOL_CLS = 1, LLMC_POOL_LAST = 2 } llmc_pooling;
+/* Sentence embeddings of N padded sequences. ids, type_ids: (N, T_max) (type_ids may be NULL); lengths: (N,), each
+ * in [1, T_max]: only the first lengths[i] tokens of row i are read (the attention mask). out: (N, d_model) */
+llmc_status llmc_model_embed(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, const size_t *lengths,
+                             size_t N, size_t T_max, int pooling, int normalize, int attn, float *out);
+
+/* KV-cached decoding state (decoders only). capacity: the most tokens held (<= context_length; 0 = context_length).
+ * overflow: what append does when the window is full. */
+typedef enum { LLMC_OVERFLOW_ERROR = 0, LLMC_OVERFLOW_SLIDE = 1 } llmc_overflow;
+typedef struct llmc_session llmc_session;
+llmc_status llmc_session_new(const llmc_model *m, size_t capacity, int overflow, size_t keep_first, int attn,
+                             llmc_session **out);
+/* Feed n >= 1 tokens; logits: (vocab,) of the last one. */
+llmc_status llmc_session_append(llmc_session *s, const int64_t *ids, size_t n, float *logits);
+size_t llmc_session_n_tokens(const llmc_session *s);
+/* The tokens now in the cache, (n_tokens,) */
+const int64_t *llmc_session_tokens(const llmc_session *s);
+void llmc_session_reset(llmc_session *s);
+void llmc_session_set_attn(llmc_session *s, int attn);
+void llmc_session_free(llmc_session *s);
 
 #ifdef __cplusplus
 }

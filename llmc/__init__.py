@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ._native import _core
 from .attention import attention
+from .tokenizer import Tokenizer
+from .model import Model, Session
 from .generate import Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
 from .training import TrainHistory, loss_and_grads, train
@@ -61,5 +63,6 @@ __all__ = [
     "apply_rope", "cross_entropy", "embedding", "gelu", "hardmax", "layer_norm", "log_softmax", "matmul",
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
-    "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory",
+    "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
+    "Tokenizer",
 ]

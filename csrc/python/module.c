@@ -84,16 +84,21 @@ PyMODINIT_FUNC PyInit__core(void) {
         llmc_py_backward_methods,
         llmc_py_attention_methods,
         llmc_py_train_methods,
+        llmc_py_tokenizer_methods,
+        llmc_py_model_methods,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
     /* Python types, one per handle */
-    PyTypeObject *types[] = {&llmc_py_SamplerType, &llmc_py_TrainerType};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        if (PyType_Ready(types[i]) < 0) goto fail;
-        const char *dot = strrchr(types[i]->tp_name, '.');
-        if (PyModule_AddObjectRef(m, dot ? dot + 1 : types[i]->tp_name, (PyObject *)types[i]) < 0) goto fail;
-    }
+    PyTypeObject *types[] = {
+        &llmc_py_SamplerType,
+        &llmc_py_TrainerType,
+        &llmc_py_TokHandle_Type,
+    };
+    const char *type_names[] = {"Sampler", "Trainer", "TokenizerHandle"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(m, type_names[i], (PyObject *)types[i]) < 0)
+            goto fail;
     PyObject *bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_NotImplementedError);
     if (!bases) goto fail;
     llmc_py_UnsupportedError = PyErr_NewExceptionWithDoc(
@@ -102,6 +107,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_DECREF(bases);
     if (!llmc_py_UnsupportedError || PyModule_AddObjectRef(m, "UnsupportedError", llmc_py_UnsupportedError) < 0)
         goto fail;
+    if (llmc_py_model_init(m) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -1,0 +1,140 @@
+/* nfc.c: Unicode Normalization Form C (canonical decomposition, canonical ordering, canonical composition), for
+ * tokenizer.json files whose normalizer is NFC (Qwen). Tables come from unicode_tables.c (generated). */
+#include <string.h>
+
+#include "tok_internal.h"
+#include "unicode.h"
+
+/* Hangul syllable constants (Unicode ch. 3.12) */
+enum { SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7, LCOUNT = 19, VCOUNT = 21, TCOUNT = 28,
+       NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT };
+
+static unsigned ccc(uint32_t cp) {
+    size_t lo = 0, hi = llmc_ccc_count; /* binary search over the sorted (code point, class) table */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (llmc_ccc_table[mid][0] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < llmc_ccc_count && llmc_ccc_table[lo][0] == cp ? llmc_ccc_table[lo][1] : 0;
+}
+
+/* Append the full canonical decomposition of cp to out (room for 18 code points; the longest is 4). */
+static size_t decompose(uint32_t cp, uint32_t *out) {
+    if (cp >= SBASE && cp < SBASE + SCOUNT) {
+        uint32_t si = cp - SBASE, t = si % TCOUNT;
+        out[0] = LBASE + si / NCOUNT;
+        out[1] = VBASE + (si % NCOUNT) / TCOUNT;
+        if (t) out[2] = TBASE + t;
+        return t ? 3 : 2;
+    }
+    size_t lo = 0, hi = llmc_decomp_count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (llmc_decomp_table[mid][0] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < llmc_decomp_count && llmc_decomp_table[lo][0] == cp) {
+        size_t off = llmc_decomp_table[lo][1], len = llmc_decomp_table[lo][2];
+        memcpy(out, llmc_decomp_pool + off, len * sizeof(uint32_t));
+        return len;
+    }
+    out[0] = cp;
+    return 1;
+}
+
+/* The primary composite of (a, b), or 0. */
+static uint32_t compose(uint32_t a, uint32_t b) {
+    if (a >= LBASE && a < LBASE + LCOUNT && b >= VBASE && b < VBASE + VCOUNT)
+        return SBASE + ((a - LBASE) * VCOUNT + (b - VBASE)) * TCOUNT;
+    if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE && b < TBASE + TCOUNT)
+        return a + (b - TBASE);
+    size_t lo = 0, hi = llmc_comp_count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const uint32_t *e = llmc_comp_table[mid];
+        if (e[0] < a || (e[0] == a && e[1] < b)) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < llmc_comp_count && llmc_comp_table[lo][0] == a && llmc_comp_table[lo][1] == b)
+        return llmc_comp_table[lo][2];
+    return 0;
+}
+
+// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFC. Invalid bytes pass through unchanged.
+llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+    size_t cap;
+    /* a code point decomposes into at most 4 (canonical) and each input byte is at least a quarter code point */
+    if (!llmc_mul_ok(n + 1, 4 * sizeof(uint32_t), &cap)) return llmc_fail(LLMC_ERR_NOMEM, "NFC: text too long");
+    uint32_t *cps = llmc_malloc(cap, "NFC buffer");
+    uint8_t *bad = llmc_malloc(cap / sizeof(uint32_t), "NFC buffer"); /* marks code points that stand for an invalid byte */
+    if (!cps || !bad) {
+        llmc_free(cps);
+        llmc_free(bad);
+        return LLMC_ERR_NOMEM;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n;) { /* 1. decode and decompose */
+        size_t l;
+        uint32_t cp = llmc_utf8_next(s + i, n - i, &l);
+        if (cp == LLMC_BAD_CP) {
+            cps[m] = s[i]; /* keep the raw byte */
+            bad[m++] = 1;
+        } else {
+            uint32_t d[18];
+            size_t k = decompose(cp, d);
+            for (size_t j = 0; j < k; j++) {
+                cps[m] = d[j];
+                bad[m++] = 0;
+            }
+        }
+        i += l;
+    }
+    /* 2. canonical ordering: stable insertion sort of every run of non-starters by combining class */
+    for (size_t i = 1; i < m; i++) {
+        unsigned c = bad[i] ? 0 : ccc(cps[i]);
+        if (!c) continue;
+        size_t j = i;
+        while (j > 0 && !bad[j - 1] && ccc(cps[j - 1]) > c) {
+            uint32_t t = cps[j];
+            cps[j] = cps[j - 1];
+            cps[j - 1] = t;
+            j--;
+        }
+    }
+    /* 3. canonical composition (in place: w <= i) */
+    size_t w = 0, starter = (size_t)-1;
+    unsigned last = 256; /* class of the last kept character; 256 blocks composition */
+    for (size_t i = 0; i < m; i++) {
+        uint32_t cp = cps[i];
+        unsigned c = bad[i] ? 256 : ccc(cp);
+        if (starter != (size_t)-1 && !bad[i] && (last == 0 ? w - 1 == starter : last < c)) {
+            uint32_t comp = compose(cps[starter], cp);
+            if (comp) { /* not blocked: fold into the starter */
+                cps[starter] = comp;
+                continue;
+            }
+        }
+        if (c == 0) starter = w;
+        else if (bad[i]) starter = (size_t)-1;
+        last = c;
+        bad[w] = bad[i];
+        cps[w++] = cp;
+    }
+    uint8_t *res = llmc_malloc(4 * w + 1, "NFC output"); /* at most 4 UTF-8 bytes per code point */
+    if (!res) {
+        llmc_free(cps);
+        llmc_free(bad);
+        return LLMC_ERR_NOMEM;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < w; i++) {
+        if (bad[i]) res[o++] = (uint8_t)cps[i];
+        else o += llmc_utf8_put(cps[i], res + o);
+    }
+    llmc_free(cps);
+    llmc_free(bad);
+    *out = res;
+    *out_len = o;
+    return LLMC_OK;
+}

@@ -1,0 +1,450 @@
+/* model_binding.c: llmc._core's safetensors inspection functions and the Model / Session types. */
+#include <string.h>
+
+#include "binding.h"
+#include "../safetensors.h"
+
+/* ---------------------------------------------------------------- safetensors (for tests and inspection) */
+static PyObject *py_safetensors_info(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+    llmc_st *st = NULL;
+    llmc_status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = llmc_st_open(path, &st);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(s)) return NULL;
+    PyObject *d = PyDict_New();
+    for (size_t i = 0; d && i < llmc_st_count(st); i++) {
+        const llmc_st_tensor *t = llmc_st_at(st, i);
+        PyObject *shape = PyTuple_New(t->ndim);
+        for (int k = 0; shape && k < t->ndim; k++) PyTuple_SET_ITEM(shape, k, PyLong_FromSize_t(t->shape[k]));
+        PyObject *v = shape ? Py_BuildValue("(sN)", t->dtype_name, shape) : NULL;
+        if (!v || PyDict_SetItemString(d, t->name, v) < 0) Py_CLEAR(d);
+        Py_XDECREF(v);
+    }
+    llmc_st_close(st);
+    return d;
+}
+
+static PyObject *py_safetensors_read(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *path, *name;
+    if (!PyArg_ParseTuple(args, "ss", &path, &name)) return NULL;
+    llmc_st *st = NULL;
+    llmc_status s;
+    Py_BEGIN_ALLOW_THREADS
+    s = llmc_st_open(path, &st);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(s)) return NULL;
+    const llmc_st_tensor *t = llmc_st_find(st, name);
+    PyArrayObject *out = NULL;
+    if (!t) {
+        PyErr_Format(PyExc_KeyError, "%s: no tensor named '%s'", path, name);
+    } else {
+        npy_intp dims[LLMC_ST_MAX_DIMS];
+        for (int k = 0; k < t->ndim; k++) dims[k] = (npy_intp)t->shape[k];
+        out = llmc_py_new_float(t->ndim, dims);
+        if (out) {
+            Py_BEGIN_ALLOW_THREADS
+            s = llmc_st_to_f32(t, PyArray_DATA(out));
+            Py_END_ALLOW_THREADS
+            if (llmc_py_check(s)) Py_CLEAR(out);
+        }
+    }
+    llmc_st_close(st);
+    return (PyObject *)out;
+}
+
+/* ---------------------------------------------------------------- Model */
+typedef struct {
+    PyObject_HEAD
+    llmc_model *m;
+} ModelObject;
+
+typedef struct {
+    PyObject_HEAD
+    llmc_session *s;
+    PyObject *owner; /* the ModelObject: keeps the weights alive while the session exists */
+    int busy;        /* set while append runs without the GIL: a second thread gets an error, not a race */
+} SessionObject;
+
+static PyTypeObject ModelType, SessionType;
+
+static void model_dealloc(ModelObject *self) {
+    llmc_model_free(self->m);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *wrap_model(llmc_model *m) {
+    ModelObject *o = PyObject_New(ModelObject, &ModelType);
+    if (!o) {
+        llmc_model_free(m);
+        return NULL;
+    }
+    o->m = m;
+    return (PyObject *)o;
+}
+
+static PyObject *py_model_load(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *po;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &po)) return NULL;
+    llmc_model *m = NULL;
+    llmc_status st;
+    const char *path = PyBytes_AS_STRING(po);
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_load(path, &m);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(po);
+    if (llmc_py_check(st)) return NULL;
+    return wrap_model(m);
+}
+
+static PyObject *py_model_init(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *text;
+    Py_ssize_t len;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "s#K", &text, &len, &seed)) return NULL;
+    llmc_model *m = NULL;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_init(text, (size_t)len, (uint64_t)seed, &m);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) return NULL;
+    return wrap_model(m);
+}
+
+static const char *arch_name(int arch) {
+    static const char *const names[] = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "bert"};
+    return arch >= 0 && arch <= 5 ? names[arch] : "?";
+}
+
+static PyObject *model_config(ModelObject *self, PyObject *args) {
+    (void)args;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:f,s:O,s:O,s:n,s:f}", "arch", arch_name(c->arch),
+                         "n_layers", (Py_ssize_t)c->n_layers, "d_model", (Py_ssize_t)c->d_model, "n_heads",
+                         (Py_ssize_t)c->n_heads, "n_kv_heads", (Py_ssize_t)c->n_kv_heads, "head_dim",
+                         (Py_ssize_t)c->head_dim, "d_ff", (Py_ssize_t)c->d_ff, "vocab_size", (Py_ssize_t)c->vocab,
+                         "context_length", (Py_ssize_t)c->context_length, "type_vocab_size",
+                         (Py_ssize_t)c->type_vocab, "norm_eps", (double)c->norm_eps, "tied_embeddings",
+                         c->tied_embeddings ? Py_True : Py_False, "causal", c->causal ? Py_True : Py_False,
+                         "sliding_window", (Py_ssize_t)c->sliding_window, "rope_theta", (double)c->rope_theta);
+}
+
+/* 1-D int64 ids (new reference) or NULL */
+static PyArrayObject *ids_1d(PyObject *o, const char *what) {
+    if (o == Py_None) return NULL;
+    PyArrayObject *a = llmc_py_int_array(o, what);
+    if (a && PyArray_NDIM(a) != 1) {
+        char sh[128];
+        llmc_py_shape_str(a, sh, sizeof sh);
+        PyErr_Format(PyExc_ValueError, "%s must be a 1-D sequence of token ids, got shape %s", what, sh);
+        Py_CLEAR(a);
+    }
+    return a;
+}
+
+/* forward(ids, type_ids, attn, want_logits, want_hidden, want_last) -> (logits | None, hidden | None, last | None) */
+static PyObject *model_forward(ModelObject *self, PyObject *args) {
+    PyObject *io, *to;
+    int attn, wl, wh, wlast;
+    if (!PyArg_ParseTuple(args, "OOippp", &io, &to, &attn, &wl, &wh, &wlast)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *lo = NULL, *ho = NULL, *la = NULL;
+    PyObject *res = NULL;
+    if (!ids) return NULL;
+    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
+    npy_intp T = PyArray_DIM(ids, 0);
+    if (types && PyArray_DIM(types, 0) != T) {
+        PyErr_Format(PyExc_ValueError, "token_type_ids has %zd entries for %zd tokens", (Py_ssize_t)PyArray_DIM(types, 0),
+                     (Py_ssize_t)T);
+        goto done;
+    }
+    npy_intp dl[2] = {T, (npy_intp)c->vocab}, dh[3] = {(npy_intp)c->n_layers + 1, T, (npy_intp)c->d_model},
+             dlast[2] = {T, (npy_intp)c->d_model};
+    if ((wl && !(lo = llmc_py_new_float(2, dl))) || (wh && !(ho = llmc_py_new_float(3, dh))) ||
+        (wlast && !(la = llmc_py_new_float(2, dlast))))
+        goto done;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_forward(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T, attn,
+                            lo ? PyArray_DATA(lo) : NULL, ho ? PyArray_DATA(ho) : NULL, la ? PyArray_DATA(la) : NULL);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) goto done;
+    res = PyTuple_Pack(3, lo ? (PyObject *)lo : Py_None, ho ? (PyObject *)ho : Py_None, la ? (PyObject *)la : Py_None);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(types);
+    Py_XDECREF(lo);
+    Py_XDECREF(ho);
+    Py_XDECREF(la);
+    return res;
+}
+
+static PyObject *model_attention_weights(ModelObject *self, PyObject *args) {
+    PyObject *io, *to;
+    Py_ssize_t layer;
+    if (!PyArg_ParseTuple(args, "OOn", &io, &to, &layer)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    if (layer < 0 || (size_t)layer >= c->n_layers) {
+        PyErr_Format(PyExc_ValueError, "layer %zd out of range: the model has %zu layers", layer, c->n_layers);
+        return NULL;
+    }
+    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *out = NULL;
+    if (!ids) return NULL;
+    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
+    npy_intp T = PyArray_DIM(ids, 0);
+    if (types && PyArray_DIM(types, 0) != T) {
+        PyErr_Format(PyExc_ValueError, "token_type_ids has %zd entries for %zd tokens", (Py_ssize_t)PyArray_DIM(types, 0),
+                     (Py_ssize_t)T);
+        goto done;
+    }
+    npy_intp dims[3] = {(npy_intp)c->n_heads, T, T};
+    if (!(out = llmc_py_new_float(3, dims))) goto done;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_attention_weights(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T,
+                                      (size_t)layer, PyArray_DATA(out));
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) Py_CLEAR(out);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(types);
+    return (PyObject *)out;
+}
+
+/* embed(ids (N, T) int64, type_ids (N, T) | None, lengths (N,), pooling, normalize, attn) -> (N, D) */
+static PyObject *model_embed(ModelObject *self, PyObject *args) {
+    PyObject *io, *to, *lo;
+    int pooling, normalize, attn;
+    if (!PyArg_ParseTuple(args, "OOOipi", &io, &to, &lo, &pooling, &normalize, &attn)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    PyArrayObject *ids = llmc_py_int_array(io, "ids"), *types = NULL, *lens = NULL, *out = NULL;
+    size_t *lv = NULL;
+    if (!ids) return NULL;
+    if (PyArray_NDIM(ids) != 2) {
+        PyErr_SetString(PyExc_ValueError, "ids must be (N, T)");
+        goto done;
+    }
+    npy_intp N = PyArray_DIM(ids, 0), T = PyArray_DIM(ids, 1);
+    if (to != Py_None) {
+        if (!(types = llmc_py_int_array(to, "token_type_ids"))) goto done;
+        if (PyArray_NDIM(types) != 2 || PyArray_DIM(types, 0) != N || PyArray_DIM(types, 1) != T) {
+            PyErr_SetString(PyExc_ValueError, "token_type_ids must have the shape of ids");
+            goto done;
+        }
+    }
+    if (!(lens = llmc_py_int_array(lo, "lengths"))) goto done;
+    if (PyArray_NDIM(lens) != 1 || PyArray_DIM(lens, 0) != N) {
+        PyErr_SetString(PyExc_ValueError, "lengths must be (N,)");
+        goto done;
+    }
+    if (!(lv = PyMem_Malloc(((size_t)N + 1) * sizeof(size_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (npy_intp i = 0; i < N; i++) {
+        int64_t v = ((const int64_t *)PyArray_DATA(lens))[i];
+        lv[i] = v < 0 ? 0 : (size_t)v;
+    }
+    npy_intp dims[2] = {N, (npy_intp)c->d_model};
+    if (!(out = llmc_py_new_float(2, dims))) goto done;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_embed(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, lv, (size_t)N, (size_t)T,
+                          pooling, normalize, attn, PyArray_DATA(out));
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) Py_CLEAR(out);
+done:
+    PyMem_Free(lv);
+    Py_XDECREF(ids);
+    Py_XDECREF(types);
+    Py_XDECREF(lens);
+    return (PyObject *)out;
+}
+
+/* tensors() -> [(name, ndarray view)]: writable float32 views of the weights that keep the model alive */
+static PyObject *model_tensors(ModelObject *self, PyObject *args) {
+    (void)args;
+    size_t n = llmc_model_n_tensors(self->m);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        const char *name;
+        int nd;
+        size_t shape[2];
+        float *data;
+        if (llmc_py_check(llmc_model_tensor(self->m, i, &name, &nd, shape, &data))) {
+            Py_CLEAR(list);
+            break;
+        }
+        npy_intp dims[2] = {(npy_intp)shape[0], (npy_intp)shape[1]};
+        PyObject *arr = PyArray_New(&PyArray_Type, nd, dims, NPY_FLOAT32, NULL, data, 0, NPY_ARRAY_CARRAY, NULL);
+        if (!arr) {
+            Py_CLEAR(list);
+            break;
+        }
+        Py_INCREF(self);
+        if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)self) < 0) {
+            Py_DECREF(arr);
+            Py_CLEAR(list);
+            break;
+        }
+        PyObject *item = Py_BuildValue("(sN)", name, arr);
+        if (!item) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static PyObject *model_session(ModelObject *self, PyObject *args) {
+    Py_ssize_t cap, keep;
+    int overflow, attn;
+    if (!PyArg_ParseTuple(args, "nini", &cap, &overflow, &keep, &attn)) return NULL;
+    if (cap < 0 || keep < 0) {
+        PyErr_SetString(PyExc_ValueError, "capacity and keep_first must be >= 0");
+        return NULL;
+    }
+    llmc_session *s = NULL;
+    if (llmc_py_check(llmc_session_new(self->m, (size_t)cap, overflow, (size_t)keep, attn, &s))) return NULL;
+    SessionObject *o = PyObject_New(SessionObject, &SessionType);
+    if (!o) {
+        llmc_session_free(s);
+        return NULL;
+    }
+    o->s = s;
+    o->busy = 0;
+    Py_INCREF(self);
+    o->owner = (PyObject *)self;
+    return (PyObject *)o;
+}
+
+static PyMethodDef model_methods[] = {
+    {"config", (PyCFunction)model_config, METH_NOARGS, "the parsed configuration"},
+    {"forward", (PyCFunction)model_forward, METH_VARARGS, "forward(ids, type_ids, attn, logits, hidden, last)"},
+    {"attention_weights", (PyCFunction)model_attention_weights, METH_VARARGS, "attention_weights(ids, type_ids, layer)"},
+    {"embed", (PyCFunction)model_embed, METH_VARARGS, "embed(ids, type_ids, lengths, pooling, normalize, attn)"},
+    {"tensors", (PyCFunction)model_tensors, METH_NOARGS, "[(name, float32 view)]"},
+    {"session", (PyCFunction)model_session, METH_VARARGS, "session(capacity, overflow, keep_first, attn)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ModelType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmc._core.Model",
+    .tp_basicsize = sizeof(ModelObject),
+    .tp_dealloc = (destructor)model_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A transformer model in the C core (use llmc.Model).",
+    .tp_methods = model_methods,
+};
+
+/* ---------------------------------------------------------------- Session */
+static void session_dealloc(SessionObject *self) {
+    llmc_session_free(self->s);
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int session_enter(SessionObject *self) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this session is in use by another thread");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *session_append(SessionObject *self, PyObject *args) {
+    PyObject *io;
+    if (!PyArg_ParseTuple(args, "O", &io)) return NULL;
+    if (session_enter(self)) return NULL;
+    PyArrayObject *ids = ids_1d(io, "ids"), *out = NULL;
+    if (!ids) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(((ModelObject *)self->owner)->m);
+    npy_intp dims[1] = {(npy_intp)c->vocab};
+    if ((out = llmc_py_new_float(1, dims))) {
+        llmc_status st;
+        self->busy = 1;
+        Py_BEGIN_ALLOW_THREADS
+        st = llmc_session_append(self->s, PyArray_DATA(ids), (size_t)PyArray_DIM(ids, 0), PyArray_DATA(out));
+        Py_END_ALLOW_THREADS
+        self->busy = 0;
+        if (llmc_py_check(st)) Py_CLEAR(out);
+    }
+    Py_DECREF(ids);
+    return (PyObject *)out;
+}
+
+static PyObject *session_n_tokens(SessionObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSize_t(llmc_session_n_tokens(self->s));
+}
+
+static PyObject *session_tokens(SessionObject *self, PyObject *args) {
+    (void)args;
+    npy_intp n = (npy_intp)llmc_session_n_tokens(self->s);
+    PyObject *a = PyArray_SimpleNew(1, &n, NPY_INT64);
+    if (a && n) memcpy(PyArray_DATA((PyArrayObject *)a), llmc_session_tokens(self->s), (size_t)n * sizeof(int64_t));
+    return a;
+}
+
+static PyObject *session_reset(SessionObject *self, PyObject *args) {
+    (void)args;
+    if (session_enter(self)) return NULL;
+    llmc_session_reset(self->s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *session_set_attn(SessionObject *self, PyObject *args) {
+    int attn;
+    if (!PyArg_ParseTuple(args, "i", &attn)) return NULL;
+    if (session_enter(self)) return NULL;
+    llmc_session_set_attn(self->s, attn);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef session_methods[] = {
+    {"append", (PyCFunction)session_append, METH_VARARGS, "append(ids) -> logits of the last token"},
+    {"tokens", (PyCFunction)session_tokens, METH_NOARGS, "the tokens in the cache"},
+    {"reset", (PyCFunction)session_reset, METH_NOARGS, "forget every token"},
+    {"set_attn", (PyCFunction)session_set_attn, METH_VARARGS, "set_attn(impl)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef session_getset[] = {
+    {"n_tokens", (getter)session_n_tokens, NULL, "tokens in the cache", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SessionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmc._core.Session",
+    .tp_basicsize = sizeof(SessionObject),
+    .tp_dealloc = (destructor)session_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A KV-cached decoding state (use llmc.Model.session).",
+    .tp_methods = session_methods,
+    .tp_getset = session_getset,
+};
+
+int llmc_py_model_init(PyObject *m) {
+    if (PyType_Ready(&ModelType) < 0 || PyType_Ready(&SessionType) < 0) return -1;
+    if (PyModule_AddObjectRef(m, "Model", (PyObject *)&ModelType) < 0) return -1;
+    if (PyModule_AddObjectRef(m, "Session", (PyObject *)&SessionType) < 0) return -1;
+    return 0;
+}
+
+PyMethodDef llmc_py_model_methods[] = {
+    {"model_load", py_model_load, METH_VARARGS, "model_load(path) -> Model"},
+    {"model_init", py_model_init, METH_VARARGS, "model_init(config_json, seed) -> Model"},
+    {"safetensors_info", py_safetensors_info, METH_VARARGS,
+     "safetensors_info(path) -> {name: (dtype, shape)}: the validated header of a .safetensors file"},
+    {"safetensors_read", py_safetensors_read, METH_VARARGS,
+     "safetensors_read(path, name) -> float32 ndarray: one tensor converted to float32"},
+    {NULL, NULL, 0, NULL},
+};
+

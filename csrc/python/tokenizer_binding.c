@@ -1,0 +1,303 @@
+/* tokenizer_binding.c: the _core.TokenizerHandle type (owns an llmc_tokenizer *) and the loader/trainer functions.
+ * The Python face is llmc/tokenizer.py; this file validates, releases the GIL around the C calls, maps errors. */
+#include "binding.h"
+
+typedef struct {
+    PyObject_HEAD llmc_tokenizer *tok;
+} TokHandle;
+
+static void tok_dealloc(TokHandle *self) {
+    llmc_tokenizer_free(self->tok);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *ids_to_list(const int32_t *ids, size_t n) {
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    if (!l) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLong(ids[i]);
+        if (!v) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)i, v);
+    }
+    return l;
+}
+
+/* special_mode: None or bytes of length n_added (flags per added token). */
+static int get_mode(TokHandle *self, PyObject *mode, const uint8_t **out) {
+    *out = NULL;
+    if (mode == Py_None) return 0;
+    if (!PyBytes_Check(mode) || (size_t)PyBytes_GET_SIZE(mode) != llmc_tokenizer_n_added(self->tok)) {
+        PyErr_SetString(PyExc_TypeError, "special mode must be None or bytes of one flag per added token");
+        return -1;
+    }
+    *out = (const uint8_t *)PyBytes_AS_STRING(mode);
+    return 0;
+}
+
+/* text: str (UTF-8 taken from the str object) or bytes */
+static int get_text(PyObject *o, const char **s, Py_ssize_t *n) {
+    if (PyUnicode_Check(o)) return (*s = PyUnicode_AsUTF8AndSize(o, n)) ? 0 : -1;
+    if (PyBytes_Check(o)) {
+        *s = PyBytes_AS_STRING(o);
+        *n = PyBytes_GET_SIZE(o);
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "text must be str or bytes, got %s", Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+static PyObject *tok_encode(TokHandle *self, PyObject *args) {
+    PyObject *text, *mode;
+    int add_special;
+    if (!PyArg_ParseTuple(args, "OOp", &text, &mode, &add_special)) return NULL;
+    const char *s;
+    Py_ssize_t n;
+    const uint8_t *m;
+    if (get_text(text, &s, &n) || get_mode(self, mode, &m)) return NULL;
+    int32_t *ids;
+    size_t k;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_encode(self->tok, s, (size_t)n, m, add_special, &ids, &k);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) return NULL;
+    PyObject *l = ids_to_list(ids, k);
+    llmc_tokenizer_free_buffer(ids);
+    return l;
+}
+
+static PyObject *tok_count(TokHandle *self, PyObject *args) {
+    PyObject *text, *mode;
+    if (!PyArg_ParseTuple(args, "OO", &text, &mode)) return NULL;
+    const char *s;
+    Py_ssize_t n;
+    const uint8_t *m;
+    if (get_text(text, &s, &n) || get_mode(self, mode, &m)) return NULL;
+    int32_t *ids;
+    size_t k;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_encode(self->tok, s, (size_t)n, m, 0, &ids, &k);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) return NULL;
+    llmc_tokenizer_free_buffer(ids);
+    return PyLong_FromSize_t(k);
+}
+
+static PyObject *tok_encode_batch(TokHandle *self, PyObject *args) {
+    PyObject *texts, *mode;
+    int add_special, nthreads;
+    if (!PyArg_ParseTuple(args, "OOpi", &texts, &mode, &add_special, &nthreads)) return NULL;
+    const uint8_t *m;
+    if (get_mode(self, mode, &m)) return NULL;
+    PyObject *seq = PySequence_Fast(texts, "texts must be a sequence of str");
+    if (!seq) return NULL;
+    Py_ssize_t nt = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    const char **ptrs = PyMem_Calloc((size_t)nt + 1, sizeof(char *));
+    size_t *lens = PyMem_Calloc((size_t)nt + 1, sizeof(size_t)), *nids = PyMem_Calloc((size_t)nt + 1, sizeof(size_t));
+    int32_t **ids = PyMem_Calloc((size_t)nt + 1, sizeof(int32_t *));
+    if (!ptrs || !lens || !nids || !ids) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nt; i++) {
+        Py_ssize_t n;
+        if (get_text(PySequence_Fast_GET_ITEM(seq, i), &ptrs[i], &n)) goto done;
+        lens[i] = (size_t)n;
+    }
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_encode_batch(self->tok, ptrs, lens, (size_t)nt, m, add_special, nthreads, ids, nids);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) goto done;
+    result = PyList_New(nt);
+    for (Py_ssize_t i = 0; result && i < nt; i++) {
+        PyObject *l = ids_to_list(ids[i], nids[i]);
+        if (!l) Py_CLEAR(result);
+        else PyList_SET_ITEM(result, i, l);
+    }
+    for (Py_ssize_t i = 0; i < nt; i++) llmc_tokenizer_free_buffer(ids[i]);
+done:
+    Py_DECREF(seq);
+    PyMem_Free(ptrs);
+    PyMem_Free(lens);
+    PyMem_Free(nids);
+    PyMem_Free(ids);
+    return result;
+}
+
+static PyObject *tok_decode(TokHandle *self, PyObject *args) {
+    PyObject *ido;
+    if (!PyArg_ParseTuple(args, "O", &ido)) return NULL;
+    PyArrayObject *a = llmc_py_int_array(ido, "ids");
+    if (!a) return NULL;
+    if (PyArray_NDIM(a) > 1) {
+        PyErr_Format(PyExc_ValueError, "ids must be a 1-D sequence of ints, got %d dimensions", PyArray_NDIM(a));
+        Py_DECREF(a);
+        return NULL;
+    }
+    char *out;
+    size_t n;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_decode(self->tok, PyArray_DATA(a), (size_t)PyArray_SIZE(a), &out, &n);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(a);
+    if (llmc_py_check(st)) return NULL;
+    PyObject *b = PyBytes_FromStringAndSize(out, (Py_ssize_t)n);
+    llmc_tokenizer_free_buffer(out);
+    return b;
+}
+
+static PyObject *tok_token_bytes(TokHandle *self, PyObject *args) {
+    long long id;
+    if (!PyArg_ParseTuple(args, "L", &id)) return NULL;
+    const char *b;
+    size_t n;
+    if (llmc_py_check(llmc_tokenizer_token_bytes(self->tok, id, &b, &n))) return NULL;
+    return PyBytes_FromStringAndSize(b, (Py_ssize_t)n);
+}
+
+static PyObject *tok_pieces(TokHandle *self, PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "O", &text)) return NULL;
+    const char *s;
+    Py_ssize_t n;
+    if (get_text(text, &s, &n)) return NULL;
+    size_t *starts, k;
+    if (llmc_py_check(llmc_tokenizer_pieces(self->tok, s, (size_t)n, &starts, &k))) return NULL;
+    PyObject *l = PyList_New((Py_ssize_t)k + 1);
+    for (size_t i = 0; l && i <= k; i++) {
+        PyObject *v = PyLong_FromSize_t(starts[i]);
+        if (!v) Py_CLEAR(l);
+        else PyList_SET_ITEM(l, (Py_ssize_t)i, v);
+    }
+    llmc_tokenizer_free_buffer(starts);
+    return l;
+}
+
+static PyObject *tok_n_vocab(TokHandle *self, PyObject *args) {
+    (void)args;
+    return PyLong_FromSize_t(llmc_tokenizer_n_vocab(self->tok));
+}
+
+static PyObject *tok_added(TokHandle *self, PyObject *args) {
+    (void)args;
+    size_t n = llmc_tokenizer_n_added(self->tok);
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t k = 0; l && k < n; k++) {
+        const char *b;
+        size_t len;
+        int32_t id;
+        int sp;
+        llmc_tokenizer_added(self->tok, k, &b, &len, &id, &sp);
+        PyObject *v = Py_BuildValue("(y#iN)", b, (Py_ssize_t)len, (int)id, PyBool_FromLong(sp));
+        if (!v) Py_CLEAR(l);
+        else PyList_SET_ITEM(l, (Py_ssize_t)k, v);
+    }
+    return l;
+}
+
+static PyMethodDef tok_methods[] = {
+    {"encode", (PyCFunction)tok_encode, METH_VARARGS, "encode(text, mode, add_special) -> list[int]"},
+    {"count", (PyCFunction)tok_count, METH_VARARGS, "count(text, mode) -> int"},
+    {"encode_batch", (PyCFunction)tok_encode_batch, METH_VARARGS,
+     "encode_batch(texts, mode, add_special, num_threads) -> list[list[int]]"},
+    {"decode", (PyCFunction)tok_decode, METH_VARARGS, "decode(ids) -> bytes"},
+    {"token_bytes", (PyCFunction)tok_token_bytes, METH_VARARGS, "token_bytes(id) -> bytes"},
+    {"pieces", (PyCFunction)tok_pieces, METH_VARARGS, "pieces(text) -> piece start offsets (+ end)"},
+    {"n_vocab", (PyCFunction)tok_n_vocab, METH_NOARGS, "n_vocab() -> int"},
+    {"added", (PyCFunction)tok_added, METH_NOARGS, "added() -> [(bytes, id, special)]"},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject llmc_py_TokHandle_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmc._core.TokenizerHandle",
+    .tp_basicsize = sizeof(TokHandle),
+    .tp_dealloc = (destructor)tok_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An llmc_tokenizer (use llmc.Tokenizer).",
+    .tp_methods = tok_methods,
+};
+
+static PyObject *wrap(llmc_tokenizer *t) {
+    TokHandle *h = PyObject_New(TokHandle, &llmc_py_TokHandle_Type);
+    if (!h) {
+        llmc_tokenizer_free(t);
+        return NULL;
+    }
+    h->tok = t;
+    return (PyObject *)h;
+}
+
+/* tokenizer_from_tiktoken(data: bytes, pattern: str, specials: list[(bytes, int)]) */
+static PyObject *py_from_tiktoken(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    const char *pattern;
+    PyObject *specials;
+    if (!PyArg_ParseTuple(args, "y*sO", &data, &pattern, &specials)) return NULL;
+    PyObject *seq = PySequence_Fast(specials, "special tokens must be a sequence of (bytes, int)");
+    PyObject *res = NULL;
+    if (!seq) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    Py_ssize_t ns = PySequence_Fast_GET_SIZE(seq);
+    const char **sp = PyMem_Calloc((size_t)ns + 1, sizeof(char *));
+    size_t *sl = PyMem_Calloc((size_t)ns + 1, sizeof(size_t));
+    int64_t *si = PyMem_Calloc((size_t)ns + 1, sizeof(int64_t));
+    if (!sp || !sl || !si) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < ns; k++) {
+        Py_ssize_t l;
+        long long id;
+        char *b;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "y#L", &b, &l, &id)) goto done;
+        sp[k] = b;
+        sl[k] = (size_t)l;
+        si[k] = id;
+    }
+    llmc_tokenizer *t;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_from_tiktoken(data.buf, (size_t)data.len, pattern, sp, sl, si, (size_t)ns, &t);
+    Py_END_ALLOW_THREADS
+    if (!llmc_py_check(st)) res = wrap(t);
+done:
+    PyMem_Free(sp);
+    PyMem_Free(sl);
+    PyMem_Free(si);
+    Py_DECREF(seq);
+    PyBuffer_Release(&data);
+    return res;
+}
+
+/* tokenizer_from_hf_json(data: bytes, what: str) */
+static PyObject *py_from_hf_json(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    const char *what;
+    if (!PyArg_ParseTuple(args, "y*s", &data, &what)) return NULL;
+    llmc_tokenizer *t;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_from_hf_json(data.buf, (size_t)data.len, what, &t);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (llmc_py_check(st)) return NULL;
+    return wrap(t);
+}
+
+PyMethodDef llmc_py_tokenizer_methods[] = {
+    {"tokenizer_from_tiktoken", py_from_tiktoken, METH_VARARGS,
+     "tokenizer_from_tiktoken(data, pattern, specials) -> TokenizerHandle"},
+    {"tokenizer_from_hf_json", py_from_hf_json, METH_VARARGS, "tokenizer_from_hf_json(data, what) -> TokenizerHandle"},
+    {NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,99 @@
+/* tok_internal.h: what the tokenizer's C files share (pre-tokenizer kinds, NFC, the tokenizer struct). */
+#ifndef LLMC_TOK_INTERNAL_H
+#define LLMC_TOK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* ---------------------------------------------------------------- pre-tokenizers (pretokenize.c) */
+typedef enum {
+    LLMC_PRE_NONE = 0,   /* the whole segment is one piece (SentencePiece-style BPE) */
+    LLMC_PRE_GPT2 = 1,   /* GPT-2 / r50k / HF ByteLevel(use_regex=true) */
+    LLMC_PRE_CL100K = 2, /* cl100k_base */
+    LLMC_PRE_O200K = 3,  /* o200k_base */
+    LLMC_PRE_LLAMA3 = 4, /* Llama 3: cl100k's regex written with (?i:...) contractions */
+    LLMC_PRE_QWEN2 = 5   /* Qwen 2/3: like Llama 3 with single digits */
+} llmc_pretok_kind;
+
+/* End of the pre-token that starts at byte i of s[0..n) (i < n); always > i. Invalid UTF-8 bytes are
+ * single "other" characters (neither letter, number nor space). */
+size_t llmc_pretok_next(int kind, const uint8_t *s, size_t n, size_t i);
+/* The kind for a built-in name ("gpt2", "r50k", "cl100k", "o200k", "llama3", "qwen2"), or -1. */
+int llmc_pretok_from_name(const char *name);
+/* The kind whose exact regex source equals pat[0..len) (tiktoken's pat_str or HF's Split regex), or -1. */
+int llmc_pretok_from_regex(const char *pat, size_t len);
+const char *llmc_pretok_name(int kind);
+
+/* ---------------------------------------------------------------- NFC (nfc.c) */
+/* NFC of s[0..n) (valid UTF-8 expected; invalid bytes are copied through) into a new llmc_malloc buffer. */
+llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
+
+/* ---------------------------------------------------------------- the tokenizer (tokenizer.c) */
+typedef enum { LLMC_MODEL_BYTE_BPE = 0, LLMC_MODEL_CHAR_BPE = 1 } llmc_tok_model;
+typedef enum { LLMC_NORM_NONE = 0, LLMC_NORM_NFC = 1, LLMC_NORM_METASPACE = 2 } llmc_tok_norm;
+
+/* token bytes -> id: open addressing; the key bytes live in the tokenizer's blob (via tok_off/tok_len) */
+typedef struct {
+    uint32_t hash; /* high bits of the 64-bit hash (0 = empty slot is disambiguated by id < 0) */
+    int32_t id;    /* -1: empty */
+} llmc_bmap_slot;
+
+/* (left id, right id) -> (merge rank, merged id): open addressing on a 64-bit key */
+typedef struct {
+    uint64_t key; /* left << 32 | right; UINT64_MAX = empty */
+    uint32_t rank;
+    uint32_t id;
+} llmc_pair_slot;
+
+typedef struct {
+    uint32_t off, len; /* content bytes in blob */
+    int32_t id;
+    uint8_t special; /* 1: a special token (tiktoken's allowed/disallowed apply); 0: HF non-special added token */
+} llmc_added_tok;
+
+struct llmc_tokenizer {
+    int model;             /* llmc_tok_model */
+    int pretok;            /* llmc_pretok_kind */
+    int normalizer;        /* llmc_tok_norm */
+    int whole_piece_first; /* a piece that is itself a token is emitted as is (tiktoken; HF ignore_merges) */
+    int prefix_space;      /* HF ByteLevel add_prefix_space: a segment not starting with ' ' gets one */
+    int strip_lead_space;  /* decoding: drop one leading ' ' (HF Strip decoder of SentencePiece files) */
+    int fuse_unk;
+    int32_t unk_id;        /* -1: none */
+    size_t n_vocab;        /* max id + 1 */
+    uint8_t *blob;         /* all token bytes */
+    size_t blob_len, blob_cap;
+    uint64_t *tok_off;     /* (n_vocab,) token bytes = blob[tok_off[id] .. + tok_len[id]) */
+    uint32_t *tok_len;     /* (n_vocab,) UINT32_MAX: no token has this id */
+    uint64_t *dec_off;     /* (n_vocab,) or NULL: bytes a token decodes to when they differ (SentencePiece) */
+    uint32_t *dec_len;
+    llmc_bmap_slot *map;   /* model vocabulary bytes -> id (power-of-two size map_mask + 1) */
+    size_t map_mask;
+    llmc_pair_slot *pairs; /* merges */
+    size_t pair_mask, n_pairs;
+    int32_t byte_id[256];  /* byte-level: each byte's token; char BPE: the <0xNN> byte-fallback tokens (or -1) */
+    llmc_added_tok *added; /* special and added tokens, matched in the raw text */
+    size_t n_added;
+    uint8_t first_byte[256]; /* 1 if some added token starts with this byte */
+    int32_t *prefix_ids, *suffix_ids; /* add_special_tokens template (HF TemplateProcessing) */
+    size_t n_prefix, n_suffix;
+};
+
+/* Builders shared by the loaders (tokenizer.c). */
+llmc_tokenizer *llmc_tok_new(void);
+/* Set token `id` to bytes b[0..n) (growing the tables); the map is built later by llmc_tok_finish. */
+llmc_status llmc_tok_set(llmc_tokenizer *t, int64_t id, const uint8_t *b, size_t n);
+llmc_status llmc_tok_set_decode(llmc_tokenizer *t, int64_t id, const uint8_t *b, size_t n);
+llmc_status llmc_tok_add_added(llmc_tokenizer *t, const uint8_t *b, size_t n, int64_t id, int special);
+/* Build the bytes->id map over ids [0, n_model) that have bytes (added tokens excluded unless also model vocab). */
+llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model);
+int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n);
+/* Merges: add (left, right) -> merged id with rank (later ranks of an existing pair are ignored, like HF). */
+llmc_status llmc_tok_add_pair(llmc_tokenizer *t, uint32_t left, uint32_t right, uint32_t rank, uint32_t id);
+/* tiktoken: every split of every token into two tokens is a merge whose rank is the merged token's rank. */
+llmc_status llmc_tok_pairs_from_ranks(llmc_tokenizer *t);
+llmc_status llmc_tok_finish(llmc_tokenizer *t);
+
+#endif

@@ -1,0 +1,909 @@
+/* tokenizer.c: the BPE core shared by every loader: token tables, the bytes->id and pair->merge hash maps, the
+ * .tiktoken loader, encoding (special tokens, normalisation, pre-tokenization, BPE merge with a cache) and decoding.
+ *
+ * BPE merge: a piece starts as symbols (its bytes, or for SentencePiece-style models its characters with byte
+ * fallback); repeatedly the adjacent pair with the lowest merge rank (the leftmost among equals) is replaced by its
+ * merged token. For tiktoken files a pair's rank is the rank of the concatenated token, which is exactly what
+ * tiktoken's byte_pair_merge computes; for HF files it is the index in the `merges` list. Short pieces use a flat
+ * array scan (O(n^2) but tiny n); long pieces use a linked list plus a binary heap with lazy deletion, O(n log n). */
+#include <stdio.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "tok_internal.h"
+#include "unicode.h"
+
+#define NO_TOKEN UINT32_MAX
+#define SHORT_PIECE 64   /* pieces with at most this many symbols use the array scan */
+#define CACHE_SLOTS 16384 /* per-thread piece cache (power of two); cleared when half full */
+#define CACHE_MAX_PIECE 255
+
+/* ---------------------------------------------------------------- hashing */
+/* 64-bit hash of a byte string: 8 bytes at a time, multiply-xorshift mixing. */
+static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, n); /* the 0..7 trailing bytes, zero padded */
+    h = (h ^ v) * 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
+}
+
+static inline uint64_t hash_pair(uint64_t key) {
+    key *= 0x9E3779B97F4A7C15ull;
+    return key ^ (key >> 29);
+}
+
+/* Grow a buffer of `elem`-byte items to hold at least `need` (doubling). 0 on success. */
+static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *what) {
+    if (need <= *cap) return 0;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need) nc *= 2;
+    size_t bytes;
+    if (!llmc_mul_ok(nc, elem, &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "%s: size overflows", what), -1;
+    void *q = llmc_malloc(bytes, what);
+    if (!q) return -1;
+    if (*p) memcpy(q, *p, *cap * elem);
+    llmc_free(*p);
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- building */
+llmc_tokenizer *llmc_tok_new(void) {
+    llmc_tokenizer *t = llmc_calloc(1, sizeof *t, "tokenizer");
+    if (!t) return NULL;
+    t->unk_id = -1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    return t;
+}
+
+void llmc_tokenizer_free(llmc_tokenizer *t) {
+    if (!t) return;
+    llmc_free(t->blob);
+    llmc_free(t->tok_off);
+    llmc_free(t->tok_len);
+    llmc_free(t->dec_off);
+    llmc_free(t->dec_len);
+    llmc_free(t->map);
+    llmc_free(t->pairs);
+    llmc_free(t->added);
+    llmc_free(t->prefix_ids);
+    llmc_free(t->suffix_ids);
+    llmc_free(t);
+}
+
+/* Make ids [0, id] addressable. */
+static llmc_status ensure_id(llmc_tokenizer *t, int64_t id) {
+    if (id < 0 || id >= INT32_MAX) return llmc_fail(LLMC_ERR_FORMAT, "token id %lld is out of range", (long long)id);
+    size_t need = (size_t)id + 1;
+    if (need <= t->n_vocab) return LLMC_OK;
+    size_t cap = t->n_vocab, cap2 = t->n_vocab, cap3 = t->n_vocab, cap4 = t->n_vocab;
+    if (grow((void **)&t->tok_off, &cap, need, sizeof(uint64_t), "token table") ||
+        grow((void **)&t->tok_len, &cap2, need, sizeof(uint32_t), "token table"))
+        return LLMC_ERR_NOMEM;
+    if (t->dec_off && (grow((void **)&t->dec_off, &cap3, need, sizeof(uint64_t), "token table") ||
+                       grow((void **)&t->dec_len, &cap4, need, sizeof(uint32_t), "token table")))
+        return LLMC_ERR_NOMEM;
+    /* grow() doubles, so the tables are cap long: mark the new ids as holes; keep n_vocab == allocated length */
+    size_t full = cap < cap2 ? cap : cap2;
+    for (size_t i = t->n_vocab; i < full; i++) {
+        t->tok_len[i] = NO_TOKEN;
+        if (t->dec_off) t->dec_len[i] = NO_TOKEN;
+    }
+    t->n_vocab = full;
+    return LLMC_OK;
+}
+
+static llmc_status blob_put(llmc_tokenizer *t, const uint8_t *b, size_t n, uint64_t *off) {
+    size_t need;
+    if (!llmc_add_ok(t->blob_len, n, &need) || n >= NO_TOKEN) return llmc_fail(LLMC_ERR_NOMEM, "token too long");
+    if (grow((void **)&t->blob, &t->blob_cap, need + 1, 1, "token bytes")) return LLMC_ERR_NOMEM;
+    if (n) memcpy(t->blob + t->blob_len, b, n);
+    *off = t->blob_len;
+    t->blob_len = need;
+    return LLMC_OK;
+}
+
+llmc_status llmc_tok_set(llmc_tokenizer *t, int64_t id, const uint8_t *b, size_t n) {
+    llmc_status st = ensure_id(t, id);
+    if (st) return st;
+    if (t->tok_len[id] != NO_TOKEN) return llmc_fail(LLMC_ERR_FORMAT, "token id %lld appears twice", (long long)id);
+    if ((st = blob_put(t, b, n, &t->tok_off[id]))) return st;
+    t->tok_len[id] = (uint32_t)n;
+    return LLMC_OK;
+}
+
+llmc_status llmc_tok_set_decode(llmc_tokenizer *t, int64_t id, const uint8_t *b, size_t n) {
+    llmc_status st = ensure_id(t, id);
+    if (st) return st;
+    if (!t->dec_off) { /* first use: allocate alongside the token table */
+        t->dec_off = llmc_calloc(t->n_vocab, sizeof(uint64_t), "decode table");
+        t->dec_len = llmc_malloc(t->n_vocab * sizeof(uint32_t), "decode table");
+        if (!t->dec_off || !t->dec_len) return LLMC_ERR_NOMEM;
+        for (size_t i = 0; i < t->n_vocab; i++) t->dec_len[i] = NO_TOKEN;
+    }
+    if ((st = blob_put(t, b, n, &t->dec_off[id]))) return st;
+    t->dec_len[id] = (uint32_t)n;
+    return LLMC_OK;
+}
+
+llmc_status llmc_tok_add_added(llmc_tokenizer *t, const uint8_t *b, size_t n, int64_t id, int special) {
+    if (n == 0) return llmc_fail(LLMC_ERR_FORMAT, "special token %lld is empty", (long long)id);
+    size_t cap = t->n_added;
+    if (grow((void **)&t->added, &cap, t->n_added + 1, sizeof(llmc_added_tok), "added tokens")) return LLMC_ERR_NOMEM;
+    llmc_status st = ensure_id(t, id);
+    if (st) return st;
+    uint64_t off = 0;
+    if ((st = blob_put(t, b, n, &off))) return st;
+    if (t->tok_len[id] == NO_TOKEN) { /* an id of its own: its bytes are the content */
+        t->tok_off[id] = off;
+        t->tok_len[id] = (uint32_t)n;
+    }
+    t->added[t->n_added++] = (llmc_added_tok){(uint32_t)off, (uint32_t)n, (int32_t)id, (uint8_t)special};
+    t->first_byte[b[0]] = 1;
+    return LLMC_OK;
+}
+
+static inline const uint8_t *tok_bytes(const llmc_tokenizer *t, uint32_t id, size_t *n) {
+    *n = t->tok_len[id];
+    return t->blob + t->tok_off[id];
+}
+
+llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model) {
+    size_t cap = 16;
+    while (cap < 2 * n_model + 16) cap *= 2; /* load factor <= 1/2 */
+    llmc_free(t->map);
+    t->map = llmc_malloc(cap * sizeof(llmc_bmap_slot), "vocabulary map");
+    if (!t->map) return LLMC_ERR_NOMEM;
+    for (size_t i = 0; i < cap; i++) t->map[i].id = -1;
+    t->map_mask = cap - 1;
+    for (size_t id = 0; id < n_model && id < t->n_vocab; id++) {
+        if (t->tok_len[id] == NO_TOKEN) continue;
+        size_t n;
+        const uint8_t *b = tok_bytes(t, (uint32_t)id, &n);
+        uint64_t h = hash_bytes(b, n);
+        size_t s = h & t->map_mask;
+        while (t->map[s].id >= 0) {
+            size_t m;
+            const uint8_t *o = tok_bytes(t, (uint32_t)t->map[s].id, &m);
+            if (t->map[s].hash == (uint32_t)(h >> 32) && m == n && !memcmp(o, b, n))
+                return llmc_fail(LLMC_ERR_FORMAT, "tokens %d and %zu have the same bytes", t->map[s].id, id);
+            s = (s + 1) & t->map_mask;
+        }
+        t->map[s] = (llmc_bmap_slot){(uint32_t)(h >> 32), (int32_t)id};
+    }
+    return LLMC_OK;
+}
+
+int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n) {
+    uint64_t h = hash_bytes(b, n);
+    uint32_t hh = (uint32_t)(h >> 32);
+    for (size_t s = h & t->map_mask;; s = (s + 1) & t->map_mask) {
+        int32_t id = t->map[s].id;
+        if (id < 0) return -1;
+        if (t->map[s].hash == hh && t->tok_len[id] == n && !memcmp(t->blob + t->tok_off[id], b, n)) return id;
+    }
+}
+
+static llmc_status pairs_reserve(llmc_tokenizer *t, size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n + 16) cap *= 2;
+    if (t->pairs && cap <= t->pair_mask + 1) return LLMC_OK;
+    llmc_pair_slot *old = t->pairs;
+    size_t old_cap = old ? t->pair_mask + 1 : 0;
+    t->pairs = llmc_malloc(cap * sizeof(llmc_pair_slot), "merge map");
+    if (!t->pairs) return LLMC_ERR_NOMEM;
+    for (size_t i = 0; i < cap; i++) t->pairs[i].key = UINT64_MAX;
+    t->pair_mask = cap - 1;
+    for (size_t i = 0; i < old_cap; i++) { /* rehash */
+        if (old[i].key == UINT64_MAX) continue;
+        size_t s = hash_pair(old[i].key) & t->pair_mask;
+        while (t->pairs[s].key != UINT64_MAX) s = (s + 1) & t->pair_mask;
+        t->pairs[s] = old[i];
+    }
+    llmc_free(old);
+    return LLMC_OK;
+}
+
+llmc_status llmc_tok_add_pair(llmc_tokenizer *t, uint32_t left, uint32_t right, uint32_t rank, uint32_t id) {
+    if (!t->pairs || 2 * (t->n_pairs + 1) > t->pair_mask + 1) {
+        llmc_status st = pairs_reserve(t, 2 * t->n_pairs + 1024);
+        if (st) return st;
+    }
+    uint64_t key = (uint64_t)left << 32 | right;
+    size_t s = hash_pair(key) & t->pair_mask;
+    while (t->pairs[s].key != UINT64_MAX) {
+        if (t->pairs[s].key == key) return LLMC_OK; /* the first (lowest-rank) merge of a pair wins */
+        s = (s + 1) & t->pair_mask;
+    }
+    t->pairs[s] = (llmc_pair_slot){key, rank, id};
+    t->n_pairs++;
+    return LLMC_OK;
+}
+
+/* Rank and merged id of the pair (a, b); rank NO_TOKEN if they do not merge. */
+static inline uint32_t pair_rank(const llmc_tokenizer *t, uint32_t a, uint32_t b, uint32_t *id) {
+    if (!t->pairs) return NO_TOKEN;
+    uint64_t key = (uint64_t)a << 32 | b;
+    for (size_t s = hash_pair(key) & t->pair_mask;; s = (s + 1) & t->pair_mask) {
+        uint64_t k = t->pairs[s].key;
+        if (k == key) {
+            *id = t->pairs[s].id;
+            return t->pairs[s].rank;
+        }
+        if (k == UINT64_MAX) return NO_TOKEN;
+    }
+}
+
+llmc_status llmc_tok_pairs_from_ranks(llmc_tokenizer *t) {
+    llmc_status st;
+    for (size_t id = 0; id < t->n_vocab; id++) {
+        if (t->tok_len[id] == NO_TOKEN || t->tok_len[id] < 2) continue;
+        size_t n;
+        const uint8_t *b = tok_bytes(t, (uint32_t)id, &n);
+        for (size_t k = 1; k < n; k++) { /* every split into two tokens */
+            int32_t l = llmc_tok_lookup(t, b, k), r = l >= 0 ? llmc_tok_lookup(t, b + k, n - k) : -1;
+            if (r >= 0 && (st = llmc_tok_add_pair(t, (uint32_t)l, (uint32_t)r, (uint32_t)id, (uint32_t)id))) return st;
+        }
+    }
+    return LLMC_OK;
+}
+
+llmc_status llmc_tok_finish(llmc_tokenizer *t) {
+    if (!t->map) return llmc_fail(LLMC_ERR_INTERNAL, "tokenizer map not built");
+    /* trim n_vocab to max id + 1 (the tables may be longer after doubling) */
+    while (t->n_vocab && t->tok_len[t->n_vocab - 1] == NO_TOKEN) t->n_vocab--;
+    return LLMC_OK;
+}
+
+void llmc_tokenizer_free_buffer(void *p) { llmc_free(p); }
+size_t llmc_tokenizer_n_vocab(const llmc_tokenizer *t) { return t->n_vocab; }
+size_t llmc_tokenizer_n_added(const llmc_tokenizer *t) { return t->n_added; }
+void llmc_tokenizer_added(const llmc_tokenizer *t, size_t k, const char **bytes, size_t *len, int32_t *id,
+                          int *special) {
+    const llmc_added_tok *a = &t->added[k];
+    *bytes = (const char *)t->blob + a->off;
+    *len = a->len;
+    *id = a->id;
+    *special = a->special;
+}
+
+/* ---------------------------------------------------------------- .tiktoken */
+static int b64val(uint8_t c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decode standard base64 s[0..n) (with '=' padding) into out (room for n*3/4); returns the length or -1. */
+static long b64decode(const uint8_t *s, size_t n, uint8_t *out) {
+    if (n == 0 || n % 4) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            if (s[i + k] == '=' && i + 4 == n && k >= 2) { /* padding only at the very end */
+                v[k] = 0;
+                pad++;
+            } else if (pad || (v[k] = b64val(s[i + k])) < 0) {
+                return -1;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        out[o++] = (uint8_t)(w >> 16);
+        if (pad < 2) out[o++] = (uint8_t)(w >> 8);
+        if (pad < 1) out[o++] = (uint8_t)w;
+    }
+    return (long)o;
+}
+
+llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const char *pattern,
+                                         const char *const *special, const size_t *special_len,
+                                         const int64_t *special_id, size_t n_special, llmc_tokenizer **out) {
+    *out = NULL;
+    int kind = llmc_pretok_from_name(pattern);
+    if (kind < 0) kind = llmc_pretok_from_regex(pattern, strlen(pattern));
+    if (kind < 0)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED,
+                         "pre-tokenizer pattern '%.200s' is not supported: use one of gpt2, cl100k, o200k, llama3, "
+                         "qwen2 (or their exact regex)",
+                         pattern);
+    llmc_tokenizer *t = llmc_tok_new();
+    if (!t) return LLMC_ERR_NOMEM;
+    t->pretok = kind;
+    t->whole_piece_first = 1; /* tiktoken looks the whole piece up first */
+    llmc_status st = LLMC_OK;
+    const uint8_t *s = (const uint8_t *)data;
+    uint8_t buf[768];
+    size_t line = 0, max_rank = 0, count = 0;
+    for (size_t i = 0; i < len;) {
+        line++;
+        size_t e = i;
+        while (e < len && s[e] != '\n') e++;
+        size_t sp = i;
+        while (sp < e && s[sp] != ' ') sp++;
+        if (e == i) { /* an empty line: allowed only as the last one */
+            i = e + 1;
+            continue;
+        }
+        if (sp == e || sp - i > 1000) {
+            st = llmc_fail(LLMC_ERR_FORMAT, ".tiktoken line %zu: expected '<base64> <rank>'", line);
+            goto fail;
+        }
+        long n = b64decode(s + i, sp - i, buf);
+        if (n <= 0) {
+            st = llmc_fail(LLMC_ERR_FORMAT, ".tiktoken line %zu: invalid base64 '%.*s'", line, (int)(sp - i),
+                           (const char *)s + i);
+            goto fail;
+        }
+        uint64_t rank = 0;
+        size_t d = sp + 1;
+        if (d >= e || (e - d) > 10) {
+            st = llmc_fail(LLMC_ERR_FORMAT, ".tiktoken line %zu: missing or too long rank", line);
+            goto fail;
+        }
+        for (; d < e; d++) {
+            if (s[d] < '0' || s[d] > '9') {
+                st = llmc_fail(LLMC_ERR_FORMAT, ".tiktoken line %zu: rank is not a number", line);
+                goto fail;
+            }
+            rank = rank * 10 + (uint64_t)(s[d] - '0');
+        }
+        if (rank >= INT32_MAX) {
+            st = llmc_fail(LLMC_ERR_FORMAT, ".tiktoken line %zu: rank %llu is too large", line,
+                           (unsigned long long)rank);
+            goto fail;
+        }
+        if ((st = llmc_tok_set(t, (int64_t)rank, buf, (size_t)n))) goto fail;
+        if (rank > max_rank) max_rank = rank;
+        count++;
+        i = e + 1;
+    }
+    if (!count) {
+        st = llmc_fail(LLMC_ERR_FORMAT, ".tiktoken file has no tokens");
+        goto fail;
+    }
+    if ((st = llmc_tok_build_map(t, max_rank + 1))) goto fail;
+    for (int b = 0; b < 256; b++) { /* byte-level BPE needs every single byte as a token */
+        uint8_t c = (uint8_t)b;
+        if ((t->byte_id[b] = llmc_tok_lookup(t, &c, 1)) < 0) {
+            st = llmc_fail(LLMC_ERR_FORMAT, ".tiktoken file has no token for the byte 0x%02X", b);
+            goto fail;
+        }
+    }
+    if ((st = pairs_reserve(t, count * 2)) || (st = llmc_tok_pairs_from_ranks(t))) goto fail;
+    for (size_t k = 0; k < n_special; k++) {
+        if (special_id[k] >= 0 && (size_t)special_id[k] <= max_rank &&
+            t->tok_len[special_id[k]] != NO_TOKEN) {
+            st = llmc_fail(LLMC_ERR_INVALID, "special token %lld collides with a regular token id",
+                           (long long)special_id[k]);
+            goto fail;
+        }
+        if ((st = llmc_tok_add_added(t, (const uint8_t *)special[k], special_len[k], special_id[k], 1))) goto fail;
+    }
+    if ((st = llmc_tok_finish(t))) goto fail;
+    *out = t;
+    return LLMC_OK;
+fail:
+    llmc_tokenizer_free(t);
+    return st;
+}
+
+/* ---------------------------------------------------------------- encoding */
+typedef struct {
+    uint64_t hash;
+    uint32_t key_off, key_len, ids_off, n_ids;
+} cache_slot;
+
+/* Per-thread scratch for encoding: output ids, merge buffers, and a cache of piece -> ids. */
+typedef struct {
+    int32_t *out;
+    size_t n_out, cap_out;
+    uint32_t *sym, *rank, *nid; /* symbols, rank of (sym[i], sym[i+1]), the merged id of that pair */
+    int32_t *prev, *next;       /* linked list for long pieces */
+    uint64_t *heap;             /* (rank << 32 | left position) min-heap for long pieces */
+    size_t cap_sym, cap_heap;
+    cache_slot *cache; /* CACHE_SLOTS slots; key_len == 0: empty */
+    uint8_t *ckeys;
+    uint32_t *cids;
+    size_t n_cache, n_ckeys, cap_ckeys, n_cids, cap_cids;
+    uint8_t *tmp; /* normalised segment */
+    size_t cap_tmp;
+} enc_ctx;
+
+static void ctx_free(enc_ctx *c) {
+    llmc_free(c->out);
+    llmc_free(c->sym);
+    llmc_free(c->rank);
+    llmc_free(c->nid);
+    llmc_free(c->prev);
+    llmc_free(c->next);
+    llmc_free(c->heap);
+    llmc_free(c->cache);
+    llmc_free(c->ckeys);
+    llmc_free(c->cids);
+    llmc_free(c->tmp);
+    memset(c, 0, sizeof *c);
+}
+
+static inline llmc_status emit(enc_ctx *c, int32_t id) {
+    if (c->n_out == c->cap_out && grow((void **)&c->out, &c->cap_out, c->n_out + 1, sizeof(int32_t), "token ids"))
+        return LLMC_ERR_NOMEM;
+    c->out[c->n_out++] = id;
+    return LLMC_OK;
+}
+
+static llmc_status reserve_sym(enc_ctx *c, size_t n) {
+    if (n <= c->cap_sym) return LLMC_OK;
+    size_t a = c->cap_sym, b = a, d = a, e = a, f = a;
+    if (grow((void **)&c->sym, &a, n, sizeof(uint32_t), "BPE buffer") ||
+        grow((void **)&c->rank, &b, n, sizeof(uint32_t), "BPE buffer") ||
+        grow((void **)&c->nid, &d, n, sizeof(uint32_t), "BPE buffer") ||
+        grow((void **)&c->prev, &e, n, sizeof(int32_t), "BPE buffer") ||
+        grow((void **)&c->next, &f, n, sizeof(int32_t), "BPE buffer"))
+        return LLMC_ERR_NOMEM;
+    c->cap_sym = a;
+    return LLMC_OK;
+}
+
+/* Initial symbols of piece p[0..n) into c->sym; returns the count via *m. */
+static llmc_status initial_symbols(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n, size_t *m) {
+    llmc_status st = reserve_sym(c, n + 1);
+    if (st) return st;
+    size_t k = 0;
+    if (t->model == LLMC_MODEL_BYTE_BPE) {
+        for (size_t i = 0; i < n; i++) {
+            int32_t id = t->byte_id[p[i]];
+            if (id < 0) return llmc_fail(LLMC_ERR_INVALID, "the byte 0x%02X has no token", p[i]);
+            c->sym[k++] = (uint32_t)id;
+        }
+    } else { /* characters, each a token if the vocabulary has it, else its bytes' <0xNN> tokens, else unk */
+        int last_unk = 0;
+        for (size_t i = 0; i < n;) {
+            size_t l;
+            llmc_utf8_next(p + i, n - i, &l);
+            int32_t id = llmc_tok_lookup(t, p + i, l);
+            if (id >= 0) {
+                c->sym[k++] = (uint32_t)id;
+                last_unk = 0;
+            } else {
+                int fell_back = 1;
+                for (size_t j = 0; j < l; j++) fell_back &= t->byte_id[p[i + j]] >= 0;
+                if (fell_back) {
+                    for (size_t j = 0; j < l; j++) c->sym[k++] = (uint32_t)t->byte_id[p[i + j]];
+                    last_unk = 0;
+                } else if (t->unk_id >= 0) {
+                    if (!(t->fuse_unk && last_unk)) c->sym[k++] = (uint32_t)t->unk_id; /* fuse_unk: one unk per run */
+                    last_unk = 1;
+                } else {
+                    return llmc_fail(LLMC_ERR_INVALID, "character '%.*s' has no token and the model has no unk token",
+                                     (int)l, (const char *)p + i);
+                }
+            }
+            i += l;
+        }
+    }
+    *m = k;
+    return LLMC_OK;
+}
+
+// sym: (m,) symbols -> merged in place; *m updated. Array scan: for each step, the lowest (rank, position).
+static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
+    size_t m = *mp;
+    uint32_t *sym = c->sym, *rk = c->rank, *nid = c->nid;
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = pair_rank(t, sym[i], sym[i + 1], &nid[i]);
+    while (m > 1) {
+        uint32_t best = NO_TOKEN;
+        size_t bi = 0;
+        for (size_t i = 0; i + 1 < m; i++)
+            if (rk[i] < best) { /* strict: the leftmost of equal ranks wins */
+                best = rk[i];
+                bi = i;
+            }
+        if (best == NO_TOKEN) break;
+        sym[bi] = nid[bi];
+        /* drop symbol bi+1 and the rank of pair (bi+1, bi+2) */
+        memmove(sym + bi + 1, sym + bi + 2, (m - bi - 2) * sizeof(uint32_t));
+        memmove(rk + bi + 1, rk + bi + 2, (m - bi - 2) * sizeof(uint32_t));
+        memmove(nid + bi + 1, nid + bi + 2, (m - bi - 2) * sizeof(uint32_t));
+        m--;
+        if (bi > 0) rk[bi - 1] = pair_rank(t, sym[bi - 1], sym[bi], &nid[bi - 1]);
+        rk[bi] = bi + 1 < m ? pair_rank(t, sym[bi], sym[bi + 1], &nid[bi]) : NO_TOKEN;
+    }
+    *mp = m;
+}
+
+static inline void heap_push(uint64_t *h, size_t *n, uint64_t v) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p] <= v) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = v;
+}
+
+static inline uint64_t heap_pop(uint64_t *h, size_t *n) {
+    uint64_t top = h[0], v = h[--(*n)];
+    size_t i = 0, sz = *n;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= sz) break;
+        if (l + 1 < sz && h[l + 1] < h[l]) l++;
+        if (v <= h[l]) break;
+        h[i] = h[l];
+        i = l;
+    }
+    if (sz) h[i] = v;
+    return top;
+}
+
+// sym: (m,) -> merged, compacted in place. Linked list + min-heap of (rank, left position), O(m log m).
+static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
+    size_t m = *mp;
+    uint32_t *sym = c->sym;
+    int32_t *prev = c->prev, *next = c->next;
+    /* every live pair is in the heap at most twice over the run: m initial + 2 per merge */
+    if (grow((void **)&c->heap, &c->cap_heap, 3 * m + 4, sizeof(uint64_t), "BPE heap")) return LLMC_ERR_NOMEM;
+    uint64_t *h = c->heap;
+    size_t hn = 0;
+    uint32_t id;
+    for (size_t i = 0; i < m; i++) {
+        prev[i] = (int32_t)i - 1;
+        next[i] = i + 1 < m ? (int32_t)i + 1 : -1;
+        uint32_t r = i + 1 < m ? pair_rank(t, sym[i], sym[i + 1], &id) : NO_TOKEN;
+        if (r != NO_TOKEN) heap_push(h, &hn, (uint64_t)r << 32 | i);
+    }
+    while (hn) {
+        uint64_t e = heap_pop(h, &hn);
+        uint32_t r = (uint32_t)(e >> 32), L = (uint32_t)e;
+        if (sym[L] == NO_TOKEN || next[L] < 0) continue; /* stale: the left symbol died or has no neighbour */
+        uint32_t R = (uint32_t)next[L];
+        if (pair_rank(t, sym[L], sym[R], &id) != r) continue; /* stale: the pair changed since it was pushed */
+        sym[L] = id;
+        sym[R] = NO_TOKEN;
+        next[L] = next[R];
+        if (next[R] >= 0) prev[next[R]] = (int32_t)L;
+        uint32_t id2, r2;
+        if (prev[L] >= 0 && (r2 = pair_rank(t, sym[prev[L]], sym[L], &id2)) != NO_TOKEN)
+            heap_push(h, &hn, (uint64_t)r2 << 32 | (uint32_t)prev[L]);
+        if (next[L] >= 0 && (r2 = pair_rank(t, sym[L], sym[next[L]], &id2)) != NO_TOKEN)
+            heap_push(h, &hn, (uint64_t)r2 << 32 | L);
+    }
+    size_t k = 0;
+    for (int32_t i = 0; i >= 0; i = next[i]) sym[k++] = sym[i]; /* node 0 never dies: merges keep the left */
+    *mp = k;
+    return LLMC_OK;
+}
+
+/* BPE-encode one piece and append its ids. */
+static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
+    if (t->whole_piece_first) { /* tiktoken and HF ignore_merges: a piece that is a token is that token */
+        int32_t id = llmc_tok_lookup(t, p, n);
+        if (id >= 0) return emit(c, id);
+    }
+    uint64_t h = 0;
+    size_t slot = 0;
+    if (n <= CACHE_MAX_PIECE) {
+        h = hash_bytes(p, n);
+        for (slot = h & (CACHE_SLOTS - 1); c->cache[slot].key_len; slot = (slot + 1) & (CACHE_SLOTS - 1)) {
+            cache_slot *cs = &c->cache[slot];
+            if (cs->hash == h && cs->key_len == n && !memcmp(c->ckeys + cs->key_off, p, n)) {
+                if (c->n_out + cs->n_ids > c->cap_out &&
+                    grow((void **)&c->out, &c->cap_out, c->n_out + cs->n_ids, sizeof(int32_t), "token ids"))
+                    return LLMC_ERR_NOMEM;
+                memcpy(c->out + c->n_out, c->cids + cs->ids_off, cs->n_ids * sizeof(uint32_t));
+                c->n_out += cs->n_ids;
+                return LLMC_OK;
+            }
+        }
+    }
+    size_t m = 0;
+    llmc_status st = initial_symbols(t, c, p, n, &m);
+    if (st) return st;
+    if (m <= SHORT_PIECE) merge_short(t, c, &m);
+    else if ((st = merge_long(t, c, &m))) return st;
+    if (c->n_out + m > c->cap_out && grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
+        return LLMC_ERR_NOMEM;
+    memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
+    c->n_out += m;
+    if (n <= CACHE_MAX_PIECE) { /* remember the piece */
+        if (c->n_cache >= CACHE_SLOTS / 2) { /* full: start over */
+            memset(c->cache, 0, CACHE_SLOTS * sizeof(cache_slot));
+            c->n_cache = c->n_ckeys = c->n_cids = 0;
+            slot = h & (CACHE_SLOTS - 1);
+        }
+        if (grow((void **)&c->ckeys, &c->cap_ckeys, c->n_ckeys + n, 1, "BPE cache") ||
+            grow((void **)&c->cids, &c->cap_cids, c->n_cids + m, sizeof(uint32_t), "BPE cache"))
+            return LLMC_ERR_NOMEM;
+        memcpy(c->ckeys + c->n_ckeys, p, n);
+        memcpy(c->cids + c->n_cids, c->sym, m * sizeof(uint32_t));
+        c->cache[slot] = (cache_slot){h, (uint32_t)c->n_ckeys, (uint32_t)n, (uint32_t)c->n_cids, (uint32_t)m};
+        c->n_ckeys += n;
+        c->n_cids += m;
+        c->n_cache++;
+    }
+    return LLMC_OK;
+}
+
+/* Normalise segment s[0..n) per the tokenizer's normalizer (and ByteLevel's prefix space); *out points at s or at
+ * c->tmp. */
+static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, const uint8_t **out,
+                             size_t *out_n) {
+    *out = s;
+    *out_n = n;
+    if (n == 0) return LLMC_OK;
+    if (t->normalizer == LLMC_NORM_NFC) {
+        size_t i = 0;
+        while (i < n && s[i] < 0x80) i++;
+        if (i < n) { /* non-ASCII: full NFC (ASCII is always NFC) */
+            uint8_t *r;
+            size_t rn;
+            llmc_status st = llmc_nfc(s, n, &r, &rn);
+            if (st) return st;
+            if (grow((void **)&c->tmp, &c->cap_tmp, rn + 1, 1, "normalised text")) {
+                llmc_free(r);
+                return LLMC_ERR_NOMEM;
+            }
+            memcpy(c->tmp, r, rn);
+            llmc_free(r);
+            *out = c->tmp;
+            *out_n = n = rn;
+            s = c->tmp;
+        }
+    } else if (t->normalizer == LLMC_NORM_METASPACE) { /* prepend U+2581 and replace ' ' by U+2581 */
+        size_t spaces = 0, need;
+        for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
+        if (!llmc_add_ok(n + 3, spaces * 2, &need) ||
+            grow((void **)&c->tmp, &c->cap_tmp, need, 1, "normalised text"))
+            return LLMC_ERR_NOMEM;
+        size_t o = 0;
+        static const uint8_t meta[3] = {0xE2, 0x96, 0x81};
+        memcpy(c->tmp, meta, 3);
+        o = 3;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == ' ') {
+                memcpy(c->tmp + o, meta, 3);
+                o += 3;
+            } else {
+                c->tmp[o++] = s[i];
+            }
+        }
+        *out = c->tmp;
+        *out_n = o;
+        return LLMC_OK;
+    }
+    if (t->prefix_space && s[0] != ' ') {
+        if (grow((void **)&c->tmp, &c->cap_tmp, n + 1, 1, "normalised text")) return LLMC_ERR_NOMEM;
+        memmove(c->tmp + 1, s, n); /* s may be c->tmp after NFC */
+        c->tmp[0] = ' ';
+        *out = c->tmp;
+        *out_n = n + 1;
+    }
+    return LLMC_OK;
+}
+
+/* Encode a segment that contains no special tokens: normalise, pre-tokenize, BPE each piece. */
+static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0) {
+    const uint8_t *s;
+    size_t n;
+    llmc_status st = normalize(t, c, s0, n0, &s, &n);
+    if (st || n == 0) return st;
+    if (t->pretok == LLMC_PRE_NONE) return bpe_piece(t, c, s, n);
+    for (size_t i = 0; i < n;) {
+        size_t e = llmc_pretok_next(t->pretok, s, n, i);
+        if ((st = bpe_piece(t, c, s + i, e - i))) return st;
+        i = e;
+    }
+    return LLMC_OK;
+}
+
+/* The added token that matches at s[i..n) (longest allowed one), or -1; a disallowed match sets *bad to it. */
+static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, size_t i, const uint8_t *mode,
+                        long *bad) {
+    long best = -1;
+    for (size_t k = 0; k < t->n_added; k++) {
+        const llmc_added_tok *a = &t->added[k];
+        if (a->len > n - i || s[i] != t->blob[a->off] || memcmp(s + i, t->blob + a->off, a->len)) continue;
+        int m = a->special ? (mode ? mode[k] : 0) : LLMC_SPECIAL_ALLOWED;
+        if (m & LLMC_SPECIAL_DISALLOWED) *bad = (long)k;
+        else if ((m & LLMC_SPECIAL_ALLOWED) && (best < 0 || a->len > t->added[best].len)) best = (long)k;
+    }
+    return best;
+}
+
+static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, const uint8_t *mode,
+                               int add_special) {
+    llmc_status st;
+    c->n_out = 0;
+    if (add_special)
+        for (size_t k = 0; k < t->n_prefix; k++)
+            if ((st = emit(c, t->prefix_ids[k]))) return st;
+    int scan = 0; /* is any added token active? */
+    for (size_t k = 0; k < t->n_added && !scan; k++) scan = !t->added[k].special || (mode && mode[k]);
+    size_t seg = 0;
+    if (scan) {
+        for (size_t i = 0; i < n; i++) {
+            if (!t->first_byte[s[i]]) continue;
+            long bad = -1, k = match_added(t, s, n, i, mode, &bad);
+            if (bad >= 0) {
+                const llmc_added_tok *a = &t->added[bad];
+                return llmc_fail(LLMC_ERR_INVALID,
+                                 "text contains the special token '%.*s', which is disallowed (pass it in "
+                                 "allowed_special to encode it as a special token, or remove it from "
+                                 "disallowed_special to encode it as text)",
+                                 (int)a->len, (const char *)t->blob + a->off);
+            }
+            if (k < 0) continue;
+            if ((st = encode_segment(t, c, s + seg, i - seg)) || (st = emit(c, t->added[k].id))) return st;
+            i += t->added[k].len - 1; /* the loop's i++ steps past the token */
+            seg = i + 1;
+        }
+    }
+    if ((st = encode_segment(t, c, s + seg, n - seg))) return st;
+    if (add_special)
+        for (size_t k = 0; k < t->n_suffix; k++)
+            if ((st = emit(c, t->suffix_ids[k]))) return st;
+    return LLMC_OK;
+}
+
+static llmc_status ctx_init(enc_ctx *c) {
+    memset(c, 0, sizeof *c);
+    c->cache = llmc_calloc(CACHE_SLOTS, sizeof(cache_slot), "BPE cache");
+    return c->cache ? LLMC_OK : LLMC_ERR_NOMEM;
+}
+
+// text: (len,) bytes -> *ids: (*n_ids,) int32
+llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
+                                  int add_special, int32_t **ids, size_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    enc_ctx c;
+    llmc_status st = ctx_init(&c);
+    if (!st) st = encode_into(t, &c, (const uint8_t *)text, len, special_mode, add_special);
+    if (!st) {
+        *ids = c.out; /* hand over the output buffer */
+        *n_ids = c.n_out;
+        c.out = NULL;
+        if (!*ids && !(*ids = llmc_malloc(sizeof(int32_t), "token ids"))) st = LLMC_ERR_NOMEM; /* empty: non-NULL */
+    }
+    ctx_free(&c);
+    return st;
+}
+
+// texts: n_texts strings -> ids[i]: (n_ids[i],) int32; threads take texts dynamically
+llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *const *texts, const size_t *lens,
+                                        size_t n_texts, const uint8_t *special_mode, int add_special,
+                                        int num_threads, int32_t **ids, size_t *n_ids) {
+    for (size_t i = 0; i < n_texts; i++) {
+        ids[i] = NULL;
+        n_ids[i] = 0;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n_texts; i++) total += lens[i];
+    int nt = num_threads > 0 ? num_threads : llmc_threads();
+    if ((size_t)nt > total / 4096 + 1) nt = (int)(total / 4096 + 1); /* at least ~4 KB of text per thread */
+    if ((size_t)nt > n_texts) nt = n_texts ? (int)n_texts : 1;
+    llmc_status status = LLMC_OK;
+    char msg[512] = "";
+#pragma omp parallel num_threads(nt)
+    {
+        enc_ctx c;
+        llmc_status st = ctx_init(&c);
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < n_texts; i++) {
+            if (st) continue;
+            st = encode_into(t, &c, (const uint8_t *)texts[i], lens[i], special_mode, add_special);
+            if (st) {
+#pragma omp critical(llmc_tok_err)
+                if (!status) { /* keep the first error and its (thread-local) message */
+                    status = st;
+                    snprintf(msg, sizeof msg, "text %zu: %s", i, llmc_last_error());
+                }
+                continue;
+            }
+            ids[i] = llmc_malloc((c.n_out ? c.n_out : 1) * sizeof(int32_t), "token ids");
+            if (!ids[i]) {
+                st = LLMC_ERR_NOMEM;
+#pragma omp critical(llmc_tok_err)
+                if (!status) {
+                    status = st;
+                    snprintf(msg, sizeof msg, "out of memory for the ids of text %zu", i);
+                }
+                continue;
+            }
+            memcpy(ids[i], c.out, c.n_out * sizeof(int32_t));
+            n_ids[i] = c.n_out;
+        }
+        ctx_free(&c);
+    }
+    if (status) {
+        for (size_t i = 0; i < n_texts; i++) {
+            llmc_free(ids[i]);
+            ids[i] = NULL;
+            n_ids[i] = 0;
+        }
+        return llmc_fail(status, "%s", msg);
+    }
+    return LLMC_OK;
+}
+
+// text: (len,) -> *starts: (*n + 1,) byte offsets of the pieces (after splitting off special tokens: not done here)
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n) {
+    const uint8_t *s = (const uint8_t *)text;
+    size_t cap = 0, k = 0;
+    *starts = NULL;
+    for (size_t i = 0;;) {
+        if (grow((void **)starts, &cap, k + 1, sizeof(size_t), "piece offsets")) {
+            llmc_free(*starts);
+            *starts = NULL;
+            return LLMC_ERR_NOMEM;
+        }
+        (*starts)[k++] = i;
+        if (i >= len) break;
+        i = t->pretok == LLMC_PRE_NONE ? len : llmc_pretok_next(t->pretok, s, len, i);
+    }
+    *n = k - 1;
+    return LLMC_OK;
+}
+
+/* ---------------------------------------------------------------- decoding */
+static inline int id_ok(const llmc_tokenizer *t, int64_t id) {
+    return id >= 0 && (uint64_t)id < t->n_vocab && t->tok_len[id] != NO_TOKEN;
+}
+
+llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, const char **bytes, size_t *len) {
+    if (!id_ok(t, id))
+        return llmc_fail(LLMC_ERR_INVALID, "token id %lld is out of range (the vocabulary has %zu ids)",
+                         (long long)id, t->n_vocab);
+    int dec = t->dec_off && t->dec_len[id] != NO_TOKEN;
+    *bytes = (const char *)t->blob + (dec ? t->dec_off[id] : t->tok_off[id]);
+    *len = dec ? t->dec_len[id] : t->tok_len[id];
+    return LLMC_OK;
+}
+
+// ids: (n,) -> *out: (*out_len,) bytes
+llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, size_t n, char **out, size_t *out_len) {
+    *out = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!id_ok(t, ids[i]))
+            return llmc_fail(LLMC_ERR_INVALID, "token id %lld at index %zu is out of range (the vocabulary has %zu ids)",
+                             (long long)ids[i], i, t->n_vocab);
+        const char *b;
+        size_t l;
+        llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
+        total += l;
+    }
+    char *o = llmc_malloc(total + 1, "decoded bytes");
+    if (!o) return LLMC_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *b;
+        size_t l;
+        llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
+        memcpy(o + k, b, l);
+        k += l;
+    }
+    size_t skip = t->strip_lead_space && k && o[0] == ' '; /* HF Strip(' ', 1, 0) after Fuse */
+    if (skip) memmove(o, o + 1, k - 1);
+    *out = o;
+    *out_len = k - skip;
+    return LLMC_OK;
+}

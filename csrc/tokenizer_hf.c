@@ -1,0 +1,438 @@
+/* tokenizer_hf.c: load a Hugging Face tokenizer.json into an llmc_tokenizer.
+ *
+ * Supported: model BPE, either byte-level (GPT-2 / Llama 3 / Qwen: the vocabulary is written through GPT-2's
+ * bytes_to_unicode map, which we invert so tokens are raw bytes) or SentencePiece-style (Llama 2: characters with
+ * U+2581 for spaces, byte fallback <0xNN>, unk); normalizers NFC and Sequence[Prepend(U+2581), Replace(' ', U+2581)];
+ * pre-tokenizers ByteLevel, Split(<a known regex>, Isolated) and their Sequence; decoders ByteLevel and the Llama 2
+ * Sequence[Replace, ByteFallback, Fuse, Strip]; post-processors ByteLevel and TemplateProcessing; added tokens.
+ * Anything else is LLMC_ERR_UNSUPPORTED naming the part. */
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "tok_internal.h"
+#include "unicode.h"
+
+static const uint8_t META[3] = {0xE2, 0x96, 0x81}; /* U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's space */
+
+static int str_is(const llmc_json *v, const char *s) {
+    return llmc_json_is(v, LLMC_JSON_STRING) && v->len == strlen(s) && !memcmp(v->str, s, v->len);
+}
+
+static const char *type_of(const llmc_json *v) {
+    const llmc_json *ty = llmc_json_get(v, "type");
+    return llmc_json_is(ty, LLMC_JSON_STRING) ? ty->str : "?";
+}
+
+static int is_type(const llmc_json *v, const char *t) { return str_is(llmc_json_get(v, "type"), t); }
+
+static int get_bool(const llmc_json *v, const char *key, int dflt) {
+    const llmc_json *b = llmc_json_get(v, key);
+    return llmc_json_is(b, LLMC_JSON_BOOL) ? b->boolean : dflt;
+}
+
+/* GPT-2's bytes_to_unicode, inverted: code point -> byte (or -1). */
+static void byte_level_inverse(int *inv /* (324,) */) {
+    for (int i = 0; i < 324; i++) inv[i] = -1;
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        inv[printable ? b : 256 + n++] = b; /* the others map to 256, 257, ... in byte order */
+    }
+}
+
+/* Map a byte-level vocabulary string to raw bytes; -1 if a character is outside the map. */
+static long unmap_bytes(const int *inv, const char *s, size_t n, uint8_t *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l;
+        uint32_t cp = llmc_utf8_next((const uint8_t *)s + i, n - i, &l);
+        if (cp >= 324 || inv[cp] < 0) return -1;
+        out[o++] = (uint8_t)inv[cp];
+        i += l;
+    }
+    return (long)o;
+}
+
+typedef struct {
+    llmc_tokenizer *t;
+    int byte_level;
+    int inv[324];
+    uint8_t *buf; /* scratch for unmapped strings */
+    size_t cap;
+    const char *what;
+} loader;
+
+static llmc_status unsupported(loader *L, const char *part, const char *detail) {
+    return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: %s is not supported by llmc (%s)", L->what, part, detail);
+}
+
+static llmc_status need_buf(loader *L, size_t n) {
+    if (n <= L->cap) return LLMC_OK;
+    llmc_free(L->buf);
+    L->cap = n * 2 + 64;
+    L->buf = llmc_malloc(L->cap, "tokenizer.json scratch");
+    return L->buf ? LLMC_OK : LLMC_ERR_NOMEM;
+}
+
+/* The raw bytes of a vocabulary string (byte-level: unmapped; else as is) in L->buf; -1 when unmappable. */
+static long vocab_bytes(loader *L, const char *s, size_t n) {
+    if (need_buf(L, n + 1)) return -2;
+    if (L->byte_level) return unmap_bytes(L->inv, s, n, L->buf);
+    memcpy(L->buf, s, n);
+    return (long)n;
+}
+
+static llmc_status load_normalizer(loader *L, const llmc_json *nz) {
+    if (!nz || nz->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (is_type(nz, "NFC")) {
+        L->t->normalizer = LLMC_NORM_NFC;
+        return LLMC_OK;
+    }
+    if (is_type(nz, "Sequence")) { /* Llama 2: [Prepend("▁"), Replace(" ", "▁")] */
+        const llmc_json *list = llmc_json_get(nz, "normalizers");
+        if (llmc_json_is(list, LLMC_JSON_ARRAY) && list->len == 2 && is_type(&list->items[0], "Prepend") &&
+            str_is(llmc_json_get(&list->items[0], "prepend"), "\xE2\x96\x81") &&
+            is_type(&list->items[1], "Replace") &&
+            str_is(llmc_json_get(llmc_json_get(&list->items[1], "pattern"), "String"), " ") &&
+            str_is(llmc_json_get(&list->items[1], "content"), "\xE2\x96\x81")) {
+            L->t->normalizer = LLMC_NORM_METASPACE;
+            return LLMC_OK;
+        }
+        return unsupported(L, "this normalizer Sequence", "only NFC and Sequence[Prepend('▁'), Replace(' ', '▁')]");
+    }
+    return unsupported(L, "normalizer", type_of(nz));
+}
+
+static llmc_status load_split(loader *L, const llmc_json *sp) {
+    const llmc_json *re = llmc_json_get(llmc_json_get(sp, "pattern"), "Regex");
+    if (!llmc_json_is(re, LLMC_JSON_STRING)) return unsupported(L, "Split pre-tokenizer", "only a Regex pattern");
+    if (!str_is(llmc_json_get(sp, "behavior"), "Isolated") || get_bool(sp, "invert", 0))
+        return unsupported(L, "Split pre-tokenizer", "only behavior Isolated without invert");
+    int kind = llmc_pretok_from_regex(re->str, re->len);
+    if (kind < 0)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED,
+                         "%s: Split pre-tokenizer regex '%.300s' is not supported by llmc (known: the GPT-2, cl100k, "
+                         "o200k, Llama 3 and Qwen 2 regexes)",
+                         L->what, re->str);
+    L->t->pretok = kind;
+    return LLMC_OK;
+}
+
+static llmc_status load_byte_level_pre(loader *L, const llmc_json *bl) {
+    L->byte_level = 1;
+    if (get_bool(bl, "use_regex", 1)) {
+        if (L->t->pretok != LLMC_PRE_NONE)
+            return unsupported(L, "ByteLevel(use_regex=true) after a Split", "two regex splits");
+        L->t->pretok = LLMC_PRE_GPT2;
+    }
+    L->t->prefix_space = get_bool(bl, "add_prefix_space", 0);
+    return LLMC_OK;
+}
+
+static llmc_status load_pre(loader *L, const llmc_json *pt) {
+    if (!pt || pt->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (is_type(pt, "ByteLevel")) return load_byte_level_pre(L, pt);
+    if (is_type(pt, "Split")) return load_split(L, pt);
+    if (is_type(pt, "Sequence")) {
+        const llmc_json *list = llmc_json_get(pt, "pretokenizers");
+        if (!llmc_json_is(list, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: bad Sequence", L->what);
+        for (size_t i = 0; i < list->len; i++) {
+            const llmc_json *p = &list->items[i];
+            llmc_status st;
+            if (is_type(p, "Split") && L->t->pretok == LLMC_PRE_NONE && !L->byte_level) st = load_split(L, p);
+            else if (is_type(p, "ByteLevel")) st = load_byte_level_pre(L, p);
+            else st = unsupported(L, "pre-tokenizer in this Sequence", type_of(p));
+            if (st) return st;
+        }
+        return LLMC_OK;
+    }
+    return unsupported(L, "pre-tokenizer", type_of(pt));
+}
+
+static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) {
+    *sp_decoder = 0;
+    if (!d || d->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (is_type(d, "ByteLevel")) {
+        if (!L->byte_level) return unsupported(L, "ByteLevel decoder", "without a ByteLevel pre-tokenizer");
+        return LLMC_OK;
+    }
+    if (is_type(d, "Sequence")) {
+        const llmc_json *list = llmc_json_get(d, "decoders");
+        if (llmc_json_is(list, LLMC_JSON_ARRAY) && list->len == 4 && is_type(&list->items[0], "Replace") &&
+            str_is(llmc_json_get(llmc_json_get(&list->items[0], "pattern"), "String"), "\xE2\x96\x81") &&
+            str_is(llmc_json_get(&list->items[0], "content"), " ") && is_type(&list->items[1], "ByteFallback") &&
+            is_type(&list->items[2], "Fuse") && is_type(&list->items[3], "Strip")) {
+            const llmc_json *s = &list->items[3], *st = llmc_json_get(s, "start"), *sp = llmc_json_get(s, "stop");
+            if (str_is(llmc_json_get(s, "content"), " ") && llmc_json_is(st, LLMC_JSON_NUMBER) && st->integer == 1 &&
+                llmc_json_is(sp, LLMC_JSON_NUMBER) && sp->integer == 0) {
+                *sp_decoder = 1;
+                return LLMC_OK;
+            }
+        }
+        return unsupported(L, "this decoder Sequence", "only Llama 2's [Replace, ByteFallback, Fuse, Strip]");
+    }
+    return unsupported(L, "decoder", type_of(d));
+}
+
+static llmc_status load_post(loader *L, const llmc_json *pp) {
+    if (!pp || pp->type == LLMC_JSON_NULL || is_type(pp, "ByteLevel")) return LLMC_OK; /* ByteLevel: offsets only */
+    if (!is_type(pp, "TemplateProcessing")) return unsupported(L, "post-processor", type_of(pp));
+    const llmc_json *single = llmc_json_get(pp, "single"), *sps = llmc_json_get(pp, "special_tokens");
+    if (!llmc_json_is(single, LLMC_JSON_ARRAY) || !llmc_json_is(sps, LLMC_JSON_OBJECT))
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: TemplateProcessing lacks 'single' or 'special_tokens'", L->what);
+    llmc_tokenizer *t = L->t;
+    int seen_a = 0;
+    size_t cap = 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    t->prefix_ids = t->suffix_ids = NULL;
+    for (size_t i = 0; i <= single->len; i++) {
+        const llmc_json *it = i < single->len ? &single->items[i] : NULL;
+        const llmc_json *seq = it ? llmc_json_get(it, "Sequence") : NULL;
+        if (!it || seq) { /* the sequence (or the end) closes the prefix / suffix */
+            if (it && (seen_a || !str_is(llmc_json_get(seq, "id"), "A"))) {
+                llmc_free(ids);
+                return unsupported(L, "TemplateProcessing", "single must hold one Sequence A");
+            }
+            if (!it && !seen_a) {
+                llmc_free(ids);
+                return llmc_fail(LLMC_ERR_FORMAT, "%s: TemplateProcessing single has no Sequence", L->what);
+            }
+            if (!seen_a) {
+                t->prefix_ids = ids;
+                t->n_prefix = n;
+            } else {
+                t->suffix_ids = ids;
+                t->n_suffix = n;
+            }
+            ids = NULL;
+            n = cap = 0;
+            seen_a = 1;
+            continue;
+        }
+        const llmc_json *name = llmc_json_get(llmc_json_get(it, "SpecialToken"), "id");
+        const llmc_json *spec = NULL;
+        for (size_t k = 0; name && k < sps->len; k++) /* find the special by name */
+            if (sps->key_lens[k] == name->len && !memcmp(sps->keys[k], name->str, name->len)) spec = &sps->items[k];
+        const llmc_json *sid = llmc_json_get(spec, "ids");
+        if (!llmc_json_is(sid, LLMC_JSON_ARRAY)) {
+            llmc_free(ids);
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: TemplateProcessing names an unknown special token", L->what);
+        }
+        for (size_t k = 0; k < sid->len; k++) {
+            if (!llmc_json_is(&sid->items[k], LLMC_JSON_NUMBER) || !sid->items[k].is_integer ||
+                sid->items[k].integer < 0 || sid->items[k].integer >= INT32_MAX) {
+                llmc_free(ids);
+                return llmc_fail(LLMC_ERR_FORMAT, "%s: bad id in TemplateProcessing", L->what);
+            }
+            if (n == cap) {
+                int32_t *nb = llmc_malloc((cap = cap * 2 + 4) * sizeof(int32_t), "template ids");
+                if (!nb) {
+                    llmc_free(ids);
+                    return LLMC_ERR_NOMEM;
+                }
+                if (n) memcpy(nb, ids, n * sizeof(int32_t));
+                llmc_free(ids);
+                ids = nb;
+            }
+            ids[n++] = (int32_t)sid->items[k].integer;
+        }
+    }
+    return LLMC_OK;
+}
+
+static llmc_status load_model(loader *L, const llmc_json *model) {
+    llmc_tokenizer *t = L->t;
+    if (!llmc_json_is(model, LLMC_JSON_OBJECT)) return llmc_fail(LLMC_ERR_FORMAT, "%s: no 'model' object", L->what);
+    if (!is_type(model, "BPE")) {
+        if (!llmc_json_get(model, "type") && llmc_json_get(model, "merges")) {
+            /* old files omit the type; they are BPE */
+        } else {
+            return unsupported(L, "model", type_of(model));
+        }
+    }
+    const llmc_json *dropout = llmc_json_get(model, "dropout");
+    if (dropout && dropout->type != LLMC_JSON_NULL) return unsupported(L, "BPE dropout", "encoding is deterministic");
+    const llmc_json *csp = llmc_json_get(model, "continuing_subword_prefix"),
+                    *eow = llmc_json_get(model, "end_of_word_suffix");
+    if ((llmc_json_is(csp, LLMC_JSON_STRING) && csp->len) || (llmc_json_is(eow, LLMC_JSON_STRING) && eow->len))
+        return unsupported(L, "BPE continuing_subword_prefix / end_of_word_suffix", "non-empty affixes");
+    t->whole_piece_first = get_bool(model, "ignore_merges", 0);
+    t->fuse_unk = get_bool(model, "fuse_unk", 0);
+    int byte_fallback = get_bool(model, "byte_fallback", 0);
+    t->model = L->byte_level ? LLMC_MODEL_BYTE_BPE : LLMC_MODEL_CHAR_BPE;
+    const llmc_json *vocab = llmc_json_get(model, "vocab"), *merges = llmc_json_get(model, "merges");
+    if (!llmc_json_is(vocab, LLMC_JSON_OBJECT) || !llmc_json_is(merges, LLMC_JSON_ARRAY))
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: model lacks a 'vocab' object or a 'merges' list", L->what);
+    llmc_status st;
+    size_t max_id = 0;
+    for (size_t i = 0; i < vocab->len; i++) { /* iterate the object directly: llmc_json_get is linear */
+        const llmc_json *v = &vocab->items[i];
+        if (!llmc_json_is(v, LLMC_JSON_NUMBER) || !v->is_integer || v->integer < 0 || v->integer >= INT32_MAX)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: vocab entry '%.100s' has no valid id", L->what, vocab->keys[i]);
+        long n = vocab_bytes(L, vocab->keys[i], vocab->key_lens[i]);
+        if (n == -2) return LLMC_ERR_NOMEM;
+        if (n < 0)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: byte-level vocab entry '%.100s' has a character outside the byte map",
+                             L->what, vocab->keys[i]);
+        if ((st = llmc_tok_set(t, v->integer, L->buf, (size_t)n))) return st;
+        if ((size_t)v->integer > max_id) max_id = (size_t)v->integer;
+    }
+    if (!vocab->len) return llmc_fail(LLMC_ERR_FORMAT, "%s: empty vocab", L->what);
+    if ((st = llmc_tok_build_map(t, max_id + 1))) return st;
+    if (L->byte_level) {
+        for (int b = 0; b < 256; b++) {
+            uint8_t c = (uint8_t)b;
+            t->byte_id[b] = llmc_tok_lookup(t, &c, 1); /* a missing byte is an error only when it is encoded */
+        }
+    } else if (byte_fallback) {
+        for (int b = 0; b < 256; b++) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", b);
+            t->byte_id[b] = llmc_tok_lookup(t, (const uint8_t *)name, 6);
+        }
+    }
+    const llmc_json *unk = llmc_json_get(model, "unk_token");
+    if (llmc_json_is(unk, LLMC_JSON_STRING)) {
+        long n = vocab_bytes(L, unk->str, unk->len);
+        if (n == -2) return LLMC_ERR_NOMEM;
+        t->unk_id = n >= 0 ? llmc_tok_lookup(t, L->buf, (size_t)n) : -1;
+    }
+    /* merges: "left right" strings or [left, right] pairs; rank = position */
+    for (size_t k = 0; k < merges->len; k++) {
+        const llmc_json *m = &merges->items[k];
+        const char *a, *b;
+        size_t la, lb;
+        if (llmc_json_is(m, LLMC_JSON_STRING)) {
+            const char *sp = memchr(m->str, ' ', m->len);
+            if (!sp || memchr(sp + 1, ' ', m->len - (size_t)(sp + 1 - m->str)))
+                return llmc_fail(LLMC_ERR_FORMAT, "%s: merge %zu '%.100s' is not two tokens", L->what, k, m->str);
+            a = m->str;
+            la = (size_t)(sp - m->str);
+            b = sp + 1;
+            lb = m->len - la - 1;
+        } else if (llmc_json_is(m, LLMC_JSON_ARRAY) && m->len == 2 && llmc_json_is(&m->items[0], LLMC_JSON_STRING) &&
+                   llmc_json_is(&m->items[1], LLMC_JSON_STRING)) {
+            a = m->items[0].str;
+            la = m->items[0].len;
+            b = m->items[1].str;
+            lb = m->items[1].len;
+        } else {
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: merge %zu is not a string or a pair of strings", L->what, k);
+        }
+        long na = vocab_bytes(L, a, la);
+        if (na == -2) return LLMC_ERR_NOMEM;
+        int32_t ia = na >= 0 ? llmc_tok_lookup(t, L->buf, (size_t)na) : -1;
+        long nb = vocab_bytes(L, b, lb);
+        if (nb == -2) return LLMC_ERR_NOMEM;
+        int32_t ib = nb >= 0 ? llmc_tok_lookup(t, L->buf, (size_t)nb) : -1;
+        /* the merged token: concatenation of the two raw byte strings */
+        if (ia < 0 || ib < 0)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: merge %zu uses a token that is not in the vocab", L->what, k);
+        size_t lm = (size_t)t->tok_len[ia] + t->tok_len[ib];
+        if (need_buf(L, lm + 1)) return LLMC_ERR_NOMEM;
+        memcpy(L->buf, t->blob + t->tok_off[ia], t->tok_len[ia]);
+        memcpy(L->buf + t->tok_len[ia], t->blob + t->tok_off[ib], t->tok_len[ib]);
+        int32_t im = llmc_tok_lookup(t, L->buf, lm);
+        if (im < 0)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: merge %zu makes a token that is not in the vocab", L->what, k);
+        if ((st = llmc_tok_add_pair(t, (uint32_t)ia, (uint32_t)ib, (uint32_t)k, (uint32_t)im))) return st;
+    }
+    return LLMC_OK;
+}
+
+static llmc_status load_added(loader *L, const llmc_json *added) {
+    if (!added || added->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (!llmc_json_is(added, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: added_tokens is not a list", L->what);
+    for (size_t i = 0; i < added->len; i++) {
+        const llmc_json *a = &added->items[i], *id = llmc_json_get(a, "id"), *c = llmc_json_get(a, "content");
+        if (!llmc_json_is(id, LLMC_JSON_NUMBER) || !id->is_integer || !llmc_json_is(c, LLMC_JSON_STRING) || !c->len)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: added token %zu lacks an id or content", L->what, i);
+        if (get_bool(a, "lstrip", 0) || get_bool(a, "rstrip", 0) || get_bool(a, "single_word", 0))
+            return unsupported(L, "added token lstrip/rstrip/single_word", c->str);
+        if (get_bool(a, "normalized", 0) && L->t->normalizer != LLMC_NORM_NONE)
+            return unsupported(L, "added token with normalized=true under a normalizer", c->str);
+        llmc_status st = llmc_tok_add_added(L->t, (const uint8_t *)c->str, c->len, id->integer, get_bool(a, "special", 0));
+        if (st) return st;
+    }
+    return LLMC_OK;
+}
+
+/* SentencePiece decoding: <0xNN> -> the byte, U+2581 -> ' ' (the decode table). */
+static llmc_status sp_decode_table(loader *L) {
+    llmc_tokenizer *t = L->t;
+    for (size_t id = 0; id < t->n_vocab; id++) {
+        if (t->tok_len[id] == UINT32_MAX) continue;
+        const uint8_t *b = t->blob + t->tok_off[id];
+        size_t n = t->tok_len[id], o = 0;
+        int is_byte = 0;
+        for (int k = 0; k < 256 && !is_byte; k++) is_byte = t->byte_id[k] == (int32_t)id ? k + 1 : 0;
+        if (need_buf(L, n + 1)) return LLMC_ERR_NOMEM;
+        if (is_byte) {
+            L->buf[o++] = (uint8_t)(is_byte - 1);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                if (i + 3 <= n && !memcmp(b + i, META, 3)) {
+                    L->buf[o++] = ' ';
+                    i += 2;
+                } else {
+                    L->buf[o++] = b[i];
+                }
+            }
+        }
+        llmc_status st = llmc_tok_set_decode(t, (int64_t)id, L->buf, o);
+        if (st) return st;
+    }
+    t->strip_lead_space = 1;
+    return LLMC_OK;
+}
+
+llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char *what, llmc_tokenizer **out) {
+    *out = NULL;
+    llmc_json_doc *doc;
+    llmc_status st = llmc_json_parse(data, len, what, &doc);
+    if (st) return st;
+    const llmc_json *root = llmc_json_root(doc);
+    loader L = {0};
+    L.what = what;
+    byte_level_inverse(L.inv);
+    L.t = llmc_tok_new();
+    int sp_decoder = 0;
+    if (!L.t) {
+        st = LLMC_ERR_NOMEM;
+        goto done;
+    }
+    if (!llmc_json_is(root, LLMC_JSON_OBJECT)) {
+        st = llmc_fail(LLMC_ERR_FORMAT, "%s: the top level is not an object", what);
+        goto done;
+    }
+    const llmc_json *trunc = llmc_json_get(root, "truncation"), *pad = llmc_json_get(root, "padding");
+    if ((trunc && trunc->type != LLMC_JSON_NULL) || (pad && pad->type != LLMC_JSON_NULL)) {
+        st = unsupported(&L, "truncation/padding", "set them to null");
+        goto done;
+    }
+    const llmc_json *dec = llmc_json_get(root, "decoder");
+    if (is_type(dec, "ByteLevel")) L.byte_level = 1;
+    if ((st = load_normalizer(&L, llmc_json_get(root, "normalizer"))) || (st = load_pre(&L, llmc_json_get(root, "pre_tokenizer"))) ||
+        (st = load_decoder(&L, dec, &sp_decoder)) || (st = load_model(&L, llmc_json_get(root, "model"))) ||
+        (st = load_added(&L, llmc_json_get(root, "added_tokens"))) ||
+        (st = load_post(&L, llmc_json_get(root, "post_processor"))))
+        goto done;
+    if (sp_decoder && (st = sp_decode_table(&L))) goto done;
+    for (size_t k = 0; k < L.t->n_prefix + L.t->n_suffix; k++) {
+        int32_t id = k < L.t->n_prefix ? L.t->prefix_ids[k] : L.t->suffix_ids[k - L.t->n_prefix];
+        if ((size_t)id >= L.t->n_vocab || L.t->tok_len[id] == UINT32_MAX) {
+            st = llmc_fail(LLMC_ERR_FORMAT, "%s: post-processor id %d is not a token", what, id);
+            goto done;
+        }
+    }
+    if ((st = llmc_tok_finish(L.t))) goto done;
+    *out = L.t;
+    L.t = NULL;
+done:
+    llmc_tokenizer_free(L.t);
+    llmc_free(L.buf);
+    llmc_json_free(doc);
+    return st;
+}

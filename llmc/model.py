@@ -1,0 +1,293 @@
+"""Transformer models from Hugging Face checkpoint folders, run in llmc's C core.
+
+    import llmc
+    model = llmc.Model.load("path/to/checkpoint")      # config.json + *.safetensors (+ tokenizer.json)
+    logits = model.logits([464, 2068, 7586])           # (T, vocab) float32
+    hs = model.hidden_states([464, 2068, 7586])        # (n_layers + 1, T, d_model)
+    s = model.session()                                # KV-cached decoding
+    next_logits = s.append([464, 2068]); s.append([int(next_logits.argmax())])
+
+Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders) and bert (encoder, for embeddings). Weights stored as
+F32, F16 or BF16 are converted once to float32; everything runs in float32.
+
+Python only resolves paths and converts arguments: config.json and the safetensors headers are parsed, validated
+and loaded in C (csrc/model.c, csrc/safetensors.c).
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import warnings
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from ._native import _core
+
+__all__ = ["Model", "Session"]
+
+_ATTN = {"standard": 0, "flash": 1}
+_POOL = {"mean": 0, "cls": 1, "last": 2}
+_ARCHITECTURES = {
+    "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "bert": "BertModel",
+}
+
+
+def _attn(name: str | None, default: str) -> int:
+    name = default if name is None else name
+    if name not in _ATTN:
+        raise ValueError(f'attention must be "flash" or "standard", got {name!r}')
+    return _ATTN[name]
+
+
+def _ids(ids) -> np.ndarray:
+    a = np.asarray(ids)
+    if a.dtype.kind not in "iu" and not (a.dtype.kind == "f" and a.size == 0):
+        raise TypeError(f"token ids must be integers, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"token ids must be a 1-D sequence, got shape {a.shape}")
+    return a.astype(np.int64, copy=False)
+
+
+class Session:
+    """A KV-cached decoding state over one model (see Model.session).
+
+    append(ids) runs only the new tokens through the model, reusing the cached keys and values of the earlier ones,
+    and returns the logits (vocab,) of the last token. Incremental logits equal a full forward over the sequence.
+    """
+
+    def __init__(self, core_session, model: "Model"):
+        self._s = core_session
+        self.model = model
+
+    def append(self, ids: Sequence[int] | int) -> np.ndarray:
+        """Feed one or more tokens; returns the next-token logits (vocab,) after the last of them."""
+        if isinstance(ids, (int, np.integer)):
+            ids = [int(ids)]
+        return self._s.append(_ids(ids))
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens now in the cache (at most the window)."""
+        return self._s.n_tokens
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The tokens now in the cache, oldest first (after sliding: the first keep_first, then the newest)."""
+        return self._s.tokens()
+
+    def reset(self) -> None:
+        """Forget every token (the cache memory is kept for reuse)."""
+        self._s.reset()
+
+    def set_attention(self, attention: Literal["flash", "standard"]) -> None:
+        self._s.set_attn(_attn(attention, "flash"))
+
+
+class Model:
+    """A transformer in the C core. Create with Model.load(path) or Model.init(config)."""
+
+    def __init__(self, core, config: dict, attention: str = "flash", path: Path | None = None):
+        self._m = core
+        self._config = dict(config)
+        self._attention = attention
+        _attn(attention, "flash")
+        self.path = path
+        self.tokenizer = None
+        info = core.config()
+        self.arch: str = info["arch"]
+        self.n_layers: int = info["n_layers"]
+        self.d_model: int = info["d_model"]
+        self.n_heads: int = info["n_heads"]
+        self.n_kv_heads: int = info["n_kv_heads"]
+        self.head_dim: int = info["head_dim"]
+        self.vocab_size: int = info["vocab_size"]
+        self.context_length: int = info["context_length"]
+        self.info = info
+
+    # ------------------------------------------------------------ creation
+    @classmethod
+    def load(cls, path: str | os.PathLike, attention: Literal["flash", "standard"] = "flash") -> "Model":
+        """Load a checkpoint folder: config.json, model.safetensors or the shards listed in
+        model.safetensors.index.json, and tokenizer.json when present (attached as model.tokenizer if llmc has a
+        tokenizer). A missing or unsupported config field raises an error naming the field and the file."""
+        p = Path(path).expanduser()
+        if not p.is_dir():
+            if p.exists():
+                raise NotADirectoryError(f"{p}: a checkpoint is a folder (config.json + *.safetensors)")
+            raise FileNotFoundError(f"{p}: no such checkpoint folder")
+        core = _core.model_load(os.fsdecode(p))
+        with open(p / "config.json", "rb") as f:  # kept verbatim for save(); C parsed and validated it already
+            config = json.loads(f.read())
+        model = cls(core, config, attention, p)
+        model.tokenizer = _load_tokenizer(p / "tokenizer.json")
+        return model
+
+    @classmethod
+    def init(cls, config: dict, seed: int = 0, attention: Literal["flash", "standard"] = "flash") -> "Model":
+        """A model with random weights (normal(0, 0.02) matrices and embeddings, norm weights 1, biases 0) for the
+        architecture of `config` (a config.json as a dict: model_type and the usual size fields)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        seed = int(seed)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        core = _core.model_init(json.dumps(config), seed)
+        return cls(core, config, attention)
+
+    # ------------------------------------------------------------ running
+    def logits(self, ids: Sequence[int], attention: str | None = None) -> np.ndarray:
+        """Next-token logits at every position: (T, vocab) float32."""
+        return self._m.forward(_ids(ids), None, _attn(attention, self._attention), True, False, False)[0]
+
+    def logits_batch(self, batch: Iterable[Sequence[int]], attention: str | None = None) -> np.ndarray:
+        """Logits of several sequences of different lengths: (N, T_max, vocab), zero past each sequence's end.
+        Each sequence sees only its own tokens (the padding is masked), so row i equals logits(batch[i])."""
+        seqs = [_ids(s) for s in batch]
+        if not seqs:
+            raise ValueError("logits_batch needs at least one sequence")
+        out = np.zeros((len(seqs), max(len(s) for s in seqs), self.vocab_size), dtype=np.float32)
+        for i, s in enumerate(seqs):
+            out[i, : len(s)] = self.logits(s, attention)
+        return out
+
+    def hidden_states(self, ids: Sequence[int], token_type_ids=None, attention: str | None = None) -> np.ndarray:
+        """(n_layers + 1, T, d_model), as transformers' output_hidden_states reports them: the embedding output,
+        then each block's output; for decoders the last entry is after the final norm (the state lm_head reads)."""
+        tt = None if token_type_ids is None else _ids(token_type_ids)
+        return self._m.forward(_ids(ids), tt, _attn(attention, self._attention), False, True, False)[1]
+
+    def attention_weights(self, ids: Sequence[int], layer: int, token_type_ids=None) -> np.ndarray:
+        """The softmax attention weights of one layer, (n_heads, T, T) (row: query, column: key; 0 where masked),
+        from the standard attention implementation. For heat maps."""
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise TypeError(f"layer must be an int, got {type(layer).__name__}")
+        layer = int(layer)
+        if layer < 0:
+            layer += self.n_layers
+        tt = None if token_type_ids is None else _ids(token_type_ids)
+        return self._m.attention_weights(_ids(ids), tt, layer)
+
+    def embed(self, texts_or_ids, pooling: Literal["mean", "cls", "last"] = "mean", normalize: bool = True,
+              token_type_ids=None, attention: str | None = None) -> np.ndarray:
+        """Sentence embeddings (N, d_model) of strings (needs model.tokenizer) or token-id sequences.
+
+        pooling: "mean" over each sequence's tokens (sentence-transformers' default), "cls" (the first token) or
+        "last" (the last token, for decoders). The pooled state is the final hidden state (after the final norm for
+        decoders). normalize: L2-normalise each row. Sequences of different lengths are padded and masked."""
+        if pooling not in _POOL:
+            raise ValueError(f'pooling must be "mean", "cls" or "last", got {pooling!r}')
+        items = [texts_or_ids] if isinstance(texts_or_ids, str) else list(texts_or_ids)
+        if not items:
+            raise ValueError("embed needs at least one text or sequence")
+        seqs = []
+        for it in items:
+            if isinstance(it, str):
+                if self.tokenizer is None:
+                    raise ValueError("embedding text needs model.tokenizer (no tokenizer.json was loaded); pass ids")
+                seqs.append(_ids(self.tokenizer.encode(it)))
+            else:
+                seqs.append(_ids(it))
+        T = max(len(s) for s in seqs)
+        ids = np.zeros((len(seqs), max(T, 1)), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = s
+        tt = None
+        if token_type_ids is not None:
+            tt = np.zeros_like(ids)
+            for i, t in enumerate(token_type_ids):
+                t = _ids(t)
+                tt[i, : len(t)] = t
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        return self._m.embed(ids, tt, lengths, _POOL[pooling], bool(normalize), _attn(attention, self._attention))
+
+    def session(self, overflow: Literal["error", "slide"] = "error", keep_first: int = 0,
+                capacity: int | None = None, attention: str | None = None) -> Session:
+        """A KV-cached decoding state holding up to `capacity` tokens (default: the context length).
+
+        overflow="error": append raises ValueError when the window is full. overflow="slide": the oldest tokens
+        after the first `keep_first` are dropped first-in-first-out. RoPE models shift the cached keys by
+        re-rotating them (cheap; deeper layers keep what the dropped tokens contributed: an approximation);
+        learned-position models (gpt2) re-encode the kept window (exact, costs one forward over the window)."""
+        if overflow not in ("error", "slide"):
+            raise ValueError(f'overflow must be "error" or "slide", got {overflow!r}')
+        cap = 0 if capacity is None else int(capacity)
+        if capacity is not None and cap < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        core = self._m.session(cap, 0 if overflow == "error" else 1, int(keep_first), _attn(attention, self._attention))
+        return Session(core, self)
+
+    # ------------------------------------------------------------ weights
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """{checkpoint tensor name: float32 array}, zero-copy views of the model's weights (writing to them changes
+        the model). Tied weights appear once, under the embedding's name."""
+        return dict(self._m.tensors())
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy arrays into the weights of the same names (shapes must match). strict: every weight must be given
+        and no unknown name may appear."""
+        own = self.state_dict()
+        unknown = sorted(set(state) - set(own))
+        missing = sorted(set(own) - set(state))
+        if strict and (unknown or missing):
+            raise KeyError(f"load_state_dict: unknown names {unknown[:5]}, missing names {missing[:5]}")
+        for name, value in state.items():
+            if name not in own:
+                continue
+            v = np.asarray(value, dtype=np.float32)
+            if v.shape != own[name].shape:
+                raise ValueError(f"load_state_dict: '{name}' has shape {v.shape}, the model's is {own[name].shape}")
+            own[name][...] = v
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint folder (config.json + model.safetensors, float32) that transformers and Model.load
+        read."""
+        p = Path(path).expanduser()
+        p.mkdir(parents=True, exist_ok=True)
+        config = dict(self._config)
+        config.setdefault("model_type", self.arch)
+        config.setdefault("architectures", [_ARCHITECTURES[self.arch]])
+        config["dtype"] = "float32"
+        with open(p / "config.json", "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        _write_safetensors(p / "model.safetensors", self.state_dict())
+
+    def __repr__(self) -> str:
+        return (f"llmc.Model({self.arch}, layers={self.n_layers}, d_model={self.d_model}, heads={self.n_heads}/"
+                f"{self.n_kv_heads}, vocab={self.vocab_size}, context={self.context_length})")
+
+
+def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """The safetensors format: u64 header length, JSON header, then the tensors back to back (F32)."""
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    names = sorted(tensors)
+    for n in names:
+        nbytes = tensors[n].nbytes
+        header[n] = {"dtype": "F32", "shape": list(tensors[n].shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)  # pad so the data starts 8-byte aligned
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for n in names:
+            f.write(np.ascontiguousarray(tensors[n], dtype="<f4").tobytes())
+    os.replace(tmp, path)
+
+
+def _load_tokenizer(path: Path):
+    """llmc.Tokenizer.from_file(tokenizer.json) when the file exists, else None. A tokenizer kind llmc does not
+    implement (e.g. BERT's WordPiece) leaves None with a warning: the model itself still works on token ids."""
+    if not path.is_file():
+        return None
+    from .tokenizer import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except _core.UnsupportedError as e:
+        warnings.warn(f"model.tokenizer is None: {e}", stacklevel=3)
+        return None

@@ -1,0 +1,272 @@
+"""Tokenizers: byte-level BPE identical to tiktoken and Hugging Face `tokenizers`, and BPE training.
+
+All the work (file parsing, pre-tokenization, BPE, decoding, training) happens in the C core; this module finds
+files, passes bytes, and turns tiktoken-style `allowed_special` / `disallowed_special` arguments into flags.
+
+Quick tour::
+
+    import llmc
+    tok = llmc.Tokenizer.from_tiktoken("cl100k_base.tiktoken", pattern="cl100k",
+                                       special_tokens={"<|endoftext|>": 100257})
+    ids = tok.encode("hello world")            # [15339, 1917]
+    tok.decode(ids)                            # 'hello world'
+    hf = llmc.Tokenizer.from_file("llama3/tokenizer.json")
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import AbstractSet, Collection, Iterable, Literal, Mapping, Sequence, Union
+
+from ._native import _core
+
+__all__ = ["Tokenizer"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+SpecialArg = Union[AbstractSet[str], Literal["all"], None]
+
+_ALLOWED, _DISALLOWED = 1, 2
+
+# Pattern names accepted by from_tiktoken/train; "gpt4" is cl100k's regex (minbpe's name for it).
+PATTERNS = ("gpt2", "cl100k", "o200k", "llama3", "qwen2", "gpt4")
+
+
+def _utf8(text: str) -> str:
+    """text, with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD like tiktoken does."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class Tokenizer:
+    """A BPE tokenizer backed by the C core. Build one with `from_tiktoken`, `from_file` or `train`.
+
+    Encoding follows tiktoken's rules for special tokens: text that spells a *disallowed* special token raises
+    ValueError; an *allowed* one becomes its id; otherwise (disallowed_special=()) it is encoded as plain text.
+    Defaults: tokenizers from `.tiktoken` files disallow all specials (like tiktoken's `encode`); tokenizers from a
+    `tokenizer.json` allow all of them (like HF `tokenizers`, which always matches added tokens).
+    """
+
+    def __init__(self, handle, *, kind: str, default_allowed: SpecialArg, default_disallowed: SpecialArg,
+                 pattern: str | None = None):
+        if not isinstance(handle, _core.TokenizerHandle):
+            raise TypeError("use Tokenizer.from_tiktoken, Tokenizer.from_file or Tokenizer.train")
+        self._h = handle
+        self.kind = kind
+        self.pattern = pattern
+        added = handle.added()
+        self._added = [(b.decode("utf-8", "replace"), i, sp) for b, i, sp in added]
+        self._special = {s: i for s, i, sp in self._added if sp}
+        self._index = {s: k for k, (s, _, _) in enumerate(self._added)}
+        self._default = (default_allowed, default_disallowed)
+        self._mode_cache: dict = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_tiktoken(cls, path: PathLike, pattern: str = "cl100k",
+                      special_tokens: Mapping[str, int] | None = None) -> "Tokenizer":
+        """Load a `.tiktoken` rank file ("base64 rank" per line).
+
+        pattern: the pre-tokenizer: "gpt2", "cl100k", "o200k", "llama3", "qwen2", or one of those exact regex strings
+        (e.g. the `pat_str` of tiktoken's encodings). Other regexes raise llmc.UnsupportedError.
+        special_tokens: {text: id}, e.g. {"<|endoftext|>": 100257}.
+        """
+        data = _read(path)
+        specials = _specials(special_tokens)
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a str, got {type(pattern).__name__}")
+        h = _core.tokenizer_from_tiktoken(data, pattern, specials)
+        return cls(h, kind="tiktoken", default_allowed=set(), default_disallowed="all", pattern=pattern)
+
+    @classmethod
+    def from_file(cls, path: PathLike) -> "Tokenizer":
+        """Load a Hugging Face `tokenizer.json` (byte-level BPE like GPT-2 / Llama 3 / Qwen, or SentencePiece-style
+        BPE with byte fallback like Llama 2). Parts llmc does not implement raise llmc.UnsupportedError naming them.
+        """
+        data = _read(path)
+        h = _core.tokenizer_from_hf_json(data, os.fspath(path))
+        return cls(h, kind="hf", default_allowed="all", default_disallowed=set())
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_vocab(self) -> int:
+        """Largest token id + 1 (special tokens included)."""
+        return self._h.n_vocab()
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """{text: id} of the special tokens."""
+        return dict(self._special)
+
+    @property
+    def added_tokens(self) -> dict[str, int]:
+        """{text: id} of every added token (special or not; HF files may have non-special ones like <think>)."""
+        return {s: i for s, i, _ in self._added}
+
+    def __repr__(self) -> str:
+        return f"<llmc.Tokenizer {self.kind} n_vocab={self.n_vocab} specials={len(self._special)}>"
+
+    # ------------------------------------------------------------------ encoding
+    def _mode(self, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> bytes | None:
+        if allowed_special is None:
+            allowed_special = self._default[0]
+        if disallowed_special is None:
+            disallowed_special = self._default[1]
+        key = (_freeze(allowed_special), _freeze(disallowed_special))
+        m = self._mode_cache.get(key)
+        if m is not None or key in self._mode_cache:
+            return m
+        if allowed_special == "all":
+            allowed = set(self._special)
+        else:
+            allowed = set(_check_set(allowed_special, "allowed_special"))
+            unknown = allowed - set(self._special)
+            if unknown:
+                raise ValueError(f"allowed_special names tokens that are not special tokens: {sorted(unknown)}")
+        if disallowed_special == "all":
+            disallowed = set(self._special) - allowed
+        else:
+            disallowed = set(_check_set(disallowed_special, "disallowed_special"))
+        flags = bytearray(len(self._added))
+        for k, (s, _, sp) in enumerate(self._added):
+            if sp and s in allowed:
+                flags[k] |= _ALLOWED
+            elif sp and s in disallowed:
+                flags[k] |= _DISALLOWED
+        m = bytes(flags) if any(flags) else None
+        if len(self._mode_cache) < 64:
+            self._mode_cache[key] = m
+        return m
+
+    def encode(self, text: str, *, allowed_special: SpecialArg = None, disallowed_special: SpecialArg = None,
+               add_special_tokens: bool = False) -> list[int]:
+        """Token ids of `text`.
+
+        allowed_special: set of special-token texts (or "all") to encode as their ids.
+        disallowed_special: set (or "all" = every special not allowed) whose appearance raises ValueError; pass
+        () to encode them as ordinary text. Defaults depend on the source (see the class docstring).
+        add_special_tokens: apply the file's post-processor template (e.g. Llama 2's leading <s>).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        mode = self._mode(allowed_special, disallowed_special)
+        try:
+            return self._h.encode(text, mode, bool(add_special_tokens))
+        except UnicodeEncodeError:
+            return self._h.encode(_utf8(text), mode, bool(add_special_tokens))
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode with every special token treated as plain text (tiktoken's encode_ordinary)."""
+        return self.encode(text, allowed_special=set(), disallowed_special=())
+
+    def encode_bytes(self, data: bytes) -> list[int]:
+        """Encode raw bytes (need not be valid UTF-8; invalid bytes pre-tokenize as punctuation). Specials are text."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        return self._h.encode(bytes(data), None, False)
+
+    def encode_batch(self, texts: Sequence[str], *, num_threads: int | None = None,
+                     allowed_special: SpecialArg = None, disallowed_special: SpecialArg = None,
+                     add_special_tokens: bool = False) -> list[list[int]]:
+        """encode() of each text, in parallel in C (num_threads: None = llmc.get_num_threads())."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of str, not a single string")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(t).__name__}")
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                        or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        mode = self._mode(allowed_special, disallowed_special)
+        try:
+            return self._h.encode_batch(texts, mode, bool(add_special_tokens), num_threads or 0)
+        except UnicodeEncodeError:
+            return self._h.encode_batch([_utf8(t) for t in texts], mode, bool(add_special_tokens), num_threads or 0)
+
+    def count(self, text: str, *, allowed_special: SpecialArg = None, disallowed_special: SpecialArg = None) -> int:
+        """Number of tokens encode(text) would give."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        mode = self._mode(allowed_special, disallowed_special)
+        try:
+            return self._h.count(text, mode)
+        except UnicodeEncodeError:
+            return self._h.count(_utf8(text), mode)
+
+    def pieces(self, text: str) -> list[str]:
+        """The pre-tokenizer's pieces of `text` (no special-token handling, no normalizer): for inspection."""
+        b = _utf8(text).encode("utf-8")
+        offs = self._h.pieces(b)
+        return [b[offs[i]:offs[i + 1]].decode("utf-8", "replace") for i in range(len(offs) - 1)]
+
+    # ------------------------------------------------------------------ decoding
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The bytes of the tokens, concatenated. Ids out of range raise ValueError."""
+        return self._h.decode(_ids(ids))
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """decode_bytes(ids) as text; bytes that are not valid UTF-8 (a token split inside a character) become
+        U+FFFD, as in tiktoken."""
+        return self._h.decode(_ids(ids)).decode("utf-8", errors)
+
+    def token_bytes(self, id: int) -> bytes:
+        """The bytes of one token."""
+        if isinstance(id, bool) or not hasattr(id, "__index__"):
+            raise TypeError(f"token id must be an int, got {type(id).__name__}")
+        return self._h.token_bytes(int(id))
+
+
+def _ids(ids) -> list[int]:
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids must be a sequence of ints")
+    return ids if isinstance(ids, list) else list(ids)
+
+
+def _freeze(x):
+    if x == "all":
+        return "all"
+    try:
+        return frozenset(x)
+    except TypeError:
+        raise TypeError(f"expected a set of str or 'all', got {type(x).__name__}") from None
+
+
+def _check_set(x, name: str) -> Collection[str]:
+    if isinstance(x, str):
+        raise TypeError(f"{name} must be a set of str or 'all', got the str {x!r}")
+    for s in x:
+        if not isinstance(s, str):
+            raise TypeError(f"{name} must hold str, got {type(s).__name__}")
+    return x
+
+
+def _specials(special_tokens) -> list[tuple[bytes, int]]:
+    if special_tokens is None:
+        return []
+    if not isinstance(special_tokens, Mapping):
+        raise TypeError("special_tokens must be a mapping {text: id}")
+    out = []
+    for s, i in special_tokens.items():
+        if not isinstance(s, str) or isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"special_tokens must map str to int, got {s!r}: {i!r}")
+        if not s:
+            raise ValueError("a special token cannot be empty")
+        out.append((s.encode("utf-8"), i))
+    return out
+
+
+def _read(path: PathLike) -> bytes:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def tiktoken_meta(json_path: PathLike) -> tuple[str, dict[str, int]]:
+    """(pat_str, special_tokens) from a tiktoken `.json` description file next to a `.tiktoken` file."""
+    with open(json_path, encoding="utf-8") as f:
+        j = json.load(f)
+    return j["pat_str"], dict(j.get("special_tokens", {}))
