@@ -348,6 +348,8 @@ size_t llmc_session_n_tokens(const llmc_session *s);
 /* The tokens now in the cache, (n_tokens,) */
 const int64_t *llmc_session_tokens(const llmc_session *s);
 void llmc_session_reset(llmc_session *s);
+/* Make dst hold exactly src's cached tokens and keys/values (same model and capacity): beam search forks beams. */
+llmc_status llmc_session_copy(llmc_session *dst, const llmc_session *src);
 void llmc_session_set_attn(llmc_session *s, int attn);
 void llmc_session_free(llmc_session *s);
 

@@ -1161,3 +1161,19 @@ llmc_status llmc_model_embed(const llmc_model *m, const int64_t *ids, const int6
     llmc_free(last);
     return st;
 }
+
+/* ---------------------------------------------------------------- copying a session (beam search) */
+// kv: (n_layers, 2, Hk, cap, hd): only the first n positions of each (layer, k/v, head) block are live
+llmc_status llmc_session_copy(llmc_session *dst, const llmc_session *src) {
+    if (dst == src) return LLMC_OK;
+    if (dst->m != src->m || dst->cap != src->cap)
+        return llmc_fail(LLMC_ERR_INVALID, "can only copy a session into another of the same model and capacity "
+                         "(capacities %zu and %zu)", src->cap, dst->cap);
+    const llmc_model_config *c = &src->m->c;
+    const size_t blocks = c->n_layers * 2 * c->n_kv_heads, hd = c->head_dim;
+    for (size_t b = 0; b < blocks; b++)
+        memcpy(dst->kv + b * src->cap * hd, src->kv + b * src->cap * hd, src->n * hd * sizeof(float));
+    memcpy(dst->tokens, src->tokens, src->n * sizeof(int64_t));
+    dst->n = src->n;
+    return LLMC_OK;
+}

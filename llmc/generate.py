@@ -10,14 +10,14 @@ Random draws use llmc's own generator (xoshiro256**), so a seed gives the same t
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ._native import _core
 
-__all__ = ["Sampler", "sample", "process_logits"]
+__all__ = ["Sampler", "sample", "process_logits", "generate"]
 
 
 class Sampler:
@@ -111,3 +111,226 @@ def sample(logits: ArrayLike, *, history: ArrayLike | Iterable[int] | None = Non
     hist = None if history is None else np.asarray(list(history) if not hasattr(history, "shape") else history)
     tok, lp = s(x, hist)
     return (tok, lp) if return_logprobs else tok
+
+
+# ---------------------------------------------------------------------------------------------------- generation
+def _eos_ids(model) -> list[int]:
+    cfg = getattr(model, "_config", None) or getattr(model, "config", {}) or {}
+    eos = cfg.get("eos_token_id")
+    if eos is None:
+        return []
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+def _wants_sampling(do_sample, temperature, top_k, top_p, min_p, seed) -> bool:
+    if temperature == 0:
+        return False
+    if do_sample is not None:
+        return bool(do_sample)
+    # not said: sample when any sampling knob (or a seed) was given, otherwise decode greedily like transformers
+    return temperature != 1.0 or top_k > 0 or top_p < 1.0 or min_p > 0.0 or seed is not None
+
+
+def _stop_at(text: str, stop: Sequence[str]) -> int:
+    """Index where the earliest stop string starts in text, or -1."""
+    hits = [text.find(s) for s in stop if s and s in text]
+    return min(hits) if hits else -1
+
+
+class _Decoder:
+    """Turns a growing list of token ids into text pieces, holding back a trailing partial UTF-8 character so that a
+    character split over several tokens is emitted whole."""
+
+    def __init__(self, tok):
+        self.tok, self.ids, self.sent = tok, [], ""
+
+    def push(self, token: int) -> str:
+        self.ids.append(int(token))
+        text = self.tok.decode(self.ids)
+        stable = text.rstrip("\ufffd")  # an incomplete multi-byte character decodes as U+FFFD for now
+        if not stable.startswith(self.sent):
+            stable = self.sent  # the decoder rewrote earlier text (rare): wait for it to settle
+        piece, self.sent = stable[len(self.sent):], stable
+        return piece
+
+    def flush(self) -> str:
+        text = self.tok.decode(self.ids)
+        piece = text[len(self.sent):] if text.startswith(self.sent) else ""
+        self.sent = text
+        return piece
+
+
+def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.0, top_k: int = 0,
+             top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+             do_sample: bool | None = None, num_beams: int = 1, length_penalty: float = 1.0, early_stopping=False,
+             num_return_sequences: int = 1, stop: str | Sequence[str] | None = None, seed: int | None = None,
+             stream: bool = False, return_logprobs: bool = False, overflow: str = "error", keep_first: int = 0,
+             eos_token_id: int | Sequence[int] | None = None):
+    """Continue ``prompt`` (a str, encoded with ``model.tokenizer``, or a list of token ids) by up to
+    ``max_new_tokens`` tokens. See ``llmc.Model.generate`` for the parameters.
+
+    Returns the generated text (str prompt) or ids (id prompt), without the prompt; a list of them when
+    ``num_return_sequences > 1``; with ``return_logprobs=True`` each result is a pair (result, logprobs) where
+    logprobs are the chosen tokens' log-probabilities (greedy / sampling) or the hypothesis score (beam search).
+    """
+    text_mode = isinstance(prompt, str)
+    tok = getattr(model, "tokenizer", None)
+    if text_mode:
+        if tok is None:
+            raise ValueError("this model has no tokenizer: pass the prompt as a list of token ids")
+        ids = list(tok.encode(prompt, add_special_tokens=True)) if _accepts_special(tok) else list(tok.encode(prompt))
+    else:
+        ids = [int(i) for i in np.asarray(prompt).reshape(-1)]
+    if not ids:
+        raise ValueError("the prompt is empty: generation needs at least one token to condition on")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if not 1 <= num_return_sequences:
+        raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
+    if num_beams < 1:
+        raise ValueError(f"num_beams must be >= 1, got {num_beams}")
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if stops and tok is None:
+        raise ValueError("stop strings need a tokenizer")
+    eos = _eos_ids(model) if eos_token_id is None else (
+        [int(eos_token_id)] if isinstance(eos_token_id, (int, np.integer)) else [int(e) for e in eos_token_id])
+    sampling = _wants_sampling(do_sample, temperature, top_k, top_p, min_p, seed)
+    V = model.vocab_size
+
+    if num_beams > 1:
+        if stream:
+            raise ValueError("stream=True is not available with beam search (hypotheses change until the end)")
+        if sampling:
+            raise ValueError("beam search here is deterministic: use do_sample=False (or temperature=0) with num_beams")
+        return _generate_beams(model, ids, max_new_tokens, num_beams, length_penalty, early_stopping,
+                               num_return_sequences, eos, repetition_penalty, no_repeat_ngram_size, text_mode, tok,
+                               stops, return_logprobs, overflow, keep_first)
+
+    sampler = Sampler(V, temperature=temperature if sampling else 1.0, top_k=top_k, top_p=top_p, min_p=min_p,
+                      repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                      do_sample=sampling, seed=seed)
+    if stream:
+        if num_return_sequences != 1:
+            raise ValueError("stream=True produces one sequence")
+        if tok is None:
+            raise ValueError("stream=True yields text and needs a tokenizer")
+        return _stream(model, ids, max_new_tokens, sampler, eos, stops, tok, overflow, keep_first)
+    results = []
+    for _ in range(num_return_sequences):
+        out, lps = [], []
+        for t, lp in _decode_loop(model, ids, max_new_tokens, sampler, eos, overflow, keep_first):
+            out.append(t)
+            lps.append(lp)
+            if stops and _stop_at(tok.decode(out), stops) >= 0:
+                break
+        results.append(_finish(out, lps, text_mode, tok, stops, return_logprobs))
+    return results if num_return_sequences > 1 else results[0]
+
+
+def _accepts_special(tok) -> bool:
+    import inspect
+
+    try:
+        return "add_special_tokens" in inspect.signature(tok.encode).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+def _decode_loop(model, ids, max_new_tokens, sampler, eos, overflow, keep_first):
+    """Yield (token, logprob) from one KV-cached session until EOS (yielded) or max_new_tokens."""
+    if max_new_tokens == 0:
+        return
+    s = model.session(overflow=overflow, keep_first=keep_first)
+    logits = s.append(ids)
+    history = list(ids)
+    for _ in range(max_new_tokens):
+        t, lp = sampler(logits, np.asarray(history, np.int64))
+        t = int(t)
+        yield t, float(lp)
+        if t in eos:
+            return
+        history.append(t)
+        logits = s.append([t])
+
+
+def _finish(out, lps, text_mode, tok, stops, return_logprobs):
+    if text_mode:
+        text = tok.decode(out)
+        cut = _stop_at(text, stops) if stops else -1
+        res = text[:cut] if cut >= 0 else text
+    else:
+        res = out
+    return (res, lps) if return_logprobs else res
+
+
+def _stream(model, ids, max_new_tokens, sampler, eos, stops, tok, overflow, keep_first):
+    dec = _Decoder(tok)
+    held = ""  # text not yet yielded because it may be the start of a stop string
+    longest = max((len(s) for s in stops), default=0)
+    for t, _ in _decode_loop(model, ids, max_new_tokens, sampler, eos, overflow, keep_first):
+        if t in eos:
+            break
+        held += dec.push(t)
+        if stops:
+            cut = _stop_at(held, stops)
+            if cut >= 0:
+                if held[:cut]:
+                    yield held[:cut]
+                return
+            # keep the last (longest stop - 1) characters back: they could begin a stop string
+            safe = len(held) - (longest - 1)
+            if safe > 0:
+                yield held[:safe]
+                held = held[safe:]
+        elif held:
+            yield held
+            held = ""
+    held += dec.flush()
+    cut = _stop_at(held, stops) if stops else -1
+    held = held[:cut] if cut >= 0 else held
+    if held:
+        yield held
+
+
+def _generate_beams(model, ids, max_new_tokens, num_beams, length_penalty, early_stopping, num_return_sequences,
+                    eos, repetition_penalty, no_repeat_ngram_size, text_mode, tok, stops, return_logprobs, overflow,
+                    keep_first):
+    from .beam import beam_search
+
+    if max_new_tokens == 0:
+        empty = _finish([], [], text_mode, tok, stops, False)
+        return [empty] * num_return_sequences if num_return_sequences > 1 else empty
+    # two banks of sessions: each step copies the parents' caches from one bank into the other (no recomputation)
+    banks = [[model.session(overflow=overflow, keep_first=keep_first) for _ in range(num_beams)] for _ in range(2)]
+    cur = 0
+    V = model.vocab_size
+
+    def step(parents, tokens):
+        nonlocal cur
+        if parents is None:
+            first = banks[cur][0]
+            logits = first.append(ids)
+            for s in banks[cur][1:]:
+                s.copy_from(first)
+            return np.tile(logits, (num_beams, 1))
+        nxt = banks[1 - cur]
+        out = np.empty((num_beams, V), np.float32)
+        for i, (p, t) in enumerate(zip(parents, tokens)):
+            nxt[i].copy_from(banks[cur][p])
+            out[i] = nxt[i].append([t])
+        cur = 1 - cur
+        return out
+
+    process = None
+    if repetition_penalty != 1.0 or no_repeat_ngram_size:
+        chain = Sampler(V, repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                        do_sample=False, seed=0)
+        process = lambda lp, hist: chain.process(lp, np.asarray(hist, np.int64))  # noqa: E731
+    hyps = beam_search(step, ids, num_beams=num_beams, max_new_tokens=max_new_tokens, eos_token_ids=eos,
+                       length_penalty=length_penalty, early_stopping=early_stopping,
+                       num_return_sequences=num_return_sequences, process=process)
+    results = []
+    for h in hyps:
+        res = _finish(h.ids, [], text_mode, tok, stops, False)
+        results.append((res, h.score) if return_logprobs else res)
+    return results if num_return_sequences > 1 else results[0]

@@ -86,6 +86,11 @@ class Session:
     def set_attention(self, attention: Literal["flash", "standard"]) -> None:
         self._s.set_attn(_attn(attention, "flash"))
 
+    def copy_from(self, other: "Session") -> None:
+        """Take over other's cached tokens and keys/values (same model and capacity): how beam search forks beams
+        without recomputing them."""
+        self._s.copy_from(other._s)
+
 
 class Model:
     """A transformer in the C core. Create with Model.load(path) or Model.init(config)."""
@@ -107,6 +112,26 @@ class Model:
         self.vocab_size: int = info["vocab_size"]
         self.context_length: int = info["context_length"]
         self.info = info
+
+    @property
+    def config(self) -> dict:
+        """The config.json contents (a copy)."""
+        return dict(self._config)
+
+    def generate(self, prompt, max_new_tokens: int = 64, **kwargs):
+        """Continue a prompt (str, encoded with model.tokenizer, or a list of token ids) with KV-cached decoding.
+
+        Keyword arguments: temperature=1.0 (0 = greedy), top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
+        no_repeat_ngram_size=0, do_sample=None (None: sample when a sampling knob or seed is given, else greedy),
+        num_beams=1, length_penalty=1.0, early_stopping=False|True|"never", num_return_sequences=1, stop=None
+        (str or list of str; the text is cut before the first one), seed=None, stream=False (an iterator of text
+        pieces), return_logprobs=False, overflow="error"|"slide", keep_first=0, eos_token_id=None (config's).
+        The sampler chain and beam search follow transformers' semantics (see llmc.generate and llmc.beam).
+        Returns text for a str prompt, ids for an id prompt (without the prompt; with the EOS token when
+        generation stopped on it), a list when num_return_sequences > 1."""
+        from .generate import generate
+
+        return generate(self, prompt, max_new_tokens, **kwargs)
 
     # ------------------------------------------------------------ creation
     @classmethod

@@ -400,6 +400,15 @@ static PyObject *session_reset(SessionObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* copy_from(other): a memcpy of the live cache, done with the GIL held */
+static PyObject *session_copy_from(SessionObject *self, PyObject *args) {
+    SessionObject *src;
+    if (!PyArg_ParseTuple(args, "O!", &SessionType, &src)) return NULL;
+    if (session_enter(self) || session_enter(src)) return NULL;
+    if (llmc_py_check(llmc_session_copy(self->s, src->s))) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *session_set_attn(SessionObject *self, PyObject *args) {
     int attn;
     if (!PyArg_ParseTuple(args, "i", &attn)) return NULL;
@@ -413,6 +422,7 @@ static PyMethodDef session_methods[] = {
     {"tokens", (PyCFunction)session_tokens, METH_NOARGS, "the tokens in the cache"},
     {"reset", (PyCFunction)session_reset, METH_NOARGS, "forget every token"},
     {"set_attn", (PyCFunction)session_set_attn, METH_VARARGS, "set_attn(impl)"},
+    {"copy_from", (PyCFunction)session_copy_from, METH_VARARGS, "copy_from(other): take other's cached state"},
     {NULL, NULL, 0, NULL},
 };
 

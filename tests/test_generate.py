@@ -1,0 +1,168 @@
+"""model.generate against transformers.generate on small random models of every decoder architecture: greedy and
+beam search token-identical (10 prompts each); sampling checked step by step against transformers' own warpers
+(every sampled token must survive them); streaming equals the non-streamed text, whole characters only."""
+import numpy as np
+import pytest
+
+import llmc
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+V = 97
+EOS = 5
+BASE = dict(vocab_size=V, hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, eos_token_id=EOS, bos_token_id=1,
+            pad_token_id=EOS)
+CONFIGS = {
+    "llama": lambda: transformers.LlamaConfig(**BASE, initializer_range=0.2),
+    "mistral": lambda: transformers.MistralConfig(**BASE, sliding_window=6, initializer_range=0.2),
+    "qwen2": lambda: transformers.Qwen2Config(**BASE, initializer_range=0.2),
+    "qwen3": lambda: transformers.Qwen3Config(**BASE, head_dim=16, initializer_range=0.2),
+    "gpt2": lambda: transformers.GPT2Config(vocab_size=V, n_embd=48, n_layer=2, n_head=4, n_positions=64,
+                                            bos_token_id=1, eos_token_id=EOS, pad_token_id=EOS, initializer_range=0.2),
+}
+PROMPTS = [[7, 8, 9], [10], [20, 21, 22, 23], [30, 31], [40, 41, 42, 43, 44, 45], [50, 9], [60, 61, 62], [70],
+           [80, 81, 82, 83], [90, 91]]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            torch.manual_seed(0)
+            cfg = CONFIGS[arch]()
+            cfg._attn_implementation = "eager"
+            m = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+            with torch.no_grad():  # make EOS likely enough that some sequences end on it
+                m.get_output_embeddings().weight[EOS] *= 2.0
+            d = tmp_path_factory.mktemp(arch)
+            m.save_pretrained(d)
+            cache[arch] = (m, llmc.Model.load(d))
+        return cache[arch]
+
+    return get
+
+
+def hf_generate(m, prompt, **kw):
+    with torch.no_grad():
+        out = m.generate(torch.tensor([prompt]), pad_token_id=EOS, eos_token_id=EOS, do_sample=False, **kw)
+    rows = []
+    for row in out[:, len(prompt):].tolist():
+        rows.append(row[: row.index(EOS) + 1] if EOS in row else row)
+    return rows
+
+
+@pytest.mark.parametrize("arch", list(CONFIGS))
+def test_greedy_matches_transformers(pair, arch):
+    m, lm = pair(arch)
+    eos_seen = 0
+    for p in PROMPTS:
+        ref = hf_generate(m, p, max_new_tokens=20)[0]
+        assert lm.generate(p, 20) == ref, p
+        assert lm.generate(p, 20, temperature=0) == ref
+        eos_seen += EOS in ref
+    ref = hf_generate(m, PROMPTS[0], max_new_tokens=15, repetition_penalty=1.3, no_repeat_ngram_size=2)[0]
+    assert lm.generate(PROMPTS[0], 15, repetition_penalty=1.3, no_repeat_ngram_size=2) == ref
+
+
+@pytest.mark.parametrize("arch", list(CONFIGS))
+@pytest.mark.parametrize("nb,lp,es,nret", [(2, 1.0, False, 1), (4, 0.5, True, 3), (4, 2.0, "never", 2)])
+def test_beam_search_matches_transformers(pair, arch, nb, lp, es, nret):
+    m, lm = pair(arch)
+    for p in PROMPTS:
+        ref = hf_generate(m, p, max_new_tokens=12, num_beams=nb, length_penalty=lp, early_stopping=es,
+                          num_return_sequences=nret)
+        ours = lm.generate(p, 12, num_beams=nb, length_penalty=lp, early_stopping=es, num_return_sequences=nret)
+        assert (ours if nret > 1 else [ours]) == ref, p
+
+
+@pytest.mark.parametrize("kw", [dict(temperature=0.7, top_k=5), dict(top_p=0.6), dict(min_p=0.2, temperature=1.3)])
+def test_sampled_tokens_survive_transformers_warpers(pair, kw):
+    from transformers.generation import logits_process as lp
+
+    m, lm = pair("llama")
+    warpers = []
+    if "temperature" in kw:
+        warpers.append(lp.TemperatureLogitsWarper(kw["temperature"]))
+    if "top_k" in kw:
+        warpers.append(lp.TopKLogitsWarper(kw["top_k"]))
+    if "top_p" in kw:
+        warpers.append(lp.TopPLogitsWarper(kw["top_p"]))
+    if "min_p" in kw:
+        warpers.append(lp.MinPLogitsWarper(kw["min_p"]))
+    for seed in range(4):
+        prompt = PROMPTS[seed]
+        out = lm.generate(prompt, 15, seed=seed, **kw)
+        assert out == lm.generate(prompt, 15, seed=seed, **kw)  # a seed reproduces
+        seq = list(prompt)
+        for t in out:
+            with torch.no_grad():
+                scores = m(torch.tensor([seq])).logits[:, -1, :]
+            for w in warpers:
+                scores = w(torch.tensor([seq]), scores)
+            assert torch.isfinite(scores[0, t]), (seq, t)
+            seq.append(t)
+
+
+def test_logprobs_and_multiple_sequences(pair):
+    m, lm = pair("gpt2")
+    ids, lps = lm.generate(PROMPTS[2], 6, return_logprobs=True)
+    seq = list(PROMPTS[2])
+    for t, l in zip(ids, lps):
+        with torch.no_grad():
+            ref = torch.log_softmax(m(torch.tensor([seq])).logits[0, -1].double(), -1)[t].item()
+        assert l == pytest.approx(ref, abs=1e-4)
+        seq.append(t)
+    outs = lm.generate(PROMPTS[0], 8, num_return_sequences=3, temperature=1.0, do_sample=True, seed=3)
+    assert len(outs) == 3 and len({tuple(o) for o in outs}) > 1
+
+
+def test_generate_errors(pair):
+    _, lm = pair("llama")
+    with pytest.raises(ValueError, match="tokenizer"):
+        lm.generate("text prompt")
+    with pytest.raises(ValueError, match="empty"):
+        lm.generate([])
+    with pytest.raises(ValueError, match="num_return_sequences"):
+        lm.generate([1, 2], 5, num_beams=2, num_return_sequences=3)
+    with pytest.raises(ValueError, match="stream"):
+        lm.generate([1, 2], 5, num_beams=2, stream=True)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        lm.generate([1, 2, 500], 5)
+    with pytest.raises(ValueError, match="full|window|context"):
+        lm.generate([7] * 60, 10)  # 60 + 10 > 64 with overflow="error"
+    assert len(lm.generate([7] * 60, 10, overflow="slide", keep_first=1, eos_token_id=[])) == 10
+
+
+def test_text_stream_and_stop(tmp_path):
+    """A checkpoint with a tokenizer.json: text in, text out; streamed pieces are whole characters and join to the
+    same text; stop strings cut the text."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tk = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tk.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(["héllo wörld ünïcödé ✓ 你好世界 " * 20, "the quick brown fox jumps"] * 10, trainer)
+    n = tk.get_vocab_size()
+    torch.manual_seed(1)
+    cfg = transformers.LlamaConfig(vocab_size=n, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                   eos_token_id=n + 5)  # an EOS that never comes: generation runs to the limit
+    transformers.LlamaForCausalLM(cfg).save_pretrained(tmp_path)
+    tk.save(str(tmp_path / "tokenizer.json"))
+    lm = llmc.Model.load(tmp_path)
+    assert lm.tokenizer is not None
+    text = lm.generate("héllo", 40, temperature=1.5, seed=4)
+    pieces = list(lm.generate("héllo", 40, temperature=1.5, seed=4, stream=True))
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in p for p in pieces) or "\ufffd" in text
+    ids = lm.generate(tk.encode("héllo").ids, 40, temperature=1.5, seed=4)
+    assert tk.decode(ids) == text
+    if len(text) > 3:
+        stop = text[2:4]
+        cut = lm.generate("héllo", 40, temperature=1.5, seed=4, stop=stop)
+        assert cut == text[: text.find(stop)]
+        assert "".join(lm.generate("héllo", 40, temperature=1.5, seed=4, stop=stop, stream=True)) == cut
