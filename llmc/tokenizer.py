@@ -110,6 +110,12 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ encoding
     def _mode(self, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> bytes | None:
+        if allowed_special is None and disallowed_special is None:  # the common call: the cached default
+            try:
+                return self._default_mode
+            except AttributeError:
+                self._default_mode = self._mode(self._default[0], self._default[1])
+                return self._default_mode
         if allowed_special is None:
             allowed_special = self._default[0]
         if disallowed_special is None:
