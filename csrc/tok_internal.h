@@ -25,6 +25,8 @@ int llmc_pretok_from_name(const char *name);
 /* The kind whose exact regex source equals pat[0..len) (tiktoken's pat_str or HF's Split regex), or -1. */
 int llmc_pretok_from_regex(const char *pat, size_t len);
 const char *llmc_pretok_name(int kind);
+/* The regex source a kind implements (the first listed: tiktoken's form for cl100k), or NULL for none. */
+const char *llmc_pretok_regex(int kind);
 
 /* ---------------------------------------------------------------- NFC (nfc.c) */
 /* NFC of s[0..n) (valid UTF-8 expected; invalid bytes are copied through) into a new llmc_malloc buffer. */
