@@ -284,3 +284,14 @@ int llmc_pretok_from_regex(const char *pat, size_t len) {
             return regexes[k].kind;
     return -1;
 }
+
+const char *llmc_pretok_regex(int kind) {
+    for (size_t k = 0; k < sizeof regexes / sizeof regexes[0]; k++)
+        if (regexes[k].kind == kind) return regexes[k].pat;
+    return NULL;
+}
+
+const char *llmc_pretokenizer_regex(const char *name) {
+    int kind = llmc_pretok_from_name(name);
+    return kind < 0 ? NULL : llmc_pretok_regex(kind);
+}

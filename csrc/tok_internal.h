@@ -25,6 +25,8 @@ int llmc_pretok_from_name(const char *name);
 /* The kind whose exact regex source equals pat[0..len) (tiktoken's pat_str or HF's Split regex), or -1. */
 int llmc_pretok_from_regex(const char *pat, size_t len);
 const char *llmc_pretok_name(int kind);
+/* The regex source a kind implements (the first listed: tiktoken's form for cl100k), or NULL for none. */
+const char *llmc_pretok_regex(int kind);
 
 /* ---------------------------------------------------------------- NFC (nfc.c) */
 /* NFC of s[0..n) (valid UTF-8 expected; invalid bytes are copied through) into a new llmc_malloc buffer. */
@@ -34,10 +36,14 @@ llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len)
 typedef enum { LLMC_MODEL_BYTE_BPE = 0, LLMC_MODEL_CHAR_BPE = 1 } llmc_tok_model;
 typedef enum { LLMC_NORM_NONE = 0, LLMC_NORM_NFC = 1, LLMC_NORM_METASPACE = 2 } llmc_tok_norm;
 
-/* token bytes -> id: open addressing; the key bytes live in the tokenizer's blob (via tok_off/tok_len) */
+/* token bytes -> id: open addressing, 32-byte slots holding the first 16 key bytes, so a probe touches one cache
+ * line; longer keys compare their tail in the blob */
 typedef struct {
-    uint32_t hash; /* high bits of the 64-bit hash (0 = empty slot is disambiguated by id < 0) */
-    int32_t id;    /* -1: empty */
+    uint64_t k0, k1; /* key bytes 0..15, zero padded */
+    uint32_t hash;   /* high bits of the 64-bit hash */
+    uint32_t len;    /* key length */
+    int32_t id;      /* -1: empty */
+    uint32_t pad;
 } llmc_bmap_slot;
 
 /* (left id, right id) -> (merge rank, merged id): open addressing on a 64-bit key */

@@ -16,7 +16,8 @@
 
 #define NO_TOKEN UINT32_MAX
 #define SHORT_PIECE 64   /* pieces with at most this many symbols use the array scan */
-#define CACHE_SLOTS 16384 /* per-thread piece cache (power of two); cleared when half full */
+#define CACHE_MIN_SLOTS 256    /* per-call piece cache: starts small (cheap for short texts), doubles when half */
+#define CACHE_MAX_SLOTS 65536  /* full, and is cleared when half of CACHE_MAX_SLOTS is used */
 #define CACHE_MAX_PIECE 255
 
 /* ---------------------------------------------------------------- hashing */
@@ -37,6 +38,18 @@ static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
     h ^= h >> 31;
     h *= 0xbf58476d1ce4e5b9ull;
     return h ^ (h >> 32);
+}
+
+/* Key of a vocabulary-map entry: the first 16 bytes (zero padded) and a hash of all of them. */
+static inline uint64_t key_hash(const uint8_t *b, size_t n, uint64_t *k0, uint64_t *k1) {
+    uint8_t buf[16] = {0};
+    memcpy(buf, b, n < 16 ? n : 16);
+    memcpy(k0, buf, 8);
+    memcpy(k1, buf + 8, 8);
+    if (n > 16) return hash_bytes(b, n);
+    uint64_t h = (*k0 ^ (n * 0x9E3779B97F4A7C15ull)) * 0xbf58476d1ce4e5b9ull; /* short keys: mix the two words */
+    h = (h ^ (h >> 31) ^ *k1) * 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
 }
 
 static inline uint64_t hash_pair(uint64_t key) {
@@ -173,27 +186,26 @@ llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model) {
         if (t->tok_len[id] == NO_TOKEN) continue;
         size_t n;
         const uint8_t *b = tok_bytes(t, (uint32_t)id, &n);
-        uint64_t h = hash_bytes(b, n);
+        int32_t dup = llmc_tok_lookup(t, b, n);
+        if (dup >= 0) return llmc_fail(LLMC_ERR_FORMAT, "tokens %d and %zu have the same bytes", dup, id);
+        uint64_t k0, k1, h = key_hash(b, n, &k0, &k1);
         size_t s = h & t->map_mask;
-        while (t->map[s].id >= 0) {
-            size_t m;
-            const uint8_t *o = tok_bytes(t, (uint32_t)t->map[s].id, &m);
-            if (t->map[s].hash == (uint32_t)(h >> 32) && m == n && !memcmp(o, b, n))
-                return llmc_fail(LLMC_ERR_FORMAT, "tokens %d and %zu have the same bytes", t->map[s].id, id);
-            s = (s + 1) & t->map_mask;
-        }
-        t->map[s] = (llmc_bmap_slot){(uint32_t)(h >> 32), (int32_t)id};
+        while (t->map[s].id >= 0) s = (s + 1) & t->map_mask;
+        t->map[s] = (llmc_bmap_slot){k0, k1, (uint32_t)(h >> 32), (uint32_t)n, (int32_t)id, 0};
     }
     return LLMC_OK;
 }
 
 int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n) {
-    uint64_t h = hash_bytes(b, n);
+    uint64_t k0, k1, h = key_hash(b, n, &k0, &k1);
     uint32_t hh = (uint32_t)(h >> 32);
     for (size_t s = h & t->map_mask;; s = (s + 1) & t->map_mask) {
-        int32_t id = t->map[s].id;
-        if (id < 0) return -1;
-        if (t->map[s].hash == hh && t->tok_len[id] == n && !memcmp(t->blob + t->tok_off[id], b, n)) return id;
+        const llmc_bmap_slot *e = &t->map[s];
+        if (e->id < 0) return -1;
+        /* one cache line per probe: hash, length and the first 16 bytes are in the slot */
+        if (e->hash == hh && e->len == n && e->k0 == k0 && e->k1 == k1 &&
+            (n <= 16 || !memcmp(t->blob + t->tok_off[e->id] + 16, b + 16, n - 16)))
+            return e->id;
     }
 }
 
@@ -418,7 +430,8 @@ typedef struct {
     int32_t *prev, *next;       /* linked list for long pieces */
     uint64_t *heap;             /* (rank << 32 | left position) min-heap for long pieces */
     size_t cap_sym, cap_heap;
-    cache_slot *cache; /* CACHE_SLOTS slots; key_len == 0: empty */
+    cache_slot *cache; /* cache_mask + 1 slots (NULL until the first BPE'd piece); key_len == 0: empty */
+    size_t cache_mask;
     uint8_t *ckeys;
     uint32_t *cids;
     size_t n_cache, n_ckeys, cap_ckeys, n_cids, cap_cids;
@@ -439,6 +452,28 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->cids);
     llmc_free(c->tmp);
     memset(c, 0, sizeof *c);
+}
+
+/* Allocate the cache, double it (rehashing), or clear it when it is at its largest. */
+static llmc_status cache_resize(enc_ctx *c) {
+    size_t old = c->cache ? c->cache_mask + 1 : 0, slots = old ? old * 2 : CACHE_MIN_SLOTS;
+    if (slots > CACHE_MAX_SLOTS) { /* at the limit: start over */
+        memset(c->cache, 0, old * sizeof(cache_slot));
+        c->n_cache = c->n_ckeys = c->n_cids = 0;
+        return LLMC_OK;
+    }
+    cache_slot *nc = llmc_calloc(slots, sizeof(cache_slot), "BPE cache");
+    if (!nc) return LLMC_ERR_NOMEM;
+    for (size_t i = 0; i < old; i++) { /* rehash the live entries */
+        if (!c->cache[i].key_len) continue;
+        size_t j = c->cache[i].hash & (slots - 1);
+        while (nc[j].key_len) j = (j + 1) & (slots - 1);
+        nc[j] = c->cache[i];
+    }
+    llmc_free(c->cache);
+    c->cache = nc;
+    c->cache_mask = slots - 1;
+    return LLMC_OK;
 }
 
 static inline llmc_status emit(enc_ctx *c, int32_t id) {
@@ -600,9 +635,9 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     }
     uint64_t h = 0;
     size_t slot = 0;
-    if (n <= CACHE_MAX_PIECE) {
+    if (n <= CACHE_MAX_PIECE && c->cache) {
         h = hash_bytes(p, n);
-        for (slot = h & (CACHE_SLOTS - 1); c->cache[slot].key_len; slot = (slot + 1) & (CACHE_SLOTS - 1)) {
+        for (slot = h & c->cache_mask; c->cache[slot].key_len; slot = (slot + 1) & c->cache_mask) {
             cache_slot *cs = &c->cache[slot];
             if (cs->hash == h && cs->key_len == n && !memcmp(c->ckeys + cs->key_off, p, n)) {
                 if (c->n_out + cs->n_ids > c->cap_out &&
@@ -624,10 +659,11 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
     c->n_out += m;
     if (n <= CACHE_MAX_PIECE) { /* remember the piece */
-        if (c->n_cache >= CACHE_SLOTS / 2) { /* full: start over */
-            memset(c->cache, 0, CACHE_SLOTS * sizeof(cache_slot));
-            c->n_cache = c->n_ckeys = c->n_cids = 0;
-            slot = h & (CACHE_SLOTS - 1);
+        if (!c->cache || c->n_cache >= (c->cache_mask + 1) / 2) {
+            if ((st = cache_resize(c))) return st;
+            h = hash_bytes(p, n);
+            for (slot = h & c->cache_mask; c->cache[slot].key_len; slot = (slot + 1) & c->cache_mask) {
+            }
         }
         if (grow((void **)&c->ckeys, &c->cap_ckeys, c->n_ckeys + n, 1, "BPE cache") ||
             grow((void **)&c->cids, &c->cap_cids, c->n_cids + m, sizeof(uint32_t), "BPE cache"))
@@ -764,9 +800,8 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
 }
 
 static llmc_status ctx_init(enc_ctx *c) {
-    memset(c, 0, sizeof *c);
-    c->cache = llmc_calloc(CACHE_SLOTS, sizeof(cache_slot), "BPE cache");
-    return c->cache ? LLMC_OK : LLMC_ERR_NOMEM;
+    memset(c, 0, sizeof *c); /* buffers and the cache are allocated on first use */
+    return LLMC_OK;
 }
 
 // text: (len,) bytes -> *ids: (*n_ids,) int32

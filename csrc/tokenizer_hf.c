@@ -140,7 +140,7 @@ static llmc_status load_pre(loader *L, const llmc_json *pt) {
         for (size_t i = 0; i < list->len; i++) {
             const llmc_json *p = &list->items[i];
             llmc_status st;
-            if (is_type(p, "Split") && L->t->pretok == LLMC_PRE_NONE && !L->byte_level) st = load_split(L, p);
+            if (is_type(p, "Split") && L->t->pretok == LLMC_PRE_NONE) st = load_split(L, p);
             else if (is_type(p, "ByteLevel")) st = load_byte_level_pre(L, p);
             else st = unsupported(L, "pre-tokenizer in this Sequence", type_of(p));
             if (st) return st;
