@@ -13,6 +13,7 @@ from ._native import _core
 from .attention import attention
 from .tokenizer import Tokenizer
 from .model import Model, Session
+from .default import default_training_summary, load_default
 from .generate import Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
 from .training import TrainHistory, loss_and_grads, train
@@ -64,5 +65,5 @@ __all__ = [
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
-    "Tokenizer",
+    "Tokenizer", "load_default", "default_training_summary",
 ]
