@@ -184,9 +184,19 @@ def train(model, train_ids=None, *, steps: int, batch_size: int = 8, seq_len: in
             raise ValueError(f"train_ids has {len(train_ids)} tokens, fewer than one window of {seq_len + 1}")
         if int(train_ids.max()) >= cfg.get("vocab_size", 0) or int(train_ids.min()) < 0:
             raise ValueError(f"train_ids contains ids outside the vocabulary [0, {cfg.get('vocab_size')})")
+    batch_iter = None
+    if batches is not None:  # size the activations from the first given batch
+        import itertools
+
+        batch_iter = iter(batches)
+        try:
+            first = next(batch_iter)
+        except StopIteration:
+            raise ValueError("batches is empty") from None
+        batch_size, seq_len = np.asarray(first[0]).shape
+        batch_iter = itertools.chain([first], batch_iter)
     t = trainer or Trainer(cfg, params, batch_size, seq_len)
     hist = TrainHistory()
-    batch_iter = iter(batches) if batches is not None else None
 
     def window_batch(ids, step, n):
         starts = _core.random_starts(seed, step, n, len(ids) - seq_len - 1)

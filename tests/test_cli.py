@@ -89,3 +89,34 @@ def test_train_and_resume(ckpt, tmp_path, capsys):
     assert "step 6/6" in out and "step 1/6" not in out  # resumed at step 4
     m = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "b")  # the saved folder loads in transformers
     assert m.config.num_hidden_layers == 1
+
+
+def _run(args, cwd):
+    """`python -m llmc ...` in a subprocess that imports the same llmc as this test."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import llmc
+
+    env = dict(os.environ, PYTHONPATH=str(Path(llmc.__file__).resolve().parent.parent))
+    return subprocess.run([sys.executable, "-m", "llmc", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_subcommands_in_a_subprocess(ckpt, tmp_path):
+    r = _run(["tokenize", str(ckpt), "the earth", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    tk = tokenizers.Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    assert json.loads(r.stdout)["ids"] == tk.encode("the earth").ids
+    r = _run(["generate", str(ckpt), "In the", "--max-new-tokens", "4", "--temperature", "0"], tmp_path)
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    r = _run(["info", str(ckpt)], tmp_path)
+    assert r.returncode == 0 and "parameters:" in r.stdout
+    r = _run(["perplexity", str(ckpt), str(ckpt / "text.txt"), "--context", "64", "--method", "chunks"], tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("perplexity "), r.stderr
+    r = _run(["generate", str(ckpt)], tmp_path)
+    assert r.returncode == 2 and "required" in r.stderr
+    r = _run(["perplexity", str(ckpt), "/nonexistent.txt"], tmp_path)
+    assert r.returncode == 2 and "no such file" in r.stderr

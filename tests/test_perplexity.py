@@ -99,3 +99,47 @@ def test_errors(lm):
         llmc.perplexity(lm, np.array([1.5, 2.5]))
     with pytest.raises(ValueError, match="chunk"):
         llmc.perplexity(lm, np.arange(10), context_length=64, method="chunks")
+
+
+@pytest.fixture(scope="module")
+def llmc_and_hf(tmp_path_factory):
+    torch.manual_seed(3)
+    cfg = transformers.LlamaConfig(vocab_size=211, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    cfg._attn_implementation = "eager"
+    m = transformers.LlamaForCausalLM(cfg).eval()
+    d = tmp_path_factory.mktemp("ppl_llama")
+    m.save_pretrained(d)
+    return llmc.Model.load(d), m
+
+
+@pytest.mark.parametrize("method,ctx,stride", [("sliding", 64, 16), ("sliding", 48, 48), ("chunks", 64, None)])
+def test_llmc_model_matches_direct_torch(llmc_and_hf, method, ctx, stride):
+    """Both methods on an llmc.Model equal the same windows scored directly by transformers (1e-4 relative)."""
+    lm, m = llmc_and_hf
+    ids = np.random.default_rng(7).integers(0, 211, 300)
+    res = llmc.perplexity(lm, ids, context_length=ctx, stride=stride, method=method, progress=False)
+    # direct: for each window the llmc result reports, run transformers on that window and score the same tokens
+    nll = []
+    from llmc.perplexity import _windows_chunks, _windows_sliding
+
+    wins = _windows_sliding(300, ctx, stride) if method == "sliding" else _windows_chunks(300, ctx)
+    for b, e, first in wins:
+        with torch.no_grad():
+            lp = torch.log_softmax(m(torch.tensor(ids[b:e])[None]).logits[0].double(), -1)
+        nll += [-lp[p - 1 - b, ids[p]].item() for p in range(first, e)]
+    assert res.n_tokens == len(nll)
+    assert res.ppl == pytest.approx(math.exp(np.mean(nll)), rel=1e-4)
+    np.testing.assert_allclose(res.nll, nll, rtol=0, atol=1e-4)
+
+
+def test_uniform_logits_have_perplexity_vocab_size(llmc_and_hf, tmp_path):
+    lm, _ = llmc_and_hf
+    uni = llmc.Model.init(lm.config, seed=1)
+    sd = uni.state_dict()
+    head = "lm_head.weight" if "lm_head.weight" in sd else "model.embed_tokens.weight"
+    sd[head][...] = 0.0  # every logit 0: a uniform next-token distribution
+    ids = np.random.default_rng(1).integers(0, 211, 200)
+    for method in ("sliding", "chunks"):
+        r = llmc.perplexity(uni, ids, context_length=64, method=method, progress=False)
+        assert r.ppl == pytest.approx(211, rel=1e-5)

@@ -82,15 +82,27 @@ def test_greedy_with_penalties_matches_transformers_argmax():
             np.argmax(ref))
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(temperature=0.5), dict(top_k=3), dict(top_p=0.7), dict(min_p=0.3)])
+# chi-square critical values at p = 0.001 by degrees of freedom (a correct sampler fails 1 run in 1000)
+CHI2_999 = {1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467, 5: 20.515}
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(temperature=0.5), dict(temperature=2.0), dict(top_k=3), dict(top_p=0.7),
+                                dict(min_p=0.3), dict(top_k=4, top_p=0.9, temperature=0.8)])
 def test_sampled_frequencies_follow_the_processed_distribution(kw):
+    """50,000 draws against the analytically transformed distribution (transformers' warpers + softmax):
+    Pearson chi-square over the surviving tokens below the p = 0.001 critical value."""
     logits = np.array([2.0, 1.5, 0.3, -0.2, 1.0, -3.0], np.float32)
-    p = torch.softmax(torch.from_numpy(hf_chain(logits, [], **kw)), -1).numpy()
+    p = torch.softmax(torch.from_numpy(hf_chain(logits, [], **kw)).double(), -1).numpy()
     s = llmc.Sampler(6, seed=123, **kw)
-    toks, logprobs = s(np.tile(logits, (40000, 1)))
-    freq = np.bincount(toks, minlength=6) / len(toks)
-    np.testing.assert_allclose(freq, p, atol=0.015)
-    assert (freq[p == 0] == 0).all()  # filtered tokens are never drawn
+    n = 50000
+    toks, logprobs = s(np.tile(logits, (n, 1)))
+    counts = np.bincount(toks, minlength=6)
+    assert (counts[p == 0] == 0).all()  # filtered tokens are never drawn
+    keep = p > 0
+    chi2 = float((((counts - n * p) ** 2)[keep] / (n * p[keep])).sum())
+    df = int(keep.sum()) - 1
+    if df >= 1:
+        assert chi2 < CHI2_999[df], (chi2, df, counts, n * p)
     np.testing.assert_allclose(logprobs, np.log(p[toks]), atol=1e-5)
 
 

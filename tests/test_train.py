@@ -55,24 +55,24 @@ def test_loss_and_grads_match_torch(kind, tied):
         np.testing.assert_allclose(g, ref, rtol=0, atol=1e-4 * scale, err_msg=name)
 
 
-def test_training_reduces_loss_and_matches_torch_adamw():
-    """Two optimiser steps by llmc and by torch (AdamW, clipping, same lr) stay together; loss goes down."""
-    m = make("llama")
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_ten_adamw_steps_match_torch(kind):
+    """Ten optimiser steps by llmc and by torch (AdamW, clipping, warmup + cosine lr) from the same weights on the
+    same batches: losses within 1e-4 relative, weights together at the end; the loss goes down."""
+    m = make(kind)
     lm, sd = as_llmc(m)
     rng = np.random.default_rng(1)
-    batches = [(rng.integers(0, 50, (4, 16)), None) for _ in range(6)]
+    batches = [(rng.integers(0, 50, (4, 16)), None) for _ in range(10)]
     batches = [(x, np.roll(x, -1, axis=1)) for x, _ in batches]  # a learnable pattern: predict the next id
-    hist = train(lm, batches=batches, steps=6, lr=1e-2, warmup=1, grad_clip=1.0, weight_decay=0.1, progress=False)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
-    for g in opt.param_groups:  # llmc's default: no decay on norms and embeddings
-        pass
-    decay = [p for n, p in m.named_parameters() if p.ndim >= 2 and "embed_tokens" not in n]
-    no_decay = [p for n, p in m.named_parameters() if not (p.ndim >= 2 and "embed_tokens" not in n)]
+    hist = train(lm, batches=batches, steps=10, lr=1e-3, warmup=2, grad_clip=1.0, weight_decay=0.1, progress=False)
+    emb = ("embed_tokens", "wte", "wpe")  # llmc's default: no decay on norms, biases and embeddings
+    decay = [p for n, p in m.named_parameters() if p.ndim >= 2 and not any(e in n for e in emb)]
+    no_decay = [p for n, p in m.named_parameters() if not (p.ndim >= 2 and not any(e in n for e in emb))]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-2, betas=(0.9, 0.95), eps=1e-8)
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
     torch_losses = []
     for step, (x, y) in enumerate(batches):
-        lr = llmc.training.lr_at(step, lr=1e-2, warmup=1, steps=6)
+        lr = llmc.training.lr_at(step, lr=1e-3, warmup=2, steps=10)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad()
@@ -82,10 +82,26 @@ def test_training_reduces_loss_and_matches_torch_adamw():
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
         torch_losses.append(loss.item())
-    np.testing.assert_allclose(hist.train_loss, torch_losses, rtol=2e-4)
+    np.testing.assert_allclose(hist.train_loss, torch_losses, rtol=1e-4)
     assert hist.train_loss[-1] < hist.train_loss[0]
     for n, p in m.named_parameters():
-        np.testing.assert_allclose(sd[n], p.detach().numpy(), rtol=0, atol=2e-4, err_msg=n)
+        if n in sd:
+            np.testing.assert_allclose(sd[n], p.detach().numpy(), rtol=0, atol=1e-4, err_msg=n)
+
+
+def test_tiny_model_overfits_a_short_text():
+    """A tiny llama memorises a 200-token text: loss < 0.1 within a few hundred steps."""
+    rng = np.random.default_rng(3)
+    text = rng.integers(0, 64, 200)
+    model = llmc.Model.init(dict(model_type="llama", vocab_size=64, hidden_size=64, intermediate_size=128,
+                                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                 max_position_embeddings=256, tie_word_embeddings=True), seed=0)
+    x, y = text[None, :-1], text[None, 1:]
+    hist = train(model, batches=[(x, y)] * 300, steps=300, lr=1e-2, warmup=10, weight_decay=0.0, progress=False)
+    assert hist.train_loss[-1] < 0.1, hist.train_loss[-10:]
+    # the trained weights are the model's own: its forward pass now predicts the text
+    logits = model.logits(text[:-1])
+    assert (logits.argmax(-1) == text[1:]).mean() > 0.98
 
 
 def test_random_windows_are_reproducible_and_in_range():
