@@ -1,0 +1,102 @@
+"""Training throughput: llmc's C trainer vs PyTorch (the same model in transformers), same threads, same batch.
+
+One step = forward + backward + global-norm clipping + AdamW update, on random token batches of --batch x 256.
+Configs: the default model's (scripts/train_default.py) and a GPT-2-small-shaped one (124 M). Tokens/s is the
+best of --repeats steps after a warm-up step. Prints a table and writes benchmarks/results/train.json.
+
+    python benchmarks/bench_train.py [--threads N] [--batch 4] [--repeats 3] [--skip-gpt2]
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import llmc
+from llmc.training import Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+
+def time_steps(step, repeats):
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-gpt2", action="store_true")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train.json"))
+    args = ap.parse_args()
+    import torch
+    import transformers
+
+    from train_default import CONFIG
+
+    torch.set_num_threads(args.threads)
+    llmc.set_num_threads(args.threads)
+    configs = [("default (llama 3.2M)", dict(CONFIG, eos_token_id=0))]
+    if not args.skip_gpt2:
+        configs.append(("gpt2-small (124M)", dict(model_type="gpt2", vocab_size=50257, n_positions=1024, n_embd=768,
+                                                  n_layer=12, n_head=12)))
+    rows = []
+    rng = np.random.default_rng(0)
+    for name, cfg in configs:
+        model = llmc.Model.init(cfg, seed=0)
+        x = rng.integers(0, cfg["vocab_size"], (args.batch, args.seq))
+        y = rng.integers(0, cfg["vocab_size"], (args.batch, args.seq))
+        t = Trainer(model.config, model.state_dict(), args.batch, args.seq)
+
+        def llmc_step():
+            t.zero_grad()
+            t.accumulate(x, y)
+            t.clip(1.0)
+            t.adamw_step(1e-4)
+
+        hf_cfg = transformers.AutoConfig.for_model(**{k: v for k, v in cfg.items() if k != "architectures"})
+        for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "attention_dropout"):
+            if hasattr(hf_cfg, k):
+                setattr(hf_cfg, k, 0.0)
+        hf = transformers.AutoModelForCausalLM.from_config(hf_cfg)
+        hf.train()
+        opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_step():
+            opt.zero_grad()
+            logits = hf(tx).logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ty.reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0)
+            opt.step()
+
+        tl, tt = time_steps(llmc_step, args.repeats), time_steps(torch_step, args.repeats)
+        n = args.batch * args.seq
+        rows.append(dict(config=name, llmc_tok_s=n / tl, torch_tok_s=n / tt, ratio=tt / tl))
+        del t, model, hf, opt
+    print(f"batch {args.batch} x seq {args.seq}; threads={args.threads}; torch {torch.__version__}")
+    print(f"{'config':<22} {'llmc tok/s':>11} {'torch tok/s':>12} {'llmc / torch':>13}")
+    for r in rows:
+        print(f"{r['config']:<22} {r['llmc_tok_s']:>11.0f} {r['torch_tok_s']:>12.0f} {r['ratio']:>12.2f}x")
+    meta = dict(threads=args.threads, batch=args.batch, seq=args.seq, repeats=args.repeats, machine=platform.machine(),
+                torch=torch.__version__, transformers=transformers.__version__)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
