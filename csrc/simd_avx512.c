@@ -33,6 +33,26 @@ TGT static inline __m512 exp16(__m512 x) {
     return _mm512_maskz_mov_ps((__mmask16)~under, y);
 }
 
+/* exp(x) for x <= 0 only (the online softmax's shifted scores): the same reduction and polynomial as exp16, with
+ * vscalefps building p * 2^n instead of integer exponent arithmetic, and no overflow branch. x < -87.33 (including
+ * -inf) gives exactly 0, so masked scores contribute nothing and no denormals reach the later products. */
+TGT static inline __m512 exp16_nonpos(__m512 x) {
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654475f), _CMP_GE_OQ);
+    __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(-87.3f)); /* finite, so -inf cannot turn into NaN below */
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_scalef_ps(keep, p, n); /* p * 2^n */
+}
+
 TGT static float w_dot(const float *a, const float *b, size_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     size_t i = 0;
@@ -217,10 +237,10 @@ TGT static void w_softmax_cols_online(float *s, size_t rows, size_t cols, size_t
         for (size_t r = 0; r < rows; r++) m_new = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, k, s + r * lds + c), m_new);
         /* shift = m_new, or 0 in columns that have seen only -inf (so exp gives 0, not NaN) */
         __m512 shift = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m_new, ninf, _CMP_NEQ_OQ), m_new);
-        __m512 a = exp16(_mm512_sub_ps(m_old, shift)); /* rescales what was summed under the old max */
+        __m512 a = exp16_nonpos(_mm512_sub_ps(m_old, shift)); /* rescales what was summed under the old max */
         __m512 sum = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, l + c), a);
         for (size_t r = 0; r < rows; r++) {
-            __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + r * lds + c), shift));
+            __m512 e = exp16_nonpos(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + r * lds + c), shift)); /* <= 0 */
             _mm512_mask_storeu_ps(s + r * lds + c, k, e);
             sum = _mm512_add_ps(sum, e);
         }
