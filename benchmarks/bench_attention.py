@@ -3,17 +3,18 @@
     python benchmarks/bench_attention.py                      # H=12, d=64, T = 256 ... 16384, flash also 65536
     python benchmarks/bench_attention.py --T 256 1024 --repeats 3 --no-json
 
-Every (implementation, T) runs in its own subprocess, so thread pools that spin after a call (OpenMP, OpenBLAS,
-torch's) cannot slow the next case down and each case's memory high-water mark starts clean. In the subprocess:
-inputs are made, one small warm-up call starts the thread pools, the kernel's high-water mark is reset, then
-
-  * memory: the first timed call's peak, measured two ways:
+Memory: every (implementation, T) runs once in its own subprocess, so each high-water mark starts clean. Inputs
+are made, one small warm-up call starts the thread pools, the high-water marks are reset, and the call's peak is
+measured two ways:
       - alloc: llmc's own allocator peak (llmc._core.mem_stats, every byte the C kernels malloc: the standard score
         tensor, the flash tiles); not available for torch.
       - rss:   the process's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs before the
         call) minus the resident set before it. It includes the (1, 12, T, 64) output array all three allocate
         (reported as out_MiB) and allocator/page granularity, so it is an upper bound of the extra memory.
-  * time: the best of --repeats calls (wall clock, time.perf_counter).
+Time: for each T one subprocess runs the implementations round-robin, --repeats rounds, pausing 0.3 s between
+calls so the thread pools that spin after a call (OpenMP, OpenBLAS, torch's) are asleep before the next one; each
+implementation's time is its best call (wall clock, time.perf_counter). Round-robin makes any background load on
+the machine hit all three alike.
 
 The standard implementation refuses T=16384 when its 12 GiB score tensor is over its limit (half the RAM by default,
 see llmc.attention.standard_memory_limit); the table then shows the refusal and how long it took. Standard is not run
@@ -57,13 +58,12 @@ def reset_hwm() -> bool:
         return False
 
 
-def worker(impl: str, T: int, repeats: int, threads: int) -> dict:
-    """Runs in the subprocess; returns the measurements of one case."""
+def _setup(impl: str, T: int, threads: int):
+    """Inputs and two closures: the full call and a small warm-up call."""
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
     import llmc
-    from llmc import _core
 
     llmc.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -79,13 +79,21 @@ def worker(impl: str, T: int, repeats: int, threads: int) -> dict:
             with torch.no_grad():
                 return torch.nn.functional.scaled_dot_product_attention(*args, is_causal=True)
 
-        call, warm = (lambda: run(tq, tk, tv)), (lambda: run(*small))
-    else:
-        def call():
-            return llmc.attention(q, k, v, causal=True, impl=impl)
+        return (lambda: run(tq, tk, tv)), (lambda: run(*small))
 
-        def warm():
-            return llmc.attention(q[:, :, :64], k[:, :, :64], v[:, :, :64], causal=True, impl=impl)
+    def call():
+        return llmc.attention(q, k, v, causal=True, impl=impl)
+
+    def warm():
+        return llmc.attention(q[:, :, :64], k[:, :, :64], v[:, :, :64], causal=True, impl=impl)
+
+    return call, warm
+
+
+def worker_memory(impl: str, T: int, threads: int) -> dict:
+    """Subprocess: one call, its peak memory (and its time, used only where a case is run just once)."""
+    call, warm = _setup(impl, T, threads)
+    from llmc import _core
 
     warm()
     res = {"impl": impl, "T": T, "H": H, "d": D, "threads": threads, "out_bytes": H * T * D * 4}
@@ -100,24 +108,55 @@ def worker(impl: str, T: int, repeats: int, threads: int) -> dict:
         res.update(status="refused", message=str(e), time_s=time.perf_counter() - t0)
         res["alloc_peak_bytes"] = _core.mem_stats()["peak"] - alloc_base
         return res
-    times = [time.perf_counter() - t0]
+    res.update(status="ok", first_call_s=time.perf_counter() - t0)
     res["rss_peak_delta_bytes"] = max(0, hwm() - before)
     res["alloc_peak_bytes"] = None if impl == "torch" else _core.mem_stats()["peak"] - alloc_base
     del out
-    for _ in range(repeats - 1):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    res.update(status="ok", time_s=min(times), times_s=times)
     return res
 
 
-def run_case(impl: str, T: int, repeats: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", impl, str(T), "--repeats", str(repeats), "--threads", str(threads)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+def worker_time(impls: list[str], T: int, repeats: int, threads: int) -> dict:
+    """Subprocess: the implementations round-robin, `repeats` rounds; every call's wall time."""
+    cases = {impl: _setup(impl, T, threads) for impl in impls}
+    for call, warm in cases.values():
+        warm()
+    times = {impl: [] for impl in impls}
+    for _ in range(repeats):
+        for impl, (call, _) in cases.items():
+            time.sleep(0.3)  # let the other runtimes' spinning threads go to sleep
+            t0 = time.perf_counter()
+            call()
+            times[impl].append(time.perf_counter() - t0)
+    return times
+
+
+def _sub(args: list[str]):
+    p = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if p.returncode != 0:
-        return {"impl": impl, "T": T, "status": "crashed", "message": p.stderr[-2000:]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        return None, p.stderr[-2000:]
+    return json.loads(p.stdout.strip().splitlines()[-1]), None
+
+
+def run_T(T: int, repeats: int, threads: int, impls: list[str]) -> list[dict]:
+    results = []
+    for impl in impls:
+        r, err = _sub(["--worker-memory", impl, str(T), "--threads", str(threads)])
+        results.append(r if r else {"impl": impl, "T": T, "status": "crashed", "message": err})
+    timed = [r["impl"] for r in results if r["status"] == "ok"]
+    if repeats > 1 and timed:
+        times, err = _sub(["--worker-time", ",".join(timed), str(T), "--repeats", str(repeats),
+                           "--threads", str(threads)])
+        for r in results:
+            if r["impl"] in timed:
+                r["times_s"] = times[r["impl"]] if times else []
+                if not times:
+                    r.update(status="crashed", message=err)
+    for r in results:
+        if r["status"] == "ok":
+            r["time_s"] = min(r.get("times_s") or [r["first_call_s"]])
+        t = r.get("time_s", float("nan"))
+        print(f"  {r['impl']:8s} T={T:6d}: {r['status']:8s} {t * 1e3:10.1f} ms", file=sys.stderr, flush=True)
+    return results
 
 
 def mib(x):
@@ -162,10 +201,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=0, help="timed calls per case (default: by T)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--no-json", action="store_true")
-    ap.add_argument("--worker", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker-memory", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker-time", nargs=2, metavar=("IMPLS", "T"), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.worker:
-        print(json.dumps(worker(a.worker[0], int(a.worker[1]), max(1, a.repeats), a.threads)))
+    if a.worker_memory:
+        print(json.dumps(worker_memory(a.worker_memory[0], int(a.worker_memory[1]), a.threads)))
+        return
+    if a.worker_time:
+        impls, T = a.worker_time[0].split(","), int(a.worker_time[1])
+        print(json.dumps(worker_time(impls, T, max(1, a.repeats), a.threads)))
         return
     sys.path.insert(0, str(ROOT))
     import llmc
@@ -174,14 +218,9 @@ def main():
 
     results = []
     for T in a.T:
-        reps = a.repeats or (7 if T <= 1024 else 5 if T <= 4096 else 3 if T <= 16384 else 1)
-        for impl in ("standard", "flash", "torch"):
-            if T > 16384 and impl != "flash":
-                continue
-            r = run_case(impl, T, reps, a.threads)
-            results.append(r)
-            print(f"  {impl:8s} T={T:6d}: {r['status']:8s} "
-                  f"{r.get('time_s', float('nan')) * 1e3:10.1f} ms", file=sys.stderr, flush=True)
+        reps = a.repeats or (15 if T <= 1024 else 7 if T <= 4096 else 3 if T <= 16384 else 1)
+        impls = ["standard", "flash", "torch"] if T <= 16384 else ["flash"]
+        results += run_T(T, reps, a.threads, impls)
     info = {
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
         "cores": os.cpu_count(), "threads": a.threads, "simd": llmc.simd_info()["active"],
@@ -189,6 +228,7 @@ def main():
         "standard_limit_bytes": standard_memory_limit(),
         "command": "python benchmarks/bench_attention.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "loadavg_after": open("/proc/loadavg").read().split()[:3],
     }
     tab = table(results, a.T)
     print(f"causal attention, H={H}, d={D}, batch 1, float32, {a.threads} threads, {info['cpu']} ({info['simd']})")

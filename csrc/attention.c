@@ -12,6 +12,7 @@
  * repacked; the softmax statistics of a query are a column, which the SIMD kernel updates 16 queries at a time; and
  * P @ V reads P^T with swapped strides at no cost (see gemm_tile in simd.h). */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include <omp.h>
@@ -112,12 +113,67 @@ static llmc_status check_args(const llmc_attention_args *a, llmc_attention_args 
 }
 
 /* ---------------------------------------------------------------- standard */
+/* OpenBLAS (the pthreads build llmc links) does not notice it is called from an OpenMP region: each call would wake
+ * its own worker threads on cores our threads already use, and on a busy machine every such hand-off can cost a
+ * scheduler tick. When the standard path runs heads in parallel it therefore makes BLAS single-threaded for the
+ * duration (reference-counted, so concurrent callers restore the setting once, at the end). BLAS calls made
+ * elsewhere during that window run single-threaded too; they stay correct. */
+static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
+static int blas_single_users, blas_saved_threads;
+
+static void blas_single_begin(void) {
+    pthread_mutex_lock(&blas_mu);
+    if (blas_single_users++ == 0) {
+        blas_saved_threads = LLMC_BLAS(openblas_get_num_threads)();
+        LLMC_BLAS(openblas_set_num_threads)(1);
+    }
+    pthread_mutex_unlock(&blas_mu);
+}
+
+static void blas_single_end(void) {
+    pthread_mutex_lock(&blas_mu);
+    if (--blas_single_users == 0) LLMC_BLAS(openblas_set_num_threads)(blas_saved_threads);
+    pthread_mutex_unlock(&blas_mu);
+}
+
+/* Row r of one head's scores: the visible keys [lo, hi) get softmax weights, the rest exactly 0. x: (Tk,) */
+static void masked_softmax_row(float *x, size_t i, const mask_spec *ms) {
+    size_t lo, hi;
+    visible_keys(ms, i, &lo, &hi);
+    float mx = llmc_k->max(x + lo, hi - lo);
+    float sum = llmc_k->exp_shift_sum(x + lo, x + lo, mx, 1.0f, hi - lo); /* exp(x - max): no overflow */
+    llmc_k->scale(x + lo, 1.0f / sum, hi - lo);
+    memset(x, 0, lo * sizeof(float));
+    memset(x + hi, 0, (ms->Tk - hi) * sizeof(float));
+}
+
+/* One head, the textbook three steps. S: (Tq, Tk) of this head. */
+static llmc_status standard_head(const llmc_attention_args *a, const mask_spec *ms, size_t b, size_t h, float *S,
+                                 int threaded_softmax) {
+    const size_t Tq = a->Tq, Tk = a->Tk, d = a->d, hk = h / (a->Hq / a->Hkv);
+    /* 1. S = scale * q[b, h] @ k[b, hk]^T: (Tq, d) @ (d, Tk) */
+    llmc_status st = llmc_sgemm(0, 1, Tq, Tk, d, a->scale, a->q + b * a->q_sb + h * a->q_sh, a->q_st,
+                                a->k + b * a->k_sb + hk * a->k_sh, a->k_st, 0.0f, S, Tk);
+    if (st) return st;
+    /* 2. masked softmax of every row */
+    const int nt = threaded_softmax ? llmc_threads_for(Tq * Tk) : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t i = 0; i < Tq; i++) masked_softmax_row(S + i * Tk, i, ms);
+    /* 3. out[b, h] = P @ v[b, hk]: (Tq, Tk) @ (Tk, d) */
+    return llmc_sgemm(0, 0, Tq, d, Tk, 1.0f, S, Tk, a->v + b * a->v_sb + hk * a->v_sh, a->v_st, 0.0f,
+                      a->out + b * a->o_sb + h * a->o_sh, a->o_st);
+}
+
 static llmc_status attention_standard(const llmc_attention_args *a) {
-    const size_t B = a->B, Hq = a->Hq, Tq = a->Tq, Tk = a->Tk, d = a->d, G = Hq / a->Hkv;
+    const size_t B = a->B, Hq = a->Hq, Tq = a->Tq, Tk = a->Tk;
     llmc_status st = llmc_attention_check_standard(B, Hq, Tq, Tk);
     if (st) return st;
+    const size_t lim = 2147483647u; /* what 32-bit BLAS accepts; checked here so no call below can fail */
+    if (Tq > lim || Tk > lim || a->d > lim || a->q_st > lim || a->k_st > lim || a->v_st > lim || a->o_st > lim)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "standard attention: a dimension or stride exceeds 32-bit BLAS "
+                         "(Tq=%zu, Tk=%zu, d=%zu)", Tq, Tk, a->d);
     const size_t per_head = Tq * Tk; /* fits: checked above */
-    float *S = a->weights;           // S: (B, Hq, Tq, Tk)
+    float *S = a->weights;           // S: (B, Hq, Tq, Tk), all of it at once, as the textbook algorithm holds it
     if (!S) {
         S = llmc_malloc(B * Hq * per_head * sizeof(float), "standard attention scores");
         if (!S)
@@ -126,33 +182,21 @@ static llmc_status attention_standard(const llmc_attention_args *a) {
                              "use impl=\"flash\"", (double)(B * Hq * per_head) * sizeof(float) / 1073741824.0, B, Hq,
                              Tq, Tk);
     }
-    /* 1. S[b, h] = scale * q[b, h] @ k[b, h / G]^T: (Tq, d) @ (d, Tk). BLAS threads inside each call. */
-    for (size_t b = 0; b < B && !st; b++)
-        for (size_t h = 0; h < Hq && !st; h++)
-            st = llmc_sgemm(0, 1, Tq, Tk, d, a->scale, a->q + b * a->q_sb + h * a->q_sh, a->q_st,
-                            a->k + b * a->k_sb + (h / G) * a->k_sh, a->k_st, 0.0f, S + (b * Hq + h) * per_head, Tk);
-    if (!st) {
-        /* 2. masked softmax of every row: the visible keys [lo, hi) get softmax weights, the rest exactly 0 */
-        const mask_spec ms = {Tq, Tk, a->window, a->causal};
-        const size_t rows = B * Hq * Tq;
-        const int nt = llmc_threads_for(rows * Tk);
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t r = 0; r < rows; r++) {
-            float *x = S + r * Tk; // x: (Tk,)
-            size_t lo, hi;
-            visible_keys(&ms, r % Tq, &lo, &hi);
-            float mx = llmc_k->max(x + lo, hi - lo);
-            float sum = llmc_k->exp_shift_sum(x + lo, x + lo, mx, 1.0f, hi - lo); /* exp(x - max): no overflow */
-            llmc_k->scale(x + lo, 1.0f / sum, hi - lo);
-            memset(x, 0, lo * sizeof(float));
-            memset(x + hi, 0, (Tk - hi) * sizeof(float));
-        }
-        /* 3. out[b, h] = P[b, h] @ v[b, h / G]: (Tq, Tk) @ (Tk, d) */
-        for (size_t b = 0; b < B && !st; b++)
-            for (size_t h = 0; h < Hq && !st; h++)
-                st = llmc_sgemm(0, 0, Tq, d, Tk, 1.0f, S + (b * Hq + h) * per_head, Tk,
-                                a->v + b * a->v_sb + (h / G) * a->v_sh, a->v_st, 0.0f,
-                                a->out + b * a->o_sb + h * a->o_sh, a->o_st);
+    const mask_spec ms = {Tq, Tk, a->window, a->causal};
+    const size_t heads = B * Hq;
+    size_t work;
+    int nt = llmc_size3(heads, per_head, a->d, 1, &work) ? llmc_threads_for(work / 4) : llmc_threads();
+    if ((size_t)nt > heads) nt = (int)heads;
+    if (nt > 1) {
+        /* enough heads to share out: one thread per head at a time, each with single-threaded BLAS */
+        blas_single_begin();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (size_t bh = 0; bh < heads; bh++) /* cannot fail: every size was checked above */
+            (void)standard_head(a, &ms, bh / Hq, bh % Hq, S + bh * per_head, 0);
+        blas_single_end();
+    } else {
+        /* one head (or a tiny problem): heads in turn, BLAS and the softmax threaded inside each */
+        for (size_t bh = 0; bh < heads && !st; bh++) st = standard_head(a, &ms, bh / Hq, bh % Hq, S + bh * per_head, 1);
     }
     if (S != a->weights) llmc_free(S);
     return st;

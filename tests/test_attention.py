@@ -355,3 +355,18 @@ def test_type_errors():
         llmc.attention(q, k, v, causal="yes")
     with pytest.raises(TypeError):
         llmc.attention(q, k, v, causal=True, window=True)
+
+
+def test_standard_restores_blas_threads():
+    """The head-parallel standard path makes OpenBLAS single-threaded while it runs; it must restore the count."""
+    import ctypes
+
+    ob = pytest.importorskip("scipy_openblas32")
+    lib = ctypes.CDLL(os.path.join(ob.get_lib_dir(), ob.get_library(fullname=True)))
+    get = getattr(lib, "scipy_openblas_get_num_threads")
+    q, k, v = make_qkv(1, 8, 8, 300, 300, 64)
+    before = get()
+    assert before == llmc.get_num_threads()
+    out = llmc.attention(q, k, v, causal=True, impl="standard")
+    assert get() == before
+    assert maxerr(out, torch_ref(q, k, v, True)) < 1e-5
