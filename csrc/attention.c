@@ -76,7 +76,8 @@ static inline void visible_keys(const mask_spec *ms, size_t i, size_t *lo, size_
 static llmc_status check_args(const llmc_attention_args *a, llmc_attention_args *r) {
     if (!a) return llmc_fail(LLMC_ERR_INVALID, "attention: args is NULL");
     *r = *a;
-    if (!a->q || !a->k || !a->v || !a->out) return llmc_fail(LLMC_ERR_INVALID, "attention: q, k, v and out must not be NULL");
+    if (!a->q || !a->k || !a->v || !a->out)
+        return llmc_fail(LLMC_ERR_INVALID, "attention: q, k, v and out must not be NULL");
     if (a->impl != LLMC_ATTN_STANDARD && a->impl != LLMC_ATTN_FLASH)
         return llmc_fail(LLMC_ERR_INVALID, "attention: unknown impl %d (0 = standard, 1 = flash)", a->impl);
     if (a->d == 0) return llmc_fail(LLMC_ERR_INVALID, "attention: head dimension d must be >= 1, got 0");
@@ -196,7 +197,8 @@ static llmc_status attention_standard(const llmc_attention_args *a) {
         blas_single_end();
     } else {
         /* one head (or a tiny problem): heads in turn, BLAS and the softmax threaded inside each */
-        for (size_t bh = 0; bh < heads && !st; bh++) st = standard_head(a, &ms, bh / Hq, bh % Hq, S + bh * per_head, 1);
+        for (size_t bh = 0; bh < heads && !st; bh++)
+            st = standard_head(a, &ms, bh / Hq, bh % Hq, S + bh * per_head, 1);
     }
     if (S != a->weights) llmc_free(S);
     return st;
@@ -252,7 +254,8 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
         /* st (nk, mq) = kj (nk, d) @ qt (d, mq): scores of the block's queries against keys j0 .. j0 + nk */
         if (dot_path) {
             for (size_t r = 0; r < nk; r++)
-                for (size_t i = 0; i < mq; i++) st[r * mq + i] = scale * llmc_k->dot(kj + r * a->k_st, q + i * a->q_st, d);
+                for (size_t i = 0; i < mq; i++)
+                    st[r * mq + i] = scale * llmc_k->dot(kj + r * a->k_st, q + i * a->q_st, d);
         } else {
             llmc_k->gemm_tile(nk, mq, d, kj, a->k_st, 1, qt, mq, st, mq, 0);
         }
@@ -296,7 +299,8 @@ static llmc_status attention_flash(const llmc_attention_args *a) {
     /* fork only when there is enough work (~ multiply-adds / 4) and never more threads than tasks */
     int nt = llmc_threads_for(work / 4);
     if ((size_t)nt > tasks) nt = (int)tasks;
-    if (!llmc_size3(per_thread, (size_t)nt, sizeof(float), 1, &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "flash attention: scratch size overflows");
+    if (!llmc_size3(per_thread, (size_t)nt, sizeof(float), 1, &bytes))
+        return llmc_fail(LLMC_ERR_NOMEM, "flash attention: scratch size overflows");
     float *scratch = llmc_malloc(bytes, "flash attention scratch");
     if (!scratch) return LLMC_ERR_NOMEM;
     const mask_spec ms = {Tq, Tk, a->window, a->causal};
