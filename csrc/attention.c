@@ -264,8 +264,11 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
             for (size_t i = 0; i < mq; i++) {
                 size_t lo, hi;
                 visible_keys(ms, i0 + i, &lo, &hi);
-                for (size_t r = 0; r < nk; r++)
-                    if (j0 + r < lo || j0 + r >= hi) st[r * mq + i] = -INFINITY;
+                /* query i sees rows [ra, rb) of this block: keys j0 + r with lo <= j0 + r < hi */
+                const size_t ra = lo > j0 ? (lo - j0 < nk ? lo - j0 : nk) : 0;
+                const size_t rb = hi > j0 ? (hi - j0 < nk ? hi - j0 : nk) : 0;
+                for (size_t r = 0; r < ra; r++) st[r * mq + i] = -INFINITY;
+                for (size_t r = rb > ra ? rb : ra; r < nk; r++) st[r * mq + i] = -INFINITY;
             }
         }
         /* st becomes P^T = exp(S^T - m_new) column by column; m, l updated; alpha = exp(m_old - m_new) */
