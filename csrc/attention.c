@@ -271,8 +271,17 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
                 for (size_t r = rb > ra ? rb : ra; r < nk; r++) st[r * mq + i] = -INFINITY;
             }
         }
-        /* st becomes P^T = exp(S^T - m_new) column by column; m, l updated; alpha = exp(m_old - m_new) */
-        llmc_k->softmax_cols_online(st, nk, mq, mq, m, l, alpha);
+        if (mq == 1) {
+            /* one query (decoding): its scores are a contiguous row, every one visible (the block lies inside
+             * [lo, hi)), so the row primitives do the same update without 15 idle vector lanes */
+            const float m_new = fmaxf(m[0], llmc_k->max(st, nk));
+            alpha[0] = expf(m[0] - m_new); /* exp(-inf) = 0 on the first block */
+            l[0] = l[0] * alpha[0] + llmc_k->exp_shift_sum(st, st, m_new, 1.0f, nk);
+            m[0] = m_new;
+        } else {
+            /* st becomes P^T = exp(S^T - m_new) column by column; m, l updated; alpha = exp(m_old - m_new) */
+            llmc_k->softmax_cols_online(st, nk, mq, mq, m, l, alpha);
+        }
         /* the accumulator was summed under the old max: acc[i] *= alpha[i] puts it under the new one */
         for (size_t i = 0; i < mq; i++)
             if (alpha[i] != 1.0f) llmc_k->scale(acc + i * d, alpha[i], d);
