@@ -104,16 +104,37 @@ def test_grouped_query_attention(impl, Hq, Hkv, causal):
     assert maxerr(out, same) < 1e-6
 
 
+@pytest.mark.parametrize("Hq,Hkv,Tq", [(8, 2, 1), (32, 2, 1), (8, 2, 3), (12, 4, 5), (64, 1, 2), (8, 8, 1)])
+@pytest.mark.parametrize("window", [None, 100])
+def test_grouped_query_decoding(Hq, Hkv, Tq, window):
+    """Decoding with a KV cache: few queries, many keys. Flash puts the G = Hq / Hkv heads that share a key/value head
+    in one tile (dot-product path below 8 columns, register tiles above, the row path for one column)."""
+    q, k, v = make_qkv(2, Hq, Hkv, Tq, 700, 64)
+    ref, _ = numpy_ref(q, k, v, True, window)
+    for impl in IMPLS:
+        assert maxerr(llmc.attention(q, k, v, causal=True, window=window, impl=impl), ref) < 1e-5
+    for bq, bk in [(1, 64), (2, 29)]:
+        out = llmc.attention(q, k, v, causal=True, window=window, block_q=bq, block_k=bk)
+        assert maxerr(out, ref) < 1e-5
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("causal", [False, True])
-def test_large_scores(impl, causal):
-    """Scores of magnitude ~100: the max subtraction (standard) / running max (flash) must keep exp in range."""
-    q, k, v = make_qkv(0, 4, 4, 200, 200, 64, mag=10.0)  # score std = mag^2 * sqrt(d) * scale = 100
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_large_scores(impl, causal, seed):
+    """Scores of magnitude ~100 (std 50, max ~250): the max subtraction (standard) / running max (flash) must keep
+    exp in range. At this size float32 itself limits accuracy (a score of 250 carries ~1e-5 rounding, which moves
+    the weights by about as much; torch's own float32 SDPA is ~5e-5 off the float64 result here, and ~2e-4 at std
+    100), so the bar is 1e-4 and "no worse than torch float32 by more than 50 %"."""
+    q, k, v = make_qkv(0, 4, 4, 200, 200, 64, mag=math.sqrt(50), seed=seed)  # score std = mag^2
     s = np.einsum("hid,hjd->hij", q.astype(np.float64), k.astype(np.float64)) / 8
-    assert 50 < s.std() < 200  # typical |score| ~ 100
+    assert 40 < s.std() < 60 and np.abs(s).max() > 150
     out = llmc.attention(q, k, v, causal=causal, impl=impl)
     assert np.all(np.isfinite(out))
-    assert maxerr(out, torch_ref(q, k, v, causal)) < 1e-4
+    ref = torch_ref(q, k, v, causal)
+    torch32 = torch.nn.functional.scaled_dot_product_attention(*map(torch.from_numpy, (q, k, v)), is_causal=causal)
+    assert maxerr(out, ref) < 1e-4
+    assert maxerr(out, ref) < 1.5 * maxerr(torch32.numpy(), ref) + 1e-5
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -212,7 +233,8 @@ def test_strided_views_match_packed(impl):
     out = llmc.attention(q, k, v, causal=True, impl=impl)
     packed = llmc.attention(*(np.ascontiguousarray(a) for a in (q, k, v)), causal=True, impl=impl)
     np.testing.assert_array_equal(out, packed)
-    assert maxerr(out, torch_ref(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v), True)) < 1e-5
+    packed_ref = torch_ref(*(np.ascontiguousarray(a) for a in (q, k, v)), True)
+    assert maxerr(out, packed_ref) < 1e-5
 
 
 def test_other_dtypes_and_lists_are_converted():
