@@ -1,11 +1,12 @@
 /* attention.c: scaled dot-product attention, two implementations behind llmc_attention().
  *
  * standard: the textbook three steps on the whole score tensor: S = scale * Q K^T (BLAS sgemm per head), a masked
- *           row softmax, O = P V (sgemm). Memory O(B * Hq * Tq * Tk).
- * flash:    one task per (batch, head, block of queries), run in parallel. A task walks the key blocks its queries
- *           can see (fully masked blocks are never visited), computes the score tile with a register-blocked SIMD
- *           kernel, and folds it into a running max / running sum per query (online softmax), rescaling its output
- *           accumulator whenever the max grows. Memory: a few tiles per thread, independent of Tq * Tk.
+ *           row softmax, O = P V (sgemm); heads run in parallel. Memory O(B * Hq * Tq * Tk).
+ * flash:    one task per (batch, key/value head, block of queries), run in parallel; its tile holds those queries for
+ *           every query head that shares the key/value head. A task walks the key blocks its queries can see (fully
+ *           masked blocks are never visited), computes the score tile with a register-blocked SIMD kernel, and folds
+ *           it into a running max / running sum per query (online softmax), rescaling its output accumulator
+ *           whenever the max grows. Memory: a few tiles per thread, independent of Tq * Tk.
  *
  * The flash score tile is kept transposed, S^T: (keys, queries). Then S^T = K_blk @ (scale * Q_blk)^T is a plain
  * product of K's rows (read in place, any stride) with one packed copy of Q_blk^T made once per task, so K is never
@@ -68,7 +69,7 @@ static inline void visible_keys(const mask_spec *ms, size_t i, size_t *lo, size_
     size_t p = ms->Tk - ms->Tq + i; /* >= 0: causal and window require Tq <= Tk */
     size_t W = ms->window;
     if (ms->causal) *hi = p + 1;
-    else *hi = p + W < ms->Tk ? p + W : ms->Tk; /* non-causal window: |j - p| < W */
+    else *hi = W < ms->Tk - p ? p + W : ms->Tk; /* non-causal window: |j - p| < W (no overflow for huge W) */
     *lo = W && p + 1 > W ? p + 1 - W : 0;       /* keys p - W < j */
 }
 
