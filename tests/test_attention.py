@@ -242,7 +242,9 @@ def test_other_dtypes_and_lists_are_converted():
     a = llmc.attention(q.astype(np.float64), k.tolist(), v[:, ::1], causal=True)
     b = llmc.attention(q, k, v, causal=True)
     np.testing.assert_array_equal(a, b)
-    # negative strides and non-unit last-axis strides are copied, not misread
+    # byte-swapped float32, negative strides and non-unit last-axis strides are converted, not misread
+    np.testing.assert_array_equal(llmc.attention(q.astype(">f4"), k.astype(">f4"), v.astype(">f4")),
+                                  llmc.attention(q, k, v))
     rev = llmc.attention(q[:, ::-1], k, v)
     np.testing.assert_array_equal(rev, llmc.attention(np.ascontiguousarray(q[:, ::-1]), k, v))
     wide = np.zeros((2, 5, 16), np.float32)
