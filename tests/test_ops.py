@@ -402,6 +402,13 @@ def test_outputs_are_new_float32_arrays():
     assert llmc.softmax([True, True]).tolist() == [0.5, 0.5]
 
 
+def test_big_endian_and_strided_inputs_are_converted():
+    x = rng.standard_normal((4, 9)).astype(np.float32)
+    np.testing.assert_allclose(llmc.softmax(x.astype(">f4")), f64_softmax(x), rtol=5e-6, atol=1e-7)
+    np.testing.assert_allclose(llmc.softmax(x.astype(">f8")[:, ::2]), f64_softmax(x[:, ::2]), rtol=5e-6, atol=1e-7)
+    assert llmc.embedding(x.astype(">f4"), np.array([1], ">i8")).tolist() == [x[1].tolist()]
+
+
 def test_threads_setting():
     old = llmc.get_num_threads()
     try:

@@ -63,8 +63,10 @@ static PyArrayObject *as_array(PyObject *obj, const char *what) {
 }
 
 PyArrayObject *llmc_py_float_array(PyObject *obj, const char *what) {
+    /* fast path: already native-endian, aligned, C-contiguous float32 (no copy) */
     if (PyArray_Check(obj) && PyArray_TYPE((PyArrayObject *)obj) == NPY_FLOAT32 &&
-        PyArray_IS_C_CONTIGUOUS((PyArrayObject *)obj) && PyArray_ISALIGNED((PyArrayObject *)obj)) {
+        PyArray_IS_C_CONTIGUOUS((PyArrayObject *)obj) && PyArray_ISALIGNED((PyArrayObject *)obj) &&
+        PyArray_ISNOTSWAPPED((PyArrayObject *)obj)) {
         Py_INCREF(obj);
         return (PyArrayObject *)obj;
     }
