@@ -735,8 +735,36 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     return LLMC_OK;
 }
 
+/* WordPiece segment: BertNormalizer, BertPreTokenizer (or whitespace split), WordPiece per word. */
+static llmc_status encode_wordpiece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0) {
+    uint8_t *norm = NULL;
+    size_t n = n0;
+    const uint8_t *s = s0;
+    llmc_status st = LLMC_OK;
+    if (t->normalizer == LLMC_NORM_BERT) {
+        if ((st = llmc_bert_normalize(t, s0, n0, &norm, &n))) return st;
+        s = norm;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t e = llmc_bert_pretok_next(s, n, &i);
+        if (i >= n) break;
+        if (c->n_out + (e - i) + 1 > c->cap_out &&
+            grow((void **)&c->out, &c->cap_out, c->n_out + (e - i) + 1, sizeof(int32_t), "token ids")) {
+            st = LLMC_ERR_NOMEM;
+            break;
+        }
+        size_t k;
+        if ((st = llmc_wordpiece_word(t, s + i, e - i, c->out + c->n_out, &k))) break;
+        c->n_out += k;
+        i = e;
+    }
+    llmc_free(norm);
+    return st;
+}
+
 /* Encode a segment that contains no special tokens: normalise, pre-tokenize, BPE each piece. */
 static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0) {
+    if (t->model == LLMC_MODEL_WORDPIECE) return encode_wordpiece(t, c, s0, n0);
     const uint8_t *s;
     size_t n;
     llmc_status st = normalize(t, c, s0, n0, &s, &n);

@@ -356,3 +356,50 @@ def test_train_min_frequency_and_errors():
         llmc.Tokenizer.train([b"abc"], 300, progress=False)
     empty = llmc.Tokenizer.train([], 300, progress=False)
     assert empty.n_vocab == 256 and empty.encode("hi") == [104, 105]
+
+
+# ---------------------------------------------------------------- WordPiece (BERT)
+def _old_chars(t: str) -> str:
+    """Keep characters whose category is the same in Unicode 3.2 and 14: HF's BertNormalizer/BertPreTokenizer
+    classify with Unicode 8.0 tables (the unicode_categories crate) and llmc with Unicode 14, so characters assigned
+    after 8.0 (or re-categorised, like U+1886 Lo -> Mn in 9.0) may differ."""
+    import unicodedata
+
+    old = unicodedata.ucd_3_2_0
+    return "".join(c for c in t if old.category(c) != "Cn" and old.category(c) == unicodedata.category(c))
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_wordpiece_bert_identical(shared, kjv, tmp_path, lowercase):
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    lines = kjv.split("\n")
+    texts = [_old_chars(t) for t in ADV] + [
+        "Héllo Wörld ÀÉÎ naïve café", "İstanbul ΣΑΣ", "中文字符 and 日本語", "don't stop!", "a\x00b\ufffdc",
+        "[CLS] hi [SEP] [MASK]", "x" * 150, "supercalifragilisticexpialidocious " * 3, ""]
+    trainer = BertWordPieceTokenizer(lowercase=lowercase)
+    trainer.train_from_iterator(lines[:20000] + texts[:300], vocab_size=3000, show_progress=False)
+    bert = BertWordPieceTokenizer(vocab=trainer.get_vocab(), lowercase=lowercase)  # with BertProcessing
+    bert.save(str(tmp_path / "bert.json"))
+    ref = tokenizers.Tokenizer.from_file(str(tmp_path / "bert.json"))
+    tok = llmc.Tokenizer.from_file(tmp_path / "bert.json")
+    assert tok.n_vocab == ref.get_vocab_size()
+    for batch in (texts, lines[:5000]):
+        assert tok.encode_batch(batch) == [e.ids for e in ref.encode_batch(batch, add_special_tokens=False)]
+        assert tok.encode_batch(batch[:300], add_special_tokens=True) == \
+            [e.ids for e in ref.encode_batch(batch[:300], add_special_tokens=True)]
+    for t in texts[:500]:
+        ids = ref.encode(t, add_special_tokens=False).ids
+        assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False), repr(t)
+
+
+def test_wordpiece_unsupported_pretokenizer(shared, tmp_path):
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    t = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    t.save(str(tmp_path / "wp.json"))
+    with pytest.raises(llmc.UnsupportedError, match="Whitespace|BertPreTokenizer"):
+        llmc.Tokenizer.from_file(tmp_path / "wp.json")
