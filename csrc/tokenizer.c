@@ -891,7 +891,7 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
                 }
                 continue;
             }
-            memcpy(ids[i], c.out, c.n_out * sizeof(int32_t));
+            if (c.n_out) memcpy(ids[i], c.out, c.n_out * sizeof(int32_t)); /* c.out may still be NULL */
             n_ids[i] = c.n_out;
         }
         ctx_free(&c);
