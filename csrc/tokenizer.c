@@ -832,11 +832,76 @@ static llmc_status ctx_init(enc_ctx *c) {
     return LLMC_OK;
 }
 
-// text: (len,) bytes -> *ids: (*n_ids,) int32
+#define CHUNK_MIN (256u << 10) /* texts over 2 chunks of this size are split across threads */
+
+/* Can a long text be encoded in independent chunks cut after a '\n' that precedes a non-space? For the regex
+ * pre-tokenizers every piece that holds such a '\n' ends right after it (\s*[\r\n]+, [\r\n]* after punctuation,
+ * GPT-2's lone whitespace pieces), so the cut is a piece boundary. Not when the whole segment is one piece
+ * (SentencePiece), a normaliser or prefix space acts per segment, or an added token contains '\n'. */
+static int chunkable(const llmc_tokenizer *t) {
+    if (t->model == LLMC_MODEL_WORDPIECE || t->pretok == LLMC_PRE_NONE || t->prefix_space) return 0;
+    if (t->normalizer != LLMC_NORM_NONE && t->normalizer != LLMC_NORM_NFC) return 0;
+    for (size_t k = 0; k < t->n_added; k++)
+        if (memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
+    return 1;
+}
+
+/* A cut point at or after p: just after a '\n' followed by a non-whitespace character (or len). */
+static size_t next_cut(const uint8_t *s, size_t len, size_t p) {
+    for (size_t i = p; i < len; i++) {
+        if (s[i] != '\n' || i + 1 >= len) continue;
+        size_t l;
+        uint32_t cp = llmc_utf8_next(s + i + 1, len - i - 1, &l);
+        if (cp != LLMC_BAD_CP && !(llmc_uflags(cp) & LLMC_U_WS)) return i + 1;
+    }
+    return len;
+}
+
+// text: (len,) bytes -> *ids: (*n_ids,) int32. Long texts run as chunks on llmc_threads() threads.
 llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
                                   int add_special, int32_t **ids, size_t *n_ids) {
     *ids = NULL;
     *n_ids = 0;
+    int nt = llmc_threads();
+    if (nt > 1 && len >= 2 * CHUNK_MIN && chunkable(t)) {
+        /* about 4 chunks per thread (cut points are uneven), each at least CHUNK_MIN */
+        size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN, n = 0;
+        const char **ptrs = llmc_malloc((len / step + 2) * sizeof(char *), "chunks");
+        size_t *lens = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
+        size_t *counts = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
+        int32_t **parts = llmc_malloc((len / step + 2) * sizeof(int32_t *), "chunks");
+        llmc_status st = (ptrs && lens && counts && parts) ? LLMC_OK : LLMC_ERR_NOMEM;
+        for (size_t p = 0; !st && p < len;) {
+            size_t e = next_cut((const uint8_t *)text, len, p + step < len ? p + step : len);
+            ptrs[n] = text + p;
+            lens[n++] = e - p;
+            p = e;
+        }
+        if (!st) st = llmc_tokenizer_encode_batch(t, ptrs, lens, n, special_mode, 0, nt, parts, counts);
+        size_t total = add_special ? t->n_prefix + t->n_suffix : 0;
+        for (size_t k = 0; !st && k < n; k++) total += counts[k];
+        int32_t *out = st ? NULL : llmc_malloc((total + 1) * sizeof(int32_t), "token ids");
+        if (!st && !out) st = LLMC_ERR_NOMEM;
+        if (!st) { /* concatenate: [prefix] chunk ids... [suffix] */
+            size_t o = 0;
+            if (add_special)
+                for (size_t k = 0; k < t->n_prefix; k++) out[o++] = t->prefix_ids[k];
+            for (size_t k = 0; k < n; k++) {
+                if (counts[k]) memcpy(out + o, parts[k], counts[k] * sizeof(int32_t));
+                o += counts[k];
+            }
+            if (add_special)
+                for (size_t k = 0; k < t->n_suffix; k++) out[o++] = t->suffix_ids[k];
+            *ids = out;
+            *n_ids = o;
+            for (size_t k = 0; k < n; k++) llmc_free(parts[k]);
+        }
+        llmc_free(ptrs);
+        llmc_free(lens);
+        llmc_free(counts);
+        llmc_free(parts);
+        return st;
+    }
     enc_ctx c;
     llmc_status st = ctx_init(&c);
     if (!st) st = encode_into(t, &c, (const uint8_t *)text, len, special_mode, add_special);

@@ -403,3 +403,18 @@ def test_wordpiece_unsupported_pretokenizer(shared, tmp_path):
     t.save(str(tmp_path / "wp.json"))
     with pytest.raises(llmc.UnsupportedError, match="Whitespace|BertPreTokenizer"):
         llmc.Tokenizer.from_file(tmp_path / "wp.json")
+
+
+@pytest.mark.parametrize("name", TIKTOKEN)
+def test_long_text_chunked_across_threads(shared, name):
+    """Texts over 512 KB are cut after newlines and encoded on several threads: same ids as one pass."""
+    tok, ref = tiktoken_pair(shared, name)
+    text = "\n".join(ADV) * 2
+    assert len(text.encode()) > 600_000
+    llmc.set_num_threads(2)
+    try:
+        many = tok.encode_ordinary(text)
+        llmc.set_num_threads(1)
+        assert many == tok.encode_ordinary(text) == ref.encode_ordinary(text)
+    finally:
+        llmc.set_num_threads(os.cpu_count() or 1)
