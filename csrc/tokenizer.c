@@ -196,8 +196,9 @@ llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model) {
     return LLMC_OK;
 }
 
-int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n) {
-    uint64_t k0, k1, h = key_hash(b, n, &k0, &k1);
+/* Lookup with the key already hashed by key_hash. */
+static inline int32_t lookup_hashed(const llmc_tokenizer *t, const uint8_t *b, size_t n, uint64_t h, uint64_t k0,
+                                    uint64_t k1) {
     uint32_t hh = (uint32_t)(h >> 32);
     for (size_t s = h & t->map_mask;; s = (s + 1) & t->map_mask) {
         const llmc_bmap_slot *e = &t->map[s];
@@ -207,6 +208,11 @@ int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n) {
             (n <= 16 || !memcmp(t->blob + t->tok_off[e->id] + 16, b + 16, n - 16)))
             return e->id;
     }
+}
+
+int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n) {
+    uint64_t k0, k1, h = key_hash(b, n, &k0, &k1);
+    return lookup_hashed(t, b, n, h, k0, k1);
 }
 
 static llmc_status pairs_reserve(llmc_tokenizer *t, size_t n) {
@@ -422,6 +428,15 @@ typedef struct {
     uint32_t key_off, key_len, ids_off, n_ids;
 } cache_slot;
 
+/* A small direct-mapped cache in front of the vocabulary map for pieces of <= 16 bytes: frequent words stay in
+ * L1/L2 instead of costing a cache miss in the multi-megabyte map. */
+#define HOT_SLOTS 4096
+typedef struct {
+    uint64_t k0, k1;
+    uint32_t len; /* 0: empty */
+    int32_t id;   /* -1: known not to be a token */
+} hot_slot;
+
 /* Per-thread scratch for encoding: output ids, merge buffers, and a cache of piece -> ids. */
 typedef struct {
     int32_t *out;
@@ -437,6 +452,7 @@ typedef struct {
     size_t n_cache, n_ckeys, cap_ckeys, n_cids, cap_cids;
     uint8_t *tmp; /* normalised segment */
     size_t cap_tmp;
+    hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
 } enc_ctx;
 
 static void ctx_free(enc_ctx *c) {
@@ -451,6 +467,7 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->ckeys);
     llmc_free(c->cids);
     llmc_free(c->tmp);
+    llmc_free(c->hot);
     memset(c, 0, sizeof *c);
 }
 
@@ -630,7 +647,19 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
     if (t->whole_piece_first) { /* tiktoken and HF ignore_merges: a piece that is a token is that token */
-        int32_t id = llmc_tok_lookup(t, p, n);
+        uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
+        int32_t id;
+        if (c->hot && n <= 16) {
+            hot_slot *hs = &c->hot[hk & (HOT_SLOTS - 1)];
+            if (hs->len == n && hs->k0 == k0 && hs->k1 == k1) {
+                id = hs->id;
+            } else {
+                id = lookup_hashed(t, p, n, hk, k0, k1);
+                *hs = (hot_slot){k0, k1, (uint32_t)n, id};
+            }
+        } else {
+            id = lookup_hashed(t, p, n, hk, k0, k1);
+        }
         if (id >= 0) return emit(c, id);
     }
     uint64_t h = 0;
@@ -827,8 +856,10 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
     return LLMC_OK;
 }
 
-static llmc_status ctx_init(enc_ctx *c) {
-    memset(c, 0, sizeof *c); /* buffers and the cache are allocated on first use */
+/* hot: 1 to use the direct-mapped hot cache (worth its allocation for long texts and for batches) */
+static llmc_status ctx_init(enc_ctx *c, int hot) {
+    memset(c, 0, sizeof *c); /* buffers and the BPE cache are allocated on first use */
+    if (hot && !(c->hot = llmc_calloc(HOT_SLOTS, sizeof(hot_slot), "hot cache"))) return LLMC_ERR_NOMEM;
     return LLMC_OK;
 }
 
@@ -903,7 +934,7 @@ llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, siz
         return st;
     }
     enc_ctx c;
-    llmc_status st = ctx_init(&c);
+    llmc_status st = ctx_init(&c, len >= 16384);
     if (!st) st = encode_into(t, &c, (const uint8_t *)text, len, special_mode, add_special);
     if (!st) {
         *ids = c.out; /* hand over the output buffer */
@@ -933,7 +964,7 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
 #pragma omp parallel num_threads(nt)
     {
         enc_ctx c;
-        llmc_status st = ctx_init(&c);
+        llmc_status st = ctx_init(&c, 1);
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < n_texts; i++) {
             if (st) continue;
