@@ -69,7 +69,8 @@ struct llmc_tokenizer {
     int normalizer;        /* llmc_tok_norm */
     int whole_piece_first; /* a piece that is itself a token is emitted as is (tiktoken; HF ignore_merges) */
     int prefix_space;      /* HF ByteLevel add_prefix_space: a segment not starting with ' ' gets one */
-    int strip_lead_space;  /* decoding: drop one leading ' ' (HF Strip decoder of SentencePiece files) */
+    int strip_lead_space;  /* decoding: 1 drop one leading ' ' (HF Strip decoder), 2 drop the first token's U+2581s
+                            * (HF Metaspace decoder) */
     int fuse_unk;
     int32_t unk_id;        /* -1: none */
     size_t n_vocab;        /* max id + 1 */
@@ -89,6 +90,8 @@ struct llmc_tokenizer {
     uint8_t first_byte[256]; /* 1 if some added token starts with this byte */
     int32_t *prefix_ids, *suffix_ids; /* add_special_tokens template (HF TemplateProcessing) */
     size_t n_prefix, n_suffix;
+    int ms_pre;           /* Metaspace pre-tokenizer: 0 none, else 1 + prepend scheme (0 never, 1 always, 2 first) */
+    int ms_split;         /* Metaspace split=true: pieces start at each U+2581 */
     int bert_norm;        /* LLMC_BERT_* bits when normalizer == LLMC_NORM_BERT */
     int bert_pre;         /* BertPreTokenizer: split on whitespace, isolate punctuation */
     size_t wp_max_chars;  /* WordPiece: longer words become unk */

@@ -450,8 +450,8 @@ typedef struct {
     uint8_t *ckeys;
     uint32_t *cids;
     size_t n_cache, n_ckeys, cap_ckeys, n_cids, cap_cids;
-    uint8_t *tmp; /* normalised segment */
-    size_t cap_tmp;
+    uint8_t *tmp, *tmp2; /* normalised segment; Metaspace output */
+    size_t cap_tmp, cap_tmp2;
     hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
 } enc_ctx;
 
@@ -467,6 +467,7 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->ckeys);
     llmc_free(c->cids);
     llmc_free(c->tmp);
+    llmc_free(c->tmp2);
     llmc_free(c->hot);
     memset(c, 0, sizeof *c);
 }
@@ -791,13 +792,56 @@ static llmc_status encode_wordpiece(const llmc_tokenizer *t, enc_ctx *c, const u
     return st;
 }
 
-/* Encode a segment that contains no special tokens: normalise, pre-tokenize, BPE each piece. */
-static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0) {
+/* HF Metaspace pre-tokenizer: ' ' -> U+2581, and a U+2581 in front per the prepend scheme (always; first: only
+ * for the segment at the start of the text) unless there is one already. Output in c->tmp2. */
+static llmc_status metaspace(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, int first,
+                             const uint8_t **out, size_t *out_n) {
+    static const uint8_t meta[3] = {0xE2, 0x96, 0x81};
+    size_t spaces = 0, need;
+    for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
+    if (!llmc_add_ok(n + 3, spaces * 2, &need) || grow((void **)&c->tmp2, &c->cap_tmp2, need, 1, "normalised text"))
+        return LLMC_ERR_NOMEM;
+    size_t o = 0;
+    int scheme = t->ms_pre - 1;
+    int starts = (n >= 3 && !memcmp(s, meta, 3)) || (n && s[0] == ' '); /* ' ' becomes U+2581 below */
+    if (!starts && (scheme == 1 || (scheme == 2 && first))) {
+        memcpy(c->tmp2, meta, 3);
+        o = 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') {
+            memcpy(c->tmp2 + o, meta, 3);
+            o += 3;
+        } else {
+            c->tmp2[o++] = s[i];
+        }
+    }
+    *out = c->tmp2;
+    *out_n = o;
+    return LLMC_OK;
+}
+
+/* Encode a segment that contains no special tokens: normalise, pre-tokenize, BPE each piece. first: the segment
+ * starts the text (for Metaspace's prepend_scheme "first"). */
+static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0, int first) {
     if (t->model == LLMC_MODEL_WORDPIECE) return encode_wordpiece(t, c, s0, n0);
     const uint8_t *s;
     size_t n;
     llmc_status st = normalize(t, c, s0, n0, &s, &n);
     if (st || n == 0) return st;
+    if (t->ms_pre) {
+        if ((st = metaspace(t, c, s, n, first, &s, &n))) return st;
+        if (t->ms_split) { /* split before every U+2581 (MergedWithNext) */
+            size_t start = 0;
+            for (size_t i = 3; i + 3 <= n; i++) {
+                if (s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
+                    if ((st = bpe_piece(t, c, s + start, i - start))) return st;
+                    start = i;
+                }
+            }
+            return bpe_piece(t, c, s + start, n - start);
+        }
+    }
     if (t->pretok == LLMC_PRE_NONE) return bpe_piece(t, c, s, n);
     for (size_t i = 0; i < n;) {
         size_t e = llmc_pretok_next(t->pretok, s, n, i);
@@ -844,12 +888,12 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
                                  (int)a->len, (const char *)t->blob + a->off);
             }
             if (k < 0) continue;
-            if ((st = encode_segment(t, c, s + seg, i - seg)) || (st = emit(c, t->added[k].id))) return st;
+            if ((st = encode_segment(t, c, s + seg, i - seg, seg == 0)) || (st = emit(c, t->added[k].id))) return st;
             i += t->added[k].len - 1; /* the loop's i++ steps past the token */
             seg = i + 1;
         }
     }
-    if ((st = encode_segment(t, c, s + seg, n - seg))) return st;
+    if ((st = encode_segment(t, c, s + seg, n - seg, seg == 0))) return st;
     if (add_special)
         for (size_t k = 0; k < t->n_suffix; k++)
             if ((st = emit(c, t->suffix_ids[k]))) return st;
@@ -870,7 +914,7 @@ static llmc_status ctx_init(enc_ctx *c, int hot) {
  * GPT-2's lone whitespace pieces), so the cut is a piece boundary. Not when the whole segment is one piece
  * (SentencePiece), a normaliser or prefix space acts per segment, or an added token contains '\n'. */
 static int chunkable(const llmc_tokenizer *t) {
-    if (t->model == LLMC_MODEL_WORDPIECE || t->pretok == LLMC_PRE_NONE || t->prefix_space) return 0;
+    if (t->model == LLMC_MODEL_WORDPIECE || t->pretok == LLMC_PRE_NONE || t->prefix_space || t->ms_pre) return 0;
     if (t->normalizer != LLMC_NORM_NONE && t->normalizer != LLMC_NORM_NFC) return 0;
     for (size_t k = 0; k < t->n_added; k++)
         if (memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
@@ -1056,11 +1100,20 @@ llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, s
     for (size_t i = 0; i < n; i++) {
         const char *b;
         size_t l;
+        if (i == 0 && t->strip_lead_space == 2) { /* Metaspace decoder: the first token without its U+2581s */
+            b = (const char *)t->blob + t->tok_off[ids[0]];
+            l = t->tok_len[ids[0]];
+            for (size_t j = 0; j < l; j++) {
+                if (j + 3 <= l && !memcmp(b + j, "\xE2\x96\x81", 3)) j += 2;
+                else o[k++] = b[j];
+            }
+            continue;
+        }
         llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
         memcpy(o + k, b, l);
         k += l;
     }
-    size_t skip = t->strip_lead_space && k && o[0] == ' '; /* HF Strip(' ', 1, 0) after Fuse */
+    size_t skip = t->strip_lead_space == 1 && k && o[0] == ' '; /* HF Strip(' ', 1, 0) after Fuse */
     if (skip) memmove(o, o + 1, k - 1);
     *out = o;
     *out_len = k - skip;

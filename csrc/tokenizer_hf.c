@@ -139,6 +139,21 @@ static llmc_status load_byte_level_pre(loader *L, const llmc_json *bl) {
     return LLMC_OK;
 }
 
+/* Metaspace{replacement: "▁", prepend_scheme: always|first|never (or the older add_prefix_space), split} */
+static llmc_status load_metaspace(loader *L, const llmc_json *pt) {
+    const llmc_json *rep = llmc_json_get(pt, "replacement"), *sch = llmc_json_get(pt, "prepend_scheme");
+    if (rep && !str_is(rep, "\xE2\x96\x81")) return unsupported(L, "Metaspace pre-tokenizer", "only the replacement '▁'");
+    int scheme;
+    if (str_is(sch, "always")) scheme = 1;
+    else if (str_is(sch, "first")) scheme = 2;
+    else if (str_is(sch, "never")) scheme = 0;
+    else if (!sch || sch->type == LLMC_JSON_NULL) scheme = get_bool(pt, "add_prefix_space", 1); /* older files */
+    else return unsupported(L, "Metaspace prepend_scheme", sch->str ? sch->str : "?");
+    L->t->ms_pre = 1 + scheme;
+    L->t->ms_split = get_bool(pt, "split", 1);
+    return LLMC_OK;
+}
+
 static llmc_status load_pre(loader *L, const llmc_json *pt) {
     if (!pt || pt->type == LLMC_JSON_NULL) return LLMC_OK;
     if (is_type(pt, "ByteLevel")) return load_byte_level_pre(L, pt);
@@ -147,6 +162,7 @@ static llmc_status load_pre(loader *L, const llmc_json *pt) {
         L->t->bert_pre = 1;
         return LLMC_OK;
     }
+    if (is_type(pt, "Metaspace")) return load_metaspace(L, pt);
     if (is_type(pt, "Sequence")) {
         const llmc_json *list = llmc_json_get(pt, "pretokenizers");
         if (!llmc_json_is(list, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: bad Sequence", L->what);
@@ -166,6 +182,11 @@ static llmc_status load_pre(loader *L, const llmc_json *pt) {
 static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) {
     *sp_decoder = 0;
     if (!d || d->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (is_type(d, "Metaspace")) { /* U+2581 -> ' ', and the first token loses its leading space */
+        const llmc_json *sch = llmc_json_get(d, "prepend_scheme");
+        *sp_decoder = str_is(sch, "never") || (!sch && !get_bool(d, "add_prefix_space", 1)) ? 4 : 5;
+        return LLMC_OK;
+    }
     if (is_type(d, "WordPiece")) {
         const llmc_json *pre = llmc_json_get(d, "prefix");
         if (!str_is(pre, "##")) return unsupported(L, "WordPiece decoder", "only the prefix '##'");
@@ -473,15 +494,16 @@ static llmc_status wp_decode_table(loader *L, int cleanup) {
     return LLMC_OK;
 }
 
-/* SentencePiece decoding: <0xNN> -> the byte, U+2581 -> ' ' (the decode table). */
-static llmc_status sp_decode_table(loader *L) {
+/* SentencePiece decoding: <0xNN> -> the byte (with_bytes: the ByteFallback decoder), U+2581 -> ' '. strip: 1 drops
+ * the leading ' ' of the output (Strip decoder), 2 drops every U+2581 of the first token (Metaspace decoder). */
+static llmc_status sp_decode_table(loader *L, int with_bytes, int strip) {
     llmc_tokenizer *t = L->t;
     for (size_t id = 0; id < t->n_vocab; id++) {
         if (t->tok_len[id] == UINT32_MAX) continue;
         const uint8_t *b = t->blob + t->tok_off[id];
         size_t n = t->tok_len[id], o = 0;
         int is_byte = 0;
-        for (int k = 0; k < 256 && !is_byte; k++) is_byte = t->byte_id[k] == (int32_t)id ? k + 1 : 0;
+        for (int k = 0; with_bytes && k < 256 && !is_byte; k++) is_byte = t->byte_id[k] == (int32_t)id ? k + 1 : 0;
         if (need_buf(L, n + 1)) return LLMC_ERR_NOMEM;
         if (is_byte) {
             L->buf[o++] = (uint8_t)(is_byte - 1);
@@ -498,7 +520,7 @@ static llmc_status sp_decode_table(loader *L) {
         llmc_status st = llmc_tok_set_decode(t, (int64_t)id, L->buf, o);
         if (st) return st;
     }
-    t->strip_lead_space = 1;
+    t->strip_lead_space = strip;
     return LLMC_OK;
 }
 
@@ -533,8 +555,9 @@ llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char
         (st = load_added(&L, llmc_json_get(root, "added_tokens"))) ||
         (st = load_post(&L, llmc_json_get(root, "post_processor"))))
         goto done;
-    if (sp_decoder == 1 && (st = sp_decode_table(&L))) goto done;
-    if (sp_decoder >= 2 && (st = wp_decode_table(&L, sp_decoder == 3))) goto done;
+    if (sp_decoder == 1 && (st = sp_decode_table(&L, 1, 1))) goto done;
+    if (sp_decoder >= 4 && (st = sp_decode_table(&L, 0, sp_decoder == 5 ? 2 : 0))) goto done;
+    if ((sp_decoder == 2 || sp_decoder == 3) && (st = wp_decode_table(&L, sp_decoder == 3))) goto done;
     if (L.t->model == LLMC_MODEL_WORDPIECE && L.t->bert_pre == 0) {
         st = unsupported(&L, "WordPiece without BertPreTokenizer", "other pre-tokenizers");
         goto done;

@@ -418,3 +418,22 @@ def test_long_text_chunked_across_threads(shared, name):
         assert many == tok.encode_ordinary(text) == ref.encode_ordinary(text)
     finally:
         llmc.set_num_threads(os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("scheme", ["first", "always", "never"])
+@pytest.mark.parametrize("split", [False, True])
+def test_metaspace_pretokenizer(shared, scheme, split):
+    """Llama 2's vocabulary behind HF's Metaspace pre-tokenizer and decoder (the newer SentencePiece layout)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    j = json.loads((shared / "tokenizers" / "hf" / "llama2" / "tokenizer.json").read_text())
+    j["normalizer"] = None
+    j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+    j["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+    data = json.dumps(j)
+    ref = tokenizers.Tokenizer.from_str(data)
+    tok = llmc.Tokenizer.from_json_bytes(data.encode())
+    texts = ADV[:600] + ["Hello<s>world", " a  b", "<s> x", "  lead", "\u2581already", "x</s> y"]
+    assert tok.encode_batch(texts) == [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
+    for t in texts:
+        ids = ref.encode(t, add_special_tokens=False).ids
+        assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False), repr(t)
