@@ -437,3 +437,17 @@ def test_metaspace_pretokenizer(shared, scheme, split):
     for t in texts:
         ids = ref.encode(t, add_special_tokens=False).ids
         assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False), repr(t)
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_bytelevel_regex_pretokenizer(shared, kjv, prefix):
+    """GPT-2-style files: ByteLevel(use_regex=True, add_prefix_space) as the only pre-tokenizer."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = llmc.Tokenizer.train(kjv[:500_000], 2000, pattern="gpt2", special_tokens=["<|endoftext|>"], progress=False)
+    j = dict(tok._saved["json"])
+    j["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": True, "use_regex": True}
+    data = json.dumps(j)
+    ref = tokenizers.Tokenizer.from_str(data)
+    ours = llmc.Tokenizer.from_json_bytes(data.encode())
+    texts = ADV[:800] + ["hello", " hello", "a<|endoftext|>b", "<|endoftext|> x"]
+    assert ours.encode_batch(texts) == [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
