@@ -52,6 +52,7 @@ static inline uint64_t key_hash(const uint8_t *b, size_t n, uint64_t *k0, uint64
     return h ^ (h >> 29);
 }
 
+/* Hash of a (left << 32 | right) merge key. */
 static inline uint64_t hash_pair(uint64_t key) {
     key *= 0x9E3779B97F4A7C15ull;
     return key ^ (key >> 29);
@@ -119,6 +120,7 @@ static llmc_status ensure_id(llmc_tokenizer *t, int64_t id) {
     return LLMC_OK;
 }
 
+/* Append b[0..n) to the token-bytes blob; *off = where it starts. */
 static llmc_status blob_put(llmc_tokenizer *t, const uint8_t *b, size_t n, uint64_t *off) {
     size_t need;
     if (!llmc_add_ok(t->blob_len, n, &need) || n >= NO_TOKEN) return llmc_fail(LLMC_ERR_NOMEM, "token too long");
@@ -330,6 +332,7 @@ static long b64decode(const uint8_t *s, size_t n, uint8_t *out) {
     return (long)o;
 }
 
+// data: (len,) bytes of "base64 rank\n" lines -> a byte-level BPE tokenizer (ranks are ids and merge priorities)
 llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const char *pattern,
                                          const char *const *special, const size_t *special_len,
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out) {
@@ -581,6 +584,7 @@ static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
     *mp = m;
 }
 
+/* Binary min-heap of (rank << 32 | left position): the smallest value is the lowest rank, leftmost. */
 static inline void heap_push(uint64_t *h, size_t *n, uint64_t v) {
     size_t i = (*n)++;
     while (i > 0) {
@@ -865,6 +869,8 @@ static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, siz
     return best;
 }
 
+/* Encode s[0..n) into c->out: split off added/special tokens (tiktoken's allowed/disallowed rules), encode the
+ * segments between them, wrap in the post-processor template when add_special. */
 static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, const uint8_t *mode,
                                int add_special) {
     llmc_status st;

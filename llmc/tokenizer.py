@@ -103,7 +103,8 @@ class Tokenizer:
         """Train a byte-level BPE tokenizer (in C: incremental pair counts and a priority queue).
 
         text: a str or an iterable of str (e.g. lines). vocab_size: 256 byte tokens + merges + special tokens.
-        pattern: the pre-tokenizer: "gpt4" (= cl100k), "gpt2", "o200k", "llama3", "qwen2".
+        pattern: the pre-tokenizer: "gpt4" (= cl100k), "gpt2", "o200k", "llama3", "qwen2", or one of their exact
+        regex strings.
         special_tokens: texts that get the last ids. Pairs seen fewer than min_frequency times are not merged (so
         the vocabulary can come out smaller). The result encodes like HF `tokenizers` does with the same
         merges; `save` writes a tokenizer.json HF loads, or a .tiktoken file.

@@ -352,6 +352,10 @@ def test_train_min_frequency_and_errors():
         llmc.Tokenizer.train("abc", 100, progress=False)
     with pytest.raises(llmc.UnsupportedError):
         llmc.Tokenizer.train("abc", 300, pattern="nope", progress=False)
+    o200k = llmc.Tokenizer.train("abc abc", 258, pattern="o200k", progress=False)
+    by_regex = llmc.Tokenizer.train("abc abc", 258, pattern=o200k._saved["json"]["pre_tokenizer"]["pretokenizers"][0]
+                                    ["pattern"]["Regex"], progress=False)
+    assert by_regex.encode("abcabc abc") == o200k.encode("abcabc abc")
     with pytest.raises(TypeError):
         llmc.Tokenizer.train([b"abc"], 300, progress=False)
     empty = llmc.Tokenizer.train([], 300, progress=False)
