@@ -65,14 +65,27 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_tiktoken(cls, path: PathLike, pattern: str = "cl100k",
+    def from_tiktoken(cls, path: PathLike, pattern: str | None = None,
                       special_tokens: Mapping[str, int] | None = None) -> "Tokenizer":
         """Load a `.tiktoken` rank file ("base64 rank" per line).
 
         pattern: the pre-tokenizer: "gpt2", "cl100k", "o200k", "llama3", "qwen2", or one of those exact regex strings
         (e.g. the `pat_str` of tiktoken's encodings). Other regexes raise llmc.UnsupportedError.
         special_tokens: {text: id}, e.g. {"<|endoftext|>": 100257}.
+        When pattern (or special_tokens) is None and a `.json` file with the same stem sits beside the rank file
+        (tiktoken's description: `pat_str`, `special_tokens`), they are taken from it.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        if pattern is None or special_tokens is None:
+            meta = os.path.splitext(os.fspath(path))[0] + ".json"
+            if os.path.isfile(meta):
+                pat, spec = tiktoken_meta(meta)
+                pattern = pat if pattern is None else pattern
+                special_tokens = spec if special_tokens is None else special_tokens
+        if pattern is None:
+            raise ValueError(f"no pattern given and no {os.path.basename(os.fspath(path))[:-9]}.json beside the file: "
+                             "pass pattern='gpt2' | 'cl100k' | 'o200k' | 'llama3' | 'qwen2'")
         data = _read(path)
         specials = _specials(special_tokens)
         if not isinstance(pattern, str):

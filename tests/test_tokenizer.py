@@ -92,6 +92,16 @@ def test_adversarial_linear_time(shared):
         assert tok.decode(ids) == s
 
 
+def test_from_tiktoken_reads_sibling_json(shared, tmp_path):
+    tok, ref = tiktoken_pair(shared, "o200k_base")
+    auto = llmc.Tokenizer.from_tiktoken(shared / "tokenizers" / "tiktoken" / "o200k_base.tiktoken")
+    assert auto.special_tokens == tok.special_tokens
+    assert auto.encode("Hello, World! 'S 123456") == ref.encode("Hello, World! 'S 123456")
+    (tmp_path / "x.tiktoken").write_bytes((shared / "tokenizers" / "tiktoken" / "gpt2.tiktoken").read_bytes())
+    with pytest.raises(ValueError, match="no pattern"):
+        llmc.Tokenizer.from_tiktoken(tmp_path / "x.tiktoken")
+
+
 def test_tiktoken_special_tokens(shared):
     tok, ref = tiktoken_pair(shared, "cl100k_base")
     s = "hi <|endoftext|> there<|fim_prefix|>x"
