@@ -27,9 +27,6 @@ SpecialArg = Union[AbstractSet[str], Literal["all"], None]
 
 _ALLOWED, _DISALLOWED = 1, 2
 
-# Pattern names accepted by from_tiktoken/train; "gpt4" is cl100k's regex (minbpe's name for it).
-PATTERNS = ("gpt2", "cl100k", "o200k", "llama3", "qwen2", "gpt4")
-
 
 def _utf8(text: str) -> str:
     """text, with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD like tiktoken does."""
@@ -79,10 +76,10 @@ class Tokenizer:
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         if pattern is None or special_tokens is None:
             meta = os.path.splitext(os.fspath(path))[0] + ".json"
-            if os.path.isfile(meta):
-                pat, spec = tiktoken_meta(meta)
-                pattern = pat if pattern is None else pattern
-                special_tokens = spec if special_tokens is None else special_tokens
+            found = tiktoken_meta(meta) if os.path.isfile(meta) else None
+            if found is not None:
+                pattern = found[0] if pattern is None else pattern
+                special_tokens = found[1] if special_tokens is None else special_tokens
         if pattern is None:
             raise ValueError(f"no pattern given and no {os.path.basename(os.fspath(path))[:-9]}.json beside the file: "
                              "pass pattern='gpt2' | 'cl100k' | 'o200k' | 'llama3' | 'qwen2'")
@@ -416,8 +413,15 @@ def _read(path: PathLike) -> bytes:
         return f.read()
 
 
-def tiktoken_meta(json_path: PathLike) -> tuple[str, dict[str, int]]:
-    """(pat_str, special_tokens) from a tiktoken `.json` description file next to a `.tiktoken` file."""
-    with open(json_path, encoding="utf-8") as f:
-        j = json.load(f)
-    return j["pat_str"], dict(j.get("special_tokens", {}))
+def tiktoken_meta(json_path: PathLike) -> tuple[str, dict[str, int]] | None:
+    """(pat_str, special_tokens) from a tiktoken `.json` description file next to a `.tiktoken` file; None when the
+    file is something else (e.g. a tokenizer.json with the same name)."""
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            j = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(j, dict) or not isinstance(j.get("pat_str"), str):
+        return None
+    spec = j.get("special_tokens") or {}
+    return j["pat_str"], dict(spec) if isinstance(spec, dict) else {}
