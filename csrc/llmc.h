@@ -181,8 +181,8 @@ llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, cons
 /* Pre-tokenize only: piece k is text[starts[k] .. starts[k+1]) (starts: (*n + 1,), free with llmc_tokenizer_free_buffer). */
 llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n);
 
-/* The exact regex a built-in pre-tokenizer name ("gpt2", "gpt4"/"cl100k", "o200k", "llama3", "qwen2") implements,
- * or NULL for an unknown name. */
+/* The exact regex a built-in pre-tokenizer name ("gpt2", "gpt4"/"cl100k", "o200k", "llama3", "qwen2") implements
+ * (a known regex string maps to itself), or NULL for anything else. */
 const char *llmc_pretokenizer_regex(const char *name);
 
 /* Byte-level BPE training (bpe_train.c). texts: n_texts strings; pretok: a built-in pre-tokenizer name or regex.

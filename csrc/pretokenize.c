@@ -293,5 +293,8 @@ const char *llmc_pretok_regex(int kind) {
 
 const char *llmc_pretokenizer_regex(const char *name) {
     int kind = llmc_pretok_from_name(name);
-    return kind < 0 ? NULL : llmc_pretok_regex(kind);
+    if (kind >= 0) return llmc_pretok_regex(kind);
+    for (size_t k = 0; k < sizeof regexes / sizeof regexes[0]; k++) /* an exact known regex names itself */
+        if (!strcmp(regexes[k].pat, name)) return regexes[k].pat;
+    return NULL;
 }

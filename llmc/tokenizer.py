@@ -27,9 +27,6 @@ SpecialArg = Union[AbstractSet[str], Literal["all"], None]
 
 _ALLOWED, _DISALLOWED = 1, 2
 
-# Pattern names accepted by from_tiktoken/train; "gpt4" is cl100k's regex (minbpe's name for it).
-PATTERNS = ("gpt2", "cl100k", "o200k", "llama3", "qwen2", "gpt4")
-
 
 def _utf8(text: str) -> str:
     """text, with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD like tiktoken does."""
@@ -65,14 +62,27 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_tiktoken(cls, path: PathLike, pattern: str = "cl100k",
+    def from_tiktoken(cls, path: PathLike, pattern: str | None = None,
                       special_tokens: Mapping[str, int] | None = None) -> "Tokenizer":
         """Load a `.tiktoken` rank file ("base64 rank" per line).
 
         pattern: the pre-tokenizer: "gpt2", "cl100k", "o200k", "llama3", "qwen2", or one of those exact regex strings
         (e.g. the `pat_str` of tiktoken's encodings). Other regexes raise llmc.UnsupportedError.
         special_tokens: {text: id}, e.g. {"<|endoftext|>": 100257}.
+        When pattern (or special_tokens) is None and a `.json` file with the same stem sits beside the rank file
+        (tiktoken's description: `pat_str`, `special_tokens`), they are taken from it.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        if pattern is None or special_tokens is None:
+            meta = os.path.splitext(os.fspath(path))[0] + ".json"
+            found = tiktoken_meta(meta) if os.path.isfile(meta) else None
+            if found is not None:
+                pattern = found[0] if pattern is None else pattern
+                special_tokens = found[1] if special_tokens is None else special_tokens
+        if pattern is None:
+            raise ValueError(f"no pattern given and no {os.path.basename(os.fspath(path))[:-9]}.json beside the file: "
+                             "pass pattern='gpt2' | 'cl100k' | 'o200k' | 'llama3' | 'qwen2'")
         data = _read(path)
         specials = _specials(special_tokens)
         if not isinstance(pattern, str):
@@ -103,7 +113,8 @@ class Tokenizer:
         """Train a byte-level BPE tokenizer (in C: incremental pair counts and a priority queue).
 
         text: a str or an iterable of str (e.g. lines). vocab_size: 256 byte tokens + merges + special tokens.
-        pattern: the pre-tokenizer: "gpt4" (= cl100k), "gpt2", "o200k", "llama3", "qwen2".
+        pattern: the pre-tokenizer: "gpt4" (= cl100k), "gpt2", "o200k", "llama3", "qwen2", or one of their exact
+        regex strings.
         special_tokens: texts that get the last ids. Pairs seen fewer than min_frequency times are not merged (so
         the vocabulary can come out smaller). The result encodes like HF `tokenizers` does with the same
         merges; `save` writes a tokenizer.json HF loads, or a .tiktoken file.
@@ -402,8 +413,15 @@ def _read(path: PathLike) -> bytes:
         return f.read()
 
 
-def tiktoken_meta(json_path: PathLike) -> tuple[str, dict[str, int]]:
-    """(pat_str, special_tokens) from a tiktoken `.json` description file next to a `.tiktoken` file."""
-    with open(json_path, encoding="utf-8") as f:
-        j = json.load(f)
-    return j["pat_str"], dict(j.get("special_tokens", {}))
+def tiktoken_meta(json_path: PathLike) -> tuple[str, dict[str, int]] | None:
+    """(pat_str, special_tokens) from a tiktoken `.json` description file next to a `.tiktoken` file; None when the
+    file is something else (e.g. a tokenizer.json with the same name)."""
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            j = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(j, dict) or not isinstance(j.get("pat_str"), str):
+        return None
+    spec = j.get("special_tokens") or {}
+    return j["pat_str"], dict(spec) if isinstance(spec, dict) else {}

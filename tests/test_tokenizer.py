@@ -92,6 +92,16 @@ def test_adversarial_linear_time(shared):
         assert tok.decode(ids) == s
 
 
+def test_from_tiktoken_reads_sibling_json(shared, tmp_path):
+    tok, ref = tiktoken_pair(shared, "o200k_base")
+    auto = llmc.Tokenizer.from_tiktoken(shared / "tokenizers" / "tiktoken" / "o200k_base.tiktoken")
+    assert auto.special_tokens == tok.special_tokens
+    assert auto.encode("Hello, World! 'S 123456") == ref.encode("Hello, World! 'S 123456")
+    (tmp_path / "x.tiktoken").write_bytes((shared / "tokenizers" / "tiktoken" / "gpt2.tiktoken").read_bytes())
+    with pytest.raises(ValueError, match="no pattern"):
+        llmc.Tokenizer.from_tiktoken(tmp_path / "x.tiktoken")
+
+
 def test_tiktoken_special_tokens(shared):
     tok, ref = tiktoken_pair(shared, "cl100k_base")
     s = "hi <|endoftext|> there<|fim_prefix|>x"
@@ -292,7 +302,7 @@ def test_fuzz_hf_loader(shared, tmp_path):
     rng = random.Random(4)
     p = tmp_path / "f.json"
     for k in range(120):
-        d = bytearray(data[: rng.randrange(len(data) // 2, len(data) + 1)])
+        d = bytearray(data[: rng.randrange(len(data) // 2, len(data) + 1)] if rng.random() < 0.5 else data)
         for _ in range(rng.randrange(0, 4)):
             d[rng.randrange(len(d))] = rng.randrange(32, 127)
         p.write_bytes(bytes(d))
@@ -352,7 +362,106 @@ def test_train_min_frequency_and_errors():
         llmc.Tokenizer.train("abc", 100, progress=False)
     with pytest.raises(llmc.UnsupportedError):
         llmc.Tokenizer.train("abc", 300, pattern="nope", progress=False)
+    o200k = llmc.Tokenizer.train("abc abc", 258, pattern="o200k", progress=False)
+    by_regex = llmc.Tokenizer.train("abc abc", 258, pattern=o200k._saved["json"]["pre_tokenizer"]["pretokenizers"][0]
+                                    ["pattern"]["Regex"], progress=False)
+    assert by_regex.encode("abcabc abc") == o200k.encode("abcabc abc")
     with pytest.raises(TypeError):
         llmc.Tokenizer.train([b"abc"], 300, progress=False)
     empty = llmc.Tokenizer.train([], 300, progress=False)
     assert empty.n_vocab == 256 and empty.encode("hi") == [104, 105]
+
+
+# ---------------------------------------------------------------- WordPiece (BERT)
+def _old_chars(t: str) -> str:
+    """Keep characters whose category is the same in Unicode 3.2 and 14: HF's BertNormalizer/BertPreTokenizer
+    classify with Unicode 8.0 tables (the unicode_categories crate) and llmc with Unicode 14, so characters assigned
+    after 8.0 (or re-categorised, like U+1886 Lo -> Mn in 9.0) may differ."""
+    import unicodedata
+
+    old = unicodedata.ucd_3_2_0
+    return "".join(c for c in t if old.category(c) != "Cn" and old.category(c) == unicodedata.category(c))
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_wordpiece_bert_identical(shared, kjv, tmp_path, lowercase):
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    lines = kjv.split("\n")
+    texts = [_old_chars(t) for t in ADV] + [
+        "Héllo Wörld ÀÉÎ naïve café", "İstanbul ΣΑΣ", "中文字符 and 日本語", "don't stop!", "a\x00b\ufffdc",
+        "[CLS] hi [SEP] [MASK]", "x" * 150, "supercalifragilisticexpialidocious " * 3, ""]
+    trainer = BertWordPieceTokenizer(lowercase=lowercase)
+    trainer.train_from_iterator(lines[:20000] + texts[:300], vocab_size=3000, show_progress=False)
+    bert = BertWordPieceTokenizer(vocab=trainer.get_vocab(), lowercase=lowercase)  # with BertProcessing
+    bert.save(str(tmp_path / "bert.json"))
+    ref = tokenizers.Tokenizer.from_file(str(tmp_path / "bert.json"))
+    tok = llmc.Tokenizer.from_file(tmp_path / "bert.json")
+    assert tok.n_vocab == ref.get_vocab_size()
+    for batch in (texts, lines[:5000]):
+        assert tok.encode_batch(batch) == [e.ids for e in ref.encode_batch(batch, add_special_tokens=False)]
+        assert tok.encode_batch(batch[:300], add_special_tokens=True) == \
+            [e.ids for e in ref.encode_batch(batch[:300], add_special_tokens=True)]
+    for t in texts[:500]:
+        ids = ref.encode(t, add_special_tokens=False).ids
+        assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False), repr(t)
+
+
+def test_wordpiece_unsupported_pretokenizer(shared, tmp_path):
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    t = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    t.save(str(tmp_path / "wp.json"))
+    with pytest.raises(llmc.UnsupportedError, match="Whitespace|BertPreTokenizer"):
+        llmc.Tokenizer.from_file(tmp_path / "wp.json")
+
+
+@pytest.mark.parametrize("name", TIKTOKEN)
+def test_long_text_chunked_across_threads(shared, name):
+    """Texts over 512 KB are cut after newlines and encoded on several threads: same ids as one pass."""
+    tok, ref = tiktoken_pair(shared, name)
+    text = "\n".join(ADV) * 2
+    assert len(text.encode()) > 600_000
+    llmc.set_num_threads(2)
+    try:
+        many = tok.encode_ordinary(text)
+        llmc.set_num_threads(1)
+        assert many == tok.encode_ordinary(text) == ref.encode_ordinary(text)
+    finally:
+        llmc.set_num_threads(os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("scheme", ["first", "always", "never"])
+@pytest.mark.parametrize("split", [False, True])
+def test_metaspace_pretokenizer(shared, scheme, split):
+    """Llama 2's vocabulary behind HF's Metaspace pre-tokenizer and decoder (the newer SentencePiece layout)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    j = json.loads((shared / "tokenizers" / "hf" / "llama2" / "tokenizer.json").read_text())
+    j["normalizer"] = None
+    j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+    j["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+    data = json.dumps(j)
+    ref = tokenizers.Tokenizer.from_str(data)
+    tok = llmc.Tokenizer.from_json_bytes(data.encode())
+    texts = ADV[:600] + ["Hello<s>world", " a  b", "<s> x", "  lead", "\u2581already", "x</s> y"]
+    assert tok.encode_batch(texts) == [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
+    for t in texts:
+        ids = ref.encode(t, add_special_tokens=False).ids
+        assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False), repr(t)
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_bytelevel_regex_pretokenizer(shared, kjv, prefix):
+    """GPT-2-style files: ByteLevel(use_regex=True, add_prefix_space) as the only pre-tokenizer."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = llmc.Tokenizer.train(kjv[:500_000], 2000, pattern="gpt2", special_tokens=["<|endoftext|>"], progress=False)
+    j = dict(tok._saved["json"])
+    j["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": True, "use_regex": True}
+    data = json.dumps(j)
+    ref = tokenizers.Tokenizer.from_str(data)
+    ours = llmc.Tokenizer.from_json_bytes(data.encode())
+    texts = ADV[:800] + ["hello", " hello", "a<|endoftext|>b", "<|endoftext|> x"]
+    assert ours.encode_batch(texts) == [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]

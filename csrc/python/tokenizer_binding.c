@@ -114,12 +114,15 @@ static PyObject *tok_encode_batch(TokHandle *self, PyObject *args) {
     st = llmc_tokenizer_encode_batch(self->tok, ptrs, lens, (size_t)nt, m, add_special, nthreads, ids, nids);
     Py_END_ALLOW_THREADS
     if (llmc_py_check(st)) goto done;
+    /* the lists hold only ints (no cycles): pause the cyclic GC, which would otherwise rescan them repeatedly */
+    int gc_was = PyGC_Disable();
     result = PyList_New(nt);
     for (Py_ssize_t i = 0; result && i < nt; i++) {
         PyObject *l = ids_to_list(ids[i], nids[i]);
         if (!l) Py_CLEAR(result);
         else PyList_SET_ITEM(result, i, l);
     }
+    if (gc_was) PyGC_Enable();
     for (Py_ssize_t i = 0; i < nt; i++) llmc_tokenizer_free_buffer(ids[i]);
 done:
     Py_DECREF(seq);
