@@ -20,13 +20,20 @@ enum { LLMC_CblasNoTrans = 111, LLMC_CblasTrans = 112 };
 void LLMC_BLAS(cblas_sgemm)(int order, int transa, int transb, llmc_blasint m, llmc_blasint n, llmc_blasint k,
                             float alpha, const float *a, llmc_blasint lda, const float *b, llmc_blasint ldb,
                             float beta, float *c, llmc_blasint ldc);
+void LLMC_BLAS(cblas_sgemv)(int order, int trans, llmc_blasint m, llmc_blasint n, float alpha, const float *a,
+                            llmc_blasint lda, const float *x, llmc_blasint incx, float beta, float *y,
+                            llmc_blasint incy);
 void LLMC_BLAS(openblas_set_num_threads)(int n);
 int LLMC_BLAS(openblas_get_num_threads)(void);
 char *LLMC_BLAS(openblas_get_config)(void);
 
-/* Row-major C(m,n) = alpha * op(A) @ op(B) + beta * C, with each dimension checked to fit BLAS's int. */
+/* Row-major C(m,n) = alpha * op(A) @ op(B) + beta * C, with each dimension checked to fit BLAS's int. Large
+ * products are split over llmc's threads (OpenBLAS itself runs single-threaded, see threads.c). */
 #include "llmc.h"
 llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+/* y = alpha op(A) x + beta y for row-major A (rows, cols), contiguous x and y; split over threads like sgemm. */
+llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
+                       float beta, float *y);
 
 #endif

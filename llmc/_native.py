@@ -3,6 +3,12 @@ finds it whether llmc is installed, editable, or built in place."""
 import ctypes
 import os
 
+# Idle OpenMP threads sleep instead of spinning (read once, when libgomp loads with the extension below). Spinning
+# threads win a few microseconds per parallel region on an idle machine and lose whole scheduler ticks on a busy
+# one: measured on a loaded 2-core machine, a training step with 2 threads took 0.7 s passive vs 3-6 s spinning.
+# Set OMP_WAIT_POLICY yourself before importing llmc to choose otherwise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 try:  # the pip wheel; absent when llmc was built against a system OpenBLAS (LLMC_BLAS=system)
     import scipy_openblas32 as _openblas
 
