@@ -49,21 +49,6 @@ static inline uint64_t mix64(uint64_t k) {
     return k;
 }
 
-/* grow a buffer (same contract as tokenizer.c's) */
-static int tgrow(void **p, size_t *cap, size_t need, size_t elem, const char *what) {
-    if (need <= *cap) return 0;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need) nc *= 2;
-    size_t bytes;
-    if (!llmc_mul_ok(nc, elem, &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "%s: size overflows", what), -1;
-    void *q = llmc_malloc(bytes, what);
-    if (!q) return -1;
-    if (*p) memcpy(q, *p, *cap * elem);
-    llmc_free(*p);
-    *p = q;
-    *cap = nc;
-    return 0;
-}
 
 static llmc_status pairs_rehash(trainer *T, size_t cap) {
     pair_rec *np = llmc_malloc(cap * sizeof(pair_rec), "pair counts");
@@ -105,7 +90,7 @@ static llmc_status note_word(trainer *T, pair_rec *p, uint32_t w) {
             return LLMC_OK;
         }
     }
-    if (tgrow((void **)&T->chunks, &T->cap_chunks, T->n_chunks + 1, sizeof(chunk), "pair word lists"))
+    if (llmc_grow((void **)&T->chunks, &T->cap_chunks, T->n_chunks + 1, sizeof(chunk), "pair word lists"))
         return LLMC_ERR_NOMEM;
     uint32_t ci = (uint32_t)T->n_chunks++;
     T->chunks[ci].w[0] = w;
@@ -123,7 +108,7 @@ static inline int heap_before(const heap_ent *a, const heap_ent *b) {
 }
 
 static llmc_status heap_push(trainer *T, int64_t count, uint64_t key) {
-    if (tgrow((void **)&T->heap, &T->cap_heap, T->n_heap + 1, sizeof(heap_ent), "pair heap")) return LLMC_ERR_NOMEM;
+    if (llmc_grow((void **)&T->heap, &T->cap_heap, T->n_heap + 1, sizeof(heap_ent), "pair heap")) return LLMC_ERR_NOMEM;
     heap_ent v = {count, key};
     size_t i = T->n_heap++;
     while (i > 0) {
@@ -161,7 +146,7 @@ static llmc_status delta(trainer *T, uint32_t a, uint32_t b, int64_t d, uint32_t
         if (st) return st;
         if (p->pushed != step + 1) {
             p->pushed = step + 1;
-            if (tgrow((void **)&T->queue, &T->cap_queue, T->n_queue + 1, sizeof(uint64_t), "pair queue"))
+            if (llmc_grow((void **)&T->queue, &T->cap_queue, T->n_queue + 1, sizeof(uint64_t), "pair queue"))
                 return LLMC_ERR_NOMEM;
             T->queue[T->n_queue++] = p->key;
         }
@@ -200,9 +185,9 @@ static int32_t tokset_find(const tokset *S, const uint8_t *b, size_t n, size_t *
 
 static llmc_status tokset_add(tokset *S, const uint8_t *b, size_t n) {
     if (S->n_bytes + n > UINT32_MAX) return llmc_fail(LLMC_ERR_NOMEM, "trained tokens too long");
-    if (tgrow((void **)&S->bytes, &S->cap_bytes, S->n_bytes + n + 1, 1, "token bytes") ||
-        tgrow((void **)&S->off, &S->cap_off, S->n + 1, sizeof(uint32_t), "token bytes") ||
-        tgrow((void **)&S->len, &S->cap_len, S->n + 1, sizeof(uint32_t), "token bytes"))
+    if (llmc_grow((void **)&S->bytes, &S->cap_bytes, S->n_bytes + n + 1, 1, "token bytes") ||
+        llmc_grow((void **)&S->off, &S->cap_off, S->n + 1, sizeof(uint32_t), "token bytes") ||
+        llmc_grow((void **)&S->len, &S->cap_len, S->n + 1, sizeof(uint32_t), "token bytes"))
         return LLMC_ERR_NOMEM;
     if (2 * (S->n + 1) > S->mask + 1) { /* rehash at load 1/2 */
         size_t nm = S->mask ? (S->mask + 1) * 2 : 1024;
@@ -289,7 +274,7 @@ llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t 
                     st = llmc_fail(LLMC_ERR_INVALID, "training text too large (over 4 GB of distinct pieces)");
                     goto done;
                 }
-                if (tgrow((void **)&arena, &cap_arena, arena_len + n, 1, "training pieces")) {
+                if (llmc_grow((void **)&arena, &cap_arena, arena_len + n, 1, "training pieces")) {
                     st = LLMC_ERR_NOMEM;
                     goto done;
                 }
@@ -322,7 +307,7 @@ llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t 
     wlen = llmc_malloc((n_words + 1) * sizeof(uint32_t), "words");
     wcount = llmc_malloc((n_words + 1) * sizeof(uint64_t), "words");
     stamp = llmc_calloc(n_words + 1, sizeof(uint32_t), "words");
-    if (!woff || !wlen || !wcount || !stamp || tgrow((void **)&syms, &cap_syms, arena_len + 1, sizeof(uint32_t), "words") ||
+    if (!woff || !wlen || !wcount || !stamp || llmc_grow((void **)&syms, &cap_syms, arena_len + 1, sizeof(uint32_t), "words") ||
         pairs_rehash(&T, 1 << 16)) {
         st = LLMC_ERR_NOMEM;
         goto done;
@@ -363,8 +348,8 @@ llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t 
         if ((uint64_t)top.count < min_frequency || top.count <= 0) break;
         uint32_t A = (uint32_t)(top.key >> 32), B = (uint32_t)top.key;
         size_t la = S.len[A], lb = S.len[B], slot = 0;
-        if (tgrow((void **)&cat, &cap_cat, la + lb + 1, 1, "merge scratch") ||
-            tgrow((void **)&out, &cap_out, 3 * n_rec + 3, sizeof(int32_t), "merges")) {
+        if (llmc_grow((void **)&cat, &cap_cat, la + lb + 1, 1, "merge scratch") ||
+            llmc_grow((void **)&out, &cap_out, 3 * n_rec + 3, sizeof(int32_t), "merges")) {
             st = LLMC_ERR_NOMEM;
             goto done;
         }

@@ -75,3 +75,18 @@ void llmc_free(void *p) {
 size_t llmc_mem_current(void) { return mem_current; }
 size_t llmc_mem_peak(void) { return mem_peak; }
 void llmc_mem_reset_peak(void) { mem_peak = (size_t)mem_current; }
+
+int llmc_grow(void **p, size_t *cap, size_t need, size_t elem, const char *what) {
+    if (need <= *cap) return 0;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need) nc *= 2; /* doubling: amortised O(1) per appended item */
+    size_t bytes;
+    if (!llmc_mul_ok(nc, elem, &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "%s: size overflows", what), -1;
+    void *q = llmc_malloc(bytes, what);
+    if (!q) return -1;
+    if (*p) memcpy(q, *p, *cap * elem);
+    llmc_free(*p);
+    *p = q;
+    *cap = nc;
+    return 0;
+}

@@ -24,6 +24,9 @@ int llmc_size3(size_t a, size_t b, size_t c, size_t elem, size_t *out);
 void *llmc_malloc(size_t bytes, const char *what);
 void *llmc_calloc(size_t count, size_t size, const char *what);
 void llmc_free(void *p);
+/* Grow *p (llmc_malloc'ed, *cap items of `elem` bytes) to hold at least `need` items, doubling; 0 on success,
+ * -1 with the error set. */
+int llmc_grow(void **p, size_t *cap, size_t need, size_t elem, const char *what);
 
 
 /* The thread count our OpenMP loops use. */

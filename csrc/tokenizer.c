@@ -58,21 +58,6 @@ static inline uint64_t hash_pair(uint64_t key) {
     return key ^ (key >> 29);
 }
 
-/* Grow a buffer of `elem`-byte items to hold at least `need` (doubling). 0 on success. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *what) {
-    if (need <= *cap) return 0;
-    size_t nc = *cap ? *cap : 16;
-    while (nc < need) nc *= 2;
-    size_t bytes;
-    if (!llmc_mul_ok(nc, elem, &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "%s: size overflows", what), -1;
-    void *q = llmc_malloc(bytes, what);
-    if (!q) return -1;
-    if (*p) memcpy(q, *p, *cap * elem);
-    llmc_free(*p);
-    *p = q;
-    *cap = nc;
-    return 0;
-}
 
 /* ---------------------------------------------------------------- building */
 llmc_tokenizer *llmc_tok_new(void) {
@@ -104,13 +89,13 @@ static llmc_status ensure_id(llmc_tokenizer *t, int64_t id) {
     size_t need = (size_t)id + 1;
     if (need <= t->n_vocab) return LLMC_OK;
     size_t cap = t->n_vocab, cap2 = t->n_vocab, cap3 = t->n_vocab, cap4 = t->n_vocab;
-    if (grow((void **)&t->tok_off, &cap, need, sizeof(uint64_t), "token table") ||
-        grow((void **)&t->tok_len, &cap2, need, sizeof(uint32_t), "token table"))
+    if (llmc_grow((void **)&t->tok_off, &cap, need, sizeof(uint64_t), "token table") ||
+        llmc_grow((void **)&t->tok_len, &cap2, need, sizeof(uint32_t), "token table"))
         return LLMC_ERR_NOMEM;
-    if (t->dec_off && (grow((void **)&t->dec_off, &cap3, need, sizeof(uint64_t), "token table") ||
-                       grow((void **)&t->dec_len, &cap4, need, sizeof(uint32_t), "token table")))
+    if (t->dec_off && (llmc_grow((void **)&t->dec_off, &cap3, need, sizeof(uint64_t), "token table") ||
+                       llmc_grow((void **)&t->dec_len, &cap4, need, sizeof(uint32_t), "token table")))
         return LLMC_ERR_NOMEM;
-    /* grow() doubles, so the tables are cap long: mark the new ids as holes; keep n_vocab == allocated length */
+    /* llmc_grow() doubles, so the tables are cap long: mark the new ids as holes; keep n_vocab == allocated length */
     size_t full = cap < cap2 ? cap : cap2;
     for (size_t i = t->n_vocab; i < full; i++) {
         t->tok_len[i] = NO_TOKEN;
@@ -124,7 +109,7 @@ static llmc_status ensure_id(llmc_tokenizer *t, int64_t id) {
 static llmc_status blob_put(llmc_tokenizer *t, const uint8_t *b, size_t n, uint64_t *off) {
     size_t need;
     if (!llmc_add_ok(t->blob_len, n, &need) || n >= NO_TOKEN) return llmc_fail(LLMC_ERR_NOMEM, "token too long");
-    if (grow((void **)&t->blob, &t->blob_cap, need + 1, 1, "token bytes")) return LLMC_ERR_NOMEM;
+    if (llmc_grow((void **)&t->blob, &t->blob_cap, need + 1, 1, "token bytes")) return LLMC_ERR_NOMEM;
     if (n) memcpy(t->blob + t->blob_len, b, n);
     *off = t->blob_len;
     t->blob_len = need;
@@ -157,7 +142,7 @@ llmc_status llmc_tok_set_decode(llmc_tokenizer *t, int64_t id, const uint8_t *b,
 llmc_status llmc_tok_add_added(llmc_tokenizer *t, const uint8_t *b, size_t n, int64_t id, int special) {
     if (n == 0) return llmc_fail(LLMC_ERR_FORMAT, "special token %lld is empty", (long long)id);
     size_t cap = t->n_added;
-    if (grow((void **)&t->added, &cap, t->n_added + 1, sizeof(llmc_added_tok), "added tokens")) return LLMC_ERR_NOMEM;
+    if (llmc_grow((void **)&t->added, &cap, t->n_added + 1, sizeof(llmc_added_tok), "added tokens")) return LLMC_ERR_NOMEM;
     llmc_status st = ensure_id(t, id);
     if (st) return st;
     uint64_t off = 0;
@@ -498,7 +483,7 @@ static llmc_status cache_resize(enc_ctx *c) {
 }
 
 static inline llmc_status emit(enc_ctx *c, int32_t id) {
-    if (c->n_out == c->cap_out && grow((void **)&c->out, &c->cap_out, c->n_out + 1, sizeof(int32_t), "token ids"))
+    if (c->n_out == c->cap_out && llmc_grow((void **)&c->out, &c->cap_out, c->n_out + 1, sizeof(int32_t), "token ids"))
         return LLMC_ERR_NOMEM;
     c->out[c->n_out++] = id;
     return LLMC_OK;
@@ -507,11 +492,11 @@ static inline llmc_status emit(enc_ctx *c, int32_t id) {
 static llmc_status reserve_sym(enc_ctx *c, size_t n) {
     if (n <= c->cap_sym) return LLMC_OK;
     size_t a = c->cap_sym, b = a, d = a, e = a, f = a;
-    if (grow((void **)&c->sym, &a, n, sizeof(uint32_t), "BPE buffer") ||
-        grow((void **)&c->rank, &b, n, sizeof(uint32_t), "BPE buffer") ||
-        grow((void **)&c->nid, &d, n, sizeof(uint32_t), "BPE buffer") ||
-        grow((void **)&c->prev, &e, n, sizeof(int32_t), "BPE buffer") ||
-        grow((void **)&c->next, &f, n, sizeof(int32_t), "BPE buffer"))
+    if (llmc_grow((void **)&c->sym, &a, n, sizeof(uint32_t), "BPE buffer") ||
+        llmc_grow((void **)&c->rank, &b, n, sizeof(uint32_t), "BPE buffer") ||
+        llmc_grow((void **)&c->nid, &d, n, sizeof(uint32_t), "BPE buffer") ||
+        llmc_grow((void **)&c->prev, &e, n, sizeof(int32_t), "BPE buffer") ||
+        llmc_grow((void **)&c->next, &f, n, sizeof(int32_t), "BPE buffer"))
         return LLMC_ERR_NOMEM;
     c->cap_sym = a;
     return LLMC_OK;
@@ -617,7 +602,7 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
     uint32_t *sym = c->sym;
     int32_t *prev = c->prev, *next = c->next;
     /* every live pair is in the heap at most twice over the run: m initial + 2 per merge */
-    if (grow((void **)&c->heap, &c->cap_heap, 3 * m + 4, sizeof(uint64_t), "BPE heap")) return LLMC_ERR_NOMEM;
+    if (llmc_grow((void **)&c->heap, &c->cap_heap, 3 * m + 4, sizeof(uint64_t), "BPE heap")) return LLMC_ERR_NOMEM;
     uint64_t *h = c->heap;
     size_t hn = 0;
     uint32_t id;
@@ -675,7 +660,7 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
             cache_slot *cs = &c->cache[slot];
             if (cs->hash == h && cs->key_len == n && !memcmp(c->ckeys + cs->key_off, p, n)) {
                 if (c->n_out + cs->n_ids > c->cap_out &&
-                    grow((void **)&c->out, &c->cap_out, c->n_out + cs->n_ids, sizeof(int32_t), "token ids"))
+                    llmc_grow((void **)&c->out, &c->cap_out, c->n_out + cs->n_ids, sizeof(int32_t), "token ids"))
                     return LLMC_ERR_NOMEM;
                 memcpy(c->out + c->n_out, c->cids + cs->ids_off, cs->n_ids * sizeof(uint32_t));
                 c->n_out += cs->n_ids;
@@ -688,7 +673,7 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     if (st) return st;
     if (m <= SHORT_PIECE) merge_short(t, c, &m);
     else if ((st = merge_long(t, c, &m))) return st;
-    if (c->n_out + m > c->cap_out && grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
+    if (c->n_out + m > c->cap_out && llmc_grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
         return LLMC_ERR_NOMEM;
     memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
     c->n_out += m;
@@ -699,8 +684,8 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
             for (slot = h & c->cache_mask; c->cache[slot].key_len; slot = (slot + 1) & c->cache_mask) {
             }
         }
-        if (grow((void **)&c->ckeys, &c->cap_ckeys, c->n_ckeys + n, 1, "BPE cache") ||
-            grow((void **)&c->cids, &c->cap_cids, c->n_cids + m, sizeof(uint32_t), "BPE cache"))
+        if (llmc_grow((void **)&c->ckeys, &c->cap_ckeys, c->n_ckeys + n, 1, "BPE cache") ||
+            llmc_grow((void **)&c->cids, &c->cap_cids, c->n_cids + m, sizeof(uint32_t), "BPE cache"))
             return LLMC_ERR_NOMEM;
         memcpy(c->ckeys + c->n_ckeys, p, n);
         memcpy(c->cids + c->n_cids, c->sym, m * sizeof(uint32_t));
@@ -727,7 +712,7 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
             size_t rn;
             llmc_status st = llmc_nfc(s, n, &r, &rn);
             if (st) return st;
-            if (grow((void **)&c->tmp, &c->cap_tmp, rn + 1, 1, "normalised text")) {
+            if (llmc_grow((void **)&c->tmp, &c->cap_tmp, rn + 1, 1, "normalised text")) {
                 llmc_free(r);
                 return LLMC_ERR_NOMEM;
             }
@@ -741,7 +726,7 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
         size_t spaces = 0, need;
         for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
         if (!llmc_add_ok(n + 3, spaces * 2, &need) ||
-            grow((void **)&c->tmp, &c->cap_tmp, need, 1, "normalised text"))
+            llmc_grow((void **)&c->tmp, &c->cap_tmp, need, 1, "normalised text"))
             return LLMC_ERR_NOMEM;
         size_t o = 0;
         static const uint8_t meta[3] = {0xE2, 0x96, 0x81};
@@ -760,7 +745,7 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
         return LLMC_OK;
     }
     if (t->prefix_space && s[0] != ' ') {
-        if (grow((void **)&c->tmp, &c->cap_tmp, n + 1, 1, "normalised text")) return LLMC_ERR_NOMEM;
+        if (llmc_grow((void **)&c->tmp, &c->cap_tmp, n + 1, 1, "normalised text")) return LLMC_ERR_NOMEM;
         memmove(c->tmp + 1, s, n); /* s may be c->tmp after NFC */
         c->tmp[0] = ' ';
         *out = c->tmp;
@@ -783,7 +768,7 @@ static llmc_status encode_wordpiece(const llmc_tokenizer *t, enc_ctx *c, const u
         size_t e = llmc_bert_pretok_next(s, n, &i);
         if (i >= n) break;
         if (c->n_out + (e - i) + 1 > c->cap_out &&
-            grow((void **)&c->out, &c->cap_out, c->n_out + (e - i) + 1, sizeof(int32_t), "token ids")) {
+            llmc_grow((void **)&c->out, &c->cap_out, c->n_out + (e - i) + 1, sizeof(int32_t), "token ids")) {
             st = LLMC_ERR_NOMEM;
             break;
         }
@@ -803,7 +788,7 @@ static llmc_status metaspace(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     static const uint8_t meta[3] = {0xE2, 0x96, 0x81};
     size_t spaces = 0, need;
     for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
-    if (!llmc_add_ok(n + 3, spaces * 2, &need) || grow((void **)&c->tmp2, &c->cap_tmp2, need, 1, "normalised text"))
+    if (!llmc_add_ok(n + 3, spaces * 2, &need) || llmc_grow((void **)&c->tmp2, &c->cap_tmp2, need, 1, "normalised text"))
         return LLMC_ERR_NOMEM;
     size_t o = 0;
     int scheme = t->ms_pre - 1;
@@ -1059,7 +1044,7 @@ llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, siz
     size_t cap = 0, k = 0;
     *starts = NULL;
     for (size_t i = 0;;) {
-        if (grow((void **)starts, &cap, k + 1, sizeof(size_t), "piece offsets")) {
+        if (llmc_grow((void **)starts, &cap, k + 1, sizeof(size_t), "piece offsets")) {
             llmc_free(*starts);
             *starts = NULL;
             return LLMC_ERR_NOMEM;
