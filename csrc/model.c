@@ -616,13 +616,36 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
 }
 
 /* ---------------------------------------------------------------- building blocks */
+/* OpenBLAS's matrix-vector product (blas.h declares only what ops.c needs). */
+void LLMC_BLAS(cblas_sgemv)(int order, int trans, llmc_blasint m, llmc_blasint n, float alpha, const float *a,
+                            llmc_blasint lda, const float *x, llmc_blasint incx, float beta, float *y,
+                            llmc_blasint incy);
+
+/* y = beta * y + x @ W^T with W stored (out, in) (trans = 1), or x @ W with W stored (in, out) (trans = 0).
+ * x: (T, in), y: (T, out). One token (decoding) is a matrix-vector product: sgemv streams W once, where sgemm
+ * would pack it first. */
+static llmc_status matmul_w(const float *x, const float *w, float *y, size_t T, size_t in, size_t out, int trans,
+                            float beta) {
+    if (T != 1) return llmc_sgemm(0, trans, T, out, in, 1.0f, x, in, w, trans ? in : out, beta, y, out);
+    if (in > 2147483647u || out > 2147483647u)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "matrix dimension too large for 32-bit BLAS (%zu x %zu)", in, out);
+    if (in == 0 || out == 0) return LLMC_OK;
+    if (trans) /* y (out,) = W (out, in) @ x */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)out, (llmc_blasint)in, 1.0f, w,
+                               (llmc_blasint)in, x, 1, beta, y, 1);
+    else /* y (out,) = W^T @ x with W (in, out) */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)in, (llmc_blasint)out, 1.0f, w,
+                               (llmc_blasint)out, x, 1, beta, y, 1);
+    return LLMC_OK;
+}
+
 /* y = x @ W^T + b with W stored (out, in) (trans = 1), or y = x @ W + b with W stored (in, out) (trans = 0).
  * x: (T, in), y: (T, out), b: (out,) or NULL */
 static llmc_status linear(const float *x, const float *w, const float *b, float *y, size_t T, size_t in, size_t out,
                           int trans) {
     if (b)
         for (size_t t = 0; t < T; t++) memcpy(y + t * out, b, out * sizeof(float)); /* beta = 1 adds x @ W onto b */
-    return llmc_sgemm(0, trans, T, out, in, 1.0f, x, in, w, trans ? in : out, b ? 1.0f : 0.0f, y, out);
+    return matmul_w(x, w, y, T, in, out, trans, b ? 1.0f : 0.0f);
 }
 
 /* Rotate each head vector of x: (T, nh, hd) in place by its token's angles; cs, sn: (T, hd/2) (rotate-half). */
@@ -804,13 +827,13 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
     if ((st = attend(s, a->qh, cache_k(s, l), cache_v(s, l), T, s->n + T, a->ah, probs))) return st;
     from_heads(a->ah, a->a, T, H, hd);
     // x += a @ Wo^T
-    if ((st = llmc_sgemm(0, 1, T, D, H * hd, 1.0f, a->a, H * hd, L->wo, H * hd, 1.0f, a->x, D))) return st;
+    if ((st = matmul_w(a->a, L->wo, a->x, T, H * hd, D, 1, 1.0f))) return st;
     // SwiGLU MLP: f1 = silu(h Wg^T) * (h Wu^T): (T, F)
     if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) || (st = linear(a->h, L->w_gate, NULL, a->f1, T, D, F, 1)) ||
         (st = linear(a->h, L->w_up, NULL, a->f2, T, D, F, 1)) || (st = llmc_silu(a->f1, a->f1, T * F)))
         return st;
     for (size_t i = 0; i < T * F; i++) a->f1[i] *= a->f2[i];
-    return llmc_sgemm(0, 1, T, D, F, 1.0f, a->f1, F, L->w_down, F, 1.0f, a->x, D);
+    return matmul_w(a->f1, L->w_down, a->x, T, F, D, 1, 1.0f);
 }
 
 /* GPT-2 block, in place on x: (T, D); Conv1D weights are (in, out).
@@ -942,8 +965,7 @@ static llmc_status forward_tokens(llmc_session *s, const int64_t *ids, const int
         if (!m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
         const size_t lr0 = all_logits ? 0 : T - 1;
         // logits: (rows, V) = h @ lm_head^T, lm_head (V, D)
-        if ((st = llmc_sgemm(0, 1, T - lr0, c->vocab, D, 1.0f, a.h + lr0 * D, D, m->lm_head, D, 0.0f, logits,
-                             c->vocab)))
+        if ((st = matmul_w(a.h + lr0 * D, m->lm_head, logits, T - lr0, D, c->vocab, 1, 0.0f)))
             return st;
     }
     return LLMC_OK;
