@@ -33,7 +33,7 @@ CONFIGS = {
 }
 
 CHILD = r'''
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 impl, path, threads, prefill, decode, prompt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 rng = np.random.default_rng(0)
@@ -77,7 +77,8 @@ else:
             out = m(torch.tensor([[t]]), past_key_values=past, use_cache=True, logits_to_keep=1)
             past = out.past_key_values
         res["decode_tok_s"] = decode / (time.perf_counter() - t0)
-res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: this process image's peak RSS (ru_maxrss would include the parent's, inherited across fork + exec)
+res["peak_rss_mb"] = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 res["tokens"] = toks[:16]
 print(json.dumps(res))
 '''

@@ -927,48 +927,68 @@ static llmc_status final_norm(const llmc_model *m, const float *in, float *out, 
     return llmc_rms_norm(in, m->norm_w, out, rows, c->d_model, c->norm_eps);
 }
 
-/* The whole stack over T new tokens appended at position s->n.
- * logits: (T, V) when all_logits, else (V,) of the last token; hidden: (L+1, T, D); last: (T, D); any may be NULL.
- * probs_layer / probs: the attention probabilities (H, T, Tk) of one layer, or NULL. */
-static llmc_status forward_tokens(llmc_session *s, const int64_t *ids, const int64_t *types, size_t T, float *logits,
-                                  int all_logits, float *hidden, float *last, size_t probs_layer, float *probs) {
+/* The whole stack over one chunk of Tc tokens appended at position s->n; outputs are written at row r0 of arrays
+ * holding Tall rows: hidden (L+1, Tall, D), last (Tall, D), logits (Tall, V) when all_logits, else (V,) for the
+ * chunk's last token (when want_last_logits). probs: (H, Tc, n + Tc) of layer probs_layer, or NULL. */
+static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int64_t *types, size_t Tc, size_t Tall,
+                                 size_t r0, float *logits, int all_logits, int want_last_logits, float *hidden,
+                                 float *last, size_t probs_layer, float *probs) {
     const llmc_model *m = s->m;
     const llmc_model_config *c = &m->c;
     const size_t D = c->d_model;
-    if (T == 0) return llmc_fail(LLMC_ERR_INVALID, "need at least one token");
-    if (s->n + T > s->cap) return llmc_fail(LLMC_ERR_INTERNAL, "forward past the cache capacity");
-    llmc_status st = ensure_scratch(s, T);
+    llmc_status st = ensure_scratch(s, Tc);
     if (st) return st;
     acts a;
-    carve(c, s->scratch, T, &a);
-    if ((st = embed_tokens(s, ids, types, T, &a))) return st;
-    if (c->rope_theta > 0) rope_table(m, s->n, T, a.cs, a.sn);
-    if (hidden) memcpy(hidden, a.x, T * D * sizeof(float));
+    carve(c, s->scratch, Tc, &a);
+    if ((st = embed_tokens(s, ids, types, Tc, &a))) return st;
+    if (c->rope_theta > 0) rope_table(m, s->n, Tc, a.cs, a.sn);
+    if (hidden) memcpy(hidden + r0 * D, a.x, Tc * D * sizeof(float));
     for (size_t l = 0; l < c->n_layers; l++) {
         float *p = probs && l == probs_layer ? probs : NULL;
-        st = c->arch == LLMC_ARCH_GPT2 ? block_gpt2(s, l, &a, T, p)
-             : c->arch == LLMC_ARCH_BERT ? block_bert(s, l, &a, T, p)
-                                         : block_llama(s, l, &a, T, p);
+        st = c->arch == LLMC_ARCH_GPT2 ? block_gpt2(s, l, &a, Tc, p)
+             : c->arch == LLMC_ARCH_BERT ? block_bert(s, l, &a, Tc, p)
+                                         : block_llama(s, l, &a, Tc, p);
         if (st) return st;
-        if (hidden && l + 1 < c->n_layers) memcpy(hidden + (l + 1) * T * D, a.x, T * D * sizeof(float));
+        if (hidden && l + 1 < c->n_layers) memcpy(hidden + ((l + 1) * Tall + r0) * D, a.x, Tc * D * sizeof(float));
     }
-    /* tokens enter the history only once the whole stack succeeded */
-    memmove(s->tokens + s->n, ids, T * sizeof(int64_t));
-    s->n += T;
+    memmove(s->tokens + s->n, ids, Tc * sizeof(int64_t));
+    s->n += Tc;
     // the final hidden state: all rows when asked for, else only the last (for next-token logits)
-    const int need_all = hidden || last || all_logits;
-    const size_t r0 = need_all ? 0 : T - 1, rows = T - r0;
-    if ((st = final_norm(m, a.x + r0 * D, a.h + r0 * D, rows))) return st;
-    if (hidden) memcpy(hidden + c->n_layers * T * D, a.h, T * D * sizeof(float));
-    if (last) memcpy(last, a.h, T * D * sizeof(float));
-    if (logits) {
-        if (!m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
-        const size_t lr0 = all_logits ? 0 : T - 1;
-        // logits: (rows, V) = h @ lm_head^T, lm_head (V, D)
-        if ((st = matmul_w(a.h + lr0 * D, m->lm_head, logits, T - lr0, D, c->vocab, 1, 0.0f)))
-            return st;
-    }
+    const int need_all = hidden || last || (logits && all_logits);
+    if (!need_all && !(logits && want_last_logits)) return LLMC_OK;
+    const size_t f0 = need_all ? 0 : Tc - 1;
+    if ((st = final_norm(m, a.x + f0 * D, a.h + f0 * D, Tc - f0))) return st;
+    if (hidden) memcpy(hidden + (c->n_layers * Tall + r0) * D, a.h, Tc * D * sizeof(float));
+    if (last) memcpy(last + r0 * D, a.h, Tc * D * sizeof(float));
+    if (logits && all_logits) // logits rows r0 .. r0+Tc-1 = h @ lm_head^T, lm_head (V, D)
+        return matmul_w(a.h, m->lm_head, logits + r0 * c->vocab, Tc, D, c->vocab, 1, 0.0f);
+    if (logits && want_last_logits) return matmul_w(a.h + (Tc - 1) * D, m->lm_head, logits, 1, D, c->vocab, 1, 0.0f);
     return LLMC_OK;
+}
+
+/* Prompts are processed in chunks of this many tokens: the activations stay a few MiB whatever the prompt length
+ * (causal attention lets a chunk attend to the cached keys of the earlier ones; BERT needs all tokens at once). */
+#define PREFILL_CHUNK 256
+
+/* The whole stack over T new tokens appended at position s->n.
+ * logits: (T, V) when all_logits, else (V,) of the last token; hidden: (L+1, T, D); last: (T, D); any may be NULL.
+ * probs_layer / probs: the attention probabilities (H, T, Tk) of one layer, or NULL. On error the session is left
+ * as it was before the call. */
+static llmc_status forward_tokens(llmc_session *s, const int64_t *ids, const int64_t *types, size_t T, float *logits,
+                                  int all_logits, float *hidden, float *last, size_t probs_layer, float *probs) {
+    const llmc_model *m = s->m;
+    if (T == 0) return llmc_fail(LLMC_ERR_INVALID, "need at least one token");
+    if (s->n + T > s->cap) return llmc_fail(LLMC_ERR_INTERNAL, "forward past the cache capacity");
+    if (logits && !m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    const size_t n0 = s->n, chunk = probs || !m->c.causal ? T : PREFILL_CHUNK;
+    llmc_status st = LLMC_OK;
+    for (size_t r0 = 0; r0 < T && !st; r0 += chunk) {
+        const size_t Tc = T - r0 < chunk ? T - r0 : chunk;
+        st = forward_chunk(s, ids + r0, types ? types + r0 : NULL, Tc, T, r0, logits, all_logits, r0 + Tc == T,
+                           hidden, last, probs_layer, probs);
+    }
+    if (st) s->n = n0; /* cache rows past n are unused, so this undoes the partial call */
+    return st;
 }
 
 /* ---------------------------------------------------------------- sessions */

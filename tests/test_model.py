@@ -495,3 +495,25 @@ def test_tokenizer_attached_and_embed_text(ckpt, tmp_path):
     assert model.tokenizer.encode("the lazy fox says hello") == ids
     np.testing.assert_allclose(model.embed(["the lazy fox says hello"], pooling="last"),
                                model.embed([ids], pooling="last"), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_long_prompt_in_chunks(tmp_path, name):
+    """Prompts run in chunks of 256 tokens: 300 tokens cross a chunk boundary (positions, cache, hidden rows)."""
+    cfg = _configs()[name]
+    if name == "gpt2":
+        cfg.n_positions, cfg.n_layer = 320, 2
+    else:
+        cfg.max_position_embeddings, cfg.num_hidden_layers = 320, 2
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    hf.save_pretrained(tmp_path)
+    ids = _ids(300)
+    lg, hs = _ref(hf, ids)
+    model = llmc.Model.load(tmp_path)
+    np.testing.assert_allclose(model.hidden_states(ids), hs, atol=TOL, rtol=0)
+    np.testing.assert_allclose(model.logits(ids), lg, atol=TOL, rtol=0)
+    s = model.session()
+    np.testing.assert_allclose(s.append(ids[:290]), lg[289], atol=TOL, rtol=0)
+    np.testing.assert_allclose(s.append(ids[290:]), lg[-1], atol=TOL, rtol=0)
