@@ -6,7 +6,7 @@ logits, as generation needs), greedy decoding of 128 tokens with a KV cache (tok
 process that loads the checkpoint and runs both (each implementation in its own subprocess, so neither pays for the
 other's libraries).
 
-    python benchmarks/bench_model.py [--threads 2] [--models gpt2,llama] [--out benchmarks/results/model.json]
+    python benchmarks/bench_model.py [--threads 1,2] [--models gpt2,llama] [--out benchmarks/results/model.json]
 """
 from __future__ import annotations
 
@@ -113,42 +113,46 @@ def run_child(impl: str, path: str, threads: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts, each used by both sides")
     ap.add_argument("--models", default="gpt2,llama")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "model.json"))
     args = ap.parse_args()
     import llmc
 
+    threads = [int(t) for t in args.threads.split(",")]
     results = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                           "threads": args.threads, "simd": llmc.simd_info()["active"]},
-               "prefill_tokens": PREFILL, "decode_tokens": DECODE, "models": {}}
+                           "simd": llmc.simd_info()["active"], "load_avg_at_start": os.getloadavg()[0]},
+               "prefill_tokens": PREFILL, "decode_tokens": DECODE, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             cfg = CONFIGS[name]
             path = os.path.join(tmp, name)
             llmc.Model.init(cfg, seed=0).save(path)  # random weights; both sides load this same folder
-            r = {impl: run_child(impl, path, args.threads) for impl in ("llmc", "transformers")}
-            same = r["llmc"].pop("tokens") == r["transformers"].pop("tokens")
-            w = n_params(cfg) * 4
-            budget = 1.2 * (w + kv_bytes(cfg, PREFILL))  # the larger of the two sessions the child holds
-            results["models"][name] = {
-                **{f"{impl}_{k}": round(v, 2) for impl in r for k, v in r[impl].items()},
-                "params_m": round(n_params(cfg) / 1e6, 1), "fp32_weights_mb": round(w / 2**20, 1),
-                "rss_budget_mb": round(budget / 2**20, 1), "greedy_tokens_agree": same,
-                "prefill_speedup": round(r["llmc"]["prefill_tok_s"] / r["transformers"]["prefill_tok_s"], 2),
-                "decode_speedup": round(r["llmc"]["decode_tok_s"] / r["transformers"]["decode_tok_s"], 2),
-            }
-            print(name, json.dumps(results["models"][name]), flush=True)
+            for t in threads:
+                r = {impl: run_child(impl, path, t) for impl in ("llmc", "transformers")}
+                same = r["llmc"].pop("tokens") == r["transformers"].pop("tokens")
+                w = n_params(cfg) * 4
+                budget = 1.2 * (w + kv_bytes(cfg, PREFILL))  # the larger of the two sessions the child holds
+                res = {
+                    **{f"{impl}_{k}": round(v, 2) for impl in r for k, v in r[impl].items()},
+                    "params_m": round(n_params(cfg) / 1e6, 1), "fp32_weights_mb": round(w / 2**20, 1),
+                    "rss_budget_mb": round(budget / 2**20, 1), "greedy_tokens_agree": same,
+                    "prefill_speedup": round(r["llmc"]["prefill_tok_s"] / r["transformers"]["prefill_tok_s"], 2),
+                    "decode_speedup": round(r["llmc"]["decode_tok_s"] / r["transformers"]["decode_tok_s"], 2),
+                }
+                results["runs"].setdefault(f"threads={t}", {})[name] = res
+                print(name, t, json.dumps(res), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print("| model | prefill 512 tok/s llmc / torch | decode 128 tok/s llmc / torch | peak RSS MB llmc / torch "
+    print("| model | threads | prefill 512 tok/s llmc / torch | decode 128 tok/s llmc / torch | peak RSS MB llmc / torch "
           "(budget) |")
-    print("|---|---|---|---|")
-    for name, m in results["models"].items():
-        print(f"| {name} ({m['params_m']}M) | {m['llmc_prefill_tok_s']:.0f} / {m['transformers_prefill_tok_s']:.0f} "
-              f"({m['prefill_speedup']}x) | {m['llmc_decode_tok_s']:.1f} / {m['transformers_decode_tok_s']:.1f} "
-              f"({m['decode_speedup']}x) | {m['llmc_peak_rss_mb']:.0f} / {m['transformers_peak_rss_mb']:.0f} "
-              f"({m['rss_budget_mb']:.0f}) |")
+    print("|---|---|---|---|---|")
+    for run, models in results["runs"].items():
+        for name, m in models.items():
+            print(f"| {name} ({m['params_m']}M) | {run.split('=')[1]} | {m['llmc_prefill_tok_s']:.0f} / "
+                  f"{m['transformers_prefill_tok_s']:.0f} ({m['prefill_speedup']}x) | {m['llmc_decode_tok_s']:.1f} / "
+                  f"{m['transformers_decode_tok_s']:.1f} ({m['decode_speedup']}x) | {m['llmc_peak_rss_mb']:.0f} / "
+                  f"{m['transformers_peak_rss_mb']:.0f} ({m['rss_budget_mb']:.0f}) |")
 
 
 if __name__ == "__main__":

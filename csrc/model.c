@@ -427,27 +427,35 @@ static void rope_init(llmc_model *m) {
     }
 }
 
+/* The model's tables and tensor list from its config; the weights themselves come with model_alloc, so a checkpoint
+ * can be checked against the list before anything config-sized is allocated. */
 static llmc_status model_create(const llmc_model_config *c, int gelu_tanh, const char *pre, llmc_model **out) {
     llmc_model *m = llmc_calloc(1, sizeof *m, "model");
     if (!m) return LLMC_ERR_NOMEM;
     m->c = *c;
     m->gelu_tanh = gelu_tanh;
     llmc_status st = LLMC_OK;
-    size_t bytes;
     if (!(m->L = llmc_calloc(c->n_layers, sizeof(layer_weights), "layer table")) ||
         !(m->inv_freq = llmc_calloc(c->head_dim / 2 + 1, sizeof(float), "RoPE frequencies")))
         st = LLMC_ERR_NOMEM;
     if (!st) st = build_spec(m, pre);
-    if (!st && !llmc_mul_ok(m->block_floats, sizeof(float), &bytes)) st = llmc_fail(LLMC_ERR_NOMEM, "weights overflow");
-    if (!st && !(m->block = llmc_malloc(bytes ? bytes : 1, "model weights (fp32)"))) st = LLMC_ERR_NOMEM;
     if (st) {
         llmc_model_free(m);
         return st;
     }
+    *out = m;
+    return LLMC_OK;
+}
+
+/* One fp32 allocation for every weight; point the layer tables into it. */
+static llmc_status model_alloc(llmc_model *m) {
+    const llmc_model_config *c = &m->c;
+    size_t bytes;
+    if (!llmc_mul_ok(m->block_floats, sizeof(float), &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "weights overflow");
+    if (!(m->block = llmc_malloc(bytes ? bytes : 1, "model weights (fp32)"))) return LLMC_ERR_NOMEM;
     for (size_t i = 0; i < m->n_t; i++) *m->t[i].slot = m->block + m->t[i].offset;
     m->lm_head = c->has_lm_head ? (c->tied_embeddings ? m->wte : m->lm_head_own) : NULL;
     if (c->rope_theta > 0) rope_init(m);
-    *out = m;
     return LLMC_OK;
 }
 
@@ -538,11 +546,18 @@ llmc_status llmc_model_load(const char *dir, llmc_model **out) {
     if (st) return st;
     llmc_st *sf = NULL;
     if ((st = llmc_st_open_dir(dir, &sf))) return st;
+    if (c.n_layers > llmc_st_count(sf)) { /* cheap sanity check before building a per-layer table */
+        st = llmc_fail(LLMC_ERR_FORMAT, "%s: %zu layers, but the checkpoint holds only %zu tensors", cpath, c.n_layers,
+                       llmc_st_count(sf));
+        llmc_st_close(sf);
+        return st;
+    }
     llmc_model *m = NULL;
     if ((st = model_create(&c, gelu_tanh, detect_prefix(sf, c.arch), &m))) {
         llmc_st_close(sf);
         return st;
     }
+    /* every tensor present with the shape the config implies, before the weights are allocated */
     for (size_t i = 0; i < m->n_t && !st; i++) {
         tensor_spec *t = &m->t[i];
         const llmc_st_tensor *x = llmc_st_find(sf, t->name);
@@ -561,9 +576,12 @@ llmc_status llmc_model_load(const char *dir, llmc_model **out) {
             else snprintf(want, sizeof want, "(%zu, %zu)", t->shape[0], t->shape[1]);
             st = llmc_fail(LLMC_ERR_FORMAT, "%s: tensor '%s' has shape %s, the config implies %s", x->file, t->name,
                            got, want);
-            break;
         }
-        if ((st = llmc_st_to_f32(x, m->block + t->offset))) break;
+    }
+    if (!st) st = model_alloc(m);
+    for (size_t i = 0; i < m->n_t && !st; i++) {
+        const llmc_st_tensor *x = llmc_st_find(sf, m->t[i].name);
+        if ((st = llmc_st_to_f32(x, m->block + m->t[i].offset))) break;
         llmc_st_release(x); /* the mapped bytes leave the resident set: only the fp32 copy stays */
     }
     llmc_st_close(sf);
@@ -596,6 +614,10 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
     const char *pre = c.arch == LLMC_ARCH_GPT2 ? "transformer." : c.arch == LLMC_ARCH_BERT ? "" : "model.";
     llmc_model *m;
     if ((st = model_create(&c, gelu_tanh, pre, &m))) return st;
+    if ((st = model_alloc(m))) {
+        llmc_model_free(m);
+        return st;
+    }
     uint64_t s = seed;
     for (size_t i = 0; i < m->n_t; i++) {
         tensor_spec *t = &m->t[i];

@@ -517,3 +517,29 @@ def test_long_prompt_in_chunks(tmp_path, name):
     s = model.session()
     np.testing.assert_allclose(s.append(ids[:290]), lg[289], atol=TOL, rtol=0)
     np.testing.assert_allclose(s.append(ids[290:]), lg[-1], atol=TOL, rtol=0)
+
+
+def test_config_fuzz_never_crashes(ckpt, tmp_path):
+    """Mutated config.json files (sizes huge, zero, negative, wrong types; flipped bytes) load or raise cleanly;
+    tensor shapes are checked against the config before anything config-sized is allocated."""
+    d = _copy(ckpt, "llama", tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    text = (d / "config.json").read_bytes()
+    rng = np.random.default_rng(0)
+    numeric = [k for k, v in cfg.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    values = [0, -1, 1, 2, 7, 10**6, 2**31, 2**40, 2**63 - 1, 1e300, 0.5, "72", None, [], True]
+    for i in range(240):
+        if i % 2:
+            c = dict(cfg)
+            for k in rng.choice(numeric, size=int(rng.integers(1, 3))):
+                c[str(k)] = values[int(rng.integers(0, len(values)))]
+            (d / "config.json").write_text(json.dumps(c))
+        else:
+            b = bytearray(text)
+            for j in rng.integers(0, len(b), size=int(rng.integers(1, 4))):
+                b[j] = int(rng.integers(0, 256))
+            (d / "config.json").write_bytes(bytes(b))
+        try:
+            llmc.Model.load(d).logits([1, 2, 3])
+        except (ValueError, MemoryError, UnicodeDecodeError):  # incl. UnsupportedError and json's errors
+            pass
