@@ -731,47 +731,38 @@ typedef struct {
     float *x, *h, *q, *k, *v, *qh, *ah, *a, *f1, *f2, *cs, *sn;
 } acts;
 
-static size_t scratch_floats(const llmc_model_config *c, size_t T, int *ok) {
-    const size_t D = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim,
-                 F = c->d_ff > 3 * D ? c->d_ff : 3 * D;
-    /* x, h: D; q, qh, ah, a: qd; k, v: kd; f1, f2: F; cs, sn: hd/2 -- each + 16 for alignment */
-    size_t per = 2 * D + 4 * qd + 2 * kd + 2 * F + c->head_dim + 12 * 16, tot;
-    *ok = llmc_mul_ok(per, T, &tot);
-    return tot;
-}
-
-static void carve(const llmc_model_config *c, float *base, size_t T, acts *a) {
-    const size_t D = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim,
-                 F = c->d_ff > 3 * D ? c->d_ff : 3 * D;
-    float *p = base;
-#define TAKE(field, n)                                                                                               \
+/* Lay the activation buffers of T tokens out from base (each 64-byte aligned); returns the floats needed, 0 on
+ * overflow. base == NULL only measures. */
+static size_t carve(const llmc_model_config *c, float *base, size_t T, acts *a) {
+    const size_t D = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim, F = c->d_ff;
+    size_t off = 0, n;
+    int ok = 1;
+#define TAKE(field, width)                                                                                           \
     do {                                                                                                             \
-        a->field = p;                                                                                                \
-        p += ((n) * T + 15) / 16 * 16;                                                                               \
+        a->field = base ? base + off : NULL;                                                                         \
+        ok = ok && llmc_mul_ok((width), T, &n) && llmc_add_ok(n, 15, &n) && llmc_add_ok(off, n / 16 * 16, &off);     \
     } while (0)
-    TAKE(x, D);
-    TAKE(h, D);
-    TAKE(q, qd > 3 * D ? qd : 3 * D); /* gpt2 keeps q, k, v together (T, 3D) here */
-    TAKE(k, kd);
+    TAKE(x, D);                       // x: (T, D) the residual stream
+    TAKE(h, D);                       // h: (T, D) normed input of a sublayer / sublayer output
+    TAKE(q, qd > 3 * D ? qd : 3 * D); // q: (T, H*hd); gpt2 keeps q, k, v together here: (T, 3D)
+    TAKE(k, kd);                      // k, v: (T, Hk*hd)
     TAKE(v, kd);
-    TAKE(qh, qd);
-    TAKE(ah, qd);
-    TAKE(a, qd);
-    TAKE(f1, F);
+    TAKE(qh, qd);                     // qh: (H, T, hd) queries head-major
+    TAKE(ah, qd);                     // ah: (H, T, hd) attention output head-major
+    TAKE(a, qd);                      // a: (T, H*hd) attention output token-major
+    TAKE(f1, F);                      // f1, f2: (T, F) MLP hidden
     TAKE(f2, F);
-    TAKE(cs, c->head_dim / 2);
+    TAKE(cs, c->head_dim / 2);        // cs, sn: (T, hd/2) RoPE cos / sin
     TAKE(sn, c->head_dim / 2);
 #undef TAKE
+    return ok ? off : 0;
 }
 
 static llmc_status ensure_scratch(llmc_session *s, size_t T) {
     if (T <= s->scratch_T) return LLMC_OK;
-    const llmc_model_config *c = &s->m->c;
-    int ok;
-    /* + qd*T for gpt2's wider q slot: scratch_floats counts q as qd; be generous with 3D */
-    size_t n = scratch_floats(c, T, &ok), bytes, extra;
-    if (!ok || !llmc_mul_ok(3 * c->d_model + 32, T, &extra) || !llmc_add_ok(n, extra, &n) ||
-        !llmc_mul_ok(n, sizeof(float), &bytes))
+    acts probe;
+    size_t n = carve(&s->m->c, NULL, T, &probe), bytes;
+    if (!n || !llmc_mul_ok(n, sizeof(float), &bytes))
         return llmc_fail(LLMC_ERR_NOMEM, "activation buffer for %zu tokens overflows", T);
     float *p = llmc_malloc(bytes, "activations");
     if (!p) return LLMC_ERR_NOMEM;
