@@ -1,17 +1,19 @@
 /* attention.c: scaled dot-product attention, two implementations behind llmc_attention().
  *
  * standard: the textbook three steps on the whole score tensor: S = scale * Q K^T (BLAS sgemm per head), a masked
- *           row softmax, O = P V (sgemm). Memory O(B * Hq * Tq * Tk).
- * flash:    one task per (batch, head, block of queries), run in parallel. A task walks the key blocks its queries
- *           can see (fully masked blocks are never visited), computes the score tile with a register-blocked SIMD
- *           kernel, and folds it into a running max / running sum per query (online softmax), rescaling its output
- *           accumulator whenever the max grows. Memory: a few tiles per thread, independent of Tq * Tk.
+ *           row softmax, O = P V (sgemm); heads run in parallel. Memory O(B * Hq * Tq * Tk).
+ * flash:    one task per (batch, key/value head, block of queries), run in parallel; its tile holds those queries for
+ *           every query head that shares the key/value head. A task walks the key blocks its queries can see (fully
+ *           masked blocks are never visited), computes the score tile with a register-blocked SIMD kernel, and folds
+ *           it into a running max / running sum per query (online softmax), rescaling its output accumulator
+ *           whenever the max grows. Memory: a few tiles per thread, independent of Tq * Tk.
  *
  * The flash score tile is kept transposed, S^T: (keys, queries). Then S^T = K_blk @ (scale * Q_blk)^T is a plain
  * product of K's rows (read in place, any stride) with one packed copy of Q_blk^T made once per task, so K is never
  * repacked; the softmax statistics of a query are a column, which the SIMD kernel updates 16 queries at a time; and
  * P @ V reads P^T with swapped strides at no cost (see gemm_tile in simd.h). */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include <omp.h>
@@ -67,7 +69,7 @@ static inline void visible_keys(const mask_spec *ms, size_t i, size_t *lo, size_
     size_t p = ms->Tk - ms->Tq + i; /* >= 0: causal and window require Tq <= Tk */
     size_t W = ms->window;
     if (ms->causal) *hi = p + 1;
-    else *hi = p + W < ms->Tk ? p + W : ms->Tk; /* non-causal window: |j - p| < W */
+    else *hi = W < ms->Tk - p ? p + W : ms->Tk; /* non-causal window: |j - p| < W (no overflow for huge W) */
     *lo = W && p + 1 > W ? p + 1 - W : 0;       /* keys p - W < j */
 }
 
@@ -75,29 +77,33 @@ static inline void visible_keys(const mask_spec *ms, size_t i, size_t *lo, size_
 static llmc_status check_args(const llmc_attention_args *a, llmc_attention_args *r) {
     if (!a) return llmc_fail(LLMC_ERR_INVALID, "attention: args is NULL");
     *r = *a;
-    if (!a->q || !a->k || !a->v || !a->out) return llmc_fail(LLMC_ERR_INVALID, "attention: q, k, v and out must not be NULL");
+    if (!a->q || !a->k || !a->v || !a->out)
+        return llmc_fail(LLMC_ERR_INVALID, "attention: q, k, v and out must not be NULL");
     if (a->impl != LLMC_ATTN_STANDARD && a->impl != LLMC_ATTN_FLASH)
         return llmc_fail(LLMC_ERR_INVALID, "attention: unknown impl %d (0 = standard, 1 = flash)", a->impl);
     if (a->d == 0) return llmc_fail(LLMC_ERR_INVALID, "attention: head dimension d must be >= 1, got 0");
     if (a->Tk == 0) return llmc_fail(LLMC_ERR_INVALID, "attention: needs at least one key (Tk = 0)");
     if (a->Hkv == 0 || a->Hq == 0)
-        return llmc_fail(LLMC_ERR_INVALID, "attention: head counts must be >= 1, got Hq = %zu, Hkv = %zu", a->Hq, a->Hkv);
+        return llmc_fail(LLMC_ERR_INVALID, "attention: head counts must be >= 1, got Hq = %zu, Hkv = %zu", a->Hq,
+                         a->Hkv);
     if (a->Hq % a->Hkv)
         return llmc_fail(LLMC_ERR_INVALID,
-                         "attention: query heads Hq = %zu must be a multiple of key/value heads Hkv = %zu", a->Hq, a->Hkv);
+                         "attention: query heads Hq = %zu must be a multiple of key/value heads Hkv = %zu", a->Hq,
+                         a->Hkv);
     if ((a->causal || a->window) && a->Tq > a->Tk)
         return llmc_fail(LLMC_ERR_INVALID,
                          "attention: causal or windowed attention aligns the %zu queries to the last keys, so it needs "
                          "Tq <= Tk, got Tq = %zu > Tk = %zu", a->Tq, a->Tq, a->Tk);
-    if (!isfinite(a->scale)) return llmc_fail(LLMC_ERR_INVALID, "attention: scale must be finite, got %g", (double)a->scale);
+    if (!isfinite(a->scale))
+        return llmc_fail(LLMC_ERR_INVALID, "attention: scale must be finite, got %g", (double)a->scale);
     if (a->weights && a->impl != LLMC_ATTN_STANDARD)
         return llmc_fail(LLMC_ERR_INVALID, "attention: weights are only produced by the standard implementation");
     /* packed defaults, and every element count checked against size_t overflow */
     size_t qt = a->d, qh, qb, kt = a->d, kh, kb, ot = a->d, oh, ob;
     if (!llmc_mul_ok(a->Tq, a->d, &qh) || !llmc_mul_ok(qh, a->Hq, &qb) || !llmc_mul_ok(a->Tk, a->d, &kh) ||
         !llmc_mul_ok(kh, a->Hkv, &kb) || !llmc_mul_ok(qb, a->B, &ob))
-        return llmc_fail(LLMC_ERR_NOMEM, "attention: tensor sizes overflow (B=%zu, Hq=%zu, Tq=%zu, Tk=%zu, d=%zu)", a->B,
-                         a->Hq, a->Tq, a->Tk, a->d);
+        return llmc_fail(LLMC_ERR_NOMEM, "attention: tensor sizes overflow (B=%zu, Hq=%zu, Tq=%zu, Tk=%zu, d=%zu)",
+                         a->B, a->Hq, a->Tq, a->Tk, a->d);
     oh = qh;
     ob = qb;
     r->q_st = a->q_st ? a->q_st : qt; r->q_sh = a->q_sh ? a->q_sh : qh; r->q_sb = a->q_sb ? a->q_sb : qb;
@@ -112,12 +118,67 @@ static llmc_status check_args(const llmc_attention_args *a, llmc_attention_args 
 }
 
 /* ---------------------------------------------------------------- standard */
+/* OpenBLAS (the pthreads build llmc links) does not notice it is called from an OpenMP region: each call would wake
+ * its own worker threads on cores our threads already use, and on a busy machine every such hand-off can cost a
+ * scheduler tick. When the standard path runs heads in parallel it therefore makes BLAS single-threaded for the
+ * duration (reference-counted, so concurrent callers restore the setting once, at the end). BLAS calls made
+ * elsewhere during that window run single-threaded too; they stay correct. */
+static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
+static int blas_single_users, blas_saved_threads;
+
+static void blas_single_begin(void) {
+    pthread_mutex_lock(&blas_mu);
+    if (blas_single_users++ == 0) {
+        blas_saved_threads = LLMC_BLAS(openblas_get_num_threads)();
+        LLMC_BLAS(openblas_set_num_threads)(1);
+    }
+    pthread_mutex_unlock(&blas_mu);
+}
+
+static void blas_single_end(void) {
+    pthread_mutex_lock(&blas_mu);
+    if (--blas_single_users == 0) LLMC_BLAS(openblas_set_num_threads)(blas_saved_threads);
+    pthread_mutex_unlock(&blas_mu);
+}
+
+/* Row r of one head's scores: the visible keys [lo, hi) get softmax weights, the rest exactly 0. x: (Tk,) */
+static void masked_softmax_row(float *x, size_t i, const mask_spec *ms) {
+    size_t lo, hi;
+    visible_keys(ms, i, &lo, &hi);
+    float mx = llmc_k->max(x + lo, hi - lo);
+    float sum = llmc_k->exp_shift_sum(x + lo, x + lo, mx, 1.0f, hi - lo); /* exp(x - max): no overflow */
+    llmc_k->scale(x + lo, 1.0f / sum, hi - lo);
+    memset(x, 0, lo * sizeof(float));
+    memset(x + hi, 0, (ms->Tk - hi) * sizeof(float));
+}
+
+/* One head, the textbook three steps. S: (Tq, Tk) of this head. */
+static llmc_status standard_head(const llmc_attention_args *a, const mask_spec *ms, size_t b, size_t h, float *S,
+                                 int threaded_softmax) {
+    const size_t Tq = a->Tq, Tk = a->Tk, d = a->d, hk = h / (a->Hq / a->Hkv);
+    /* 1. S = scale * q[b, h] @ k[b, hk]^T: (Tq, d) @ (d, Tk) */
+    llmc_status st = llmc_sgemm(0, 1, Tq, Tk, d, a->scale, a->q + b * a->q_sb + h * a->q_sh, a->q_st,
+                                a->k + b * a->k_sb + hk * a->k_sh, a->k_st, 0.0f, S, Tk);
+    if (st) return st;
+    /* 2. masked softmax of every row */
+    const int nt = threaded_softmax ? llmc_threads_for(Tq * Tk) : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t i = 0; i < Tq; i++) masked_softmax_row(S + i * Tk, i, ms);
+    /* 3. out[b, h] = P @ v[b, hk]: (Tq, Tk) @ (Tk, d) */
+    return llmc_sgemm(0, 0, Tq, d, Tk, 1.0f, S, Tk, a->v + b * a->v_sb + hk * a->v_sh, a->v_st, 0.0f,
+                      a->out + b * a->o_sb + h * a->o_sh, a->o_st);
+}
+
 static llmc_status attention_standard(const llmc_attention_args *a) {
-    const size_t B = a->B, Hq = a->Hq, Tq = a->Tq, Tk = a->Tk, d = a->d, G = Hq / a->Hkv;
+    const size_t B = a->B, Hq = a->Hq, Tq = a->Tq, Tk = a->Tk;
     llmc_status st = llmc_attention_check_standard(B, Hq, Tq, Tk);
     if (st) return st;
+    const size_t lim = 2147483647u; /* what 32-bit BLAS accepts; checked here so no call below can fail */
+    if (Tq > lim || Tk > lim || a->d > lim || a->q_st > lim || a->k_st > lim || a->v_st > lim || a->o_st > lim)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "standard attention: a dimension or stride exceeds 32-bit BLAS "
+                         "(Tq=%zu, Tk=%zu, d=%zu)", Tq, Tk, a->d);
     const size_t per_head = Tq * Tk; /* fits: checked above */
-    float *S = a->weights;           // S: (B, Hq, Tq, Tk)
+    float *S = a->weights;           // S: (B, Hq, Tq, Tk), all of it at once, as the textbook algorithm holds it
     if (!S) {
         S = llmc_malloc(B * Hq * per_head * sizeof(float), "standard attention scores");
         if (!S)
@@ -126,133 +187,147 @@ static llmc_status attention_standard(const llmc_attention_args *a) {
                              "use impl=\"flash\"", (double)(B * Hq * per_head) * sizeof(float) / 1073741824.0, B, Hq,
                              Tq, Tk);
     }
-    /* 1. S[b, h] = scale * q[b, h] @ k[b, h / G]^T: (Tq, d) @ (d, Tk). BLAS threads inside each call. */
-    for (size_t b = 0; b < B && !st; b++)
-        for (size_t h = 0; h < Hq && !st; h++)
-            st = llmc_sgemm(0, 1, Tq, Tk, d, a->scale, a->q + b * a->q_sb + h * a->q_sh, a->q_st,
-                            a->k + b * a->k_sb + (h / G) * a->k_sh, a->k_st, 0.0f, S + (b * Hq + h) * per_head, Tk);
-    if (!st) {
-        /* 2. masked softmax of every row: the visible keys [lo, hi) get softmax weights, the rest exactly 0 */
-        const mask_spec ms = {Tq, Tk, a->window, a->causal};
-        const size_t rows = B * Hq * Tq;
-        const int nt = llmc_threads_for(rows * Tk);
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t r = 0; r < rows; r++) {
-            float *x = S + r * Tk; // x: (Tk,)
-            size_t lo, hi;
-            visible_keys(&ms, r % Tq, &lo, &hi);
-            float mx = llmc_k->max(x + lo, hi - lo);
-            float sum = llmc_k->exp_shift_sum(x + lo, x + lo, mx, 1.0f, hi - lo); /* exp(x - max): no overflow */
-            llmc_k->scale(x + lo, 1.0f / sum, hi - lo);
-            memset(x, 0, lo * sizeof(float));
-            memset(x + hi, 0, (Tk - hi) * sizeof(float));
-        }
-        /* 3. out[b, h] = P[b, h] @ v[b, h / G]: (Tq, Tk) @ (Tk, d) */
-        for (size_t b = 0; b < B && !st; b++)
-            for (size_t h = 0; h < Hq && !st; h++)
-                st = llmc_sgemm(0, 0, Tq, d, Tk, 1.0f, S + (b * Hq + h) * per_head, Tk,
-                                a->v + b * a->v_sb + (h / G) * a->v_sh, a->v_st, 0.0f,
-                                a->out + b * a->o_sb + h * a->o_sh, a->o_st);
+    const mask_spec ms = {Tq, Tk, a->window, a->causal};
+    const size_t heads = B * Hq;
+    size_t work;
+    int nt = llmc_size3(heads, per_head, a->d, 1, &work) ? llmc_threads_for(work / 4) : llmc_threads();
+    if ((size_t)nt > heads) nt = (int)heads;
+    if (nt > 1) {
+        /* enough heads to share out: one thread per head at a time, each with single-threaded BLAS */
+        blas_single_begin();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (size_t bh = 0; bh < heads; bh++) /* cannot fail: every size was checked above */
+            (void)standard_head(a, &ms, bh / Hq, bh % Hq, S + bh * per_head, 0);
+        blas_single_end();
+    } else {
+        /* one head (or a tiny problem): heads in turn, BLAS and the softmax threaded inside each */
+        for (size_t bh = 0; bh < heads && !st; bh++)
+            st = standard_head(a, &ms, bh / Hq, bh % Hq, S + bh * per_head, 1);
     }
     if (S != a->weights) llmc_free(S);
     return st;
 }
 
 /* ---------------------------------------------------------------- flash */
-/* Below this many queries in a block the score tile is computed with dot products of contiguous rows (decoding:
- * Tq = 1), which beats a register tile that would be mostly empty. */
-#define FLASH_DOT_ROWS 4
+/* A tile's columns are the queries of all G = Hq / Hkv heads that share one key/value head (column c = g * mq + i is
+ * query i0 + i of head hk * G + g), so each K/V block is read once per group rather than once per head: decoding
+ * with grouped-query attention streams the cache G times less. With G = 1 a tile is simply a block of queries. */
+
+/* Below this many columns the score tile is computed with dot products of contiguous rows (decoding: Tq = 1),
+ * which beats a register tile that would be mostly empty. */
+#define FLASH_DOT_COLS 8
 
 static inline size_t pad16(size_t n) { return (n + 15) / 16 * 16; } /* keep each scratch array 64-byte aligned */
 
-/* Floats of scratch one thread needs for query blocks of bq rows and key blocks of bk keys. */
-static size_t flash_scratch_floats(size_t bq, size_t bk, size_t d) {
-    return pad16(d * bq) + pad16(bk * bq) + pad16(bq * d) + 3 * pad16(bq);
+/* Floats of scratch one thread needs for tiles of `cols` columns and key blocks of bk keys. */
+static size_t flash_scratch_floats(size_t cols, size_t bk, size_t d) {
+    return pad16(d * cols) + pad16(bk * cols) + pad16(cols * d) + 3 * pad16(cols);
 }
 
-/* One task: queries [i0, i0 + mq) of head h in batch b. scratch: flash_scratch_floats(mq_max, bk, d) floats. */
-static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t b, size_t h, size_t i0, size_t mq,
+/* One task: queries [i0, i0 + mq) of the G query heads of key/value head hk in batch b.
+ * scratch: flash_scratch_floats(G * mq_max, bk, d) floats. */
+static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t b, size_t hk, size_t i0, size_t mq,
                        size_t bk, float *scratch) {
-    const size_t d = a->d, hk = h / (a->Hq / a->Hkv);
+    const size_t d = a->d, G = a->Hq / a->Hkv, C = G * mq; /* C: columns of the tile */
     const float scale = a->scale;
-    const float *q = a->q + b * a->q_sb + h * a->q_sh + i0 * a->q_st; // q: (mq, d), row stride q_st
-    const float *kh = a->k + b * a->k_sb + hk * a->k_sh;              // k: (Tk, d), row stride k_st
-    const float *vh = a->v + b * a->v_sb + hk * a->v_sh;              // v: (Tk, d), row stride v_st
-    float *o = a->out + b * a->o_sb + h * a->o_sh + i0 * a->o_st;     // out: (mq, d), row stride o_st
-    float *qt = scratch;                    // qt: (d, mq) = (scale * q)^T
-    float *st = qt + pad16(d * mq);         // st: (bk, mq) = S^T tile, then P^T tile
-    float *acc = st + pad16(bk * mq);       // acc: (mq, d) = unnormalised output
-    float *m = acc + pad16(mq * d);         // m: (mq,) running max of each query's scores
-    float *l = m + pad16(mq);               // l: (mq,) running sum of exp(score - m)
-    float *alpha = l + pad16(mq);           // alpha: (mq,) exp(m_old - m_new) of the last step
+    const float *q0 = a->q + b * a->q_sb + hk * G * a->q_sh + i0 * a->q_st; // q of column c: q0 + qoff(c)
+    const float *kh = a->k + b * a->k_sb + hk * a->k_sh;                   // k: (Tk, d), row stride k_st
+    const float *vh = a->v + b * a->v_sb + hk * a->v_sh;                   // v: (Tk, d), row stride v_st
+    float *o0 = a->out + b * a->o_sb + hk * G * a->o_sh + i0 * a->o_st;    // out of column c: o0 + ooff(c)
+#define QOFF(c) (((c) / mq) * a->q_sh + ((c) % mq) * a->q_st) /* head g = c / mq, query i = c % mq */
+#define OOFF(c) (((c) / mq) * a->o_sh + ((c) % mq) * a->o_st)
+    float *qt = scratch;                   // qt: (d, C) = (scale * q)^T
+    float *st = qt + pad16(d * C);         // st: (bk, C) = S^T tile, then P^T tile
+    float *acc = st + pad16(bk * C);       // acc: (C, d) = unnormalised output
+    float *m = acc + pad16(C * d);         // m: (C,) running max of each column's scores
+    float *l = m + pad16(C);               // l: (C,) running sum of exp(score - m)
+    float *alpha = l + pad16(C);           // alpha: (C,) exp(m_old - m_new) of the last step
 
-    /* lo and hi are non-decreasing in i, so the block sees keys [lo of its first row, hi of its last row) and a key
-     * block lies fully inside every row's range iff it lies inside [lo of the last row, hi of the first row). */
+    /* lo and hi are non-decreasing in i, so the tile sees keys [lo of its first query, hi of its last query) and a
+     * key block lies fully inside every query's range iff it lies inside [lo of the last, hi of the first). */
     size_t lo_first, hi_first, lo_last, hi_last;
     visible_keys(ms, i0, &lo_first, &hi_first);
     visible_keys(ms, i0 + mq - 1, &lo_last, &hi_last);
 
-    const int dot_path = mq < FLASH_DOT_ROWS;
+    const int dot_path = C < FLASH_DOT_COLS;
     if (!dot_path)
-        for (size_t i = 0; i < mq; i++)
-            for (size_t c = 0; c < d; c++) qt[c * mq + i] = q[i * a->q_st + c] * scale;
-    memset(acc, 0, mq * d * sizeof(float));
-    for (size_t i = 0; i < mq; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0.0f;
+        for (size_t c = 0; c < C; c++) {
+            const float *qc = q0 + QOFF(c);
+            for (size_t p = 0; p < d; p++) qt[p * C + c] = qc[p] * scale;
+        }
+    memset(acc, 0, C * d * sizeof(float));
+    for (size_t c = 0; c < C; c++) {
+        m[c] = -INFINITY;
+        l[c] = 0.0f;
     }
 
     for (size_t j0 = lo_first; j0 < hi_last; j0 += bk) {
         const size_t nk = hi_last - j0 < bk ? hi_last - j0 : bk;
         const float *kj = kh + j0 * a->k_st; // kj: (nk, d)
-        /* st (nk, mq) = kj (nk, d) @ qt (d, mq): scores of the block's queries against keys j0 .. j0 + nk */
+        /* st (nk, C) = kj (nk, d) @ qt (d, C): scores of the tile's queries against keys j0 .. j0 + nk */
         if (dot_path) {
             for (size_t r = 0; r < nk; r++)
-                for (size_t i = 0; i < mq; i++) st[r * mq + i] = scale * llmc_k->dot(kj + r * a->k_st, q + i * a->q_st, d);
+                for (size_t c = 0; c < C; c++) st[r * C + c] = scale * llmc_k->dot(kj + r * a->k_st, q0 + QOFF(c), d);
         } else {
-            llmc_k->gemm_tile(nk, mq, d, kj, a->k_st, 1, qt, mq, st, mq, 0);
+            llmc_k->gemm_tile(nk, C, d, kj, a->k_st, 1, qt, C, st, C, 0);
         }
         /* partially visible block (diagonal of a causal mask, edge of a window): hide what a query may not see */
         if (!(j0 >= lo_last && j0 + nk <= hi_first)) {
-            for (size_t i = 0; i < mq; i++) {
+            for (size_t c = 0; c < C; c++) {
                 size_t lo, hi;
-                visible_keys(ms, i0 + i, &lo, &hi);
-                for (size_t r = 0; r < nk; r++)
-                    if (j0 + r < lo || j0 + r >= hi) st[r * mq + i] = -INFINITY;
+                visible_keys(ms, i0 + c % mq, &lo, &hi);
+                /* this query sees rows [ra, rb) of the block: keys j0 + r with lo <= j0 + r < hi */
+                const size_t ra = lo > j0 ? (lo - j0 < nk ? lo - j0 : nk) : 0;
+                const size_t rb = hi > j0 ? (hi - j0 < nk ? hi - j0 : nk) : 0;
+                for (size_t r = 0; r < ra; r++) st[r * C + c] = -INFINITY;
+                for (size_t r = rb > ra ? rb : ra; r < nk; r++) st[r * C + c] = -INFINITY;
             }
         }
-        /* st becomes P^T = exp(S^T - m_new) column by column; m, l updated; alpha = exp(m_old - m_new) */
-        llmc_k->softmax_cols_online(st, nk, mq, mq, m, l, alpha);
-        /* the accumulator was summed under the old max: acc[i] *= alpha[i] puts it under the new one */
-        for (size_t i = 0; i < mq; i++)
-            if (alpha[i] != 1.0f) llmc_k->scale(acc + i * d, alpha[i], d);
-        /* acc (mq, d) += P (mq, nk) @ v[j0 : j0 + nk] (nk, d), reading P from st with swapped strides */
-        llmc_k->gemm_tile(mq, d, nk, st, 1, mq, vh + j0 * a->v_st, a->v_st, acc, d, 1);
+        if (C == 1) {
+            /* one query (decoding without GQA): its scores are a contiguous row, every one visible (the block lies
+             * inside [lo, hi)), so the row primitives do the same update without 15 idle vector lanes */
+            const float m_new = fmaxf(m[0], llmc_k->max(st, nk));
+            alpha[0] = expf(m[0] - m_new); /* exp(-inf) = 0 on the first block */
+            l[0] = l[0] * alpha[0] + llmc_k->exp_shift_sum(st, st, m_new, 1.0f, nk);
+            m[0] = m_new;
+        } else {
+            /* st becomes P^T = exp(S^T - m_new) column by column; m, l updated; alpha = exp(m_old - m_new) */
+            llmc_k->softmax_cols_online(st, nk, C, C, m, l, alpha);
+        }
+        /* the accumulator was summed under the old max: acc[c] *= alpha[c] puts it under the new one */
+        for (size_t c = 0; c < C; c++)
+            if (alpha[c] != 1.0f) llmc_k->scale(acc + c * d, alpha[c], d);
+        /* acc (C, d) += P (C, nk) @ v[j0 : j0 + nk] (nk, d), reading P from st with swapped strides */
+        llmc_k->gemm_tile(C, d, nk, st, 1, C, vh + j0 * a->v_st, a->v_st, acc, d, 1);
     }
     /* out = acc / l: every query saw at least its own position, so l >= 1 (the max term contributes exp(0)) */
-    for (size_t i = 0; i < mq; i++) {
-        const float inv = 1.0f / l[i];
-        for (size_t c = 0; c < d; c++) o[i * a->o_st + c] = acc[i * d + c] * inv;
+    for (size_t c = 0; c < C; c++) {
+        const float inv = 1.0f / l[c];
+        float *oc = o0 + OOFF(c);
+        for (size_t p = 0; p < d; p++) oc[p] = acc[c * d + p] * inv;
     }
+#undef QOFF
+#undef OOFF
 }
 
 static llmc_status attention_flash(const llmc_attention_args *a) {
-    const size_t B = a->B, Hq = a->Hq, Tq = a->Tq, Tk = a->Tk, d = a->d;
-    /* automatic tiles: 64 queries x 64 keys keeps q^T, the score tile, the accumulator (16 KiB each at d = 64) and
-     * the streamed K/V rows in L2, and the causal diagonal wastes little */
-    size_t bq = a->block_q ? a->block_q : 64, bk = a->block_k ? a->block_k : 64;
+    const size_t B = a->B, Hq = a->Hq, Hkv = a->Hkv, Tq = a->Tq, Tk = a->Tk, d = a->d, G = Hq / Hkv;
+    /* automatic tiles: 64 columns (64 / G queries of each of the G heads) x 64 keys keeps q^T, the score tile, the
+     * accumulator (16 KiB each at d = 64) and the streamed K/V rows in L2, and the causal diagonal wastes little */
+    size_t bq = a->block_q ? a->block_q : (G < 64 ? 64 / G : 1), bk = a->block_k ? a->block_k : 64;
     if (bq > Tq) bq = Tq;
     if (bk > Tk) bk = Tk;
     const size_t nqb = (Tq + bq - 1) / bq;
-    size_t tasks, work, per_thread, bytes;
-    if (!llmc_mul_ok(B * Hq, nqb, &tasks) || !llmc_size3(Tq, Tk, d, 1, &work) || !llmc_size3(work, Hq, B, 1, &work) ||
-        !llmc_mul_ok(d + bk, bq, &per_thread) || !llmc_mul_ok(per_thread, 4, &per_thread))
+    size_t tasks, work, cols, per_thread, bytes;
+    if (!llmc_mul_ok(B * Hkv, nqb, &tasks) || !llmc_size3(Tq, Tk, d, 1, &work) || !llmc_size3(work, Hq, B, 1, &work) ||
+        !llmc_mul_ok(G, bq, &cols) || !llmc_size3(d + bk + 3, cols, 4, 1, &per_thread))
         return llmc_fail(LLMC_ERR_NOMEM, "flash attention: sizes overflow (block_q = %zu, block_k = %zu)", bq, bk);
-    per_thread = flash_scratch_floats(bq, bk, d);
+    per_thread = flash_scratch_floats(cols, bk, d);
     /* fork only when there is enough work (~ multiply-adds / 4) and never more threads than tasks */
     int nt = llmc_threads_for(work / 4);
     if ((size_t)nt > tasks) nt = (int)tasks;
-    if (!llmc_size3(per_thread, (size_t)nt, sizeof(float), 1, &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "flash attention: scratch size overflows");
+    if (!llmc_size3(per_thread, (size_t)nt, sizeof(float), 1, &bytes))
+        return llmc_fail(LLMC_ERR_NOMEM, "flash attention: scratch size overflows");
     float *scratch = llmc_malloc(bytes, "flash attention scratch");
     if (!scratch) return LLMC_ERR_NOMEM;
     const mask_spec ms = {Tq, Tk, a->window, a->causal};
@@ -261,7 +336,7 @@ static llmc_status attention_flash(const llmc_attention_args *a) {
         /* under a causal mask later query blocks see more keys: hand them out first so the cheap ones fill the end */
         const size_t bh = t / nqb, qb = nqb - 1 - t % nqb;
         const size_t i0 = qb * bq, mq = Tq - i0 < bq ? Tq - i0 : bq;
-        flash_task(a, &ms, bh / Hq, bh % Hq, i0, mq, bk, scratch + (size_t)omp_get_thread_num() * per_thread);
+        flash_task(a, &ms, bh / Hkv, bh % Hkv, i0, mq, bk, scratch + (size_t)omp_get_thread_num() * per_thread);
     }
     llmc_free(scratch);
     return LLMC_OK;

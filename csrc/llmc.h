@@ -123,7 +123,8 @@ typedef struct {
     int causal;    /* nonzero: causal mask, aligned to the last Tq keys */
     size_t window; /* 0 = none; else the sliding window W described above */
     float scale;   /* multiplies q . k; must be finite (the usual value is 1 / sqrt(d)) */
-    size_t block_q, block_k; /* flash tile sizes in queries and keys; 0 = automatic */
+    size_t block_q, block_k; /* flash tiles: block_q queries of each of the Hq / Hkv heads that share a KV head, by
+                              * block_k keys; 0 = automatic (64 / (Hq / Hkv) queries, 64 keys) */
     float *weights; /* optional, standard only: (B, Hq, Tq, Tk) packed, receives the softmax weights (0 where
                      * masked). Its size is checked against llmc_attention_standard_limit() too. */
 } llmc_attention_args;

@@ -67,8 +67,10 @@ def attention(
         scale: multiplies q . k; default 1 / sqrt(d). Must be finite.
         window: sliding-window size W >= 1. With ``causal=True`` a query at position p sees keys p - W < j <= p
             (its last W keys, as in Mistral); without it, keys with |j - p| < W. Needs Tq <= Tk.
-        block_q, block_k: flash tile sizes in queries and keys (default 64 x 64); any size >= 1 works, including
-            ones that do not divide the lengths. Ignored by the standard implementation.
+        block_q, block_k: flash tile sizes: a tile holds block_q queries of each of the G = Hq // Hkv heads that
+            share a key/value head (so K and V are read once per group), against block_k keys. Default 64 // G
+            queries (at least 1) and 64 keys; any size >= 1 works, including ones that do not divide the lengths.
+            Ignored by the standard implementation.
         return_weights: standard only; also return the softmax weights, (Hq, Tq, Tk) or (B, Hq, Tq, Tk), exactly 0
             where masked, e.g. for heat maps.
 

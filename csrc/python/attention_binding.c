@@ -7,11 +7,16 @@
 
 #define SHAPE(a, buf) (llmc_py_shape_str((a), (buf), sizeof(buf)), (buf))
 
-/* A float32 array usable in place (aligned, last axis contiguous, other strides positive multiples of 4 bytes),
- * else a packed float32 copy. New reference or NULL. */
+/* A float32 array usable in place (native byte order, aligned, last axis contiguous, other strides positive
+ * multiples of 4 bytes), else a packed float32 copy. New reference or NULL. */
 static PyArrayObject *as_strided_float(PyObject *obj, const char *what) {
     if (PyArray_Check(obj)) {
         PyArrayObject *x = (PyArrayObject *)obj;
+        if (PyArray_TYPE(x) == NPY_FLOAT32 && !PyArray_ISNOTSWAPPED(x))
+            /* big-endian float32 ('>f4'): the type number alone would pass it through unconverted */
+            return (PyArrayObject *)PyArray_FromAny(obj, PyArray_DescrFromType(NPY_FLOAT32), 0, 0,
+                                                    NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST,
+                                                    NULL);
         int ok = PyArray_TYPE(x) == NPY_FLOAT32 && PyArray_ISALIGNED(x) && PyArray_NDIM(x) >= 1;
         for (int i = 0; ok && i < PyArray_NDIM(x); i++) {
             npy_intp s = PyArray_STRIDE(x, i), n = PyArray_DIM(x, i);
