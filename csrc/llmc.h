@@ -181,10 +181,15 @@ llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, cons
 /* Pre-tokenize only: piece k is text[starts[k] .. starts[k+1]) (starts: (*n + 1,), free with llmc_tokenizer_free_buffer). */
 llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n);
 
-/* Byte-level BPE training (bpe_train.c). texts: n_texts strings; pretok: a built-in pre-tokenizer name.
- * Learns up to n_merges merges whose pair count is >= min_frequency. Token ids: bytes are 0..255, merge k makes
- * id 256 + k. merges: (*n_out, 2) int32 pairs (left id, right id), free with llmc_tokenizer_free_buffer. progress (may be NULL) is
- * called every ~1% with (merges done, n_merges, ctx). */
+/* The exact regex a built-in pre-tokenizer name ("gpt2", "gpt4"/"cl100k", "o200k", "llama3", "qwen2") implements
+ * (a known regex string maps to itself), or NULL for anything else. */
+const char *llmc_pretokenizer_regex(const char *name);
+
+/* Byte-level BPE training (bpe_train.c). texts: n_texts strings; pretok: a built-in pre-tokenizer name or regex.
+ * Adds up to n_merges new tokens by merging the most frequent pair (count >= min_frequency; ties: the smaller
+ * (left, right) ids). Bytes are ids 0..255; new tokens get 256, 257, ... in order; a merge whose bytes are already a
+ * token reuses its id. merges: (*n_out, 3) int32 rows (left id, right id, merged id) in rank order, free with
+ * llmc_tokenizer_free_buffer. progress (may be NULL) is called every ~1% with (tokens made, n_merges, ctx). */
 llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t n_texts, const char *pretok,
                            size_t n_merges, uint64_t min_frequency, void (*progress)(size_t, size_t, void *),
                            void *ctx, int32_t **merges, size_t *n_out);

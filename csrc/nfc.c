@@ -61,8 +61,9 @@ static uint32_t compose(uint32_t a, uint32_t b) {
     return 0;
 }
 
-// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFC. Invalid bytes pass through unchanged.
-llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+/* Canonical decomposition + ordering of s[0..n) into code points *cps_out (*m of them); bad[i] marks a raw invalid
+ * byte kept as is. Both arrays are llmc_malloc'd. */
+static llmc_status decompose_text(const uint8_t *s, size_t n, uint32_t **cps_out, uint8_t **bad_out, size_t *m_out) {
     size_t cap;
     /* a code point decomposes into at most 4 (canonical) and each input byte is at least a quarter code point */
     if (!llmc_mul_ok(n + 1, 4 * sizeof(uint32_t), &cap)) return llmc_fail(LLMC_ERR_NOMEM, "NFC: text too long");
@@ -102,6 +103,46 @@ llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len)
             j--;
         }
     }
+    *cps_out = cps;
+    *bad_out = bad;
+    *m_out = m;
+    return LLMC_OK;
+}
+
+/* UTF-8 of cps[0..m) (raw bytes where bad) into a new buffer. */
+static llmc_status encode_text(const uint32_t *cps, const uint8_t *bad, size_t m, uint8_t **out, size_t *out_len) {
+    uint8_t *res = llmc_malloc(4 * m + 1, "normalised text"); /* at most 4 UTF-8 bytes per code point */
+    if (!res) return LLMC_ERR_NOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (bad[i]) res[o++] = (uint8_t)cps[i];
+        else o += llmc_utf8_put(cps[i], res + o);
+    }
+    *out = res;
+    *out_len = o;
+    return LLMC_OK;
+}
+
+// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFD. Invalid bytes pass through unchanged.
+llmc_status llmc_nfd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+    uint32_t *cps;
+    uint8_t *bad;
+    size_t m;
+    llmc_status st = decompose_text(s, n, &cps, &bad, &m);
+    if (st) return st;
+    st = encode_text(cps, bad, m, out, out_len);
+    llmc_free(cps);
+    llmc_free(bad);
+    return st;
+}
+
+// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFC. Invalid bytes pass through unchanged.
+llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+    uint32_t *cps;
+    uint8_t *bad;
+    size_t m;
+    llmc_status st = decompose_text(s, n, &cps, &bad, &m);
+    if (st) return st;
     /* 3. canonical composition (in place: w <= i) */
     size_t w = 0, starter = (size_t)-1;
     unsigned last = 256; /* class of the last kept character; 256 blocks composition */
@@ -121,20 +162,8 @@ llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len)
         bad[w] = bad[i];
         cps[w++] = cp;
     }
-    uint8_t *res = llmc_malloc(4 * w + 1, "NFC output"); /* at most 4 UTF-8 bytes per code point */
-    if (!res) {
-        llmc_free(cps);
-        llmc_free(bad);
-        return LLMC_ERR_NOMEM;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < w; i++) {
-        if (bad[i]) res[o++] = (uint8_t)cps[i];
-        else o += llmc_utf8_put(cps[i], res + o);
-    }
+    st = encode_text(cps, bad, w, out, out_len);
     llmc_free(cps);
     llmc_free(bad);
-    *out = res;
-    *out_len = o;
-    return LLMC_OK;
+    return st;
 }

@@ -284,3 +284,17 @@ int llmc_pretok_from_regex(const char *pat, size_t len) {
             return regexes[k].kind;
     return -1;
 }
+
+const char *llmc_pretok_regex(int kind) {
+    for (size_t k = 0; k < sizeof regexes / sizeof regexes[0]; k++)
+        if (regexes[k].kind == kind) return regexes[k].pat;
+    return NULL;
+}
+
+const char *llmc_pretokenizer_regex(const char *name) {
+    int kind = llmc_pretok_from_name(name);
+    if (kind >= 0) return llmc_pretok_regex(kind);
+    for (size_t k = 0; k < sizeof regexes / sizeof regexes[0]; k++) /* an exact known regex names itself */
+        if (!strcmp(regexes[k].pat, name)) return regexes[k].pat;
+    return NULL;
+}

@@ -25,19 +25,29 @@ int llmc_pretok_from_name(const char *name);
 /* The kind whose exact regex source equals pat[0..len) (tiktoken's pat_str or HF's Split regex), or -1. */
 int llmc_pretok_from_regex(const char *pat, size_t len);
 const char *llmc_pretok_name(int kind);
+/* The regex source a kind implements (the first listed: tiktoken's form for cl100k), or NULL for none. */
+const char *llmc_pretok_regex(int kind);
 
 /* ---------------------------------------------------------------- NFC (nfc.c) */
 /* NFC of s[0..n) (valid UTF-8 expected; invalid bytes are copied through) into a new llmc_malloc buffer. */
 llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
+/* NFD (canonical decomposition and ordering), same contract. */
+llmc_status llmc_nfd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
 
 /* ---------------------------------------------------------------- the tokenizer (tokenizer.c) */
-typedef enum { LLMC_MODEL_BYTE_BPE = 0, LLMC_MODEL_CHAR_BPE = 1 } llmc_tok_model;
-typedef enum { LLMC_NORM_NONE = 0, LLMC_NORM_NFC = 1, LLMC_NORM_METASPACE = 2 } llmc_tok_norm;
+typedef enum { LLMC_MODEL_BYTE_BPE = 0, LLMC_MODEL_CHAR_BPE = 1, LLMC_MODEL_WORDPIECE = 2 } llmc_tok_model;
+typedef enum { LLMC_NORM_NONE = 0, LLMC_NORM_NFC = 1, LLMC_NORM_METASPACE = 2, LLMC_NORM_BERT = 3 } llmc_tok_norm;
+/* BertNormalizer options (llmc_tokenizer.bert_norm bits) */
+enum { LLMC_BERT_CLEAN = 1, LLMC_BERT_CHINESE = 2, LLMC_BERT_STRIP_ACCENTS = 4, LLMC_BERT_LOWERCASE = 8 };
 
-/* token bytes -> id: open addressing; the key bytes live in the tokenizer's blob (via tok_off/tok_len) */
+/* token bytes -> id: open addressing, 32-byte slots holding the first 16 key bytes, so a probe touches one cache
+ * line; longer keys compare their tail in the blob */
 typedef struct {
-    uint32_t hash; /* high bits of the 64-bit hash (0 = empty slot is disambiguated by id < 0) */
-    int32_t id;    /* -1: empty */
+    uint64_t k0, k1; /* key bytes 0..15, zero padded */
+    uint32_t hash;   /* high bits of the 64-bit hash */
+    uint32_t len;    /* key length */
+    int32_t id;      /* -1: empty */
+    uint32_t pad;
 } llmc_bmap_slot;
 
 /* (left id, right id) -> (merge rank, merged id): open addressing on a 64-bit key */
@@ -59,7 +69,8 @@ struct llmc_tokenizer {
     int normalizer;        /* llmc_tok_norm */
     int whole_piece_first; /* a piece that is itself a token is emitted as is (tiktoken; HF ignore_merges) */
     int prefix_space;      /* HF ByteLevel add_prefix_space: a segment not starting with ' ' gets one */
-    int strip_lead_space;  /* decoding: drop one leading ' ' (HF Strip decoder of SentencePiece files) */
+    int strip_lead_space;  /* decoding: 1 drop one leading ' ' (HF Strip decoder), 2 drop the first token's U+2581s
+                            * (HF Metaspace decoder) */
     int fuse_unk;
     int32_t unk_id;        /* -1: none */
     size_t n_vocab;        /* max id + 1 */
@@ -79,7 +90,23 @@ struct llmc_tokenizer {
     uint8_t first_byte[256]; /* 1 if some added token starts with this byte */
     int32_t *prefix_ids, *suffix_ids; /* add_special_tokens template (HF TemplateProcessing) */
     size_t n_prefix, n_suffix;
+    int ms_pre;           /* Metaspace pre-tokenizer: 0 none, else 1 + prepend scheme (0 never, 1 always, 2 first) */
+    int ms_split;         /* Metaspace split=true: pieces start at each U+2581 */
+    int bert_norm;        /* LLMC_BERT_* bits when normalizer == LLMC_NORM_BERT */
+    int bert_pre;         /* BertPreTokenizer: split on whitespace, isolate punctuation */
+    size_t wp_max_chars;  /* WordPiece: longer words become unk */
+    uint8_t wp_prefix[16]; /* WordPiece continuing-subword prefix ("##") */
+    size_t wp_prefix_len;
 };
+
+/* ---------------------------------------------------------------- WordPiece / BERT (wordpiece.c) */
+/* BertNormalizer of s[0..n) per t->bert_norm into a new llmc_malloc buffer. */
+llmc_status llmc_bert_normalize(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_n);
+/* BertPreTokenizer: the next piece at or after byte *i (whitespace skipped); returns its end, *i = its start; both
+ * n when there is none. */
+size_t llmc_bert_pretok_next(const uint8_t *s, size_t n, size_t *i);
+/* WordPiece of one word: ids into out (room for n + 1), count in *k. */
+llmc_status llmc_wordpiece_word(const llmc_tokenizer *t, const uint8_t *w, size_t n, int32_t *out, size_t *k);
 
 /* Builders shared by the loaders (tokenizer.c). */
 llmc_tokenizer *llmc_tok_new(void);

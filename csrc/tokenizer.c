@@ -16,7 +16,8 @@
 
 #define NO_TOKEN UINT32_MAX
 #define SHORT_PIECE 64   /* pieces with at most this many symbols use the array scan */
-#define CACHE_SLOTS 16384 /* per-thread piece cache (power of two); cleared when half full */
+#define CACHE_MIN_SLOTS 256    /* per-call piece cache: starts small (cheap for short texts), doubles when half */
+#define CACHE_MAX_SLOTS 65536  /* full, and is cleared when half of CACHE_MAX_SLOTS is used */
 #define CACHE_MAX_PIECE 255
 
 /* ---------------------------------------------------------------- hashing */
@@ -39,6 +40,19 @@ static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
     return h ^ (h >> 32);
 }
 
+/* Key of a vocabulary-map entry: the first 16 bytes (zero padded) and a hash of all of them. */
+static inline uint64_t key_hash(const uint8_t *b, size_t n, uint64_t *k0, uint64_t *k1) {
+    uint8_t buf[16] = {0};
+    memcpy(buf, b, n < 16 ? n : 16);
+    memcpy(k0, buf, 8);
+    memcpy(k1, buf + 8, 8);
+    if (n > 16) return hash_bytes(b, n);
+    uint64_t h = (*k0 ^ (n * 0x9E3779B97F4A7C15ull)) * 0xbf58476d1ce4e5b9ull; /* short keys: mix the two words */
+    h = (h ^ (h >> 31) ^ *k1) * 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
+}
+
+/* Hash of a (left << 32 | right) merge key. */
 static inline uint64_t hash_pair(uint64_t key) {
     key *= 0x9E3779B97F4A7C15ull;
     return key ^ (key >> 29);
@@ -106,6 +120,7 @@ static llmc_status ensure_id(llmc_tokenizer *t, int64_t id) {
     return LLMC_OK;
 }
 
+/* Append b[0..n) to the token-bytes blob; *off = where it starts. */
 static llmc_status blob_put(llmc_tokenizer *t, const uint8_t *b, size_t n, uint64_t *off) {
     size_t need;
     if (!llmc_add_ok(t->blob_len, n, &need) || n >= NO_TOKEN) return llmc_fail(LLMC_ERR_NOMEM, "token too long");
@@ -173,28 +188,33 @@ llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model) {
         if (t->tok_len[id] == NO_TOKEN) continue;
         size_t n;
         const uint8_t *b = tok_bytes(t, (uint32_t)id, &n);
-        uint64_t h = hash_bytes(b, n);
+        int32_t dup = llmc_tok_lookup(t, b, n);
+        if (dup >= 0) return llmc_fail(LLMC_ERR_FORMAT, "tokens %d and %zu have the same bytes", dup, id);
+        uint64_t k0, k1, h = key_hash(b, n, &k0, &k1);
         size_t s = h & t->map_mask;
-        while (t->map[s].id >= 0) {
-            size_t m;
-            const uint8_t *o = tok_bytes(t, (uint32_t)t->map[s].id, &m);
-            if (t->map[s].hash == (uint32_t)(h >> 32) && m == n && !memcmp(o, b, n))
-                return llmc_fail(LLMC_ERR_FORMAT, "tokens %d and %zu have the same bytes", t->map[s].id, id);
-            s = (s + 1) & t->map_mask;
-        }
-        t->map[s] = (llmc_bmap_slot){(uint32_t)(h >> 32), (int32_t)id};
+        while (t->map[s].id >= 0) s = (s + 1) & t->map_mask;
+        t->map[s] = (llmc_bmap_slot){k0, k1, (uint32_t)(h >> 32), (uint32_t)n, (int32_t)id, 0};
     }
     return LLMC_OK;
 }
 
-int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n) {
-    uint64_t h = hash_bytes(b, n);
+/* Lookup with the key already hashed by key_hash. */
+static inline int32_t lookup_hashed(const llmc_tokenizer *t, const uint8_t *b, size_t n, uint64_t h, uint64_t k0,
+                                    uint64_t k1) {
     uint32_t hh = (uint32_t)(h >> 32);
     for (size_t s = h & t->map_mask;; s = (s + 1) & t->map_mask) {
-        int32_t id = t->map[s].id;
-        if (id < 0) return -1;
-        if (t->map[s].hash == hh && t->tok_len[id] == n && !memcmp(t->blob + t->tok_off[id], b, n)) return id;
+        const llmc_bmap_slot *e = &t->map[s];
+        if (e->id < 0) return -1;
+        /* one cache line per probe: hash, length and the first 16 bytes are in the slot */
+        if (e->hash == hh && e->len == n && e->k0 == k0 && e->k1 == k1 &&
+            (n <= 16 || !memcmp(t->blob + t->tok_off[e->id] + 16, b + 16, n - 16)))
+            return e->id;
     }
+}
+
+int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n) {
+    uint64_t k0, k1, h = key_hash(b, n, &k0, &k1);
+    return lookup_hashed(t, b, n, h, k0, k1);
 }
 
 static llmc_status pairs_reserve(llmc_tokenizer *t, size_t n) {
@@ -312,6 +332,7 @@ static long b64decode(const uint8_t *s, size_t n, uint8_t *out) {
     return (long)o;
 }
 
+// data: (len,) bytes of "base64 rank\n" lines -> a byte-level BPE tokenizer (ranks are ids and merge priorities)
 llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const char *pattern,
                                          const char *const *special, const size_t *special_len,
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out) {
@@ -410,6 +431,15 @@ typedef struct {
     uint32_t key_off, key_len, ids_off, n_ids;
 } cache_slot;
 
+/* A small direct-mapped cache in front of the vocabulary map for pieces of <= 16 bytes: frequent words stay in
+ * L1/L2 instead of costing a cache miss in the multi-megabyte map. */
+#define HOT_SLOTS 4096
+typedef struct {
+    uint64_t k0, k1;
+    uint32_t len; /* 0: empty */
+    int32_t id;   /* -1: known not to be a token */
+} hot_slot;
+
 /* Per-thread scratch for encoding: output ids, merge buffers, and a cache of piece -> ids. */
 typedef struct {
     int32_t *out;
@@ -418,12 +448,14 @@ typedef struct {
     int32_t *prev, *next;       /* linked list for long pieces */
     uint64_t *heap;             /* (rank << 32 | left position) min-heap for long pieces */
     size_t cap_sym, cap_heap;
-    cache_slot *cache; /* CACHE_SLOTS slots; key_len == 0: empty */
+    cache_slot *cache; /* cache_mask + 1 slots (NULL until the first BPE'd piece); key_len == 0: empty */
+    size_t cache_mask;
     uint8_t *ckeys;
     uint32_t *cids;
     size_t n_cache, n_ckeys, cap_ckeys, n_cids, cap_cids;
-    uint8_t *tmp; /* normalised segment */
-    size_t cap_tmp;
+    uint8_t *tmp, *tmp2; /* normalised segment; Metaspace output */
+    size_t cap_tmp, cap_tmp2;
+    hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
 } enc_ctx;
 
 static void ctx_free(enc_ctx *c) {
@@ -438,7 +470,31 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->ckeys);
     llmc_free(c->cids);
     llmc_free(c->tmp);
+    llmc_free(c->tmp2);
+    llmc_free(c->hot);
     memset(c, 0, sizeof *c);
+}
+
+/* Allocate the cache, double it (rehashing), or clear it when it is at its largest. */
+static llmc_status cache_resize(enc_ctx *c) {
+    size_t old = c->cache ? c->cache_mask + 1 : 0, slots = old ? old * 2 : CACHE_MIN_SLOTS;
+    if (slots > CACHE_MAX_SLOTS) { /* at the limit: start over */
+        memset(c->cache, 0, old * sizeof(cache_slot));
+        c->n_cache = c->n_ckeys = c->n_cids = 0;
+        return LLMC_OK;
+    }
+    cache_slot *nc = llmc_calloc(slots, sizeof(cache_slot), "BPE cache");
+    if (!nc) return LLMC_ERR_NOMEM;
+    for (size_t i = 0; i < old; i++) { /* rehash the live entries */
+        if (!c->cache[i].key_len) continue;
+        size_t j = c->cache[i].hash & (slots - 1);
+        while (nc[j].key_len) j = (j + 1) & (slots - 1);
+        nc[j] = c->cache[i];
+    }
+    llmc_free(c->cache);
+    c->cache = nc;
+    c->cache_mask = slots - 1;
+    return LLMC_OK;
 }
 
 static inline llmc_status emit(enc_ctx *c, int32_t id) {
@@ -528,6 +584,7 @@ static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
     *mp = m;
 }
 
+/* Binary min-heap of (rank << 32 | left position): the smallest value is the lowest rank, leftmost. */
 static inline void heap_push(uint64_t *h, size_t *n, uint64_t v) {
     size_t i = (*n)++;
     while (i > 0) {
@@ -595,14 +652,26 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
     if (t->whole_piece_first) { /* tiktoken and HF ignore_merges: a piece that is a token is that token */
-        int32_t id = llmc_tok_lookup(t, p, n);
+        uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
+        int32_t id;
+        if (c->hot && n <= 16) {
+            hot_slot *hs = &c->hot[hk & (HOT_SLOTS - 1)];
+            if (hs->len == n && hs->k0 == k0 && hs->k1 == k1) {
+                id = hs->id;
+            } else {
+                id = lookup_hashed(t, p, n, hk, k0, k1);
+                *hs = (hot_slot){k0, k1, (uint32_t)n, id};
+            }
+        } else {
+            id = lookup_hashed(t, p, n, hk, k0, k1);
+        }
         if (id >= 0) return emit(c, id);
     }
     uint64_t h = 0;
     size_t slot = 0;
-    if (n <= CACHE_MAX_PIECE) {
+    if (n <= CACHE_MAX_PIECE && c->cache) {
         h = hash_bytes(p, n);
-        for (slot = h & (CACHE_SLOTS - 1); c->cache[slot].key_len; slot = (slot + 1) & (CACHE_SLOTS - 1)) {
+        for (slot = h & c->cache_mask; c->cache[slot].key_len; slot = (slot + 1) & c->cache_mask) {
             cache_slot *cs = &c->cache[slot];
             if (cs->hash == h && cs->key_len == n && !memcmp(c->ckeys + cs->key_off, p, n)) {
                 if (c->n_out + cs->n_ids > c->cap_out &&
@@ -624,10 +693,11 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
     c->n_out += m;
     if (n <= CACHE_MAX_PIECE) { /* remember the piece */
-        if (c->n_cache >= CACHE_SLOTS / 2) { /* full: start over */
-            memset(c->cache, 0, CACHE_SLOTS * sizeof(cache_slot));
-            c->n_cache = c->n_ckeys = c->n_cids = 0;
-            slot = h & (CACHE_SLOTS - 1);
+        if (!c->cache || c->n_cache >= (c->cache_mask + 1) / 2) {
+            if ((st = cache_resize(c))) return st;
+            h = hash_bytes(p, n);
+            for (slot = h & c->cache_mask; c->cache[slot].key_len; slot = (slot + 1) & c->cache_mask) {
+            }
         }
         if (grow((void **)&c->ckeys, &c->cap_ckeys, c->n_ckeys + n, 1, "BPE cache") ||
             grow((void **)&c->cids, &c->cap_cids, c->n_cids + m, sizeof(uint32_t), "BPE cache"))
@@ -699,12 +769,83 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     return LLMC_OK;
 }
 
-/* Encode a segment that contains no special tokens: normalise, pre-tokenize, BPE each piece. */
-static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0) {
+/* WordPiece segment: BertNormalizer, BertPreTokenizer (or whitespace split), WordPiece per word. */
+static llmc_status encode_wordpiece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0) {
+    uint8_t *norm = NULL;
+    size_t n = n0;
+    const uint8_t *s = s0;
+    llmc_status st = LLMC_OK;
+    if (t->normalizer == LLMC_NORM_BERT) {
+        if ((st = llmc_bert_normalize(t, s0, n0, &norm, &n))) return st;
+        s = norm;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t e = llmc_bert_pretok_next(s, n, &i);
+        if (i >= n) break;
+        if (c->n_out + (e - i) + 1 > c->cap_out &&
+            grow((void **)&c->out, &c->cap_out, c->n_out + (e - i) + 1, sizeof(int32_t), "token ids")) {
+            st = LLMC_ERR_NOMEM;
+            break;
+        }
+        size_t k;
+        if ((st = llmc_wordpiece_word(t, s + i, e - i, c->out + c->n_out, &k))) break;
+        c->n_out += k;
+        i = e;
+    }
+    llmc_free(norm);
+    return st;
+}
+
+/* HF Metaspace pre-tokenizer: ' ' -> U+2581, and a U+2581 in front per the prepend scheme (always; first: only
+ * for the segment at the start of the text) unless there is one already. Output in c->tmp2. */
+static llmc_status metaspace(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, int first,
+                             const uint8_t **out, size_t *out_n) {
+    static const uint8_t meta[3] = {0xE2, 0x96, 0x81};
+    size_t spaces = 0, need;
+    for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
+    if (!llmc_add_ok(n + 3, spaces * 2, &need) || grow((void **)&c->tmp2, &c->cap_tmp2, need, 1, "normalised text"))
+        return LLMC_ERR_NOMEM;
+    size_t o = 0;
+    int scheme = t->ms_pre - 1;
+    int starts = (n >= 3 && !memcmp(s, meta, 3)) || (n && s[0] == ' '); /* ' ' becomes U+2581 below */
+    if (!starts && (scheme == 1 || (scheme == 2 && first))) {
+        memcpy(c->tmp2, meta, 3);
+        o = 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') {
+            memcpy(c->tmp2 + o, meta, 3);
+            o += 3;
+        } else {
+            c->tmp2[o++] = s[i];
+        }
+    }
+    *out = c->tmp2;
+    *out_n = o;
+    return LLMC_OK;
+}
+
+/* Encode a segment that contains no special tokens: normalise, pre-tokenize, BPE each piece. first: the segment
+ * starts the text (for Metaspace's prepend_scheme "first"). */
+static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0, int first) {
+    if (t->model == LLMC_MODEL_WORDPIECE) return encode_wordpiece(t, c, s0, n0);
     const uint8_t *s;
     size_t n;
     llmc_status st = normalize(t, c, s0, n0, &s, &n);
     if (st || n == 0) return st;
+    if (t->ms_pre) {
+        if ((st = metaspace(t, c, s, n, first, &s, &n))) return st;
+        if (t->ms_split) { /* split before every U+2581 (MergedWithNext) */
+            size_t start = 0;
+            for (size_t i = 3; i + 3 <= n; i++) {
+                if (s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
+                    if ((st = bpe_piece(t, c, s + start, i - start))) return st;
+                    start = i;
+                }
+            }
+            return bpe_piece(t, c, s + start, n - start);
+        }
+    }
     if (t->pretok == LLMC_PRE_NONE) return bpe_piece(t, c, s, n);
     for (size_t i = 0; i < n;) {
         size_t e = llmc_pretok_next(t->pretok, s, n, i);
@@ -728,6 +869,8 @@ static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, siz
     return best;
 }
 
+/* Encode s[0..n) into c->out: split off added/special tokens (tiktoken's allowed/disallowed rules), encode the
+ * segments between them, wrap in the post-processor template when add_special. */
 static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, const uint8_t *mode,
                                int add_special) {
     llmc_status st;
@@ -751,31 +894,97 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
                                  (int)a->len, (const char *)t->blob + a->off);
             }
             if (k < 0) continue;
-            if ((st = encode_segment(t, c, s + seg, i - seg)) || (st = emit(c, t->added[k].id))) return st;
+            if ((st = encode_segment(t, c, s + seg, i - seg, seg == 0)) || (st = emit(c, t->added[k].id))) return st;
             i += t->added[k].len - 1; /* the loop's i++ steps past the token */
             seg = i + 1;
         }
     }
-    if ((st = encode_segment(t, c, s + seg, n - seg))) return st;
+    if ((st = encode_segment(t, c, s + seg, n - seg, seg == 0))) return st;
     if (add_special)
         for (size_t k = 0; k < t->n_suffix; k++)
             if ((st = emit(c, t->suffix_ids[k]))) return st;
     return LLMC_OK;
 }
 
-static llmc_status ctx_init(enc_ctx *c) {
-    memset(c, 0, sizeof *c);
-    c->cache = llmc_calloc(CACHE_SLOTS, sizeof(cache_slot), "BPE cache");
-    return c->cache ? LLMC_OK : LLMC_ERR_NOMEM;
+/* hot: 1 to use the direct-mapped hot cache (worth its allocation for long texts and for batches) */
+static llmc_status ctx_init(enc_ctx *c, int hot) {
+    memset(c, 0, sizeof *c); /* buffers and the BPE cache are allocated on first use */
+    if (hot && !(c->hot = llmc_calloc(HOT_SLOTS, sizeof(hot_slot), "hot cache"))) return LLMC_ERR_NOMEM;
+    return LLMC_OK;
 }
 
-// text: (len,) bytes -> *ids: (*n_ids,) int32
+#define CHUNK_MIN (256u << 10) /* texts over 2 chunks of this size are split across threads */
+
+/* Can a long text be encoded in independent chunks cut after a '\n' that precedes a non-space? For the regex
+ * pre-tokenizers every piece that holds such a '\n' ends right after it (\s*[\r\n]+, [\r\n]* after punctuation,
+ * GPT-2's lone whitespace pieces), so the cut is a piece boundary. Not when the whole segment is one piece
+ * (SentencePiece), a normaliser or prefix space acts per segment, or an added token contains '\n'. */
+static int chunkable(const llmc_tokenizer *t) {
+    if (t->model == LLMC_MODEL_WORDPIECE || t->pretok == LLMC_PRE_NONE || t->prefix_space || t->ms_pre) return 0;
+    if (t->normalizer != LLMC_NORM_NONE && t->normalizer != LLMC_NORM_NFC) return 0;
+    for (size_t k = 0; k < t->n_added; k++)
+        if (memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
+    return 1;
+}
+
+/* A cut point at or after p: just after a '\n' followed by a non-whitespace character (or len). */
+static size_t next_cut(const uint8_t *s, size_t len, size_t p) {
+    for (size_t i = p; i < len; i++) {
+        if (s[i] != '\n' || i + 1 >= len) continue;
+        size_t l;
+        uint32_t cp = llmc_utf8_next(s + i + 1, len - i - 1, &l);
+        if (cp != LLMC_BAD_CP && !(llmc_uflags(cp) & LLMC_U_WS)) return i + 1;
+    }
+    return len;
+}
+
+// text: (len,) bytes -> *ids: (*n_ids,) int32. Long texts run as chunks on llmc_threads() threads.
 llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
                                   int add_special, int32_t **ids, size_t *n_ids) {
     *ids = NULL;
     *n_ids = 0;
+    int nt = llmc_threads();
+    if (nt > 1 && len >= 2 * CHUNK_MIN && chunkable(t)) {
+        /* about 4 chunks per thread (cut points are uneven), each at least CHUNK_MIN */
+        size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN, n = 0;
+        const char **ptrs = llmc_malloc((len / step + 2) * sizeof(char *), "chunks");
+        size_t *lens = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
+        size_t *counts = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
+        int32_t **parts = llmc_malloc((len / step + 2) * sizeof(int32_t *), "chunks");
+        llmc_status st = (ptrs && lens && counts && parts) ? LLMC_OK : LLMC_ERR_NOMEM;
+        for (size_t p = 0; !st && p < len;) {
+            size_t e = next_cut((const uint8_t *)text, len, p + step < len ? p + step : len);
+            ptrs[n] = text + p;
+            lens[n++] = e - p;
+            p = e;
+        }
+        if (!st) st = llmc_tokenizer_encode_batch(t, ptrs, lens, n, special_mode, 0, nt, parts, counts);
+        size_t total = add_special ? t->n_prefix + t->n_suffix : 0;
+        for (size_t k = 0; !st && k < n; k++) total += counts[k];
+        int32_t *out = st ? NULL : llmc_malloc((total + 1) * sizeof(int32_t), "token ids");
+        if (!st && !out) st = LLMC_ERR_NOMEM;
+        if (!st) { /* concatenate: [prefix] chunk ids... [suffix] */
+            size_t o = 0;
+            if (add_special)
+                for (size_t k = 0; k < t->n_prefix; k++) out[o++] = t->prefix_ids[k];
+            for (size_t k = 0; k < n; k++) {
+                if (counts[k]) memcpy(out + o, parts[k], counts[k] * sizeof(int32_t));
+                o += counts[k];
+            }
+            if (add_special)
+                for (size_t k = 0; k < t->n_suffix; k++) out[o++] = t->suffix_ids[k];
+            *ids = out;
+            *n_ids = o;
+            for (size_t k = 0; k < n; k++) llmc_free(parts[k]);
+        }
+        llmc_free(ptrs);
+        llmc_free(lens);
+        llmc_free(counts);
+        llmc_free(parts);
+        return st;
+    }
     enc_ctx c;
-    llmc_status st = ctx_init(&c);
+    llmc_status st = ctx_init(&c, len >= 16384);
     if (!st) st = encode_into(t, &c, (const uint8_t *)text, len, special_mode, add_special);
     if (!st) {
         *ids = c.out; /* hand over the output buffer */
@@ -805,7 +1014,7 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
 #pragma omp parallel num_threads(nt)
     {
         enc_ctx c;
-        llmc_status st = ctx_init(&c);
+        llmc_status st = ctx_init(&c, 1);
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < n_texts; i++) {
             if (st) continue;
@@ -828,7 +1037,7 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
                 }
                 continue;
             }
-            memcpy(ids[i], c.out, c.n_out * sizeof(int32_t));
+            if (c.n_out) memcpy(ids[i], c.out, c.n_out * sizeof(int32_t)); /* c.out may still be NULL */
             n_ids[i] = c.n_out;
         }
         ctx_free(&c);
@@ -897,11 +1106,20 @@ llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, s
     for (size_t i = 0; i < n; i++) {
         const char *b;
         size_t l;
+        if (i == 0 && t->strip_lead_space == 2) { /* Metaspace decoder: the first token without its U+2581s */
+            b = (const char *)t->blob + t->tok_off[ids[0]];
+            l = t->tok_len[ids[0]];
+            for (size_t j = 0; j < l; j++) {
+                if (j + 3 <= l && !memcmp(b + j, "\xE2\x96\x81", 3)) j += 2;
+                else o[k++] = b[j];
+            }
+            continue;
+        }
         llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
         memcpy(o + k, b, l);
         k += l;
     }
-    size_t skip = t->strip_lead_space && k && o[0] == ' '; /* HF Strip(' ', 1, 0) after Fuse */
+    size_t skip = t->strip_lead_space == 1 && k && o[0] == ' '; /* HF Strip(' ', 1, 0) after Fuse */
     if (skip) memmove(o, o + 1, k - 1);
     *out = o;
     *out_len = k - skip;

@@ -89,6 +89,15 @@ static llmc_status load_normalizer(loader *L, const llmc_json *nz) {
         L->t->normalizer = LLMC_NORM_NFC;
         return LLMC_OK;
     }
+    if (is_type(nz, "BertNormalizer")) {
+        int lc = get_bool(nz, "lowercase", 1), f = lc ? LLMC_BERT_LOWERCASE : 0;
+        if (get_bool(nz, "clean_text", 1)) f |= LLMC_BERT_CLEAN;
+        if (get_bool(nz, "handle_chinese_chars", 1)) f |= LLMC_BERT_CHINESE;
+        if (get_bool(nz, "strip_accents", lc)) f |= LLMC_BERT_STRIP_ACCENTS; /* null: follows lowercase */
+        L->t->normalizer = LLMC_NORM_BERT;
+        L->t->bert_norm = f;
+        return LLMC_OK;
+    }
     if (is_type(nz, "Sequence")) { /* Llama 2: [Prepend("▁"), Replace(" ", "▁")] */
         const llmc_json *list = llmc_json_get(nz, "normalizers");
         if (llmc_json_is(list, LLMC_JSON_ARRAY) && list->len == 2 && is_type(&list->items[0], "Prepend") &&
@@ -130,17 +139,37 @@ static llmc_status load_byte_level_pre(loader *L, const llmc_json *bl) {
     return LLMC_OK;
 }
 
+/* Metaspace{replacement: "▁", prepend_scheme: always|first|never (or the older add_prefix_space), split} */
+static llmc_status load_metaspace(loader *L, const llmc_json *pt) {
+    const llmc_json *rep = llmc_json_get(pt, "replacement"), *sch = llmc_json_get(pt, "prepend_scheme");
+    if (rep && !str_is(rep, "\xE2\x96\x81")) return unsupported(L, "Metaspace pre-tokenizer", "only the replacement '▁'");
+    int scheme;
+    if (str_is(sch, "always")) scheme = 1;
+    else if (str_is(sch, "first")) scheme = 2;
+    else if (str_is(sch, "never")) scheme = 0;
+    else if (!sch || sch->type == LLMC_JSON_NULL) scheme = get_bool(pt, "add_prefix_space", 1); /* older files */
+    else return unsupported(L, "Metaspace prepend_scheme", sch->str ? sch->str : "?");
+    L->t->ms_pre = 1 + scheme;
+    L->t->ms_split = get_bool(pt, "split", 1);
+    return LLMC_OK;
+}
+
 static llmc_status load_pre(loader *L, const llmc_json *pt) {
     if (!pt || pt->type == LLMC_JSON_NULL) return LLMC_OK;
     if (is_type(pt, "ByteLevel")) return load_byte_level_pre(L, pt);
     if (is_type(pt, "Split")) return load_split(L, pt);
+    if (is_type(pt, "BertPreTokenizer")) {
+        L->t->bert_pre = 1;
+        return LLMC_OK;
+    }
+    if (is_type(pt, "Metaspace")) return load_metaspace(L, pt);
     if (is_type(pt, "Sequence")) {
         const llmc_json *list = llmc_json_get(pt, "pretokenizers");
         if (!llmc_json_is(list, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: bad Sequence", L->what);
         for (size_t i = 0; i < list->len; i++) {
             const llmc_json *p = &list->items[i];
             llmc_status st;
-            if (is_type(p, "Split") && L->t->pretok == LLMC_PRE_NONE && !L->byte_level) st = load_split(L, p);
+            if (is_type(p, "Split") && L->t->pretok == LLMC_PRE_NONE) st = load_split(L, p);
             else if (is_type(p, "ByteLevel")) st = load_byte_level_pre(L, p);
             else st = unsupported(L, "pre-tokenizer in this Sequence", type_of(p));
             if (st) return st;
@@ -153,6 +182,17 @@ static llmc_status load_pre(loader *L, const llmc_json *pt) {
 static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) {
     *sp_decoder = 0;
     if (!d || d->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (is_type(d, "Metaspace")) { /* U+2581 -> ' ', and the first token loses its leading space */
+        const llmc_json *sch = llmc_json_get(d, "prepend_scheme");
+        *sp_decoder = str_is(sch, "never") || (!sch && !get_bool(d, "add_prefix_space", 1)) ? 4 : 5;
+        return LLMC_OK;
+    }
+    if (is_type(d, "WordPiece")) {
+        const llmc_json *pre = llmc_json_get(d, "prefix");
+        if (!str_is(pre, "##")) return unsupported(L, "WordPiece decoder", "only the prefix '##'");
+        *sp_decoder = get_bool(d, "cleanup", 1) ? 3 : 2; /* built once the vocabulary is known */
+        return LLMC_OK;
+    }
     if (is_type(d, "ByteLevel")) {
         if (!L->byte_level) return unsupported(L, "ByteLevel decoder", "without a ByteLevel pre-tokenizer");
         return LLMC_OK;
@@ -177,6 +217,21 @@ static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) 
 
 static llmc_status load_post(loader *L, const llmc_json *pp) {
     if (!pp || pp->type == LLMC_JSON_NULL || is_type(pp, "ByteLevel")) return LLMC_OK; /* ByteLevel: offsets only */
+    if (is_type(pp, "BertProcessing") || is_type(pp, "RobertaProcessing")) { /* [cls] A [sep] */
+        const llmc_json *cls = llmc_json_get(pp, "cls"), *sep = llmc_json_get(pp, "sep");
+        if (!llmc_json_is(cls, LLMC_JSON_ARRAY) || cls->len != 2 || !llmc_json_is(sep, LLMC_JSON_ARRAY) || sep->len != 2 ||
+            !llmc_json_is(&cls->items[1], LLMC_JSON_NUMBER) || !llmc_json_is(&sep->items[1], LLMC_JSON_NUMBER) ||
+            !cls->items[1].is_integer || !sep->items[1].is_integer || cls->items[1].integer < 0 ||
+            sep->items[1].integer < 0 || cls->items[1].integer >= INT32_MAX || sep->items[1].integer >= INT32_MAX)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: %s needs cls and sep as [token, id]", L->what, type_of(pp));
+        L->t->prefix_ids = llmc_malloc(sizeof(int32_t), "template ids");
+        L->t->suffix_ids = llmc_malloc(sizeof(int32_t), "template ids");
+        if (!L->t->prefix_ids || !L->t->suffix_ids) return LLMC_ERR_NOMEM;
+        L->t->prefix_ids[0] = (int32_t)cls->items[1].integer;
+        L->t->suffix_ids[0] = (int32_t)sep->items[1].integer;
+        L->t->n_prefix = L->t->n_suffix = 1;
+        return LLMC_OK;
+    }
     if (!is_type(pp, "TemplateProcessing")) return unsupported(L, "post-processor", type_of(pp));
     const llmc_json *single = llmc_json_get(pp, "single"), *sps = llmc_json_get(pp, "special_tokens");
     if (!llmc_json_is(single, LLMC_JSON_ARRAY) || !llmc_json_is(sps, LLMC_JSON_OBJECT))
@@ -242,9 +297,44 @@ static llmc_status load_post(loader *L, const llmc_json *pp) {
     return LLMC_OK;
 }
 
+/* WordPiece: vocab, unk, "##" prefix, max_input_chars_per_word */
+static llmc_status load_wordpiece(loader *L, const llmc_json *model) {
+    llmc_tokenizer *t = L->t;
+    if (!t->bert_pre) return unsupported(L, "WordPiece without BertPreTokenizer", "other pre-tokenizers");
+    t->model = LLMC_MODEL_WORDPIECE;
+    const llmc_json *vocab = llmc_json_get(model, "vocab"), *unk = llmc_json_get(model, "unk_token"),
+                    *pre = llmc_json_get(model, "continuing_subword_prefix"),
+                    *mx = llmc_json_get(model, "max_input_chars_per_word");
+    if (!llmc_json_is(vocab, LLMC_JSON_OBJECT) || !vocab->len)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: WordPiece model lacks a 'vocab' object", L->what);
+    size_t max_id = 0;
+    llmc_status st;
+    for (size_t i = 0; i < vocab->len; i++) {
+        const llmc_json *v = &vocab->items[i];
+        if (!llmc_json_is(v, LLMC_JSON_NUMBER) || !v->is_integer || v->integer < 0 || v->integer >= INT32_MAX)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: vocab entry '%.100s' has no valid id", L->what, vocab->keys[i]);
+        if ((st = llmc_tok_set(t, v->integer, (const uint8_t *)vocab->keys[i], vocab->key_lens[i]))) return st;
+        if ((size_t)v->integer > max_id) max_id = (size_t)v->integer;
+    }
+    if ((st = llmc_tok_build_map(t, max_id + 1))) return st;
+    if (llmc_json_is(unk, LLMC_JSON_STRING)) t->unk_id = llmc_tok_lookup(t, (const uint8_t *)unk->str, unk->len);
+    if (pre && pre->type != LLMC_JSON_NULL) {
+        if (!llmc_json_is(pre, LLMC_JSON_STRING) || pre->len > sizeof t->wp_prefix)
+            return unsupported(L, "WordPiece continuing_subword_prefix", "at most 16 bytes");
+        memcpy(t->wp_prefix, pre->str, pre->len);
+        t->wp_prefix_len = pre->len;
+    } else {
+        memcpy(t->wp_prefix, "##", 2);
+        t->wp_prefix_len = 2;
+    }
+    t->wp_max_chars = llmc_json_is(mx, LLMC_JSON_NUMBER) && mx->is_integer && mx->integer > 0 ? (size_t)mx->integer : 100;
+    return LLMC_OK;
+}
+
 static llmc_status load_model(loader *L, const llmc_json *model) {
     llmc_tokenizer *t = L->t;
     if (!llmc_json_is(model, LLMC_JSON_OBJECT)) return llmc_fail(LLMC_ERR_FORMAT, "%s: no 'model' object", L->what);
+    if (is_type(model, "WordPiece")) return load_wordpiece(L, model);
     if (!is_type(model, "BPE")) {
         if (!llmc_json_get(model, "type") && llmc_json_get(model, "merges")) {
             /* old files omit the type; they are BPE */
@@ -359,15 +449,61 @@ static llmc_status load_added(loader *L, const llmc_json *added) {
     return LLMC_OK;
 }
 
-/* SentencePiece decoding: <0xNN> -> the byte, U+2581 -> ' ' (the decode table). */
-static llmc_status sp_decode_table(loader *L) {
+/* Replace every occurrence of pat by rep in b[0..*n) (in place; rep is never longer than pat). */
+static void replace_all(uint8_t *b, size_t *n, const char *pat, const char *rep) {
+    size_t lp = strlen(pat), lr = strlen(rep), w = 0;
+    for (size_t i = 0; i < *n;) {
+        if (i + lp <= *n && !memcmp(b + i, pat, lp)) {
+            memcpy(b + w, rep, lr);
+            w += lr;
+            i += lp;
+        } else {
+            b[w++] = b[i++];
+        }
+    }
+    *n = w;
+}
+
+/* WordPiece decoding: a token is " " + token, a "##" token joins without a space (the leading space of the whole
+ * output is stripped); cleanup (HF's per-token rules) is applied to each token's text. */
+static llmc_status wp_decode_table(loader *L, int cleanup) {
+    llmc_tokenizer *t = L->t;
+    for (size_t id = 0; id < t->n_vocab; id++) {
+        if (t->tok_len[id] == UINT32_MAX) continue;
+        const uint8_t *b = t->blob + t->tok_off[id];
+        size_t n = t->tok_len[id], o = 0;
+        if (need_buf(L, n + 2)) return LLMC_ERR_NOMEM;
+        if (n >= 2 && b[0] == '#' && b[1] == '#') {
+            memcpy(L->buf, b + 2, n - 2);
+            o = n - 2;
+        } else {
+            L->buf[0] = ' ';
+            memcpy(L->buf + 1, b, n);
+            o = n + 1;
+        }
+        if (cleanup) { /* HF's WordPiece cleanup, in its order */
+            static const char *rules[][2] = {{" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},
+                                             {" ' ", "'"},    {" n't", "n't"}, {" 'm", "'m"}, {" do not", " don't"},
+                                             {" 's", "'s"},   {" 've", "'ve"}, {" 're", "'re"}};
+            for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) replace_all(L->buf, &o, rules[r][0], rules[r][1]);
+        }
+        llmc_status st = llmc_tok_set_decode(t, (int64_t)id, L->buf, o);
+        if (st) return st;
+    }
+    t->strip_lead_space = 1;
+    return LLMC_OK;
+}
+
+/* SentencePiece decoding: <0xNN> -> the byte (with_bytes: the ByteFallback decoder), U+2581 -> ' '. strip: 1 drops
+ * the leading ' ' of the output (Strip decoder), 2 drops every U+2581 of the first token (Metaspace decoder). */
+static llmc_status sp_decode_table(loader *L, int with_bytes, int strip) {
     llmc_tokenizer *t = L->t;
     for (size_t id = 0; id < t->n_vocab; id++) {
         if (t->tok_len[id] == UINT32_MAX) continue;
         const uint8_t *b = t->blob + t->tok_off[id];
         size_t n = t->tok_len[id], o = 0;
         int is_byte = 0;
-        for (int k = 0; k < 256 && !is_byte; k++) is_byte = t->byte_id[k] == (int32_t)id ? k + 1 : 0;
+        for (int k = 0; with_bytes && k < 256 && !is_byte; k++) is_byte = t->byte_id[k] == (int32_t)id ? k + 1 : 0;
         if (need_buf(L, n + 1)) return LLMC_ERR_NOMEM;
         if (is_byte) {
             L->buf[o++] = (uint8_t)(is_byte - 1);
@@ -384,7 +520,7 @@ static llmc_status sp_decode_table(loader *L) {
         llmc_status st = llmc_tok_set_decode(t, (int64_t)id, L->buf, o);
         if (st) return st;
     }
-    t->strip_lead_space = 1;
+    t->strip_lead_space = strip;
     return LLMC_OK;
 }
 
@@ -419,7 +555,13 @@ llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char
         (st = load_added(&L, llmc_json_get(root, "added_tokens"))) ||
         (st = load_post(&L, llmc_json_get(root, "post_processor"))))
         goto done;
-    if (sp_decoder && (st = sp_decode_table(&L))) goto done;
+    if (sp_decoder == 1 && (st = sp_decode_table(&L, 1, 1))) goto done;
+    if (sp_decoder >= 4 && (st = sp_decode_table(&L, 0, sp_decoder == 5 ? 2 : 0))) goto done;
+    if ((sp_decoder == 2 || sp_decoder == 3) && (st = wp_decode_table(&L, sp_decoder == 3))) goto done;
+    if (L.t->model == LLMC_MODEL_WORDPIECE && L.t->bert_pre == 0) {
+        st = unsupported(&L, "WordPiece without BertPreTokenizer", "other pre-tokenizers");
+        goto done;
+    }
     for (size_t k = 0; k < L.t->n_prefix + L.t->n_suffix; k++) {
         int32_t id = k < L.t->n_prefix ? L.t->prefix_ids[k] : L.t->suffix_ids[k - L.t->n_prefix];
         if ((size_t)id >= L.t->n_vocab || L.t->tok_len[id] == UINT32_MAX) {

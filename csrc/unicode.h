@@ -14,17 +14,20 @@ enum {
     LLMC_U_LO = 16,  /* [\p{Ll}\p{Lm}\p{Lo}\p{M}] (o200k) */
     LLMC_U_WS = 32,  /* \s: White_Space */
     LLMC_U_P = 64,   /* \p{P} (BERT punctuation) */
-    LLMC_U_C = 128   /* Cc or Cf (BERT control) */
+    LLMC_U_C = 128,  /* Cc, Cf or Co (what HF's BertNormalizer removes as control) */
+    LLMC_U_MN = 256  /* Mn (accents that BERT's strip_accents removes) */
 };
 
 extern const char llmc_unicode_version[];
 extern const uint16_t llmc_uflags_stage1[];
-extern const uint8_t llmc_uflags_stage2[];
+extern const uint16_t llmc_uflags_stage2[];
 extern const size_t llmc_ccc_count, llmc_decomp_count, llmc_comp_count;
 extern const uint32_t llmc_ccc_table[][2];
 extern const uint32_t llmc_decomp_table[][3];
 extern const uint32_t llmc_decomp_pool[];
 extern const uint32_t llmc_comp_table[][3];
+extern const size_t llmc_lower_count;
+extern const uint32_t llmc_lower_table[][4];
 
 /* Class flags of code point cp (cp <= 0x10FFFF; anything else, e.g. an invalid-byte marker, has no flags). */
 static inline unsigned llmc_uflags(uint32_t cp) {

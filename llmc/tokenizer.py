@@ -89,6 +89,95 @@ class Tokenizer:
         h = _core.tokenizer_from_hf_json(data, os.fspath(path))
         return cls(h, kind="hf", default_allowed="all", default_disallowed=set())
 
+    @classmethod
+    def from_json_bytes(cls, data: bytes, name: str = "<tokenizer.json>") -> "Tokenizer":
+        """Like from_file, from the bytes of a tokenizer.json."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        h = _core.tokenizer_from_hf_json(bytes(data), name)
+        return cls(h, kind="hf", default_allowed="all", default_disallowed=set())
+
+    @classmethod
+    def train(cls, text: Union[str, Iterable[str]], vocab_size: int, pattern: str = "gpt4",
+              special_tokens: Sequence[str] = (), min_frequency: int = 2, progress: bool = True) -> "Tokenizer":
+        """Train a byte-level BPE tokenizer (in C: incremental pair counts and a priority queue).
+
+        text: a str or an iterable of str (e.g. lines). vocab_size: 256 byte tokens + merges + special tokens.
+        pattern: the pre-tokenizer: "gpt4" (= cl100k), "gpt2", "o200k", "llama3", "qwen2", or one of their exact
+        regex strings.
+        special_tokens: texts that get the last ids. Pairs seen fewer than min_frequency times are not merged (so
+        the vocabulary can come out smaller). The result encodes like HF `tokenizers` does with the same
+        merges; `save` writes a tokenizer.json HF loads, or a .tiktoken file.
+        """
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
+            raise ValueError(f"min_frequency must be an int >= 0, got {min_frequency!r}")
+        specials = list(special_tokens)
+        for sp in specials:
+            if not isinstance(sp, str) or not sp:
+                raise TypeError(f"special tokens must be non-empty str, got {sp!r}")
+        if len(set(specials)) != len(specials):
+            raise ValueError("special tokens must be distinct")
+        n_merges = vocab_size - 256 - len(specials)
+        if n_merges < 0:
+            raise ValueError(f"vocab_size {vocab_size} is smaller than 256 bytes + {len(specials)} special tokens")
+        texts = [text] if isinstance(text, str) else list(text)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"training text {i} must be a str, got {type(t).__name__}")
+        regex = _core.pretokenizer_regex(pattern)
+        cb = None
+        if progress:
+            import sys
+
+            def cb(done, total):
+                sys.stderr.write(f"\rllmc BPE training: {done}/{total} new tokens")
+                sys.stderr.flush()
+
+        merges = _core.bpe_train([_utf8(t) for t in texts], pattern, n_merges, max(min_frequency, 1), cb)
+        if progress:
+            import sys
+
+            sys.stderr.write("\n")
+        vocab = [bytes([b]) for b in range(256)]
+        for a, b, new in merges:
+            if new == len(vocab):
+                vocab.append(vocab[a] + vocab[b])
+        spec = {sp: len(vocab) + k for k, sp in enumerate(specials)}
+        doc = _hf_json(vocab, merges, regex, spec)
+        tok = cls.from_json_bytes(json.dumps(doc, ensure_ascii=False).encode("utf-8"), "<trained>")
+        tok._saved = {"json": doc, "vocab": vocab, "specials": spec, "pattern": pattern}
+        return tok
+
+    def save(self, path: PathLike) -> None:
+        """Write the tokenizer: a path ending in .tiktoken gets tiktoken's format ("base64 rank" lines, special
+        tokens not included: pass them to from_tiktoken), anything else a Hugging Face tokenizer.json.
+        tokenizer.json export is available for trained tokenizers; .tiktoken for any byte-level vocabulary."""
+        import base64
+
+        path = os.fspath(path)
+        if path.endswith(".tiktoken"):
+            special_ids = set(self._special.values())
+            lines = []
+            for i in range(self.n_vocab):
+                if i in special_ids:
+                    continue
+                try:
+                    b = self.token_bytes(i)
+                except ValueError:
+                    continue
+                lines.append(base64.b64encode(b) + b" " + str(i).encode() + b"\n")
+            with open(path, "wb") as f:
+                f.write(b"".join(lines))
+            return
+        saved = getattr(self, "_saved", None)
+        if saved is None:
+            raise llmc_unsupported("saving as tokenizer.json is supported for trained tokenizers only; "
+                                   "save a .tiktoken path, or copy the original file")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(saved["json"], f, ensure_ascii=False)
+
     # ------------------------------------------------------------------ properties
     @property
     def n_vocab(self) -> int:
@@ -110,6 +199,12 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ encoding
     def _mode(self, allowed_special: SpecialArg, disallowed_special: SpecialArg) -> bytes | None:
+        if allowed_special is None and disallowed_special is None:  # the common call: the cached default
+            try:
+                return self._default_mode
+            except AttributeError:
+                self._default_mode = self._mode(self._default[0], self._default[1])
+                return self._default_mode
         if allowed_special is None:
             allowed_special = self._default[0]
         if disallowed_special is None:
@@ -217,6 +312,49 @@ class Tokenizer:
         if isinstance(id, bool) or not hasattr(id, "__index__"):
             raise TypeError(f"token id must be an int, got {type(id).__name__}")
         return self._h.token_bytes(int(id))
+
+
+def llmc_unsupported(msg: str) -> Exception:
+    return _core.UnsupportedError(msg)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map used by byte-level tokenizer.json files."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    out, n = {}, 0
+    for b in range(256):
+        if b in keep:
+            out[b] = chr(b)
+        else:
+            out[b] = chr(256 + n)
+            n += 1
+    return out
+
+
+def _hf_json(vocab: list[bytes], merges, regex: str, specials: dict[str, int]) -> dict:
+    """A byte-level BPE tokenizer.json (the layout HF `tokenizers` writes) for a trained vocabulary."""
+    m = _bytes_to_unicode()
+
+    def s(b: bytes) -> str:
+        return "".join(m[x] for x in b)
+
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True} for t, i in specials.items()],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": {s(b): i for i, b in enumerate(vocab)},
+                  "merges": [[s(vocab[a]), s(vocab[b])] for a, b, _ in merges]},
+    }
 
 
 def _ids(ids) -> list[int]:

@@ -114,12 +114,15 @@ static PyObject *tok_encode_batch(TokHandle *self, PyObject *args) {
     st = llmc_tokenizer_encode_batch(self->tok, ptrs, lens, (size_t)nt, m, add_special, nthreads, ids, nids);
     Py_END_ALLOW_THREADS
     if (llmc_py_check(st)) goto done;
+    /* the lists hold only ints (no cycles): pause the cyclic GC, which would otherwise rescan them repeatedly */
+    int gc_was = PyGC_Disable();
     result = PyList_New(nt);
     for (Py_ssize_t i = 0; result && i < nt; i++) {
         PyObject *l = ids_to_list(ids[i], nids[i]);
         if (!l) Py_CLEAR(result);
         else PyList_SET_ITEM(result, i, l);
     }
+    if (gc_was) PyGC_Enable();
     for (Py_ssize_t i = 0; i < nt; i++) llmc_tokenizer_free_buffer(ids[i]);
 done:
     Py_DECREF(seq);
@@ -295,7 +298,81 @@ static PyObject *py_from_hf_json(PyObject *self, PyObject *args) {
     return wrap(t);
 }
 
+/* progress callback: called from the training thread with the GIL released */
+static void train_progress(size_t done, size_t total, void *ctx) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallFunction((PyObject *)ctx, "nn", (Py_ssize_t)done, (Py_ssize_t)total);
+    if (!r) PyErr_Clear(); /* a failing progress printer must not stop training */
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+}
+
+/* bpe_train(texts: list[str], pattern: str, n_merges: int, min_frequency: int, progress) -> list[(a, b, id)] */
+static PyObject *py_bpe_train(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *texts, *progress;
+    const char *pattern;
+    Py_ssize_t n_merges;
+    unsigned long long min_freq;
+    if (!PyArg_ParseTuple(args, "OsnKO", &texts, &pattern, &n_merges, &min_freq, &progress)) return NULL;
+    if (n_merges < 0) {
+        PyErr_Format(PyExc_ValueError, "number of merges must be >= 0, got %zd", n_merges);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(texts, "texts must be a sequence of str");
+    if (!seq) return NULL;
+    Py_ssize_t nt = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    const char **ptrs = PyMem_Calloc((size_t)nt + 1, sizeof(char *));
+    size_t *lens = PyMem_Calloc((size_t)nt + 1, sizeof(size_t));
+    if (!ptrs || !lens) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nt; i++) {
+        Py_ssize_t n;
+        if (get_text(PySequence_Fast_GET_ITEM(seq, i), &ptrs[i], &n)) goto done;
+        lens[i] = (size_t)n;
+    }
+    int32_t *m;
+    size_t k;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_bpe_train(ptrs, lens, (size_t)nt, pattern, (size_t)n_merges, min_freq,
+                        progress == Py_None ? NULL : train_progress, progress, &m, &k);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) goto done;
+    result = PyList_New((Py_ssize_t)k);
+    for (size_t i = 0; result && i < k; i++) {
+        PyObject *t = Py_BuildValue("(iii)", m[3 * i], m[3 * i + 1], m[3 * i + 2]);
+        if (!t) Py_CLEAR(result);
+        else PyList_SET_ITEM(result, (Py_ssize_t)i, t);
+    }
+    llmc_tokenizer_free_buffer(m);
+done:
+    Py_DECREF(seq);
+    PyMem_Free(ptrs);
+    PyMem_Free(lens);
+    return result;
+}
+
+static PyObject *py_pretok_regex(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    const char *r = llmc_pretokenizer_regex(name);
+    if (!r) {
+        PyErr_Format(llmc_py_UnsupportedError,
+                     "pre-tokenizer '%s' is not supported: use gpt2, gpt4 (= cl100k), o200k, llama3 or qwen2", name);
+        return NULL;
+    }
+    return PyUnicode_FromString(r);
+}
+
 PyMethodDef llmc_py_tokenizer_methods[] = {
+    {"bpe_train", py_bpe_train, METH_VARARGS,
+     "bpe_train(texts, pattern, n_merges, min_frequency, progress) -> [(left, right, id)]"},
+    {"pretokenizer_regex", py_pretok_regex, METH_VARARGS, "pretokenizer_regex(name) -> the regex it implements"},
     {"tokenizer_from_tiktoken", py_from_tiktoken, METH_VARARGS,
      "tokenizer_from_tiktoken(data, pattern, specials) -> TokenizerHandle"},
     {"tokenizer_from_hf_json", py_from_hf_json, METH_VARARGS, "tokenizer_from_hf_json(data, what) -> TokenizerHandle"},
