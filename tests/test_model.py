@@ -454,9 +454,11 @@ def test_minilm_real_weights():
     tok = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
     tok.no_padding()  # the file pads every text to 128 tokens; we pad (and mask) ourselves
     enc = [tok.encode(s).ids for s in sents]
-    with pytest.warns(UserWarning, match="model.tokenizer is None"):  # WordPiece: not in llmc's tokenizer
-        model = llmc.Model.load(d)
-    got = model.embed(enc)
+    model = llmc.Model.load(d)
+    assert model.tokenizer is not None  # llmc's WordPiece from the checkpoint's tokenizer.json
+    assert [model.tokenizer.encode(s, add_special_tokens=True) for s in sents] == enc
+    got = model.embed(sents)  # texts: tokenized by model.tokenizer, [CLS] ... [SEP] added
+    np.testing.assert_array_equal(got, model.embed(enc))
     hf = transformers.BertModel.from_pretrained(d).eval()
     T = max(map(len, enc))
     ids = torch.zeros(len(enc), T, dtype=torch.long)
@@ -472,7 +474,7 @@ def test_minilm_real_weights():
     assert cos.min() > 0.9999, cos.min()
     pairs = ["A man is playing a guitar.", "Someone plays an instrument.", "The stock market fell sharply today.",
              "Shares lost a lot of value."]
-    q = model.embed([tok.encode(s).ids for s in pairs])
+    q = model.embed(pairs)
     sim = q @ q.T
     assert sim[0, 1] > max(sim[0, 2], sim[0, 3], sim[1, 2], sim[1, 3]) + 0.2
     assert sim[2, 3] > max(sim[0, 2], sim[0, 3], sim[1, 2], sim[1, 3]) + 0.2
@@ -543,3 +545,15 @@ def test_config_fuzz_never_crashes(ckpt, tmp_path):
             llmc.Model.load(d).logits([1, 2, 3])
         except (ValueError, MemoryError, UnicodeDecodeError):  # incl. UnsupportedError and json's errors
             pass
+
+
+def test_unsupported_tokenizer_leaves_none(ckpt, tmp_path):
+    import tokenizers
+    from tokenizers import models
+
+    d = _copy(ckpt, "llama", tmp_path)
+    tokenizers.Tokenizer(models.Unigram([("a", -1.0), ("b", -2.0)], 0)).save(str(d / "tokenizer.json"))
+    with pytest.warns(UserWarning, match="model.tokenizer is None"):
+        model = llmc.Model.load(d)
+    assert model.tokenizer is None
+    assert model.logits([1, 2]).shape == (2, V)
