@@ -307,18 +307,19 @@ def test_init_save_loads_in_transformers(tmp_path, arch):
     np.testing.assert_array_equal(back.hidden_states(ids), model.hidden_states(ids))
 
 
+@pytest.mark.parametrize("name", ["qwen2", "gpt2"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_checkpoints(tmp_path, dtype):
-    hf = _hf("qwen2")
+def test_half_precision_checkpoints(tmp_path, dtype, name):
+    hf = _hf(name)
     rounded = {k: v.to(dtype) for k, v in hf.state_dict().items()}
     hf.to(dtype).save_pretrained(tmp_path)
     # transformers in fp32 on the same rounded weights (a fresh model: .to(dtype) would also round the RoPE buffer)
-    hf = _hf("qwen2")
+    hf = _hf(name)
     hf.load_state_dict({k: v.float() for k, v in rounded.items()})
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
-        assert f.get_tensor("model.norm.weight").dtype == dtype
+        assert all(f.get_tensor(k).dtype == dtype for k in f.keys())
     ids = _ids(15)
     lg, hs = _ref(hf, ids)
     model = llmc.Model.load(tmp_path)
