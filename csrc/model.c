@@ -427,27 +427,35 @@ static void rope_init(llmc_model *m) {
     }
 }
 
+/* The model's tables and tensor list from its config; the weights themselves come with model_alloc, so a checkpoint
+ * can be checked against the list before anything config-sized is allocated. */
 static llmc_status model_create(const llmc_model_config *c, int gelu_tanh, const char *pre, llmc_model **out) {
     llmc_model *m = llmc_calloc(1, sizeof *m, "model");
     if (!m) return LLMC_ERR_NOMEM;
     m->c = *c;
     m->gelu_tanh = gelu_tanh;
     llmc_status st = LLMC_OK;
-    size_t bytes;
     if (!(m->L = llmc_calloc(c->n_layers, sizeof(layer_weights), "layer table")) ||
         !(m->inv_freq = llmc_calloc(c->head_dim / 2 + 1, sizeof(float), "RoPE frequencies")))
         st = LLMC_ERR_NOMEM;
     if (!st) st = build_spec(m, pre);
-    if (!st && !llmc_mul_ok(m->block_floats, sizeof(float), &bytes)) st = llmc_fail(LLMC_ERR_NOMEM, "weights overflow");
-    if (!st && !(m->block = llmc_malloc(bytes ? bytes : 1, "model weights (fp32)"))) st = LLMC_ERR_NOMEM;
     if (st) {
         llmc_model_free(m);
         return st;
     }
+    *out = m;
+    return LLMC_OK;
+}
+
+/* One fp32 allocation for every weight; point the layer tables into it. */
+static llmc_status model_alloc(llmc_model *m) {
+    const llmc_model_config *c = &m->c;
+    size_t bytes;
+    if (!llmc_mul_ok(m->block_floats, sizeof(float), &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "weights overflow");
+    if (!(m->block = llmc_malloc(bytes ? bytes : 1, "model weights (fp32)"))) return LLMC_ERR_NOMEM;
     for (size_t i = 0; i < m->n_t; i++) *m->t[i].slot = m->block + m->t[i].offset;
     m->lm_head = c->has_lm_head ? (c->tied_embeddings ? m->wte : m->lm_head_own) : NULL;
     if (c->rope_theta > 0) rope_init(m);
-    *out = m;
     return LLMC_OK;
 }
 
@@ -538,11 +546,18 @@ llmc_status llmc_model_load(const char *dir, llmc_model **out) {
     if (st) return st;
     llmc_st *sf = NULL;
     if ((st = llmc_st_open_dir(dir, &sf))) return st;
+    if (c.n_layers > llmc_st_count(sf)) { /* cheap sanity check before building a per-layer table */
+        st = llmc_fail(LLMC_ERR_FORMAT, "%s: %zu layers, but the checkpoint holds only %zu tensors", cpath, c.n_layers,
+                       llmc_st_count(sf));
+        llmc_st_close(sf);
+        return st;
+    }
     llmc_model *m = NULL;
     if ((st = model_create(&c, gelu_tanh, detect_prefix(sf, c.arch), &m))) {
         llmc_st_close(sf);
         return st;
     }
+    /* every tensor present with the shape the config implies, before the weights are allocated */
     for (size_t i = 0; i < m->n_t && !st; i++) {
         tensor_spec *t = &m->t[i];
         const llmc_st_tensor *x = llmc_st_find(sf, t->name);
@@ -561,9 +576,12 @@ llmc_status llmc_model_load(const char *dir, llmc_model **out) {
             else snprintf(want, sizeof want, "(%zu, %zu)", t->shape[0], t->shape[1]);
             st = llmc_fail(LLMC_ERR_FORMAT, "%s: tensor '%s' has shape %s, the config implies %s", x->file, t->name,
                            got, want);
-            break;
         }
-        if ((st = llmc_st_to_f32(x, m->block + t->offset))) break;
+    }
+    if (!st) st = model_alloc(m);
+    for (size_t i = 0; i < m->n_t && !st; i++) {
+        const llmc_st_tensor *x = llmc_st_find(sf, m->t[i].name);
+        if ((st = llmc_st_to_f32(x, m->block + m->t[i].offset))) break;
         llmc_st_release(x); /* the mapped bytes leave the resident set: only the fp32 copy stays */
     }
     llmc_st_close(sf);
@@ -596,6 +614,10 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
     const char *pre = c.arch == LLMC_ARCH_GPT2 ? "transformer." : c.arch == LLMC_ARCH_BERT ? "" : "model.";
     llmc_model *m;
     if ((st = model_create(&c, gelu_tanh, pre, &m))) return st;
+    if ((st = model_alloc(m))) {
+        llmc_model_free(m);
+        return st;
+    }
     uint64_t s = seed;
     for (size_t i = 0; i < m->n_t; i++) {
         tensor_spec *t = &m->t[i];
@@ -616,13 +638,36 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
 }
 
 /* ---------------------------------------------------------------- building blocks */
+/* OpenBLAS's matrix-vector product (blas.h declares only what ops.c needs). */
+void LLMC_BLAS(cblas_sgemv)(int order, int trans, llmc_blasint m, llmc_blasint n, float alpha, const float *a,
+                            llmc_blasint lda, const float *x, llmc_blasint incx, float beta, float *y,
+                            llmc_blasint incy);
+
+/* y = beta * y + x @ W^T with W stored (out, in) (trans = 1), or x @ W with W stored (in, out) (trans = 0).
+ * x: (T, in), y: (T, out). One token (decoding) is a matrix-vector product: sgemv streams W once, where sgemm
+ * would pack it first. */
+static llmc_status matmul_w(const float *x, const float *w, float *y, size_t T, size_t in, size_t out, int trans,
+                            float beta) {
+    if (T != 1) return llmc_sgemm(0, trans, T, out, in, 1.0f, x, in, w, trans ? in : out, beta, y, out);
+    if (in > 2147483647u || out > 2147483647u)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "matrix dimension too large for 32-bit BLAS (%zu x %zu)", in, out);
+    if (in == 0 || out == 0) return LLMC_OK;
+    if (trans) /* y (out,) = W (out, in) @ x */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)out, (llmc_blasint)in, 1.0f, w,
+                               (llmc_blasint)in, x, 1, beta, y, 1);
+    else /* y (out,) = W^T @ x with W (in, out) */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)in, (llmc_blasint)out, 1.0f, w,
+                               (llmc_blasint)out, x, 1, beta, y, 1);
+    return LLMC_OK;
+}
+
 /* y = x @ W^T + b with W stored (out, in) (trans = 1), or y = x @ W + b with W stored (in, out) (trans = 0).
  * x: (T, in), y: (T, out), b: (out,) or NULL */
 static llmc_status linear(const float *x, const float *w, const float *b, float *y, size_t T, size_t in, size_t out,
                           int trans) {
     if (b)
         for (size_t t = 0; t < T; t++) memcpy(y + t * out, b, out * sizeof(float)); /* beta = 1 adds x @ W onto b */
-    return llmc_sgemm(0, trans, T, out, in, 1.0f, x, in, w, trans ? in : out, b ? 1.0f : 0.0f, y, out);
+    return matmul_w(x, w, y, T, in, out, trans, b ? 1.0f : 0.0f);
 }
 
 /* Rotate each head vector of x: (T, nh, hd) in place by its token's angles; cs, sn: (T, hd/2) (rotate-half). */
@@ -686,47 +731,38 @@ typedef struct {
     float *x, *h, *q, *k, *v, *qh, *ah, *a, *f1, *f2, *cs, *sn;
 } acts;
 
-static size_t scratch_floats(const llmc_model_config *c, size_t T, int *ok) {
-    const size_t D = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim,
-                 F = c->d_ff > 3 * D ? c->d_ff : 3 * D;
-    /* x, h: D; q, qh, ah, a: qd; k, v: kd; f1, f2: F; cs, sn: hd/2 -- each + 16 for alignment */
-    size_t per = 2 * D + 4 * qd + 2 * kd + 2 * F + c->head_dim + 12 * 16, tot;
-    *ok = llmc_mul_ok(per, T, &tot);
-    return tot;
-}
-
-static void carve(const llmc_model_config *c, float *base, size_t T, acts *a) {
-    const size_t D = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim,
-                 F = c->d_ff > 3 * D ? c->d_ff : 3 * D;
-    float *p = base;
-#define TAKE(field, n)                                                                                               \
+/* Lay the activation buffers of T tokens out from base (each 64-byte aligned); returns the floats needed, 0 on
+ * overflow. base == NULL only measures. */
+static size_t carve(const llmc_model_config *c, float *base, size_t T, acts *a) {
+    const size_t D = c->d_model, qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim, F = c->d_ff;
+    size_t off = 0, n;
+    int ok = 1;
+#define TAKE(field, width)                                                                                           \
     do {                                                                                                             \
-        a->field = p;                                                                                                \
-        p += ((n) * T + 15) / 16 * 16;                                                                               \
+        a->field = base ? base + off : NULL;                                                                         \
+        ok = ok && llmc_mul_ok((width), T, &n) && llmc_add_ok(n, 15, &n) && llmc_add_ok(off, n / 16 * 16, &off);     \
     } while (0)
-    TAKE(x, D);
-    TAKE(h, D);
-    TAKE(q, qd > 3 * D ? qd : 3 * D); /* gpt2 keeps q, k, v together (T, 3D) here */
-    TAKE(k, kd);
+    TAKE(x, D);                       // x: (T, D) the residual stream
+    TAKE(h, D);                       // h: (T, D) normed input of a sublayer / sublayer output
+    TAKE(q, qd > 3 * D ? qd : 3 * D); // q: (T, H*hd); gpt2 keeps q, k, v together here: (T, 3D)
+    TAKE(k, kd);                      // k, v: (T, Hk*hd)
     TAKE(v, kd);
-    TAKE(qh, qd);
-    TAKE(ah, qd);
-    TAKE(a, qd);
-    TAKE(f1, F);
+    TAKE(qh, qd);                     // qh: (H, T, hd) queries head-major
+    TAKE(ah, qd);                     // ah: (H, T, hd) attention output head-major
+    TAKE(a, qd);                      // a: (T, H*hd) attention output token-major
+    TAKE(f1, F);                      // f1, f2: (T, F) MLP hidden
     TAKE(f2, F);
-    TAKE(cs, c->head_dim / 2);
+    TAKE(cs, c->head_dim / 2);        // cs, sn: (T, hd/2) RoPE cos / sin
     TAKE(sn, c->head_dim / 2);
 #undef TAKE
+    return ok ? off : 0;
 }
 
 static llmc_status ensure_scratch(llmc_session *s, size_t T) {
     if (T <= s->scratch_T) return LLMC_OK;
-    const llmc_model_config *c = &s->m->c;
-    int ok;
-    /* + qd*T for gpt2's wider q slot: scratch_floats counts q as qd; be generous with 3D */
-    size_t n = scratch_floats(c, T, &ok), bytes, extra;
-    if (!ok || !llmc_mul_ok(3 * c->d_model + 32, T, &extra) || !llmc_add_ok(n, extra, &n) ||
-        !llmc_mul_ok(n, sizeof(float), &bytes))
+    acts probe;
+    size_t n = carve(&s->m->c, NULL, T, &probe), bytes;
+    if (!n || !llmc_mul_ok(n, sizeof(float), &bytes))
         return llmc_fail(LLMC_ERR_NOMEM, "activation buffer for %zu tokens overflows", T);
     float *p = llmc_malloc(bytes, "activations");
     if (!p) return LLMC_ERR_NOMEM;
@@ -804,13 +840,13 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
     if ((st = attend(s, a->qh, cache_k(s, l), cache_v(s, l), T, s->n + T, a->ah, probs))) return st;
     from_heads(a->ah, a->a, T, H, hd);
     // x += a @ Wo^T
-    if ((st = llmc_sgemm(0, 1, T, D, H * hd, 1.0f, a->a, H * hd, L->wo, H * hd, 1.0f, a->x, D))) return st;
+    if ((st = matmul_w(a->a, L->wo, a->x, T, H * hd, D, 1, 1.0f))) return st;
     // SwiGLU MLP: f1 = silu(h Wg^T) * (h Wu^T): (T, F)
     if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) || (st = linear(a->h, L->w_gate, NULL, a->f1, T, D, F, 1)) ||
         (st = linear(a->h, L->w_up, NULL, a->f2, T, D, F, 1)) || (st = llmc_silu(a->f1, a->f1, T * F)))
         return st;
     for (size_t i = 0; i < T * F; i++) a->f1[i] *= a->f2[i];
-    return llmc_sgemm(0, 1, T, D, F, 1.0f, a->f1, F, L->w_down, F, 1.0f, a->x, D);
+    return matmul_w(a->f1, L->w_down, a->x, T, F, D, 1, 1.0f);
 }
 
 /* GPT-2 block, in place on x: (T, D); Conv1D weights are (in, out).
@@ -904,49 +940,68 @@ static llmc_status final_norm(const llmc_model *m, const float *in, float *out, 
     return llmc_rms_norm(in, m->norm_w, out, rows, c->d_model, c->norm_eps);
 }
 
-/* The whole stack over T new tokens appended at position s->n.
- * logits: (T, V) when all_logits, else (V,) of the last token; hidden: (L+1, T, D); last: (T, D); any may be NULL.
- * probs_layer / probs: the attention probabilities (H, T, Tk) of one layer, or NULL. */
-static llmc_status forward_tokens(llmc_session *s, const int64_t *ids, const int64_t *types, size_t T, float *logits,
-                                  int all_logits, float *hidden, float *last, size_t probs_layer, float *probs) {
+/* The whole stack over one chunk of Tc tokens appended at position s->n; outputs are written at row r0 of arrays
+ * holding Tall rows: hidden (L+1, Tall, D), last (Tall, D), logits (Tall, V) when all_logits, else (V,) for the
+ * chunk's last token (when want_last_logits). probs: (H, Tc, n + Tc) of layer probs_layer, or NULL. */
+static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int64_t *types, size_t Tc, size_t Tall,
+                                 size_t r0, float *logits, int all_logits, int want_last_logits, float *hidden,
+                                 float *last, size_t probs_layer, float *probs) {
     const llmc_model *m = s->m;
     const llmc_model_config *c = &m->c;
     const size_t D = c->d_model;
-    if (T == 0) return llmc_fail(LLMC_ERR_INVALID, "need at least one token");
-    if (s->n + T > s->cap) return llmc_fail(LLMC_ERR_INTERNAL, "forward past the cache capacity");
-    llmc_status st = ensure_scratch(s, T);
+    llmc_status st = ensure_scratch(s, Tc);
     if (st) return st;
     acts a;
-    carve(c, s->scratch, T, &a);
-    if ((st = embed_tokens(s, ids, types, T, &a))) return st;
-    if (c->rope_theta > 0) rope_table(m, s->n, T, a.cs, a.sn);
-    if (hidden) memcpy(hidden, a.x, T * D * sizeof(float));
+    carve(c, s->scratch, Tc, &a);
+    if ((st = embed_tokens(s, ids, types, Tc, &a))) return st;
+    if (c->rope_theta > 0) rope_table(m, s->n, Tc, a.cs, a.sn);
+    if (hidden) memcpy(hidden + r0 * D, a.x, Tc * D * sizeof(float));
     for (size_t l = 0; l < c->n_layers; l++) {
         float *p = probs && l == probs_layer ? probs : NULL;
-        st = c->arch == LLMC_ARCH_GPT2 ? block_gpt2(s, l, &a, T, p)
-             : c->arch == LLMC_ARCH_BERT ? block_bert(s, l, &a, T, p)
-                                         : block_llama(s, l, &a, T, p);
+        st = c->arch == LLMC_ARCH_GPT2 ? block_gpt2(s, l, &a, Tc, p)
+             : c->arch == LLMC_ARCH_BERT ? block_bert(s, l, &a, Tc, p)
+                                         : block_llama(s, l, &a, Tc, p);
         if (st) return st;
-        if (hidden && l + 1 < c->n_layers) memcpy(hidden + (l + 1) * T * D, a.x, T * D * sizeof(float));
+        if (hidden && l + 1 < c->n_layers) memcpy(hidden + ((l + 1) * Tall + r0) * D, a.x, Tc * D * sizeof(float));
     }
-    /* tokens enter the history only once the whole stack succeeded */
-    memmove(s->tokens + s->n, ids, T * sizeof(int64_t));
-    s->n += T;
+    memmove(s->tokens + s->n, ids, Tc * sizeof(int64_t));
+    s->n += Tc;
     // the final hidden state: all rows when asked for, else only the last (for next-token logits)
-    const int need_all = hidden || last || all_logits;
-    const size_t r0 = need_all ? 0 : T - 1, rows = T - r0;
-    if ((st = final_norm(m, a.x + r0 * D, a.h + r0 * D, rows))) return st;
-    if (hidden) memcpy(hidden + c->n_layers * T * D, a.h, T * D * sizeof(float));
-    if (last) memcpy(last, a.h, T * D * sizeof(float));
-    if (logits) {
-        if (!m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
-        const size_t lr0 = all_logits ? 0 : T - 1;
-        // logits: (rows, V) = h @ lm_head^T, lm_head (V, D)
-        if ((st = llmc_sgemm(0, 1, T - lr0, c->vocab, D, 1.0f, a.h + lr0 * D, D, m->lm_head, D, 0.0f, logits,
-                             c->vocab)))
-            return st;
-    }
+    const int need_all = hidden || last || (logits && all_logits);
+    if (!need_all && !(logits && want_last_logits)) return LLMC_OK;
+    const size_t f0 = need_all ? 0 : Tc - 1;
+    if ((st = final_norm(m, a.x + f0 * D, a.h + f0 * D, Tc - f0))) return st;
+    if (hidden) memcpy(hidden + (c->n_layers * Tall + r0) * D, a.h, Tc * D * sizeof(float));
+    if (last) memcpy(last + r0 * D, a.h, Tc * D * sizeof(float));
+    if (logits && all_logits) // logits rows r0 .. r0+Tc-1 = h @ lm_head^T, lm_head (V, D)
+        return matmul_w(a.h, m->lm_head, logits + r0 * c->vocab, Tc, D, c->vocab, 1, 0.0f);
+    if (logits && want_last_logits) return matmul_w(a.h + (Tc - 1) * D, m->lm_head, logits, 1, D, c->vocab, 1, 0.0f);
     return LLMC_OK;
+}
+
+/* Prompts are processed in chunks of this many tokens: the activations stay a few MiB whatever the prompt length
+ * (causal attention lets a chunk attend to the cached keys of the earlier ones; BERT needs all tokens at once). */
+#define PREFILL_CHUNK 256
+
+/* The whole stack over T new tokens appended at position s->n.
+ * logits: (T, V) when all_logits, else (V,) of the last token; hidden: (L+1, T, D); last: (T, D); any may be NULL.
+ * probs_layer / probs: the attention probabilities (H, T, Tk) of one layer, or NULL. On error the session is left
+ * as it was before the call. */
+static llmc_status forward_tokens(llmc_session *s, const int64_t *ids, const int64_t *types, size_t T, float *logits,
+                                  int all_logits, float *hidden, float *last, size_t probs_layer, float *probs) {
+    const llmc_model *m = s->m;
+    if (T == 0) return llmc_fail(LLMC_ERR_INVALID, "need at least one token");
+    if (s->n + T > s->cap) return llmc_fail(LLMC_ERR_INTERNAL, "forward past the cache capacity");
+    if (logits && !m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    const size_t n0 = s->n, chunk = probs || !m->c.causal ? T : PREFILL_CHUNK;
+    llmc_status st = LLMC_OK;
+    for (size_t r0 = 0; r0 < T && !st; r0 += chunk) {
+        const size_t Tc = T - r0 < chunk ? T - r0 : chunk;
+        st = forward_chunk(s, ids + r0, types ? types + r0 : NULL, Tc, T, r0, logits, all_logits, r0 + Tc == T,
+                           hidden, last, probs_layer, probs);
+    }
+    if (st) s->n = n0; /* cache rows past n are unused, so this undoes the partial call */
+    return st;
 }
 
 /* ---------------------------------------------------------------- sessions */

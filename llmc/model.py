@@ -198,7 +198,8 @@ class Model:
 
     def embed(self, texts_or_ids, pooling: Literal["mean", "cls", "last"] = "mean", normalize: bool = True,
               token_type_ids=None, attention: str | None = None) -> np.ndarray:
-        """Sentence embeddings (N, d_model) of strings (needs model.tokenizer) or token-id sequences.
+        """Sentence embeddings (N, d_model) of strings (needs model.tokenizer; special tokens are added as the
+        tokenizer file says) or token-id sequences.
 
         pooling: "mean" over each sequence's tokens (sentence-transformers' default), "cls" (the first token) or
         "last" (the last token, for decoders). The pooled state is the final hidden state (after the final norm for
@@ -208,14 +209,12 @@ class Model:
         items = [texts_or_ids] if isinstance(texts_or_ids, str) else list(texts_or_ids)
         if not items:
             raise ValueError("embed needs at least one text or sequence")
-        seqs = []
-        for it in items:
-            if isinstance(it, str):
-                if self.tokenizer is None:
-                    raise ValueError("embedding text needs model.tokenizer (no tokenizer.json was loaded); pass ids")
-                seqs.append(_ids(self.tokenizer.encode(it)))
-            else:
-                seqs.append(_ids(it))
+        texts = [it for it in items if isinstance(it, str)]
+        if texts and self.tokenizer is None:
+            raise ValueError("embedding text needs model.tokenizer (no tokenizer.json was loaded); pass ids")
+        # texts get the file's special tokens (BERT's [CLS] ... [SEP]), as transformers' tokenizers add them
+        encoded = iter(self.tokenizer.encode_batch(texts, add_special_tokens=True) if texts else [])
+        seqs = [_ids(next(encoded)) if isinstance(it, str) else _ids(it) for it in items]
         T = max(len(s) for s in seqs)
         ids = np.zeros((len(seqs), max(T, 1)), dtype=np.int64)
         for i, s in enumerate(seqs):
@@ -306,7 +305,7 @@ def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
 
 def _load_tokenizer(path: Path):
     """llmc.Tokenizer.from_file(tokenizer.json) when the file exists, else None. A tokenizer kind llmc does not
-    implement (e.g. BERT's WordPiece) leaves None with a warning: the model itself still works on token ids."""
+    implement leaves None with a warning: the model itself still works on token ids."""
     if not path.is_file():
         return None
     from .tokenizer import Tokenizer
@@ -314,5 +313,15 @@ def _load_tokenizer(path: Path):
     try:
         return Tokenizer.from_file(str(path))
     except _core.UnsupportedError as e:
-        warnings.warn(f"model.tokenizer is None: {e}", stacklevel=3)
-        return None
+        error = e
+    # Files saved for batched inference carry padding/truncation settings (all-MiniLM pads everything to 128):
+    # those are batching policy, not tokenization, and llmc pads and masks batches itself, so drop them and retry.
+    try:
+        spec = json.loads(path.read_bytes())
+        if isinstance(spec, dict) and (spec.get("padding") is not None or spec.get("truncation") is not None):
+            spec["padding"] = spec["truncation"] = None
+            return Tokenizer.from_json_bytes(json.dumps(spec).encode(), name=str(path))
+    except (ValueError, _core.UnsupportedError) as e:  # incl. JSON errors
+        error = e
+    warnings.warn(f"model.tokenizer is None: {error}", stacklevel=3)
+    return None
