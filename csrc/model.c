@@ -638,27 +638,15 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
 }
 
 /* ---------------------------------------------------------------- building blocks */
-/* OpenBLAS's matrix-vector product (blas.h declares only what ops.c needs). */
-void LLMC_BLAS(cblas_sgemv)(int order, int trans, llmc_blasint m, llmc_blasint n, float alpha, const float *a,
-                            llmc_blasint lda, const float *x, llmc_blasint incx, float beta, float *y,
-                            llmc_blasint incy);
-
 /* y = beta * y + x @ W^T with W stored (out, in) (trans = 1), or x @ W with W stored (in, out) (trans = 0).
  * x: (T, in), y: (T, out). One token (decoding) is a matrix-vector product: sgemv streams W once, where sgemm
- * would pack it first. */
+ * would pack it first (both split over llmc's threads, see threads.c). */
 static llmc_status matmul_w(const float *x, const float *w, float *y, size_t T, size_t in, size_t out, int trans,
                             float beta) {
     if (T != 1) return llmc_sgemm(0, trans, T, out, in, 1.0f, x, in, w, trans ? in : out, beta, y, out);
-    if (in > 2147483647u || out > 2147483647u)
-        return llmc_fail(LLMC_ERR_UNSUPPORTED, "matrix dimension too large for 32-bit BLAS (%zu x %zu)", in, out);
-    if (in == 0 || out == 0) return LLMC_OK;
     if (trans) /* y (out,) = W (out, in) @ x */
-        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)out, (llmc_blasint)in, 1.0f, w,
-                               (llmc_blasint)in, x, 1, beta, y, 1);
-    else /* y (out,) = W^T @ x with W (in, out) */
-        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)in, (llmc_blasint)out, 1.0f, w,
-                               (llmc_blasint)out, x, 1, beta, y, 1);
-    return LLMC_OK;
+        return llmc_sgemv(0, out, in, 1.0f, w, in, x, beta, y);
+    return llmc_sgemv(1, in, out, 1.0f, w, out, x, beta, y); /* y (out,) = W^T @ x with W (in, out) */
 }
 
 /* y = x @ W^T + b with W stored (out, in) (trans = 1), or y = x @ W + b with W stored (in, out) (trans = 0).

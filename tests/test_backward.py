@@ -159,3 +159,21 @@ def test_lr_schedule_matches_formula():
     assert lrs[55] == pytest.approx(1e-4 + 0.5 * (1 + math.cos(math.pi * 45 / 90)) * 9e-4, rel=1e-5)
     assert lrs[100] == lrs[119] == pytest.approx(1e-4)
     assert all(a >= b - 1e-12 for a, b in zip(lrs[10:], lrs[11:]))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_linear_large_threaded(threads):
+    """Big enough for the threaded sgemm split, with transposed operands (dW = dy^T x)."""
+    import llmc
+
+    old = llmc.get_num_threads()
+    llmc.set_num_threads(threads)
+    try:
+        x, w, dy = randn(300, 200), randn(150, 200), randn(300, 150)
+        tx, tw = t64(x), t64(w)
+        torch.nn.functional.linear(tx, tw).backward(torch.from_numpy(dy.astype(np.float64)))
+        dx, dw, _ = _core.linear_backward(dy, x, w, False)
+        close(dx, tx.grad)
+        close(dw, tw.grad)
+    finally:
+        llmc.set_num_threads(old)

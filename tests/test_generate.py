@@ -166,3 +166,22 @@ def test_text_stream_and_stop(tmp_path):
         cut = lm.generate("héllo", 40, temperature=1.5, seed=4, stop=stop)
         assert cut == text[: text.find(stop)]
         assert "".join(lm.generate("héllo", 40, temperature=1.5, seed=4, stop=stop, stream=True)) == cut
+
+
+def test_threaded_decode_matches_full_forward():
+    """A model wide enough that decoding's matrix-vector products are split over threads: every incremental
+    step's logits equal the full forward's (1e-4)."""
+    m = llmc.Model.init(dict(model_type="llama", vocab_size=3001, hidden_size=256, intermediate_size=512,
+                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             max_position_embeddings=64), seed=0)
+    old = llmc.get_num_threads()
+    llmc.set_num_threads(3)
+    try:
+        ids = np.random.default_rng(0).integers(0, 3001, 12)
+        full = m.logits(ids)
+        s = m.session()
+        s.append(ids[:4])
+        for i in range(4, 12):
+            np.testing.assert_allclose(s.append([ids[i]]), full[i], rtol=0, atol=1e-4)
+    finally:
+        llmc.set_num_threads(old)

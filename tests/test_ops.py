@@ -444,3 +444,17 @@ def test_simd_levels_agree_with_scalar():
     if best < 2:
         with pytest.raises(llmc.UnsupportedError):
             llmc._core.set_simd_level(2)
+
+
+def test_threaded_blas_split_matches_numpy():
+    """Products large enough that llmc_sgemm splits them over threads (rows when m >= n, else columns)."""
+    old = llmc.get_num_threads()
+    try:
+        for n_threads in (1, 2, 3):
+            llmc.set_num_threads(n_threads)
+            for m, k, n in [(301, 200, 97), (33, 150, 1001), (1000, 64, 1000)]:
+                a = rng.standard_normal((m, k)).astype(np.float32)
+                b = rng.standard_normal((k, n)).astype(np.float32)
+                np.testing.assert_allclose(llmc.matmul(a, b), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+    finally:
+        llmc.set_num_threads(old)
