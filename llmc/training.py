@@ -103,7 +103,9 @@ class Trainer:
         return self._t.step(self.params, self.grads, inputs, targets, float(scale))
 
     def grad_norm(self) -> float:
-        return math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel())) for g in self.grads))
+        """Global L2 norm of all gradients (summed in double in C: no NumPy BLAS call, whose own thread pool would
+        spin beside llmc's)."""
+        return math.sqrt(_core.grad_sumsq(self.grads))
 
     def clip(self, max_norm: float) -> float:
         """torch.nn.utils.clip_grad_norm_: scale all gradients by max_norm / (norm + 1e-6) when that is < 1."""
@@ -111,7 +113,7 @@ class Trainer:
         coef = max_norm / (norm + 1e-6)
         if coef < 1.0:
             for g in self.grads:
-                g *= np.float32(coef)
+                np.multiply(g, np.float32(coef), out=g)
         return norm
 
     def adamw_step(self, lr: float, *, weight_decay: float = 0.1, betas=(0.9, 0.95), eps: float = 1e-8,

@@ -242,6 +242,25 @@ static PyObject *py_adamw_step(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* grad_sumsq([arrays]) -> sum of squares of every element (double accumulation), for the global grad norm */
+static PyObject *py_grad_sumsq(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &seq)) return NULL;
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seq); i++) {
+        PyObject *o = PyList_GET_ITEM(seq, i);
+        if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != NPY_FLOAT32 ||
+            !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)o)) {
+            PyErr_Format(PyExc_TypeError, "grad_sumsq: item %zd must be a C-contiguous float32 array", i);
+            return NULL;
+        }
+        PyArrayObject *a = (PyArrayObject *)o;
+        total += llmc_sumsq(PyArray_DATA(a), (size_t)PyArray_SIZE(a));
+    }
+    return PyFloat_FromDouble(total);
+}
+
 static PyObject *py_lr_cosine(PyObject *self, PyObject *args) {
     (void)self;
     long long step, warmup, total;
@@ -262,6 +281,7 @@ PyMethodDef llmc_py_backward_methods[] = {
     {"cross_entropy_backward", py_cross_entropy_backward, METH_VARARGS, "cross_entropy_backward(logits, targets) -> (loss, dlogits)"},
     {"attention_backward", py_attention_backward, METH_VARARGS, "attention_backward(q, k, v, dout, scale, causal) -> (dq, dk, dv)"},
     {"adamw_step", py_adamw_step, METH_VARARGS, "adamw_step(param, grad, m, v, lr, beta1, beta2, eps, wd, step) in place"},
+    {"grad_sumsq", py_grad_sumsq, METH_VARARGS, "grad_sumsq([float32 arrays]) -> sum of squares"},
     {"lr_cosine", py_lr_cosine, METH_VARARGS, "lr_cosine(step, warmup, total, lr_max, lr_min) -> lr"},
     {NULL, NULL, 0, NULL},
 };
