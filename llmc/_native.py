@@ -16,6 +16,13 @@ try:  # the pip wheel; absent when llmc was built against a system OpenBLAS (LLM
 except ImportError:  # pragma: no cover
     pass
 
-from . import _core  # noqa: E402
+try:
+    from . import _core  # noqa: E402
+except ImportError as e:  # pragma: no cover - a source checkout without the built extension
+    raise ImportError(
+        f"llmc's C extension is not built next to {os.path.dirname(__file__)}: this is probably the source tree "
+        "shadowing an installed llmc (python -m from the repository root puts the source first on sys.path). "
+        "Run from another directory or use the `llmc` command, or build in place with "
+        f"`python setup.py build_ext --inplace`. ({e})") from e
 
 __all__ = ["_core"]
