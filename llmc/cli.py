@@ -96,9 +96,11 @@ def cmd_demo(args) -> int:
     print(f"   beam search 4: {prompt}{model.generate(prompt, n, num_beams=4, no_repeat_ngram_size=3)}")
     print("\n4. held-out perplexity")
     summary = llmc.default_training_summary() if args.model == "default" else {}
-    shared = Path(os.environ.get("LLMC_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
-    kjv = shared / "corpora" / "kjv.txt"
-    if kjv.is_file():
+    # the corpus is not shipped: look where the project keeps it ($LLMC_SHARED, else ../shared from here)
+    candidates = [os.environ.get("LLMC_SHARED"), Path.cwd().parent / "shared", Path.cwd() / "shared"]
+    kjv = next((Path(c) / "corpora" / "kjv.txt" for c in candidates
+                if c and (Path(c) / "corpora" / "kjv.txt").is_file()), None)
+    if kjv is not None:
         lines = kjv.read_text(encoding="utf-8").splitlines()
         held = "\n".join(lines[int(len(lines) * 0.95):]) + "\n"  # the split rule of scripts/train_default.py
         ctx = min(256, model.context_length)
