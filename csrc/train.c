@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <omp.h>
 
 #include "blas.h"
 #include "internal.h"
@@ -26,6 +27,7 @@ struct llmc_trainer {
     /* scratch */
     float *qkv, *att, *dres, *dxn, *dqkv, *dq, *dk, *dv, *datt, *datt_t, *dff_a, *dff_b, *dff_c, *att_scratch;
     int64_t *pos, *neg_pos;
+    size_t scratch_threads; /* att_scratch holds 2 * T * T floats for each of this many threads */
 };
 
 /* ---------------------------------------------------------------- tensor layout */
@@ -128,9 +130,10 @@ llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, 
     /* floats per layer and in total, overflow-checked: every term is N * (a width) */
     size_t widths_layer = 4 * d + qd + 2 * kvd + qd + 3 * ff; /* x_in xn1 x_mid xn2 | q k v | att_t | 3 ff */
     size_t widths_global = 2 * d + V + W3 + qd + 2 * d + W3 + qd + 2 * kvd + 2 * qd + 3 * ff;
+    const size_t nthr = (size_t)llmc_threads(); /* attention backward runs one (sequence, KV head) per thread */
     size_t per, total, fl, tt;
     if (!llmc_mul_ok(N, widths_layer, &per) || !llmc_mul_ok(per, L, &total) || !llmc_mul_ok(N, widths_global, &fl) ||
-        !llmc_add_ok(total, fl, &total) || !llmc_size3(T, T, 2, 1, &tt) || !llmc_add_ok(total, tt, &total) ||
+        !llmc_add_ok(total, fl, &total) || !llmc_size3(T, T, 2 * nthr, 1, &tt) || !llmc_add_ok(total, tt, &total) ||
         !llmc_mul_ok(total, sizeof(float), &total))
         return llmc_fail(LLMC_ERR_NOMEM, "training activations for B=%zu, T=%zu overflow size_t", B, T);
     llmc_trainer *t = llmc_calloc(1, sizeof *t, "trainer");
@@ -154,7 +157,8 @@ llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, 
     TAKE(t->x_last, N * d); TAKE(t->xf, N * d); TAKE(t->logits, N * V); TAKE(t->qkv, N * W3); TAKE(t->att, N * qd);
     TAKE(t->dres, N * d); TAKE(t->dxn, N * d); TAKE(t->dqkv, N * W3); TAKE(t->dq, N * qd); TAKE(t->dk, N * kvd);
     TAKE(t->dv, N * kvd); TAKE(t->datt, N * qd); TAKE(t->datt_t, N * qd); TAKE(t->dff_a, N * ff);
-    TAKE(t->dff_b, N * ff); TAKE(t->dff_c, N * ff); TAKE(t->att_scratch, 2 * T * T);
+    TAKE(t->dff_b, N * ff); TAKE(t->dff_c, N * ff); TAKE(t->att_scratch, 2 * T * T * nthr);
+    t->scratch_threads = nthr;
 #undef TAKE
     t->neg_pos = t->pos + T;
     for (size_t i = 0; i < T; i++) {
@@ -210,6 +214,7 @@ static llmc_status lin_bwd(const float *dy, size_t lddy, const float *x, size_t 
 static void heads_rows(float *rows, float *q, float *k, float *v, size_t B, size_t T, size_t Hq, size_t Hkv,
                        size_t hd, int to_heads) {
     const size_t W3 = (Hq + 2 * Hkv) * hd;
+#pragma omp parallel for num_threads(llmc_threads_for(B * T * W3)) schedule(static)
     for (size_t b = 0; b < B; b++)
         for (size_t t = 0; t < T; t++) {
             float *row = rows + (b * T + t) * W3;
@@ -226,6 +231,7 @@ static void heads_rows(float *rows, float *q, float *k, float *v, size_t B, size
 
 /* att heads (B, H, T, hd) <-> rows (B*T, H*hd) */
 static void att_rows(float *heads, float *rows, size_t B, size_t T, size_t H, size_t hd, int to_rows) {
+#pragma omp parallel for num_threads(llmc_threads_for(B * T * H * hd)) schedule(static)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < H; h++)
             for (size_t t = 0; t < T; t++) {
@@ -351,13 +357,25 @@ static llmc_status backward(llmc_trainer *t, float *const *P, float *const *G, c
         memset(t->dq, 0, N * qd * sizeof(float));
         memset(t->dk, 0, N * kvd * sizeof(float));
         memset(t->dv, 0, N * kvd * sizeof(float));
-        for (size_t b = 0; b < B; b++) {
-            size_t oq = b * Hq * T * hd, okv = b * Hkv * T * hd;
-            if ((st = llmc_attention_backward_ws(t->q[li] + oq, t->k[li] + okv, t->v[li] + okv, t->datt + oq, t->dq + oq,
-                                                 t->dk + okv, t->dv + okv, Hq, Hkv, T, hd, 1.0f / sqrtf((float)hd), 1,
-                                                 t->att_scratch)))
-                return st;
+        /* one task per (sequence, KV head): it owns dk, dv of that head and dq of its G query heads, so tasks
+         * never write the same memory; the GEMMs inside run single-threaded (we are in a parallel region) */
+        const size_t G = Hq / Hkv, tasks = B * Hkv;
+        const int nt = (int)(tasks < t->scratch_threads ? tasks : t->scratch_threads);
+        llmc_status att_st = LLMC_OK;
+#pragma omp parallel for num_threads(nt) schedule(dynamic)
+        for (size_t task = 0; task < tasks; task++) {
+            const size_t b = task / Hkv, g = task % Hkv;
+            const size_t oq = (b * Hq + g * G) * T * hd, okv = (b * Hkv + g) * T * hd;
+            float *scratch = t->att_scratch + (size_t)omp_get_thread_num() * 2 * T * T;
+            llmc_status s1 = llmc_attention_backward_ws(t->q[li] + oq, t->k[li] + okv, t->v[li] + okv, t->datt + oq,
+                                                        t->dq + oq, t->dk + okv, t->dv + okv, G, 1, T, hd,
+                                                        1.0f / sqrtf((float)hd), 1, scratch);
+            if (s1) {
+#pragma omp critical(llmc_train_att)
+                att_st = s1;
+            }
         }
+        if (att_st) return llmc_fail(att_st, "attention backward failed in layer %zu", li);
         if (!gpt2) { /* through RoPE: rotate the gradients back */
             if ((st = llmc_apply_rope(t->dq, t->dq, B * Hq, T, hd, t->neg_pos, c->rope_theta, LLMC_ROPE_HALF))) return st;
             if ((st = llmc_apply_rope(t->dk, t->dk, B * Hkv, T, hd, t->neg_pos, c->rope_theta, LLMC_ROPE_HALF))) return st;
