@@ -52,6 +52,26 @@ static inline size_t run(const uint8_t *s, size_t n, size_t i, unsigned mask) {
     return i;
 }
 
+/* End of a run of [^\s\p{L}\p{N}] characters starting at j. */
+static inline size_t run_other(const uint8_t *s, size_t n, size_t j) {
+    while (j < n) {
+        size_t l;
+        if (!is_other(cp_at(s, n, j, &l))) break;
+        j += l;
+    }
+    return j;
+}
+
+/* \p{N}{1,max}: j is just past the first digit; returns the end after at most max - 1 more digits. */
+static inline size_t digits_upto(const uint8_t *s, size_t n, size_t j, size_t max) {
+    for (size_t d = 1; d < max && j < n; d++) {
+        size_t l;
+        if (!(cls(cp_at(s, n, j, &l)) & LLMC_U_N)) break;
+        j += l;
+    }
+    return j;
+}
+
 /* Length of a contraction after the apostrophe at s[i-1] ('s 't 'm 'd 're 've 'll), 0 if none. Case-insensitive
  * in ASCII when ci (no Unicode folding: HF's (?i:) does not turn 'ſ' into 's' here, tested). */
 static inline size_t contraction(const uint8_t *s, size_t n, size_t i, int ci) {
@@ -107,15 +127,7 @@ static size_t next_gpt2(const uint8_t *s, size_t n, size_t i) {
     if (p > i || !(f & LLMC_U_WS)) {
         if (f & LLMC_U_L) return run(s, n, p + lc, LLMC_U_L);
         if (f & LLMC_U_N) return run(s, n, p + lc, LLMC_U_N);
-        /* ?[^\s\p{L}\p{N}]+ */
-        size_t j = p + lc;
-        while (j < n) {
-            size_t l;
-            uint32_t cp = cp_at(s, n, j, &l);
-            if (!is_other(cp)) break;
-            j += l;
-        }
-        return j;
+        return run_other(s, n, p + lc); /* ?[^\s\p{L}\p{N}]+ */
     }
     return ws_tail(s, n, i, 0);
 }
@@ -134,25 +146,12 @@ static size_t next_cl100k(const uint8_t *s, size_t n, size_t i, size_t max_digit
         uint32_t c1 = cp_at(s, n, i + l0, &l1);
         if (cls(c1) & LLMC_U_L) return run(s, n, i + l0 + l1, LLMC_U_L);
     }
-    if (f0 & LLMC_U_N) { /* \p{N}{1,max_digits} */
-        size_t j = i + l0;
-        for (size_t d = 1; d < max_digits && j < n; d++) {
-            size_t l;
-            if (!(cls(cp_at(s, n, j, &l)) & LLMC_U_N)) break;
-            j += l;
-        }
-        return j;
-    }
+    if (f0 & LLMC_U_N) return digits_upto(s, n, i + l0, max_digits); /* \p{N}{1,max_digits} */
     /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
     size_t p = i;
     if (c0 == ' ' && is_other(cp_at(s, n, i + 1, &l1))) p = i + 1;
     if (p > i || is_other(c0)) {
-        size_t j = p;
-        while (j < n) {
-            size_t l;
-            if (!is_other(cp_at(s, n, j, &l))) break;
-            j += l;
-        }
+        size_t j = run_other(s, n, p);
         while (j < n && (s[j] == '\r' || s[j] == '\n')) j++;
         return j;
     }
@@ -201,25 +200,12 @@ static size_t next_o200k(const uint8_t *s, size_t n, size_t i) {
     }
     e = run(s, n, i, LLMC_U_UP);
     if (e > i) return o200k_contr(s, n, run(s, n, e, LLMC_U_LO));
-    if (f0 & LLMC_U_N) { /* \p{N}{1,3} */
-        size_t j = i + l0;
-        for (int d = 1; d < 3 && j < n; d++) {
-            size_t l;
-            if (!(cls(cp_at(s, n, j, &l)) & LLMC_U_N)) break;
-            j += l;
-        }
-        return j;
-    }
+    if (f0 & LLMC_U_N) return digits_upto(s, n, i + l0, 3); /* \p{N}{1,3} */
     /*  ?[^\s\p{L}\p{N}]+[\r\n/]* */
     size_t p = i;
     if (c0 == ' ' && is_other(cp_at(s, n, i + 1, &l1))) p = i + 1;
     if (p > i || is_other(c0)) {
-        size_t j = p;
-        while (j < n) {
-            size_t l;
-            if (!is_other(cp_at(s, n, j, &l))) break;
-            j += l;
-        }
+        size_t j = run_other(s, n, p);
         while (j < n && (s[j] == '\r' || s[j] == '\n' || s[j] == '/')) j++;
         return j;
     }
