@@ -13,7 +13,6 @@
  * repacked; the softmax statistics of a query are a column, which the SIMD kernel updates 16 queries at a time; and
  * P @ V reads P^T with swapped strides at no cost (see gemm_tile in simd.h). */
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include <omp.h>
@@ -118,29 +117,6 @@ static llmc_status check_args(const llmc_attention_args *a, llmc_attention_args 
 }
 
 /* ---------------------------------------------------------------- standard */
-/* OpenBLAS (the pthreads build llmc links) does not notice it is called from an OpenMP region: each call would wake
- * its own worker threads on cores our threads already use, and on a busy machine every such hand-off can cost a
- * scheduler tick. When the standard path runs heads in parallel it therefore makes BLAS single-threaded for the
- * duration (reference-counted, so concurrent callers restore the setting once, at the end). BLAS calls made
- * elsewhere during that window run single-threaded too; they stay correct. */
-static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
-static int blas_single_users, blas_saved_threads;
-
-static void blas_single_begin(void) {
-    pthread_mutex_lock(&blas_mu);
-    if (blas_single_users++ == 0) {
-        blas_saved_threads = LLMC_BLAS(openblas_get_num_threads)();
-        LLMC_BLAS(openblas_set_num_threads)(1);
-    }
-    pthread_mutex_unlock(&blas_mu);
-}
-
-static void blas_single_end(void) {
-    pthread_mutex_lock(&blas_mu);
-    if (--blas_single_users == 0) LLMC_BLAS(openblas_set_num_threads)(blas_saved_threads);
-    pthread_mutex_unlock(&blas_mu);
-}
-
 /* Row r of one head's scores: the visible keys [lo, hi) get softmax weights, the rest exactly 0. x: (Tk,) */
 static void masked_softmax_row(float *x, size_t i, const mask_spec *ms) {
     size_t lo, hi;
@@ -193,12 +169,11 @@ static llmc_status attention_standard(const llmc_attention_args *a) {
     int nt = llmc_size3(heads, per_head, a->d, 1, &work) ? llmc_threads_for(work / 4) : llmc_threads();
     if ((size_t)nt > heads) nt = (int)heads;
     if (nt > 1) {
-        /* enough heads to share out: one thread per head at a time, each with single-threaded BLAS */
-        blas_single_begin();
+        /* enough heads to share out: one thread per head at a time; OpenBLAS is always single-threaded and
+         * llmc_sgemm does not split work inside a parallel region (threads.c), so nothing oversubscribes */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (size_t bh = 0; bh < heads; bh++) /* cannot fail: every size was checked above */
             (void)standard_head(a, &ms, bh / Hq, bh % Hq, S + bh * per_head, 0);
-        blas_single_end();
     } else {
         /* one head (or a tiny problem): heads in turn, BLAS and the softmax threaded inside each */
         for (size_t bh = 0; bh < heads && !st; bh++)
