@@ -178,7 +178,7 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
     if text_mode:
         if tok is None:
             raise ValueError("this model has no tokenizer: pass the prompt as a list of token ids")
-        ids = list(tok.encode(prompt, add_special_tokens=True)) if _accepts_special(tok) else list(tok.encode(prompt))
+        ids = list(tok.encode(prompt, add_special_tokens=True))  # the file's template, e.g. Llama's <s>
     else:
         ids = [int(i) for i in np.asarray(prompt).reshape(-1)]
     if not ids:
@@ -225,15 +225,6 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
                 break
         results.append(_finish(out, lps, text_mode, tok, stops, return_logprobs))
     return results if num_return_sequences > 1 else results[0]
-
-
-def _accepts_special(tok) -> bool:
-    import inspect
-
-    try:
-        return "add_special_tokens" in inspect.signature(tok.encode).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
 
 
 def _decode_loop(model, ids, max_new_tokens, sampler, eos, overflow, keep_first):
