@@ -86,6 +86,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         llmc_py_train_methods,
         llmc_py_tokenizer_methods,
         llmc_py_model_methods,
+        llmc_py_gguf_methods,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
@@ -94,8 +95,9 @@ PyMODINIT_FUNC PyInit__core(void) {
         &llmc_py_SamplerType,
         &llmc_py_TrainerType,
         &llmc_py_TokHandle_Type,
+        &llmc_py_GGUFType,
     };
-    const char *type_names[] = {"Sampler", "Trainer", "TokenizerHandle"};
+    const char *type_names[] = {"Sampler", "Trainer", "TokenizerHandle", "GGUFFile"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(m, type_names[i], (PyObject *)types[i]) < 0)
             goto fail;
