@@ -12,6 +12,7 @@
 
 #include "gguf.h"
 #include "internal.h"
+#include "unicode.h"
 
 /* ---------------------------------------------------------------- ggml's types */
 typedef struct {
@@ -165,6 +166,13 @@ static llmc_status read_str(cursor *c, const char *what, const unsigned char **s
     *n = len;
     c->pos += (size_t)len;
     return LLMC_OK;
+}
+
+/* 1 if s[0..n) is valid UTF-8 without NUL bytes (keys and tensor names become C and Python strings). */
+static int name_ok(const unsigned char *s, uint64_t n) {
+    for (size_t i = 0, l; i < n; i += l)
+        if (!s[i] || llmc_utf8_next(s + i, (size_t)(n - i), &l) == LLMC_BAD_CP) return 0;
+    return 1;
 }
 
 /* Copy a name into the arena; *off receives its offset (pointers are fixed up once the arena stops growing). */
@@ -339,8 +347,8 @@ static llmc_status parse(llmc_gguf *g) {
         const unsigned char *k;
         uint64_t klen;
         if ((s = read_str(&c, who, &k, &klen))) break;
-        if (memchr(k, 0, (size_t)klen)) {
-            s = llmc_fail(LLMC_ERR_FORMAT, "%s: %s contains a NUL byte", g->path, who);
+        if (!name_ok(k, klen)) {
+            s = llmc_fail(LLMC_ERR_FORMAT, "%s: %s is not valid UTF-8 or contains a NUL byte", g->path, who);
             break;
         }
         if ((s = keep_name(g, k, klen, &key_off[i]))) break;
@@ -397,8 +405,8 @@ static llmc_status parse(llmc_gguf *g) {
         const unsigned char *nm;
         uint64_t nlen;
         if ((s = read_str(&c, who, &nm, &nlen))) break;
-        if (memchr(nm, 0, (size_t)nlen)) {
-            s = llmc_fail(LLMC_ERR_FORMAT, "%s: %s contains a NUL byte", g->path, who);
+        if (!name_ok(nm, nlen)) {
+            s = llmc_fail(LLMC_ERR_FORMAT, "%s: %s is not valid UTF-8 or contains a NUL byte", g->path, who);
             break;
         }
         if ((s = keep_name(g, nm, nlen, &name_off[i]))) break;

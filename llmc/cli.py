@@ -6,6 +6,7 @@
     llmc perplexity MODEL FILE [options]       perplexity of a text file
     llmc tokenize TOKENIZER "text"             ids and pieces
     llmc info [MODEL]                          architecture, parameters, context window, memory; build info
+                                               (MODEL.gguf: the file's metadata and tensor table)
     llmc train --text F --tokenizer T --config C --out DIR [options]
 
 MODEL is a checkpoint folder (config.json + *.safetensors [+ tokenizer.json]) or "default". TOKENIZER is a
@@ -157,9 +158,44 @@ def cmd_tokenize(args) -> int:
     return 0
 
 
+def _short(v) -> str:
+    """A metadata value for printing: long arrays are cut to their first few items."""
+    if isinstance(v, np.ndarray):
+        head = ", ".join(repr(x) for x in v[:8].tolist())
+        return f"[{head}{', ...' if len(v) > 8 else ''}] ({len(v)} x {v.dtype})"
+    if isinstance(v, list):
+        head = ", ".join(repr(x) for x in v[:8])
+        return f"[{head}{', ...' if len(v) > 8 else ''}] ({len(v)} strings)"
+    r = repr(v)
+    return r if len(r) <= 200 else r[:200] + "..."
+
+
+def cmd_info_gguf(path: str) -> int:
+    """`llmc info model.gguf`: the GGUF header, metadata and tensor table (no weights are read)."""
+    info = llmc.gguf_info(path)
+    print(f"gguf: {info['path']}  version {info['version']}, alignment {info['alignment']}, "
+          f"{info['file_size'] / 2**20:.1f} MiB, data at byte {info['data_offset']}")
+    print(f"metadata ({len(info['metadata'])} keys):")
+    types = info["value_types"]
+    for k, v in info["metadata"].items():
+        t, et, _ = types[k]
+        print(f"  {k} ({t if et is None else f'{et}[]'}) = {_short(v)}")
+    ts = info["tensors"]
+    by_type: dict = {}
+    for t in ts:
+        by_type[t["type"]] = by_type.get(t["type"], 0) + t["bytes"]
+    print(f"tensors ({len(ts)}; " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in by_type.items()) + "):")
+    w = max((len(t["name"]) for t in ts), default=4)
+    for t in ts:
+        print(f"  {t['name']:<{w}}  {t['type']:<7} {str(t['shape']):<18} {t['bytes']:>12,} bytes")
+    return 0
+
+
 def cmd_info(args) -> int:
     print(f"llmc {llmc.__version__}  threads={llmc.get_num_threads()}  simd={llmc.simd_info()}")
     print(f"blas: {llmc.blas_info()}")
+    if args.model and args.model.endswith(".gguf") and Path(args.model).is_file():
+        return cmd_info_gguf(args.model)
     if args.model:
         m = _model(args.model)
         sd = m.state_dict()
