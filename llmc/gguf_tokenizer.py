@@ -1,0 +1,190 @@
+"""The tokenizer inside a GGUF file, rebuilt as the Hugging Face tokenizer.json it was converted from.
+
+llama.cpp's converter stores a tokenizer as `tokenizer.ggml.*` metadata: the model kind (`gpt2`: byte-level BPE
+with merges; `llama`: SentencePiece BPE with scores and byte fallback), the tokens with their types (1 normal,
+2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte), merges or scores, the special ids and add_bos/add_eos, and
+for `gpt2` the name of the pre-tokenizer (`tokenizer.ggml.pre`). This module writes the equivalent tokenizer.json
+and hands it to llmc's own tokenizer.json loader (the C core), so the result encodes like Hugging Face `tokenizers`
+does with the original file. What a name implies:
+
+| tokenizer.ggml.pre          | pre-tokenizer (HF)                        | other                       |
+|-----------------------------|-------------------------------------------|-----------------------------|
+| gpt-2, phi-2                | ByteLevel(use_regex=True) (GPT-2's regex) |                             |
+| llama-bpe, llama3, llama-v3 | Split(Llama 3 regex) + ByteLevel          | ignore_merges (like HF)     |
+| smaug-bpe                   | Split(Llama 3 regex) + ByteLevel          | merges always applied       |
+| qwen2                       | Split(Qwen 2 regex) + ByteLevel           | NFC normalizer (like HF)    |
+
+Any other name is llmc.UnsupportedError naming it. For `llama` (SentencePiece) the merges are derived from the
+scores the way transformers' converter does (every split of a token into two tokens, ranked by the token's score,
+ties in vocabulary order). A file converted from a tokenizer.json alone (no tokenizer.model) carries placeholder
+scores (all equal); SentencePiece vocabularies are ordered by score, so llmc then ranks by token id.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ._native import _core
+
+__all__ = ["tokenizer_json", "load_tokenizer", "PRE_TOKENIZERS"]
+
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+
+#: tokenizer.ggml.pre -> (llmc pre-tokenizer name, ByteLevel use_regex, ignore_merges, NFC)
+PRE_TOKENIZERS = {
+    "gpt-2": ("gpt2", True, False, False),
+    "phi-2": ("gpt2", True, False, False),
+    "llama-bpe": ("llama3", False, True, False),
+    "llama3": ("llama3", False, True, False),
+    "llama-v3": ("llama3", False, True, False),
+    "smaug-bpe": ("llama3", False, False, False),
+    "qwen2": ("qwen2", False, False, True),
+}
+
+
+def _unsupported(msg: str):
+    return _core.UnsupportedError(msg)
+
+
+def _added(tokens, types, special_types) -> list[dict]:
+    out = []
+    for i, (t, ty) in enumerate(zip(tokens, types)):
+        if ty in special_types:
+            out.append({"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                        "normalized": False, "special": bool(special_types[ty])})
+    return out
+
+
+def _template(f, tokens) -> dict | None:
+    """TemplateProcessing for add_bos / add_eos, or None."""
+    model = f.get("tokenizer.ggml.model")
+    add_bos = f.get("tokenizer.ggml.add_bos_token", model == "llama")  # llama.cpp's defaults
+    add_eos = f.get("tokenizer.ggml.add_eos_token", False)
+    parts, specials = [], {}
+    for flag, key in ((add_bos, "bos"), (None, None), (add_eos, "eos")):
+        if key is None:
+            parts.append({"Sequence": {"id": "A", "type_id": 0}})
+            continue
+        if not flag:
+            continue
+        tid = f.get(f"tokenizer.ggml.{key}_token_id")
+        if tid is None:
+            continue
+        if not 0 <= tid < len(tokens):
+            raise ValueError(f"{f.path}: tokenizer.ggml.{key}_token_id = {tid} is not a token id "
+                             f"(vocabulary of {len(tokens)})")
+        parts.append({"SpecialToken": {"id": tokens[tid], "type_id": 0}})
+        specials[tokens[tid]] = {"id": tokens[tid], "ids": [int(tid)], "tokens": [tokens[tid]]}
+    if not specials:
+        return None
+    return {"type": "TemplateProcessing", "single": parts, "pair": parts, "special_tokens": specials}
+
+
+def _spm_merges(tokens: list[str], scores: np.ndarray, vocab: dict[str, int]) -> list[list[str]]:
+    """Every split of a token into two tokens, ranked by the token's score (highest first; ties in vocabulary
+    order), and within one token by (left id, right id): transformers' SentencePieceExtractor."""
+    if len(scores) and np.all(scores == scores[0]):
+        scores = -np.arange(len(tokens), dtype=np.float64)  # placeholder scores: vocabulary order is score order
+    found = []
+    for i, t in enumerate(tokens):
+        local = []
+        for k in range(1, len(t)):
+            l, r = t[:k], t[k:]
+            li, ri = vocab.get(l), vocab.get(r)
+            if li is not None and ri is not None:
+                local.append((li, ri, l, r))
+        local.sort()
+        found += [(float(scores[i]), i, l, r) for _, _, l, r in local]
+    found.sort(key=lambda x: (-x[0], x[1]))  # stable: within a token the (left id, right id) order stays
+    return [[l, r] for _, _, l, r in found]
+
+
+def tokenizer_json(f) -> dict:
+    """The tokenizer.json (as a dict) equivalent to the tokenizer.ggml.* metadata of an open llmc.gguf.GGUFFile."""
+    model = f.get("tokenizer.ggml.model")
+    if model is None:
+        raise ValueError(f"{f.path}: no tokenizer in this file (no tokenizer.ggml.model key)")
+    tokens = f.get("tokenizer.ggml.tokens")
+    if not isinstance(tokens, list) or not tokens:
+        raise ValueError(f"{f.path}: tokenizer.ggml.tokens must be a non-empty array of strings")
+    types = f.get("tokenizer.ggml.token_type")
+    if types is None:
+        types = np.full(len(tokens), NORMAL, np.int32)
+    types = np.asarray(types)
+    if len(types) != len(tokens):
+        raise ValueError(f"{f.path}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
+    types = types.tolist()
+    if model == "gpt2":
+        pre = f.get("tokenizer.ggml.pre", "default")
+        if pre not in PRE_TOKENIZERS:
+            raise _unsupported(f"{f.path}: tokenizer.ggml.pre = {pre!r} is not supported by llmc (known: "
+                               f"{', '.join(PRE_TOKENIZERS)})")
+        name, use_regex, ignore_merges, nfc = PRE_TOKENIZERS[pre]
+        merges = f.get("tokenizer.ggml.merges")
+        if not isinstance(merges, list):
+            raise ValueError(f"{f.path}: a gpt2 tokenizer needs tokenizer.ggml.merges (an array of strings)")
+        # added tokens (control: special, user-defined: not) live outside the BPE vocabulary, as in HF
+        vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED, UNUSED)}
+        byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": use_regex}
+        pre_tok = byte_level if use_regex else {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": _core.pretokenizer_regex(name)}, "behavior": "Isolated",
+             "invert": False}, byte_level]}
+        return {
+            "version": "1.0",
+            "added_tokens": _added(tokens, types, {CONTROL: True, USER_DEFINED: False}),
+            "normalizer": {"type": "NFC"} if nfc else None,
+            "pre_tokenizer": pre_tok,
+            "post_processor": _template(f, tokens),
+            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "ignore_merges": ignore_merges, "vocab": vocab, "merges": merges},
+        }
+    if model == "llama":
+        scores = f.get("tokenizer.ggml.scores")
+        scores = np.zeros(len(tokens), np.float32) if scores is None else np.asarray(scores, np.float64)
+        if len(scores) != len(tokens):
+            raise ValueError(f"{f.path}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens")
+        vocab = {}
+        for i, (t, ty) in enumerate(zip(tokens, types)):
+            if ty != UNUSED:
+                vocab.setdefault(t, i)
+        unk = f.get("tokenizer.ggml.unknown_token_id")
+        prefix = f.get("tokenizer.ggml.add_space_prefix", True)
+        if prefix:
+            normalizer = {"type": "Sequence", "normalizers": [
+                {"type": "Prepend", "prepend": "\u2581"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+            pre_tok = None
+            decoder = {"type": "Sequence", "decoders": [
+                {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+                {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+        else:
+            normalizer = None
+            pre_tok = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "never", "split": False}
+            decoder = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "never", "split": False}
+        return {
+            "version": "1.0",
+            "added_tokens": _added(tokens, types, {UNKNOWN: True, CONTROL: True, USER_DEFINED: False}),
+            "normalizer": normalizer,
+            "pre_tokenizer": pre_tok,
+            "post_processor": _template(f, tokens),
+            "decoder": decoder,
+            "model": {"type": "BPE", "dropout": None,
+                      "unk_token": tokens[unk] if unk is not None and 0 <= unk < len(tokens) else None,
+                      "continuing_subword_prefix": None, "end_of_word_suffix": None, "fuse_unk": True,
+                      "byte_fallback": BYTE in types, "vocab": vocab,
+                      "merges": _spm_merges(tokens, scores, vocab)},
+        }
+    raise _unsupported(f"{f.path}: tokenizer.ggml.model = {model!r} is not supported by llmc (known: gpt2, llama)")
+
+
+def load_tokenizer(path_or_file):
+    """llmc.Tokenizer from a GGUF file's metadata (a path or an open llmc.gguf.GGUFFile)."""
+    from .gguf import GGUFFile
+    from .tokenizer import Tokenizer
+
+    f = path_or_file if isinstance(path_or_file, GGUFFile) else GGUFFile(path_or_file)
+    data = json.dumps(tokenizer_json(f), ensure_ascii=False).encode("utf-8")
+    return Tokenizer.from_json_bytes(data, name=f"{f.path} (GGUF tokenizer)")
