@@ -188,3 +188,131 @@ def load_tokenizer(path_or_file):
     f = path_or_file if isinstance(path_or_file, GGUFFile) else GGUFFile(path_or_file)
     data = json.dumps(tokenizer_json(f), ensure_ascii=False).encode("utf-8")
     return Tokenizer.from_json_bytes(data, name=f"{f.path} (GGUF tokenizer)")
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _regex_name(regex: str) -> str | None:
+    """The built-in pre-tokenizer name whose regex this is (llmc's canonical form), or None."""
+    try:
+        canon = _core.pretokenizer_regex(regex)
+    except (ValueError, _core.UnsupportedError):
+        return None
+    for name in ("llama3", "qwen2", "gpt2", "cl100k", "o200k"):
+        try:
+            if _core.pretokenizer_regex(name) == canon:
+                return name
+        except (ValueError, _core.UnsupportedError):
+            pass
+    return None
+
+
+def _split_regex(pre) -> str | None:
+    if not isinstance(pre, dict):
+        return None
+    if pre.get("type") == "Split":
+        return (pre.get("pattern") or {}).get("Regex")
+    if pre.get("type") == "Sequence":
+        for p in pre.get("pretokenizers", []):
+            r = _split_regex(p)
+            if r:
+                return r
+    return None
+
+
+def _is_byte_level(tj) -> bool:
+    def walk(p):
+        if not isinstance(p, dict):
+            return False
+        if p.get("type") == "ByteLevel":
+            return True
+        return any(walk(x) for x in p.get("pretokenizers", []))
+    return walk(tj.get("pre_tokenizer"))
+
+
+def _template_flags(tj) -> tuple[bool, bool]:
+    pp = tj.get("post_processor") or {}
+    if pp.get("type") != "TemplateProcessing":
+        return False, False
+    single = pp.get("single", [])
+    seq = next((i for i, x in enumerate(single) if "Sequence" in x), None)
+    if seq is None:
+        return False, False
+    return any("SpecialToken" in x for x in single[:seq]), any("SpecialToken" in x for x in single[seq + 1:])
+
+
+def gguf_metadata_from_tokenizer_json(tj: dict, n_vocab: int, special_ids: dict | None = None,
+                                      add_bos: bool | None = None) -> dict:
+    """tokenizer.ggml.* metadata for a Hugging Face tokenizer.json (as a dict): byte-level BPE becomes `gpt2`
+    (tokens, token types, merges, the pre-tokenizer name), SentencePiece-style BPE with byte fallback becomes
+    `llama` (tokens, scores from the merge ranks: a token's score is minus the rank of the first merge making it,
+    which is the order SentencePiece's scores give). n_vocab: the model's vocabulary (ids past the tokenizer's are
+    padded with unused [PAD<id>] tokens, as llama.cpp's converter does). special_ids: {"bos": id, "eos": id, ...}
+    (e.g. from config.json); add_bos: None = from the post-processor template."""
+    from .gguf import Value
+
+    model = tj.get("model") or {}
+    if model.get("type") != "BPE":
+        raise _unsupported(f"only BPE tokenizers can be written to GGUF, this one is {model.get('type')!r}")
+    vocab = model["vocab"]
+    added = {t["id"]: t for t in tj.get("added_tokens", [])}
+    size = max([n_vocab] + [i + 1 for i in vocab.values()] + [i + 1 for i in added])
+    if size > n_vocab:
+        raise ValueError(f"the tokenizer has ids up to {size - 1}, the model's vocabulary is {n_vocab}")
+    tokens: list = [None] * n_vocab
+    types = np.full(n_vocab, NORMAL, np.int32)
+    for t, i in vocab.items():
+        tokens[i] = t
+    for i, t in added.items():
+        tokens[i] = t["content"]
+        types[i] = CONTROL if t.get("special", True) else USER_DEFINED
+    for i in range(n_vocab):
+        if tokens[i] is None:
+            tokens[i] = f"[PAD{i}]"
+            types[i] = UNUSED
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    bos_tpl, eos_tpl = _template_flags(tj)
+    md: dict = {}
+    if _is_byte_level(tj):
+        regex = _split_regex(tj.get("pre_tokenizer"))
+        name = _regex_name(regex) if regex else "gpt2"
+        pre = {"gpt2": "gpt-2", "qwen2": "qwen2",
+               "llama3": "llama-bpe" if model.get("ignore_merges") else "smaug-bpe"}.get(name)
+        if pre is None:
+            raise _unsupported(f"no llama.cpp pre-tokenizer name for this tokenizer's regex {regex!r}")
+        md["tokenizer.ggml.model"] = "gpt2"
+        md["tokenizer.ggml.pre"] = pre
+        md["tokenizer.ggml.tokens"] = tokens
+        md["tokenizer.ggml.token_type"] = types
+        md["tokenizer.ggml.merges"] = merges
+    else:
+        if not model.get("byte_fallback") and not any(t.startswith("<0x") for t in vocab):
+            raise _unsupported("a non-byte-level BPE tokenizer without byte fallback has no GGUF form llama.cpp reads")
+        rank: dict = {}
+        for r, m in enumerate(merges):
+            a, b = m.split(" ", 1)
+            rank.setdefault(a + b, r)
+        scores = np.zeros(n_vocab, np.float32)
+        for i, t in enumerate(tokens):
+            if types[i] == NORMAL:
+                if len(t) == 6 and t.startswith("<0x") and t.endswith(">"):
+                    types[i] = BYTE
+                elif t in rank:
+                    scores[i] = -float(rank[t] + 1)
+        unk = model.get("unk_token")
+        if unk is not None and unk in vocab:
+            types[vocab[unk]] = UNKNOWN
+            md["tokenizer.ggml.unknown_token_id"] = vocab[unk]
+        md["tokenizer.ggml.model"] = "llama"
+        md["tokenizer.ggml.pre"] = "default"
+        md["tokenizer.ggml.tokens"] = tokens
+        md["tokenizer.ggml.scores"] = scores
+        md["tokenizer.ggml.token_type"] = types
+        nz = tj.get("normalizer") or {}
+        md["tokenizer.ggml.add_space_prefix"] = bool(nz.get("type") == "Sequence" and any(
+            n.get("type") == "Prepend" for n in nz.get("normalizers", [])))
+    for k, v in (special_ids or {}).items():
+        if v is not None:
+            md[f"tokenizer.ggml.{k}_token_id"] = Value(int(v), "uint32")
+    md["tokenizer.ggml.add_bos_token"] = bool(bos_tpl if add_bos is None else add_bos)
+    md["tokenizer.ggml.add_eos_token"] = bool(eos_tpl)
+    return md

@@ -4,6 +4,7 @@
 
 #include "binding.h"
 #include "../gguf.h"
+#include "../gguf_arch.h"
 
 typedef struct {
     PyObject_HEAD
@@ -417,7 +418,27 @@ static PyObject *py_ggml_types(PyObject *self, PyObject *args) {
     return list;
 }
 
+/* gguf_name(arch, name, to_gguf) -> the tensor's name in the other convention, or None */
+static PyObject *py_gguf_name(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *arch, *name;
+    int to_gguf;
+    if (!PyArg_ParseTuple(args, "ssp", &arch, &name, &to_gguf)) return NULL;
+    static const struct { const char *name; int arch; } archs[] = {
+        {"gpt2", LLMC_ARCH_GPT2}, {"llama", LLMC_ARCH_LLAMA}, {"mistral", LLMC_ARCH_MISTRAL},
+        {"qwen2", LLMC_ARCH_QWEN2}, {"qwen3", LLMC_ARCH_QWEN3}};
+    int a = -1;
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (!strcmp(arch, archs[i].name)) a = archs[i].arch;
+    if (a < 0) return PyErr_Format(PyExc_ValueError, "unknown architecture '%s'", arch);
+    char out[160];
+    int ok = to_gguf ? llmc_gguf_name_from_hf(a, name, out, sizeof out) : llmc_gguf_name_to_hf(a, name, out, sizeof out);
+    if (!ok) Py_RETURN_NONE;
+    return PyUnicode_FromString(out);
+}
+
 PyMethodDef llmc_py_gguf_methods[] = {
+    {"gguf_name", py_gguf_name, METH_VARARGS, "gguf_name(arch, name, to_gguf) -> str or None"},
     {"gguf_open", py_gguf_open, METH_VARARGS, "gguf_open(path) -> GGUFFile"},
     {"gguf_write", py_gguf_write, METH_VARARGS, "gguf_write(path, kvs, tensors, alignment)"},
     {"ggml_types", py_ggml_types, METH_NOARGS, "ggml_types() -> [(id, name, block_size, block_bytes)]"},
