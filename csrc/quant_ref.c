@@ -59,10 +59,12 @@ static inline uint8_t np_u8(float v) {
 }
 
 /* the block's value of largest magnitude, signed (first one on ties); NaN if the block holds a NaN (NumPy's
- * argmax of |x| stops at the first NaN) */
+ * argmax of |x| stops at the first NaN). Starting from x[0] (gguf-py's argmax) rather than ggml's +0 differs only
+ * for an all-zero block starting with -0.0: gguf-py writes d = +0, ggml d = -0 (both dequantize to zeros). */
 static float signed_absmax(const float *x, size_t n) {
-    float amax = 0.0f, max = 0.0f;
-    for (size_t j = 0; j < n; j++) {
+    if (isnan(x[0])) return x[0];
+    float amax = fabsf(x[0]), max = x[0];
+    for (size_t j = 1; j < n; j++) {
         if (isnan(x[j])) return x[j];
         if (amax < fabsf(x[j])) {
             amax = fabsf(x[j]);
@@ -72,12 +74,12 @@ static float signed_absmax(const float *x, size_t n) {
     return max;
 }
 
-/* min and max of the block; NaN for both if it holds a NaN (NumPy's min / max propagate NaN) */
+/* min and max of the block; NaN for both if it holds a NaN */
 static void min_max(const float *x, size_t n, float *mn, float *mx) {
     float lo = INFINITY, hi = -INFINITY;
     for (size_t j = 0; j < n; j++) {
         if (isnan(x[j])) {
-            *mn = *mx = x[j];
+            *mn = *mx = NAN; /* NumPy's min / max return the default (positive, quiet) NaN */
             return;
         }
         if (x[j] < lo) lo = x[j];
