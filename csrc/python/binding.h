@@ -42,12 +42,9 @@ extern PyMethodDef llmc_py_attention_methods[];
 extern PyMethodDef llmc_py_tokenizer_methods[];
 extern PyTypeObject llmc_py_TokHandle_Type;
 extern PyMethodDef llmc_py_model_methods[];
-<<<<<<< HEAD
+extern PyMethodDef llmc_py_quant_methods[];
 extern PyMethodDef llmc_py_gguf_methods[];
 extern PyTypeObject llmc_py_GGUFType;
-=======
-extern PyMethodDef llmc_py_quant_methods[];
->>>>>>> main
 /* Adds the Model and Session types to the module (model_binding.c). */
 int llmc_py_model_init(PyObject *m);
 
