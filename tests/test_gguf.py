@@ -55,6 +55,11 @@ def test_type_table_matches_gguf_py():
         assert lg.GGML_TYPES[t.name.lower()] == (int(t), bs, bb), t.name
 
 
+def test_type_table_matches_llmc_quant():
+    for name, (bs, bb) in llmc.quant_types().items():
+        assert lg.GGML_TYPES[name][1:] == (bs, bb), name
+
+
 def test_read_matches_gguf_reader(tmp_path):
     p = tmp_path / "a.gguf"
     _gguf_py_file(p)
