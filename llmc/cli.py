@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import llmc
+from llmc import _files
 
 
 class CliError(Exception):
@@ -134,7 +135,7 @@ def cmd_perplexity(args) -> int:
     p = Path(args.file)
     if not p.is_file():
         raise CliError(f"{args.file}: no such file")
-    text = p.read_text(encoding="utf-8")
+    text = _files.read_regular(p).decode("utf-8")
     t0 = time.perf_counter()
     r = llmc.perplexity(model, text, context_length=args.context, stride=args.stride, method=args.method,
                         progress=not args.quiet)
@@ -181,28 +182,23 @@ def cmd_train(args) -> int:
         if not p.exists():
             raise CliError(f"{p}: no such file")
     tok = _tokenizer(str(tok_path), None)
-    config = json.loads(cfg_path.read_text())
+    config = json.loads(_files.read_regular(cfg_path))
     config.setdefault("vocab_size", tok.n_vocab)
-    ids = np.asarray(tok.encode(text_path.read_text(encoding="utf-8")), np.int32)
+    ids = np.asarray(tok.encode(_files.read_regular(text_path).decode("utf-8")), np.int32)
     n_eval = int(len(ids) * args.eval_fraction)
     train_ids, eval_ids = (ids[:-n_eval], ids[-n_eval:]) if n_eval > args.seq_len + 1 else (ids, None)
     out = Path(args.out)
     start = 0
     from .training import Trainer
 
-    if args.resume:
-        model = llmc.Model.load(args.resume)
-        state = json.loads((Path(args.resume) / "trainer_state.json").read_text())
-        start = int(state["step"])
+    from .checkpoint import load_training_checkpoint, save_training_checkpoint
+
+    if args.resume:  # model, AdamW moments and step count of one checkpoint set, so training continues exactly
+        model, trainer, start = load_training_checkpoint(
+            args.resume, lambda m: Trainer(m.config, m.state_dict(), args.batch_size, args.seq_len))
     else:
         model = llmc.Model.init(config, seed=args.seed)
-    trainer = Trainer(model.config, model.state_dict(), args.batch_size, args.seq_len)
-    if args.resume:  # AdamW moments and step count, so the optimiser continues where it stopped
-        opt = np.load(Path(args.resume) / "optimizer.npz")
-        for i, n in enumerate(trainer.names):
-            trainer.m[i][...] = opt["m:" + n]
-            trainer.v[i][...] = opt["v:" + n]
-        trainer.step_count = int(opt["step_count"])
+        trainer = Trainer(model.config, model.state_dict(), args.batch_size, args.seq_len)
     print(f"{len(train_ids):,} training tokens; {model!r}")
 
     def report(step, hist):
@@ -214,13 +210,9 @@ def cmd_train(args) -> int:
     llmc.train(model, train_ids, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                weight_decay=args.weight_decay, eval_ids=eval_ids, eval_every=args.eval_every, seed=args.seed,
                start_step=start, callback=report, progress=False, trainer=trainer)
-    model.save(out)
-    (out / "trainer_state.json").write_text(json.dumps({"step": args.steps, "seed": args.seed}))
-    np.savez(out / "optimizer.npz", step_count=trainer.step_count,
-             **{f"m:{n}": m for n, m in zip(trainer.names, trainer.m)},
-             **{f"v:{n}": v for n, v in zip(trainer.names, trainer.v)})
-    if tok_path.suffix == ".json":
-        (out / "tokenizer.json").write_bytes(tok_path.read_bytes())
+    # one atomic set: killed here or out of disk, the previous checkpoint in `out` stays whole (llmc/checkpoint.py)
+    save_training_checkpoint(out, model, trainer, args.steps, args.seed,
+                             _files.read_regular(tok_path) if tok_path.suffix == ".json" else None)
     print(f"saved {out}")
     return 0
 
