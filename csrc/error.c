@@ -10,7 +10,7 @@ static _Thread_local char tls_message[1024];
 
 /* Length of the valid UTF-8 sequence starting at s (n bytes available), or 0 if it is not one: no overlong forms,
  * no surrogates, nothing above U+10FFFF (RFC 3629). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
+size_t llmc_utf8_seq(const unsigned char *s, size_t n) {
     unsigned c = s[0];
     size_t len;
     unsigned min;
@@ -38,7 +38,7 @@ static void utf8_sanitize(char *dst, size_t cap, const char *src, size_t n) {
     const unsigned char *s = (const unsigned char *)src;
     size_t o = 0, room = cap - 4; /* keep space for "..." and the terminator */
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq(s + i, n - i);
+        size_t len = llmc_utf8_seq(s + i, n - i);
         if (len && o + len <= room) {
             memcpy(dst + o, s + i, len);
             o += len;

@@ -86,6 +86,11 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
 /* Make ids [0, id] addressable. */
 static llmc_status ensure_id(llmc_tokenizer *t, int64_t id) {
     if (id < 0 || id >= INT32_MAX) return llmc_fail(LLMC_ERR_FORMAT, "token id %lld is out of range", (long long)id);
+    /* the tables are indexed by id, so one huge id in a small file would allocate gigabytes of holes */
+    if (t->id_limit && (size_t)id >= t->id_limit)
+        return llmc_fail(LLMC_ERR_FORMAT,
+                         "token id %lld is absurd for a file of this size (ids above %zu would leave the token table "
+                         "mostly empty); refusing to allocate it", (long long)id, t->id_limit - 1);
     size_t need = (size_t)id + 1;
     if (need <= t->n_vocab) return LLMC_OK;
     size_t cap = t->n_vocab, cap2 = t->n_vocab, cap3 = t->n_vocab, cap4 = t->n_vocab;
@@ -162,8 +167,10 @@ static inline const uint8_t *tok_bytes(const llmc_tokenizer *t, uint32_t id, siz
 }
 
 llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model) {
+    size_t present = 0; /* sized by the tokens there are, not by the largest id */
+    for (size_t id = 0; id < n_model && id < t->n_vocab; id++) present += t->tok_len[id] != NO_TOKEN;
     size_t cap = 16;
-    while (cap < 2 * n_model + 16) cap *= 2; /* load factor <= 1/2 */
+    while (cap < 2 * present + 16) cap *= 2; /* load factor <= 1/2 */
     llmc_free(t->map);
     t->map = llmc_malloc(cap * sizeof(llmc_bmap_slot), "vocabulary map");
     if (!t->map) return LLMC_ERR_NOMEM;
@@ -333,6 +340,7 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
     if (!t) return LLMC_ERR_NOMEM;
     t->pretok = kind;
     t->whole_piece_first = 1; /* tiktoken looks the whole piece up first */
+    t->id_limit = len + n_special + ((size_t)1 << 20); /* a line holds at least one token: ranks beyond are absurd */
     llmc_status st = LLMC_OK;
     const uint8_t *s = (const uint8_t *)data;
     uint8_t buf[768];

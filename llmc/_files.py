@@ -36,6 +36,12 @@ def _step(label: str) -> None:
 
 
 # ------------------------------------------------------------------ reading
+def display(path) -> str:
+    """path for an error message: always valid UTF-8, bytes of a non-UTF-8 name as \\xNN (as C messages show
+    them)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -50,11 +56,11 @@ def open_regular(path, mode: str = "rb", **kw):
     what the path is), so a FIFO cannot block the caller."""
     st = os.stat(path)  # FileNotFoundError as usual
     if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, f"{os.fsdecode(path)}: is {_kind(st.st_mode)}, not a regular file; refusing to read it")
+        raise OSError(errno.EINVAL, f"{display(path)}: is {_kind(st.st_mode)}, not a regular file; refusing to read it")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the stat and the open
-            raise OSError(errno.EINVAL, f"{os.fsdecode(path)}: is not a regular file; refusing to read it")
+            raise OSError(errno.EINVAL, f"{display(path)}: is not a regular file; refusing to read it")
         os.set_blocking(fd, True)
         return os.fdopen(fd, mode, **kw)
     except BaseException:
@@ -90,7 +96,8 @@ def name_in_errors(e: BaseException, via: str, real) -> BaseException:
     """e with the stable_dir path `via` replaced by the folder's real name in its message, so errors name the
     files the user gave."""
     if via != os.fspath(real):
-        real = os.fspath(real)
+        # bytes of a non-UTF-8 name as \xNN, as the C messages show them
+        real = display(real)
         e.args = tuple(a.replace(via, real) if isinstance(a, str) else a for a in e.args)
         if isinstance(e, OSError) and isinstance(e.filename, str):
             e.filename = e.filename.replace(via, real)

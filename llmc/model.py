@@ -143,8 +143,8 @@ class Model:
         p = Path(path).expanduser()
         if not p.is_dir():
             if p.exists():
-                raise NotADirectoryError(f"{p}: a checkpoint is a folder (config.json + *.safetensors)")
-            raise FileNotFoundError(f"{p}: no such checkpoint folder")
+                raise NotADirectoryError(f"{_files.display(p)}: a checkpoint is a folder (config.json + *.safetensors)")
+            raise FileNotFoundError(f"{_files.display(p)}: no such checkpoint folder")
         for attempt in range(2):
             # every file is read through one handle on the folder: a save that swaps a new checkpoint in meanwhile
             # cannot give this load the config of one set and the weights of the other (llmc/_files.py)
