@@ -136,12 +136,12 @@ static PyObject *Trainer_step(TrainerObject *self, PyObject *args) {
     llmc_status st;
     if (trainer_enter(self)) goto done;
     self->busy = 1;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_trainer_step(self->t, P, go == Py_None ? NULL : G, PyArray_DATA(in), PyArray_DATA(tg),
                            (size_t)PyArray_DIM(in, 0), (size_t)PyArray_DIM(in, 1), scale, &loss);
-    Py_END_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_END(pc)
     self->busy = 0;
-    if (!llmc_py_check(st)) res = PyFloat_FromDouble(loss);
+    if (!llmc_py_finish(st, &pc)) res = PyFloat_FromDouble(loss);
 done:
     Py_XDECREF(in);
     Py_XDECREF(tg);
