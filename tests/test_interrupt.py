@@ -106,3 +106,20 @@ def test_generate_and_perplexity():
     dt = interrupt_after(0.3, model.generate, [1, 2, 3], 4000, temperature=0)
     assert dt < LATENCY
     assert len(model.generate([1, 2, 3], 5, temperature=0)) == 5
+
+
+def test_long_forward_and_session_append():
+    # a long prompt through a deep model: the forward pass stops between layers; a session keeps its earlier tokens
+    model = llmc.Model.init(dict(model_type="llama", vocab_size=300, hidden_size=128, intermediate_size=256,
+                                 num_hidden_layers=48, num_attention_heads=4, num_key_value_heads=2,
+                                 max_position_embeddings=8192), seed=0)
+    ids = list(np.random.default_rng(0).integers(0, 300, size=8000))
+    dt = interrupt_after(0.3, model.logits, ids)
+    assert dt < LATENCY
+    s = model.session()
+    first = s.append([1, 2, 3])
+    dt = interrupt_after(0.3, s.append, ids)
+    assert dt < LATENCY
+    assert s.n_tokens == 3
+    np.testing.assert_allclose(s.append([4]), model.logits([1, 2, 3, 4])[-1], atol=1e-4)
+    assert first.shape == (300,)
