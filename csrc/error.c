@@ -1,5 +1,6 @@
 /* error.c: per-thread error messages and checked allocation. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,9 +102,9 @@ void *llmc_malloc(size_t bytes, const char *what) {
         return NULL;
     }
     *(size_t *)p = bytes;
-    size_t now = (mem_current += bytes);
-    size_t peak = mem_peak;
-    while (now > peak && !__atomic_compare_exchange_n(&mem_peak, &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    size_t now = atomic_fetch_add(&mem_current, bytes) + bytes;
+    size_t peak = atomic_load(&mem_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&mem_peak, &peak, now)) { /* peak reloaded on failure */
     }
     return p + LLMC_ALIGN;
 }
