@@ -12,6 +12,8 @@ from __future__ import annotations
 from ._native import _core
 from .attention import attention
 from .tokenizer import Tokenizer
+from .encodings import encoding_for_model, encoding_name_for_model, get_encoding, list_encoding_names
+from . import data
 from .model import Model, Session
 from .default import default_training_summary, load_default
 from .generate import Sampler, process_logits, sample
@@ -65,5 +67,6 @@ __all__ = [
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
-    "Tokenizer", "load_default", "default_training_summary",
+    "Tokenizer", "load_default", "default_training_summary", "get_encoding", "encoding_for_model",
+    "encoding_name_for_model", "list_encoding_names", "data",
 ]

@@ -9,14 +9,14 @@
     llmc train --text F --tokenizer T --config C --out DIR [options]
 
 MODEL is a checkpoint folder (config.json + *.safetensors [+ tokenizer.json]) or "default". TOKENIZER is a
-tokenizer.json, a .tiktoken file (pattern from the .json beside it, or --pattern), a model folder, or "default".
+tokenizer.json, a .tiktoken file (pattern from the .json beside it, or --pattern), a model folder, "default", or
+the name of a shipped tiktoken encoding (gpt2, r50k_base, p50k_base, cl100k_base, o200k_base, ...).
 Bad arguments exit with code 2 and a message.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +43,8 @@ def _tokenizer(name: str, pattern: str | None):
     if name == "default":
         return llmc.load_default().tokenizer
     p = Path(name)
+    if name in llmc.list_encoding_names() and not p.exists():
+        return llmc.get_encoding(name)  # a shipped tiktoken encoding: gpt2, cl100k_base, o200k_base, ...
     if p.is_dir():
         p = p / "tokenizer.json"
     if not p.exists():
@@ -95,23 +97,11 @@ def cmd_demo(args) -> int:
     print(f"   sampling:      {prompt}{model.generate(prompt, n, temperature=0.8, top_p=0.95, seed=args.seed)}")
     print(f"   beam search 4: {prompt}{model.generate(prompt, n, num_beams=4, no_repeat_ngram_size=3)}")
     print("\n4. held-out perplexity")
-    summary = llmc.default_training_summary() if args.model == "default" else {}
-    # the corpus is not shipped: look where the project keeps it ($LLMC_SHARED, else ../shared from here)
-    candidates = [os.environ.get("LLMC_SHARED"), Path.cwd().parent / "shared", Path.cwd() / "shared"]
-    kjv = next((Path(c) / "corpora" / "kjv.txt" for c in candidates
-                if c and (Path(c) / "corpora" / "kjv.txt").is_file()), None)
-    if kjv is not None:
-        lines = kjv.read_text(encoding="utf-8").splitlines()
-        held = "\n".join(lines[int(len(lines) * 0.95):]) + "\n"  # the split rule of scripts/train_default.py
-        ctx = min(256, model.context_length)
-        r = llmc.perplexity(model, held, context_length=ctx, stride=ctx // 2, progress=False)
-        print(f"   last 5% of kjv.txt ({r.n_tokens:,} tokens, sliding window {ctx}, stride {ctx // 2}): "
-              f"perplexity {r.ppl:.2f}")
-    elif summary:
-        print(f"   recorded at training time: {summary['heldout_ppl']:.2f} ({summary['heldout_method']}); "
-              f"kjv.txt not found here to recompute it")
-    else:
-        print("   (no held-out text available: set LLMC_SHARED to a folder with corpora/kjv.txt)")
+    held = llmc.data.kjv_text("heldout")  # the last 5% of the shipped kjv.txt: the default model never saw it
+    ctx = min(256, model.context_length)
+    r = llmc.perplexity(model, held, context_length=ctx, stride=ctx // 2, progress=False)
+    print(f"   last 5% of kjv.txt ({r.n_tokens:,} tokens, sliding window {ctx}, stride {ctx // 2}): "
+          f"perplexity {r.ppl:.2f}")
     print(f"\nthreads={llmc.get_num_threads()} simd={llmc.simd_info()['active']}")
     return 0
 

@@ -1,4 +1,9 @@
-"""Shared test fixtures: where ../shared lives (real tokenizer files and corpora), and the torch reference."""
+"""Shared test fixtures: where ../shared lives.
+
+llmc ships the tiktoken encodings (llmc/encodings/) and the KJV text (llmc/data/kjv.txt) its tests need; ../shared
+is only for what cannot be shipped: the Hugging Face tokenizer.json files (Llama 2, Llama 3, Qwen 3). Tests that
+read them request the `shared` fixture and skip with a reason when it is absent.
+"""
 import os
 from pathlib import Path
 
@@ -20,5 +25,5 @@ def shared_dir() -> Path | None:
 def shared() -> Path:
     p = shared_dir()
     if p is None:
-        pytest.skip("../shared (real tokenizers and corpora) is absent; set LLMC_SHARED to its path")
+        pytest.skip("../shared (the Hugging Face tokenizer.json files) is absent; set LLMC_SHARED to its path")
     return p

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import llmc
 from llmc.cli import main
 
 torch = pytest.importorskip("torch")
@@ -39,15 +40,17 @@ def test_tokenize_json(ckpt, capsys):
     assert "".join(out["pieces"]) == "the earth"
 
 
-def test_tokenize_tiktoken(shared, capsys):
+def test_tokenize_tiktoken(capsys):
     tiktoken = pytest.importorskip("tiktoken")
     import tiktoken.load
-    path = shared / "tokenizers" / "tiktoken" / "cl100k_base.tiktoken"
+    path = llmc.encodings.ENCODINGS_DIR / "cl100k_base.tiktoken"  # shipped in llmc
+    assert main(["tokenize", "cl100k_base", "Hello world, 1234!", "--json"]) == 0
+    by_name = json.loads(capsys.readouterr().out)["ids"]
     assert main(["tokenize", str(path), "Hello world, 1234!", "--json"]) == 0
     meta = json.loads(path.with_suffix(".json").read_text())
     enc = tiktoken.Encoding("cl100k", pat_str=meta["pat_str"], mergeable_ranks=tiktoken.load.load_tiktoken_bpe(
         str(path)), special_tokens=meta.get("special_tokens", {}))
-    assert json.loads(capsys.readouterr().out)["ids"] == enc.encode("Hello world, 1234!")
+    assert json.loads(capsys.readouterr().out)["ids"] == enc.encode("Hello world, 1234!") == by_name
 
 
 def test_generate_info_perplexity(ckpt, capsys):
