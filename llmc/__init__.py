@@ -16,9 +16,9 @@ from .encodings import encoding_for_model, encoding_name_for_model, get_encoding
 from . import data
 from .model import Model, Session
 from .default import default_training_summary, load_default
-from .generate import Sampler, process_logits, sample
+from .generate import ContextWindowWarning, Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
-from .training import TrainHistory, loss_and_grads, train
+from .training import NonFiniteLossError, TrainHistory, loss_and_grads, train
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -68,5 +68,5 @@ __all__ = [
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
     "Tokenizer", "load_default", "default_training_summary", "get_encoding", "encoding_for_model",
-    "encoding_name_for_model", "list_encoding_names", "data",
+    "encoding_name_for_model", "list_encoding_names", "data", "ContextWindowWarning", "NonFiniteLossError",
 ]

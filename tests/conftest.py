@@ -27,3 +27,21 @@ def shared() -> Path:
     if p is None:
         pytest.skip("../shared (the Hugging Face tokenizer.json files) is absent; set LLMC_SHARED to its path")
     return p
+
+
+class _LazyModule:
+    """A reference module (torch, transformers, ...) imported on first use. A test that uses it skips with the
+    reason when it is not installed (`pip install ".[test-light]"` has no torch); tests that do not use it run."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        mod = pytest.importorskip(self._name, reason=f"{self._name} is not installed (it comes with the "
+                                                     f"'test' extra: pip install \".[test]\")")
+        return getattr(mod, attr)
+
+
+def lazy_import(name: str) -> _LazyModule:
+    """`torch = lazy_import("torch")` at a test module's top: the module still imports without torch."""
+    return _LazyModule(name)

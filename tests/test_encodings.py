@@ -93,7 +93,7 @@ def test_identical_to_tiktoken(tiktoken_offline, name):
 
 
 def test_encoding_for_model_matches_tiktoken():
-    tiktoken = pytest.importorskip("tiktoken")
+    pytest.importorskip("tiktoken")
     import tiktoken.model as tm
 
     names = list(tm.MODEL_TO_ENCODING) + [p + "2099-01-01" for p in tm.MODEL_PREFIX_TO_ENCODING]
