@@ -159,6 +159,14 @@ def test_bad_numbers_are_usage_errors(argv, message, capsys):
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_perplexity_zero_context_is_an_error():
+    model = llmc.load_default()
+    with pytest.raises(ValueError, match="context_length must be >= 2, got 0"):
+        llmc.perplexity(model, "In the beginning God created", context_length=0, progress=False)
+    with pytest.raises(ValueError, match="stride must be in"):
+        llmc.perplexity(model, "In the beginning God created", context_length=8, stride=0, progress=False)
+
+
 def test_generate_options_reach_the_model(capsys):
     model = llmc.load_default()
     want = model.generate("And God said", 12, temperature=0, no_repeat_ngram_size=2, repetition_penalty=1.3)

@@ -261,7 +261,9 @@ def test_state_dict_views_and_load_state_dict(ckpt):
         np.testing.assert_array_equal(sd[k], ref[k])
     ids = _ids(6)
     before = model.logits(ids)
-    sd["lm_head.weight"][:] = 0.0  # a view: the model sees it
+    with pytest.raises(ValueError, match="read-only"):  # read-only by default: no silent change to the model
+        sd["lm_head.weight"][:] = 0.0
+    model.state_dict(writable=True)["lm_head.weight"][:] = 0.0  # a writable view: the model sees it
     assert not model.logits(ids).any()
     model.load_state_dict(ref)
     np.testing.assert_array_equal(model.logits(ids), before)
