@@ -19,6 +19,7 @@ from .default import default_training_summary, load_default
 from .generate import ContextWindowWarning, Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
 from .training import NonFiniteLossError, TrainHistory, loss_and_grads, train
+from .quant import dequantize, quant_types, quantize
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -69,4 +70,5 @@ __all__ = [
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
     "Tokenizer", "load_default", "default_training_summary", "get_encoding", "encoding_for_model",
     "encoding_name_for_model", "list_encoding_names", "data", "ContextWindowWarning", "NonFiniteLossError",
+    "quantize", "dequantize", "quant_types",
 ]
