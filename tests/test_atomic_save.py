@@ -197,7 +197,7 @@ def training_set(tag):
     from llmc.training import Trainer
 
     m = make(tag)
-    t = Trainer(m.config, m.state_dict(), 2, 8)
+    t = Trainer(m.config, m.state_dict(writable=True), 2, 8)
     for i, _ in enumerate(t.names):  # moments that identify the set
         t.m[i][...] = 1.0 if tag == "A" else 2.0
         t.v[i][...] = 3.0 if tag == "A" else 4.0
@@ -216,7 +216,7 @@ def load_training(path):
     from llmc.checkpoint import load_training_checkpoint
     from llmc.training import Trainer
 
-    model, trainer, step = load_training_checkpoint(path, lambda m: Trainer(m.config, m.state_dict(), 2, 8))
+    model, trainer, step = load_training_checkpoint(path, lambda m: Trainer(m.config, m.state_dict(writable=True), 2, 8))
     tag = which(path)
     want = (5, 1.0, 3.0) if tag == "A" else (10, 2.0, 4.0)
     assert (step, trainer.step_count) == (want[0], want[0])

@@ -81,7 +81,7 @@ def test_training_step_and_loop():
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 512, size=(16, 256))
-    trainer = Trainer(model.config, model.state_dict(), 16, 256)
+    trainer = Trainer(model.config, model.state_dict(writable=True), 16, 256)
     # one forward + backward over 4k tokens: seconds in C, stopped between layers
     dt = interrupt_after(0.2, trainer.accumulate, x, np.roll(x, -1, 1))
     assert dt < LATENCY
@@ -89,7 +89,7 @@ def test_training_step_and_loop():
         np.testing.assert_array_equal(v, before[k])
     trainer.zero_grad()
     loss = trainer.accumulate(x[:1, :32], x[:1, 1:33])  # usable: same loss as a fresh trainer
-    assert loss == pytest.approx(Trainer(model.config, model.state_dict(), 1, 32).loss(x[:1, :32], x[:1, 1:33]),
+    assert loss == pytest.approx(Trainer(model.config, model.state_dict(writable=True), 1, 32).loss(x[:1, :32], x[:1, 1:33]),
                                  rel=1e-6)
     ids = rng.integers(0, 512, size=20000)
     dt = interrupt_after(0.3, llmc.train, model, ids, steps=1000, batch_size=4, seq_len=128, progress=False)
