@@ -520,19 +520,11 @@ llmc_status llmc_gguf_open(const char *path, llmc_gguf **out) {
         return LLMC_ERR_NOMEM;
     }
     memcpy(g->path, path, plen + 1);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        s = llmc_fail(errno == ENOENT ? LLMC_ERR_NOT_FOUND : LLMC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = -1;
+    if ((s = llmc_open_regular(path, &fd, &g->len))) { /* regular files only: a FIFO would block, a device stream */
         llmc_gguf_close(g);
         return s;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        llmc_gguf_close(g);
-        return llmc_fail(LLMC_ERR_IO, "%s: not a regular file", path);
-    }
-    g->len = (size_t)sb.st_size;
     if (g->len > 0) {
         void *m = mmap(NULL, g->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {

@@ -22,6 +22,7 @@ build fuzz_safetensors $PARSERS ../csrc/safetensors.c
 build fuzz_config $PARSERS ../csrc/model_config.c
 build fuzz_tokenizer_json $PARSERS $TOKENIZER
 build fuzz_tiktoken $PARSERS $TOKENIZER
-# GGUF and SentencePiece readers: add `build fuzz_gguf $PARSERS ../csrc/gguf.c` (and a fuzz_gguf.c calling the
-# reader on a memfile, like fuzz_safetensors.c) plus a seed corpus in fuzz/corpus/gguf/ when they land.
+build fuzz_gguf $PARSERS ../csrc/gguf.c ../csrc/gguf_arch.c
+# SentencePiece readers: add `build fuzz_spm ...` (and a fuzz_spm.c calling the reader on a memfile, like
+# fuzz_safetensors.c) plus a seed corpus in fuzz/corpus/spm/ when they land.
 echo "built: $(ls "$OUT" | tr '\n' ' ')"

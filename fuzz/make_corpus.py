@@ -103,4 +103,34 @@ put("tokenizer_json", "metaspace_bytefallback.json", json.dumps({
               "merges": ["\u2581 H", "l l"]},
     "added_tokens": [{"id": 1, "content": "<s>", "special": True}],
 }))
+# ---- GGUF (llmc's writer: every value type, string arrays, f32/f16/q8_0/q4_k tensors, a model's keys)
+def _gguf(name, md, tensors, alignment=32):
+    tmp = C / "gguf" / (name + ".tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    llmc.gguf.write(tmp, md, tensors, alignment=alignment)
+    put("gguf", name, tmp.read_bytes())
+    tmp.unlink()
+
+
+V = llmc.gguf.Value
+rng = np.random.default_rng(0)
+_gguf("values.gguf", {"u8": V(200, "uint8"), "i8": V(-1, "int8"), "u16": V(7, "uint16"), "i16": V(-7, "int16"),
+                      "u32": 4000000000, "i32": -5, "f32": 0.5, "b": True, "s": "ünï 🙂", "u64": V(2**63, "uint64"),
+                      "i64": V(-(2**40), "int64"), "f64": V(1e300, "float64"), "ai": [1, 2, 3], "af": [0.5],
+                      "as": ["a", "", "\u2581x"], "ab": V([True, False], "array", "bool")},
+      {"w": rng.normal(size=(2, 32)).astype(np.float32), "h": rng.normal(size=(3,)).astype(np.float16)})
+_gguf("quant.gguf", {"general.alignment": V(64, "uint32")},
+      {"q8": ("q8_0", (2, 32), llmc.quantize(rng.normal(size=(2, 32)).astype(np.float32), "q8_0")),
+       "q4k": ("q4_k", (1, 256), llmc.quantize(rng.normal(size=(1, 256)).astype(np.float32), "q4_k"))}, alignment=64)
+_gguf("llama.gguf", {"general.architecture": "llama", "llama.block_count": 1, "llama.context_length": 16,
+                     "llama.embedding_length": 32, "llama.feed_forward_length": 64, "llama.attention.head_count": 2,
+                     "llama.attention.head_count_kv": 1, "llama.rope.freq_base": 10000.0,
+                     "llama.attention.layer_norm_rms_epsilon": 1e-5, "tokenizer.ggml.model": "gpt2",
+                     "tokenizer.ggml.pre": "qwen2", "tokenizer.ggml.tokens": ["a", "b", "ab", "<s>"],
+                     "tokenizer.ggml.token_type": np.array([1, 1, 1, 3], np.int32),
+                     "tokenizer.ggml.merges": ["a b"]},
+      {"token_embd.weight": rng.normal(size=(4, 32)).astype(np.float32),
+       "blk.0.attn_q.weight": rng.normal(size=(32, 32)).astype(np.float32),
+       "rope_freqs.weight": np.ones(8, np.float32)})
+
 print("corpus:", ", ".join(f"{d.name} {len(list(d.iterdir()))}" for d in sorted(C.iterdir())))
