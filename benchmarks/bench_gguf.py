@@ -1,6 +1,7 @@
 """llmc vs llama.cpp on the same GGUF files: load time, prompt processing, decode, resident memory.
 
     python benchmarks/bench_gguf.py [--threads 2] [--prompt 512] [--new 128] [--repeats 2] [--types f32,q8_0,q4_0,q4_k]
+                                    [--out benchmarks/results/gguf.json]
 
 The model: a ~110 M-parameter Llama shape (d_model 768, 12 layers, 12 heads, d_ff 2048, vocab 32000, tied
 embeddings) with random weights, saved by transformers, converted to an F32 GGUF by llama.cpp's convert_hf_to_gguf.py
@@ -31,13 +32,16 @@ CFG = dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden
 
 
 def _llama_cpp_dir() -> Path:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from gguf_fixtures import _llama_cpp_dir
+    """llama.cpp's sources (for convert_hf_to_gguf.py): $LLMC_LLAMA_CPP or an unpacked llama-cpp-python sdist."""
+    import glob
 
-    d = _llama_cpp_dir()
-    if d is None:
-        sys.exit("llama.cpp sources not found: set LLMC_LLAMA_CPP (see benchmarks/README.md)")
-    return d
+    cands = [os.environ.get("LLMC_LLAMA_CPP", "")]
+    for base in (os.path.expanduser("~/.cache/llmc"), "/work/cache/llama-build"):
+        cands += sorted(glob.glob(os.path.join(base, "llama_cpp_python-*", "vendor", "llama.cpp")), reverse=True)
+    for c in cands:
+        if c and os.path.isfile(os.path.join(c, "convert_hf_to_gguf.py")):
+            return Path(c)
+    sys.exit("llama.cpp sources not found: set LLMC_LLAMA_CPP (see benchmarks/README.md)")
 
 
 def make_models(types: list[str]) -> dict[str, Path]:
@@ -92,7 +96,6 @@ def run_one(engine: str, path: str, threads: int, n_prompt: int, n_new: int) -> 
     rng = np.random.default_rng(0)
     prompt = rng.integers(100, 32000, n_prompt).tolist()
     if engine == "llmc":
-        sys.path.insert(0, str(ROOT))
         import llmc
 
         llmc.set_num_threads(threads)
@@ -134,6 +137,8 @@ def main():
     ap.add_argument("--new", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--types", default="f32,q8_0,q4_0,q4_k")
+    ap.add_argument("--out", default=None, help="write the results JSON here (default: a temporary file); "
+                    "benchmarks/results/gguf.json refreshes the committed result")
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
@@ -169,9 +174,12 @@ def main():
               f"{r['llama.cpp_decode_tok_s']:>9.1f} {r['llmc_decode_tok_s'] / r['llama.cpp_decode_tok_s']:>5.2f}x | "
               f"{r['llmc_load_s']:>11.2f} {r['llama.cpp_load_s']:>9.2f} | {r['llmc_rss_mib']:>12.0f} "
               f"{r['llama.cpp_rss_mib']:>9.0f}")
-    out = HERE / "results" / "gguf.json"
-    out.parent.mkdir(exist_ok=True)
+    import tempfile
+
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp()) / "gguf.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(a), "rows": rows}, indent=2))
+    print(f"results: {out}")
 
 
 if __name__ == "__main__":
