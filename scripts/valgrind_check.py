@@ -3,7 +3,7 @@ for CI). Every llmc entry point runs at least once on small inputs: ops under ea
 model load/forward/session/generate for each architecture, training steps, tokenizer train/encode/decode, config
 and file errors.
 
-    PYTHONMALLOC=malloc valgrind --error-exitcode=0 --suppressions=scripts/valgrind-python.supp \
+    PYTHONMALLOC=malloc valgrind --leak-check=no --error-exitcode=0 --suppressions=scripts/valgrind-python.supp \
         python scripts/valgrind_check.py 2>&1 | tee valgrind.log
 
 (run from the repository root after an in-place build; errors whose stack has no frame in llmc's _core are
