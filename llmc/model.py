@@ -244,7 +244,54 @@ class Model:
         core = self._m.session(cap, 0 if overflow == "error" else 1, int(keep_first), _attn(attention, self._attention))
         return Session(core, self)
 
+    def hidden_states_batch(self, batch, attention: str | None = None) -> np.ndarray:
+        """hidden_states of several texts (encoded with model.tokenizer, special tokens added as the tokenizer file
+        says) or id sequences: (N, n_layers + 1, T_max, d_model), zero past each sequence's end. Each sequence sees
+        only its own tokens, so entry i equals hidden_states(batch[i])."""
+        items = [batch] if isinstance(batch, str) else list(batch)
+        if not items:
+            raise ValueError("hidden_states_batch needs at least one text or sequence")
+        seqs = [self._encode(it) for it in items]
+        out = np.zeros((len(seqs), self.n_layers + 1, max(len(s) for s in seqs), self.d_model), dtype=np.float32)
+        for i, s in enumerate(seqs):
+            out[i, :, : len(s)] = self.hidden_states(s, attention=attention)
+        return out
+
+    def _encode(self, text_or_ids) -> np.ndarray:
+        """A str through model.tokenizer (with the file's special tokens), else the ids as int64."""
+        if isinstance(text_or_ids, str):
+            if self.tokenizer is None:
+                raise ValueError("text input needs model.tokenizer (no tokenizer.json was loaded); pass token ids")
+            return _ids(self.tokenizer.encode(text_or_ids, add_special_tokens=True))
+        return _ids(text_or_ids)
+
     # ------------------------------------------------------------ weights
+    @property
+    def token_embeddings(self) -> np.ndarray:
+        """The input token-embedding matrix (vocab_size, d_model) as a read-only float32 view, whatever the
+        checkpoint calls it (wte, embed_tokens, word_embeddings). Row i is token i's vector."""
+        suffix = {"gpt2": "wte.weight", "bert": "word_embeddings.weight"}.get(self.arch, "embed_tokens.weight")
+        return _read_only(self._tensor(suffix))
+
+    @property
+    def unembedding(self) -> np.ndarray | None:
+        """The output matrix (vocab_size, d_model) that turns the final (normed) hidden state into logits
+        (logits = h @ unembedding.T), read-only: lm_head.weight, or the token embeddings when they are tied.
+        None for models without a language-model head (bert)."""
+        if self.arch == "bert":
+            return None
+        sd = self._m.tensors()
+        for name, t in sd:
+            if name == "lm_head.weight":
+                return _read_only(t)
+        return self.token_embeddings
+
+    def _tensor(self, suffix: str) -> np.ndarray:
+        for name, t in self._m.tensors():
+            if name == suffix or name.endswith("." + suffix):
+                return t
+        raise KeyError(f"{self.arch} model has no tensor named *{suffix}")
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """{checkpoint tensor name: float32 array}, zero-copy views of the model's weights (writing to them changes
         the model). Tied weights appear once, under the embedding's name."""
@@ -282,6 +329,12 @@ class Model:
     def __repr__(self) -> str:
         return (f"llmc.Model({self.arch}, layers={self.n_layers}, d_model={self.d_model}, heads={self.n_heads}/"
                 f"{self.n_kv_heads}, vocab={self.vocab_size}, context={self.context_length})")
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
