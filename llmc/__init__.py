@@ -13,6 +13,8 @@ from ._native import _core
 from .attention import attention
 from .tokenizer import Tokenizer
 from .model import Model, Session
+from .hooks import AblateHeads, AblateNeurons, Patch, Steer
+from . import latent
 from .default import default_training_summary, load_default
 from .generate import Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
@@ -65,5 +67,6 @@ __all__ = [
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
-    "Tokenizer", "load_default", "default_training_summary",
+    "Tokenizer", "load_default", "default_training_summary", "Steer", "AblateHeads", "AblateNeurons", "Patch",
+    "latent",
 ]

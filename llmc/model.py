@@ -86,6 +86,14 @@ class Session:
     def set_attention(self, attention: Literal["flash", "standard"]) -> None:
         self._s.set_attn(_attn(attention, "flash"))
 
+    def set_interventions(self, interventions) -> None:
+        """Apply interventions (llmc.Steer, AblateHeads, AblateNeurons, Patch) in every later append; [] or None
+        removes them. Positions are absolute positions in the session, so an intervention on positions 3..5 changes
+        exactly those tokens' activations when they are appended (and, through attention, what comes after)."""
+        from .hooks import _intervention_hooks
+
+        self._s.set_hooks(_intervention_hooks(self.model, interventions))
+
     def copy_from(self, other: "Session") -> None:
         """Take over other's cached tokens and keys/values (same model and capacity): how beam search forks beams
         without recomputing them."""
@@ -125,7 +133,8 @@ class Model:
         no_repeat_ngram_size=0, do_sample=None (None: sample when a sampling knob or seed is given, else greedy),
         num_beams=1, length_penalty=1.0, early_stopping=False|True|"never", num_return_sequences=1, stop=None
         (str or list of str; the text is cut before the first one), seed=None, stream=False (an iterator of text
-        pieces), return_logprobs=False, overflow="error"|"slide", keep_first=0, eos_token_id=None (config's).
+        pieces), return_logprobs=False, overflow="error"|"slide", keep_first=0, eos_token_id=None (config's),
+        interventions=None (llmc.Steer, AblateHeads, ... applied at every step, in C).
         The sampler chain and beam search follow transformers' semantics (see llmc.generate and llmc.beam).
         Returns text for a str prompt, ids for an id prompt (without the prompt; with the EOS token when
         generation stopped on it), a list when num_return_sequences > 1."""
@@ -164,9 +173,47 @@ class Model:
         return cls(core, config, attention)
 
     # ------------------------------------------------------------ running
-    def logits(self, ids: Sequence[int], attention: str | None = None) -> np.ndarray:
-        """Next-token logits at every position: (T, vocab) float32."""
+    def logits(self, ids: Sequence[int], attention: str | None = None, interventions=None) -> np.ndarray:
+        """Next-token logits at every position: (T, vocab) float32. interventions: llmc.Steer, AblateHeads,
+        AblateNeurons, Patch (or a list of them) applied in C during the pass (see llmc.hooks)."""
+        if interventions:
+            from .hooks import logits_with
+
+            return logits_with(self, ids, interventions, attention)
         return self._m.forward(_ids(ids), None, _attn(attention, self._attention), True, False, False)[0]
+
+    # ------------------------------------------------------------ latent space (llmc/hooks.py)
+    def run_with_cache(self, ids, names=None, interventions=None, token_type_ids=None,
+                       attention: str | None = None):
+        """One forward pass that keeps activations by name: returns (logits (T, vocab) or None for bert, cache)
+        with cache = {name: float32 array}. names: None (every activation), a regular expression (full match,
+        e.g. r"blocks\.\d+\.resid_post"), or a list of names; only those are kept. interventions apply first, so
+        the cache shows their effect. Names and shapes: model.activation_names(); the table is in llmc/hooks.py
+        and docs/latent.md. ids may be a str (encoded with model.tokenizer)."""
+        from .hooks import run_with_cache
+
+        return run_with_cache(self, ids, names, interventions, token_type_ids, attention)
+
+    def activation_names(self, T: int | None = None) -> dict:
+        """{name: shape} of every activation run_with_cache can keep, in forward order (T as "T" unless given)."""
+        from .hooks import activation_names
+
+        return activation_names(self, T)
+
+    def logit_lens(self, ids, k: int = 5, attention: str | None = None):
+        """The logit lens: each layer's residual stream (after the embedding and after each block) read through the
+        final norm and the unembedding; top-k tokens and probabilities per layer and position (llmc.hooks.LogitLens).
+        The last layer's logits equal model.logits(ids)."""
+        from .hooks import logit_lens
+
+        return logit_lens(self, ids, k, attention)
+
+    def direct_logit_attribution(self, ids, token: int, position: int = -1, attention: str | None = None):
+        """What the embedding and each block's attention and MLP outputs contribute to the logit of `token` at
+        `position` (read through the final norm with its scale frozen; they sum to the logit)."""
+        from .hooks import direct_logit_attribution
+
+        return direct_logit_attribution(self, ids, token, position, attention)
 
     def logits_batch(self, batch: Iterable[Sequence[int]], attention: str | None = None) -> np.ndarray:
         """Logits of several sequences of different lengths: (N, T_max, vocab), zero past each sequence's end.
@@ -229,20 +276,24 @@ class Model:
         return self._m.embed(ids, tt, lengths, _POOL[pooling], bool(normalize), _attn(attention, self._attention))
 
     def session(self, overflow: Literal["error", "slide"] = "error", keep_first: int = 0,
-                capacity: int | None = None, attention: str | None = None) -> Session:
+                capacity: int | None = None, attention: str | None = None, interventions=None) -> Session:
         """A KV-cached decoding state holding up to `capacity` tokens (default: the context length).
 
         overflow="error": append raises ValueError when the window is full. overflow="slide": the oldest tokens
         after the first `keep_first` are dropped first-in-first-out. RoPE models shift the cached keys by
         re-rotating them (cheap; deeper layers keep what the dropped tokens contributed: an approximation);
-        learned-position models (gpt2) re-encode the kept window (exact, costs one forward over the window)."""
+        learned-position models (gpt2) re-encode the kept window (exact, costs one forward over the window).
+        interventions: see Session.set_interventions."""
         if overflow not in ("error", "slide"):
             raise ValueError(f'overflow must be "error" or "slide", got {overflow!r}')
         cap = 0 if capacity is None else int(capacity)
         if capacity is not None and cap < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         core = self._m.session(cap, 0 if overflow == "error" else 1, int(keep_first), _attn(attention, self._attention))
-        return Session(core, self)
+        s = Session(core, self)
+        if interventions:
+            s.set_interventions(interventions)
+        return s
 
     def hidden_states_batch(self, batch, attention: str | None = None) -> np.ndarray:
         """hidden_states of several texts (encoded with model.tokenizer, special tokens added as the tokenizer file
