@@ -8,6 +8,7 @@
  * this call lives at p[(u * hs + t) * W + j], hs being the distance between units in rows (T for a packed
  * head-major buffer such as q (H, T, hd), the cache capacity for keys and values, irrelevant when U = 1). Row t
  * is absolute position n + t, n being the tokens the session held before the call. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -167,17 +168,31 @@ static void apply(const llmc_hook *h, float *p, size_t U, size_t W, size_t hs, s
 }
 
 llmc_status latent_fire_hooks(llmc_session *s, int act, size_t l, float *p, size_t hs, size_t T) {
-    size_t U, W;
-    llmc_status st = llmc_act_layout(s->m, act, &U, &W);
-    if (st) return st;
+    size_t U = 0, W = 0;
     const size_t n = s->n;
     for (size_t i = 0; i < s->n_hooks; i++) {
         const llmc_hook *h = &s->hooks[i];
         if (h->act != act || (!model_wide(act) && h->layer != l)) continue;
+        if (!W) {
+            llmc_status st = llmc_act_layout(s->m, act, &U, &W);
+            if (st) return st;
+        }
         /* rows of this call inside [pos_start, pos_stop) */
         const size_t a = h->pos_start > n ? h->pos_start - n : 0;
         const size_t b = h->pos_stop < n ? 0 : (h->pos_stop - n < T ? h->pos_stop - n : T);
         if (a < b) apply(h, p, U, W, hs, n, a, b);
     }
+    return LLMC_OK;
+}
+
+llmc_status llmc_session_set_hooks(llmc_session *s, const llmc_hook *hooks, size_t n) {
+    llmc_status st = llmc_hooks_check(s->m, hooks, n);
+    if (st) return st;
+    for (size_t i = 0; i < n; i++)
+        if (hooks[i].act == LLMC_ACT_ATTN_PATTERN)
+            return llmc_fail(LLMC_ERR_INVALID, "hook %zu: attn.pattern cannot be hooked on a session (capture it with a "
+                             "whole-sequence run)", i);
+    s->hooks = n ? hooks : NULL;
+    s->n_hooks = n;
     return LLMC_OK;
 }

@@ -185,7 +185,7 @@ class Model:
     # ------------------------------------------------------------ latent space (llmc/hooks.py)
     def run_with_cache(self, ids, names=None, interventions=None, token_type_ids=None,
                        attention: str | None = None):
-        """One forward pass that keeps activations by name: returns (logits (T, vocab) or None for bert, cache)
+        r"""One forward pass that keeps activations by name: returns (logits (T, vocab) or None for bert, cache)
         with cache = {name: float32 array}. names: None (every activation), a regular expression (full match,
         e.g. r"blocks\.\d+\.resid_post"), or a list of names; only those are kept. interventions apply first, so
         the cache shows their effect. Names and shapes: model.activation_names(); the table is in llmc/hooks.py

@@ -233,44 +233,55 @@ assert abs(dla.embed + dla.attn.sum() + dla.mlp.sum() + dla.bias - dla.logit) < 
 NOTEBOOKS["steering"] = [
     ("md", """# Steering: adding a direction to the residual stream
 
-Take the difference of the residual streams of two contrasting prompts at a middle layer, add it (times a scale)
-to every position while the model generates, and watch the text change (activation addition, Turner et al.
-2023). The addition happens in C, inside the forward pass: `llmc.Steer(layer, vector, scale)`."""),
+Take the difference of the residual streams of contrasting prompts at a middle layer, add it (times a scale) to
+every position while the model generates, and watch the text change (activation addition, Turner et al. 2023).
+The addition happens in C, inside the forward pass: `llmc.Steer(layer, vector, scale)`."""),
     ("code", SETUP),
-    ("code", """layer = 3
+    ("code", """layer = 2   # of 6
 def resid(text):
     ids = tok.encode(text)
-    return model.run_with_cache(ids, names=[f"blocks.{layer}.resid_pre"])[1][f"blocks.{layer}.resid_pre"].mean(0)
-# contrasting prompts: war against peace
-v = resid("the sword and the battle, war, slain, the enemy, fight, smite them, the host of the army") - \\
-    resid("peace and rest, joy and gladness, love, mercy, comfort, be glad, rejoice, blessed, quiet")
+    return model.run_with_cache(ids, names=[f"blocks.{layer}.resid_pre"])[1][f"blocks.{layer}.resid_pre"][-1]
+# the direction "war minus peace": mean difference over five contrasting word pairs in the same context
+pairs = [(" war", " peace"), (" sword", " bread"), (" battle", " feast"), (" slew", " blessed"), (" enemies", " friends")]
+v = np.mean([resid("And there was" + a) - resid("And there was" + b) for a, b in pairs], axis=0)
 prompt = "And it came to pass"
-for scale in [0, 4, 8]:
+for scale in [0, 1, 2]:
     out = model.generate(prompt, 30, interventions=[llmc.Steer(layer, v, scale)] if scale else None)
-    print(f"scale {scale}:", out)"""),
-    ("code", """# measured: how often war words appear in greedy continuations of several prompts, against the scale
-war = {" sword", " battle", " war", " slain", " enemy", " enemies", " fight", " smite", " smote", " host",
-       " army", " kill", " slew", " destroy", " destroyed", " blood"}
-war_ids = {tok.encode(w)[0] for w in war if len(tok.encode(w)) == 1}
+    print(f"scale {scale}:", repr(out))"""),
+    ("code", """# measured over five prompts: the probability the model gives to war words at each generated position,
+# and the share of generated tokens that are war words
+war = [" sword", " swords", " battle", " war", " slain", " enemy", " enemies", " fight", " fought", " smite",
+       " smote", " slay", " slew", " host", " hosts", " army", " kill", " destroy", " destroyed", " blood"]
+war_ids = sorted({tok.encode(w)[0] for w in war if len(tok.encode(w)) == 1})
 prompts = ["And it came to pass", "Then said he unto them", "And the people", "In those days", "And he went"]
-scales = [0, 2, 4, 6, 8]
-rate = []
+scales = [0, 0.5, 1, 1.5, 2, 3]
+mass, share = [], []
 for scale in scales:
     iv = [llmc.Steer(layer, v, scale)] if scale else None
-    outs = [model.generate(tok.encode(p), 25, interventions=iv) for p in prompts]
-    rate.append(np.mean([t in war_ids for o in outs for t in o]))
-    print(f"scale {scale}: {100 * rate[-1]:.1f}% of generated tokens are war words")
-fig, ax = plt.subplots(figsize=(5, 3.2))
-ax.plot(scales, 100 * np.array(rate), "o-")
-ax.set_xlabel(f"steering scale (layer {layer})"); ax.set_ylabel("% war words in the output")
-ax.set_title("steering towards 'war'")
+    m, n_war, n = [], 0, 0
+    for p in prompts:
+        ids = tok.encode(p)
+        out = model.generate(ids, 25, interventions=iv)
+        probs = llmc.softmax(model.logits(ids + out, interventions=iv)[len(ids) - 1:], axis=-1)
+        m.append(probs[:, war_ids].sum(-1).mean())
+        n_war += sum(t in war_ids for t in out); n += len(out)
+    mass.append(100 * float(np.mean(m))); share.append(100 * n_war / n)
+    print(f"scale {scale}: P(war word) = {mass[-1]:.2f}%, war words in the text: {share[-1]:.1f}%")
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
+ax.plot(scales, mass, "o-", label="mean P(next token is a war word)")
+ax.plot(scales, share, "s--", label="war words among generated tokens")
+ax.set_xlabel(f"steering scale (layer {layer})"); ax.set_ylabel("%"); ax.legend(fontsize=8)
+ax.set_title("steering the default model towards 'war'")
 fig.tight_layout()
-fig.savefig("steering.png", dpi=70)"""),
-    ("code", """# the steered logits equal the unsteered ones at positions the intervention leaves out
+fig.savefig("steering.png", dpi=70)
+assert mass[scales.index(2)] > 3 * mass[0]"""),
+    ("code", """# an intervention touches only the positions it names: the logits before it are unchanged
 ids = tok.encode(prompt)
 base = model.logits(ids)
-only_last = model.logits(ids, interventions=[llmc.Steer(layer, v, 8.0, positions=len(ids) - 1)])
-assert np.allclose(base[:-1], only_last[:-1]) and not np.allclose(base[-1], only_last[-1])"""),
+only_last = model.logits(ids, interventions=[llmc.Steer(layer, v, 2.0, positions=len(ids) - 1)])
+print("max change before the last position:", float(np.abs(base[:-1] - only_last[:-1]).max()),
+      "at the last:", float(np.abs(base[-1] - only_last[-1]).max()))
+assert np.allclose(base[:-1], only_last[:-1], atol=1e-4) and not np.allclose(base[-1], only_last[-1], atol=1e-2)"""),
 ]
 
 
