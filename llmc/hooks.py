@@ -200,8 +200,9 @@ class Steer:
 @dataclass(frozen=True)
 class AblateHeads:
     """Ablate attention heads of block `layer`: their outputs (attn.z) before the output projection are set to zero
-    (mode="zero") or to their mean (mode="mean": over the positions affected in this forward call, or `values`
-    (n_heads, head_dim) from a reference run, e.g. cache["blocks.l.attn.z"].mean(1))."""
+    (mode="zero") or to their mean (mode="mean": over the positions affected in this forward call — each contiguous
+    run of `positions` on its own — or `values` (n_heads, head_dim) from a reference run, e.g.
+    cache["blocks.l.attn.z"].mean(1))."""
     layer: int
     heads: Any
     mode: str = "zero"
@@ -257,9 +258,11 @@ class Patch:
         if act == _ACT_ID["attn.pattern"]:
             raise ValueError("Patch: attn.pattern can be captured, not patched (patch attn.q, attn.k or attn.z)")
         v = np.asarray(self.value)
-        T = v.shape[-2] if v.ndim >= 2 else 0
-        want = _shape(model, act, T)
-        data = _f32(v, want, f"Patch value for {self.name!r}")
+        pattern = _shape(model, act, "T")
+        T = v.shape[pattern.index("T")] if v.ndim == len(pattern) else 0
+        if v.ndim != len(pattern) or T == 0:
+            raise ValueError(f"Patch value for {self.name!r} must have shape {pattern} (T: positions), got {v.shape}")
+        data = _f32(v, _shape(model, act, T), f"Patch value for {self.name!r}")
         return [(_SET, act, layer, data, T, 1.0, a, b, None) for a, b in _ranges(self.positions)]
 
 

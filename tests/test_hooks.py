@@ -362,6 +362,7 @@ def test_intervention_errors(pair):
         (llmc.AblateNeurons(0, [100]), ValueError, r"neurons: 100 is out of range \[0, 100\)"),
         (llmc.AblateNeurons(0, [1], mode="mean", values=np.ones(5)), ValueError, r"shape \(100,\)"),
         (llmc.Patch("blocks.0.resid_pre", np.ones((T, 5))), ValueError, r"must have shape \(13, 72\)"),
+        (llmc.Patch("blocks.0.attn.z", np.ones((T, 72))), ValueError, r"must have shape \(6, 'T', 12\)"),
         (llmc.Patch("blocks.0.attn.pattern", np.ones((6, T, T))), ValueError, "captured, not patched"),
         (llmc.Patch("blocks.7.resid_pre", np.ones((T, 72))), ValueError, "layer 7 out of range"),
         ("steer", TypeError, "interventions are llmc.Steer"),
