@@ -1,14 +1,15 @@
-"""Execute examples/*.ipynb top to bottom with nbclient (no Jupyter server, no network); each writes its PNG into
-the directory it runs in.
+"""Execute examples/*.ipynb top to bottom with nbclient (no Jupyter server, no network) against the installed llmc;
+each writes its PNG into the directory it runs in (a temporary one unless --out is given).
 
-    python examples/run_notebooks.py                 # run in examples/: refreshes the committed PNGs
-    python examples/run_notebooks.py logit_lens      # just one
+    python examples/run_notebooks.py                         # all, in a temporary directory
+    python examples/run_notebooks.py logit_lens --out examples   # one, refreshing the committed PNG
 
 tests/test_notebooks.py runs them the same way in a temporary directory."""
 from __future__ import annotations
 
+import argparse
 import os
-import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def run(path: Path, cwd: Path, timeout: int = 120) -> float:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent))
-    names = sys.argv[1:] or sorted(p.stem for p in HERE.glob("*.ipynb"))
-    for n in names:
-        print(f"{n}: {run(HERE / f'{n}.ipynb', HERE):.1f} s")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("names", nargs="*", help="notebooks to run (default: all)")
+    ap.add_argument("--out", default=None, help="directory the PNGs go to (default: a temporary one)")
+    args = ap.parse_args()
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="llmc-notebooks-"))
+    for n in args.names or sorted(p.stem for p in HERE.glob("*.ipynb")):
+        print(f"{n}: {run(HERE / f'{n}.ipynb', out):.1f} s -> {out}")

@@ -1,7 +1,7 @@
 """Write examples/*.ipynb (without outputs) from the cells below: one place to edit the notebooks' code.
 
     python scripts/make_notebooks.py            # rewrite the notebooks
-    python examples/run_notebooks.py            # execute them in examples/ (refreshes the committed PNGs)
+    python examples/run_notebooks.py --out examples    # execute them, refreshing the committed PNGs
 
 tests/test_notebooks.py executes every notebook in a temporary directory."""
 from pathlib import Path

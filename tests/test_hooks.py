@@ -6,10 +6,11 @@ import importlib
 
 import numpy as np
 import pytest
-import torch
-import transformers
 
-import llmc
+torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' extra)")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed (the 'test' extra)")
+
+import llmc  # noqa: E402
 
 TOL = 1e-4
 V = 1003

@@ -37,7 +37,7 @@ def test_cosine_similarity_matches_numpy():
 
 
 def test_nearest_matches_sklearn():
-    from sklearn.neighbors import NearestNeighbors
+    NearestNeighbors = pytest.importorskip("sklearn.neighbors", reason="scikit-learn (the 'test' extra)").NearestNeighbors
 
     C, Q = _data(2000, 32, 3), _data(7, 32, 4)
     labels = [f"w{i}" for i in range(len(C))]
@@ -83,7 +83,7 @@ def test_analogy():
 
 
 def test_pca_matches_sklearn():
-    from sklearn.decomposition import PCA
+    PCA = pytest.importorskip("sklearn.decomposition", reason="scikit-learn (the 'test' extra)").PCA
 
     rng = np.random.default_rng(5)
     # distinct variances along random directions, so components are well defined
