@@ -1,0 +1,236 @@
+"""A scaling-law sweep on the King James Bible: train a grid of Llama-architecture models with ``llmc.train``, record
+held-out loss, and fit the Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta and power laws in compute.
+
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/scaling_sweep.py [--out benchmarks/results/scaling_sweep.json]
+    python scripts/scaling_sweep.py --fit-only            # refit the recorded runs (no training)
+
+Data: kjv.txt with the default model's rule (first 95% of lines train, last 5% held out), tokenized with the default
+model's 4096-token BPE tokenizer (llmc/default_model): ~985 k training tokens, ~51 k held-out tokens.
+
+Sizing (the whole sweep fits in <= 60 minutes on a 2-core machine at 1 thread, designed for ~25 minutes on an idle
+core so that it takes 30-40 on this machine shared by 8 developers): training cost is ~6 * (N_blocks + d * V) FLOPs
+per token plus attention, so with a fixed 4096-token vocabulary the tied lm head (d * V) dominates the small
+models; at 1 thread llmc trains the smallest model below at ~16 k tokens/s and the largest at ~2.8 k tokens/s
+(measured before the sweep). Five sizes span 60x in non-embedding parameters (13 k to 0.8 M); each is trained at
+3-4 token budgets, the small ones on more tokens (they are cheap), the large ones on fewer, geometric in D, for
+~4.5 M training tokens in all. Every (N, D) point is its own run with its own warmup + cosine schedule ending at D
+(Hoffmann et al. 2022: intermediate checkpoints of a longer schedule overestimate the loss).
+
+Repeated data (Muennighoff et al. 2023): the training split holds only ~1 M unique tokens, so a 2 M-token run sees
+every token twice. Each run records its epochs; a small extra arm trains one size at a fixed D on a prefix of the
+training split (fewer unique tokens, more epochs) to measure what repetition costs on this corpus.
+
+Results are written to the JSON after every run (a partial sweep is usable; rerunning skips recorded runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout: the in-place build of llmc
+
+import llmc  # noqa: E402
+from llmc.default import DEFAULT_DIR  # noqa: E402
+
+BASE = dict(model_type="llama", architectures=["LlamaForCausalLM"], vocab_size=4096, max_position_embeddings=256,
+            rms_norm_eps=1e-5, rope_parameters={"rope_theta": 10000.0, "rope_type": "default"},
+            tie_word_embeddings=True, hidden_act="silu", attention_bias=False, mlp_bias=False)
+
+# name: (hidden_size, layers, heads, intermediate_size); intermediate ~ 8/3 d rounded up to a multiple of 16 (Llama)
+SIZES = {
+    "s1": (32, 1, 2, 96),
+    "s2": (48, 2, 3, 128),
+    "s3": (64, 2, 4, 176),
+    "s4": (96, 3, 4, 256),
+    "s5": (128, 4, 4, 352),
+}
+K = 1000
+# token budgets per size (the grid); geometric in D, overlapping between sizes
+BUDGETS = {
+    "s1": [250 * K, 500 * K, 1000 * K, 2000 * K],
+    "s2": [250 * K, 500 * K, 1000 * K],
+    "s3": [250 * K, 500 * K, 1000 * K],
+    "s4": [125 * K, 250 * K, 500 * K],
+    "s5": [125 * K, 250 * K, 500 * K],
+}
+# the repeated-data arm: (size, D, unique training tokens used)
+REPEAT = [("s2", 500 * K, 62_500), ("s2", 500 * K, 125 * K)]
+
+BATCH, SEQ = 8, 128
+
+
+def config_of(size: str) -> dict:
+    d, n_layers, heads, ff = SIZES[size]
+    return dict(BASE, hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads, num_key_value_heads=heads,
+                head_dim=d // heads, intermediate_size=ff)
+
+
+def lr_of(size: str) -> float:
+    # a common heuristic: smaller widths take larger steps (~1/sqrt(d)); 3e-3 at d = 192 trained the default model
+    return 3e-3 * math.sqrt(192 / SIZES[size][0])
+
+
+def kjv_text(shared: str | None) -> str:
+    """The corpus: the packaged copy when this llmc ships one, else ../shared/corpora/kjv.txt."""
+    for name in ("kjv_text", "load_kjv"):  # the packaged accessor (issue 16), when present
+        fn = getattr(llmc, name, None)
+        if callable(fn):
+            return fn()
+    path = Path(shared or os.environ.get("LLMC_SHARED") or ROOT.parent / "shared") / "corpora" / "kjv.txt"
+    return path.read_text(encoding="utf-8")
+
+
+def split(text: str) -> tuple[str, str]:
+    """The default model's rule: first 95% of lines train, last 5% held out."""
+    lines = text.splitlines()
+    cut = int(len(lines) * 0.95)
+    return "\n".join(lines[:cut]) + "\n", "\n".join(lines[cut:]) + "\n"
+
+
+def heldout_loss(trainer, eval_ids: np.ndarray) -> tuple[float, int]:
+    """Mean next-token NLL (nats) over all of the held-out split in non-overlapping windows of SEQ tokens."""
+    n_win = (len(eval_ids) - 1) // SEQ
+    n_win -= n_win % BATCH
+    starts = np.arange(n_win) * SEQ
+    total = 0.0
+    for b in range(0, n_win, BATCH):
+        x = np.stack([eval_ids[s: s + SEQ + 1] for s in starts[b: b + BATCH]]).astype(np.int64)
+        total += trainer.loss(x[:, :-1], x[:, 1:])
+    return total / (n_win // BATCH), n_win * SEQ
+
+
+def run_key(size, tokens, unique):
+    return f"{size}/D={tokens}/U={unique}"
+
+
+def plan(train_tokens: int) -> list[tuple[str, int, int]]:
+    """All runs, in the order they are trained: token budgets ascending (a partial sweep has every size at the
+    small budgets), then the repeated-data arm."""
+    runs = [(s, D, train_tokens) for D in sorted({d for b in BUDGETS.values() for d in b})
+            for s in SIZES if D in BUDGETS[s]]
+    return runs + [(s, D, u) for s, D, u in REPEAT]
+
+
+def save(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def train_one(size, tokens, unique, train_ids, eval_ids) -> dict:
+    cfg = config_of(size)
+    model = llmc.Model.init(cfg, seed=0)
+    ids = train_ids[:unique]
+    steps = max(1, round(tokens / (BATCH * SEQ)))
+    trainer = llmc.training.Trainer(model.config, model.state_dict(), BATCH, SEQ)
+    t0 = time.time()
+    hist = llmc.train(model, ids, steps=steps, batch_size=BATCH, seq_len=SEQ, lr=lr_of(size), weight_decay=0.1,
+                      warmup=max(1, steps // 20), grad_clip=1.0, seed=0, progress=False, trainer=trainer)
+    seconds = time.time() - t0
+    loss, n_eval = heldout_loss(trainer, eval_ids)
+    tail = max(1, steps // 20)
+    return dict(size=size, config={k: cfg[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                       "num_key_value_heads", "head_dim", "intermediate_size",
+                                                       "vocab_size", "tie_word_embeddings")},
+                steps=steps, batch=BATCH, seq_len=SEQ, tokens=steps * BATCH * SEQ, unique_tokens=int(len(ids)),
+                epochs=steps * BATCH * SEQ / len(ids), lr=lr_of(size), seed=0, heldout_loss=loss,
+                heldout_tokens=n_eval, final_train_loss=float(np.mean(hist.train_loss[-tail:])),
+                train_loss_every_10=[float(x) for x in hist.train_loss[::10]], train_seconds=seconds)
+
+
+def fit(data: dict) -> dict:
+    """Fit both laws to the recorded main-grid runs and annotate each run with its FLOPs."""
+    from llmc import scaling
+
+    runs = [r for r in data["runs"] if r["unique_tokens"] == data["train_tokens"]]
+    for r in data["runs"]:
+        cfg = dict(BASE, **r["config"])
+        r["n_params"] = scaling.n_params(cfg)
+        r["n_params_non_embedding"] = scaling.n_params(cfg, non_embedding=True)
+        r["train_flops_per_token"] = scaling.flops(cfg, r["seq_len"], kind="train").total
+        r["train_flops"] = r["train_flops_per_token"] * r["tokens"]
+        r["flops_6ND"] = 6 * r["n_params_non_embedding"] * r["tokens"]
+    out = {}
+    if len(runs) >= 6:
+        N = np.array([r["n_params_non_embedding"] for r in runs], float)
+        D = np.array([r["tokens"] for r in runs], float)
+        L = np.array([r["heldout_loss"] for r in runs], float)
+        C = np.array([r["train_flops"] for r in runs], float)
+        ch = scaling.fit_chinchilla(N, D, L, bootstrap=200, seed=0)
+        out["chinchilla"] = ch.as_dict()
+        # the compute frontier: the lowest loss at or below each compute, then L(C) = E + a C^-b on it
+        order = np.argsort(C)
+        best, frontier = np.inf, []
+        for i in order:
+            if L[i] < best:
+                best = L[i]
+                frontier.append(int(i))
+        out["frontier_runs"] = [run_key(runs[i]["size"], runs[i]["tokens"], runs[i]["unique_tokens"])
+                                for i in frontier]
+        if len(frontier) >= 4:
+            pl = scaling.fit_power_law(C[frontier], L[frontier], offset=True, bootstrap=200, seed=0)
+            out["loss_vs_compute"] = pl.as_dict()
+        law = ch.law()
+        out["optimum"] = [dict(compute=c, **scaling.compute_optimal(c, law=law).as_dict())
+                          for c in np.geomspace(1e12, 1e16, 9)]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scaling_sweep.json"))
+    ap.add_argument("--shared", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fit-only", action="store_true")
+    ap.add_argument("--only", default=None, help="comma-separated sizes to train (default: all)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(out.read_text()) if out.is_file() else {}
+
+    if not args.fit_only:
+        llmc.set_num_threads(args.threads)
+        tok = llmc.Tokenizer.from_file(DEFAULT_DIR / "tokenizer.json")
+        train_text, eval_text = split(kjv_text(args.shared))
+        train_ids = np.asarray(tok.encode(train_text), np.int32)
+        eval_ids = np.asarray(tok.encode(eval_text), np.int32)
+        data.setdefault("runs", [])
+        data.update(corpus="kjv.txt", split="first 95% of lines train, last 5% held out",
+                    tokenizer="llmc/default_model/tokenizer.json (4096 tokens)", train_tokens=int(len(train_ids)),
+                    heldout_tokens=int(len(eval_ids)), threads=args.threads, batch=BATCH, seq_len=SEQ,
+                    schedule="AdamW (0.9, 0.95), wd 0.1, clip 1.0, 5% warmup + cosine to 10%, lr 3e-3 sqrt(192/d)")
+        done = {run_key(r["size"], r["tokens"], r["unique_tokens"]) for r in data["runs"]}
+        todo = [(s, D, min(u, len(train_ids))) for s, D, u in plan(len(train_ids))]
+        if args.only:
+            todo = [r for r in todo if r[0] in args.only.split(",")]
+        t_start = time.time()
+        for i, (size, D, U) in enumerate(todo):
+            steps = max(1, round(D / (BATCH * SEQ)))
+            if run_key(size, steps * BATCH * SEQ, U) in done:
+                continue
+            r = train_one(size, D, U, train_ids, eval_ids)
+            data["runs"].append(r)
+            data["sweep_seconds"] = data.get("sweep_seconds", 0.0) + r["train_seconds"]
+            save(out, data)
+            print(f"[{i + 1}/{len(todo)}] {size} D={r['tokens']:>9,} U={U:>9,} ({r['epochs']:.2f} epochs): held-out "
+                  f"{r['heldout_loss']:.4f}, train {r['final_train_loss']:.4f}, {r['train_seconds']:.0f}s "
+                  f"({r['tokens'] / r['train_seconds']:.0f} tok/s); {time.time() - t_start:.0f}s so far", flush=True)
+    try:
+        data["fit"] = fit(data)
+    except ImportError as e:  # scipy missing: keep the runs
+        print(f"fit skipped: {e}")
+    save(out, data)
+    if "fit" in data and "chinchilla" in data["fit"]:
+        print(json.dumps(data["fit"]["chinchilla"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
