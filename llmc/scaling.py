@@ -544,7 +544,7 @@ def _ci(samples: np.ndarray, level: float) -> tuple[float, float]:
 def _lbfgs(fun, x0):
     minimize = _scipy_minimize()
     return minimize(fun, x0, jac=True, method="L-BFGS-B",
-                    options=dict(maxiter=2000, ftol=1e-15, gtol=1e-12, maxcor=20))
+                    options=dict(maxiter=1000, ftol=1e-13, gtol=1e-10, maxcor=20))
 
 
 @dataclass
@@ -570,6 +570,14 @@ class PowerLawFit:
         return dict(a=self.a, b=self.b, c=self.c, offset=self.offset, objective=self.objective,
                     n_points=self.n_points, intervals={k: list(v) for k, v in self.intervals.items()},
                     level=self.level)
+
+
+def _screen(grid: np.ndarray, predict, ly: np.ndarray, delta: float, keep: int) -> np.ndarray:
+    """The ``keep`` rows of ``grid`` (starting points) with the lowest objective, evaluated for all at once;
+    ``predict(grid) -> (len(grid), n)`` log-loss predictions."""
+    h, _ = _huber(predict(grid) - ly[None, :], delta)
+    obj = np.where(np.isfinite(h), h, np.inf).sum(axis=1)
+    return grid[np.argsort(obj, kind="stable")[:keep]]
 
 
 def _fit_power_once(lx, ly, offset, delta, starts):
@@ -612,8 +620,9 @@ def fit_power_law(x, loss, *, offset: bool = True, delta: float = 1e-3, bootstra
     lx, ly = np.log(xs), np.log(ys)
     if offset:
         lo = float(np.log(ys.min()))
-        starts = [(la, b, lo + dc) for la in np.linspace(0, 30, 7) for b in (0.05, 0.2, 0.5, 1.0)
-                  for dc in (-3.0, -1.0, -0.2)]
+        grid = np.array([(la, b, lo + dc) for la in np.linspace(0, 40, 9) for b in (0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
+                         for dc in (-3.0, -1.0, -0.3, -0.1, -0.02)])
+        starts = list(_screen(grid, lambda t: np.logaddexp(t[:, 0:1] - t[:, 1:2] * lx, t[:, 2:3]), ly, delta, 12))
     else:
         slope, icpt = np.polyfit(lx, ly, 1)
         starts = [(icpt, -slope)]
@@ -625,7 +634,7 @@ def fit_power_law(x, loss, *, offset: bool = True, delta: float = 1e-3, bootstra
         samples = []
         for _ in range(int(bootstrap)):
             idx = rng.integers(0, xs.size, xs.size)
-            rb = _fit_power_once(lx[idx], ly[idx], offset, delta, [r.x] + starts[:: max(1, len(starts) // 8)])
+            rb = _fit_power_once(lx[idx], ly[idx], offset, delta, [r.x] + starts[:3])
             samples.append([np.exp(rb.x[0]), rb.x[1], np.exp(rb.x[2]) if offset else 0.0])
         s = np.array(samples)
         fit.intervals = {n: _ci(s[:, i], level) for i, n in enumerate(["a", "b", "c"][: 3 if offset else 2])}
@@ -691,8 +700,8 @@ def _fit_chin_once(lN, lD, lL, delta, starts):
     return results
 
 
-def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: Mapping | None = None, bootstrap: int = 0,
-                   level: float = 0.95, seed: int = 0) -> ChinchillaFit:
+def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: Mapping | None = None, starts: int | None = 64,
+                   bootstrap: int = 0, level: float = 0.95, seed: int = 0) -> ChinchillaFit:
     """Fit L(N, D) = E + A/N^alpha + B/D^beta to training runs (N parameters, D tokens, final loss), the way
     Hoffmann et al. (2022, eq. 3 and Appendix D.2) fit theirs:
 
@@ -700,6 +709,8 @@ def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: Mapping | None = No
 
     with A, B, E = exp(a), exp(b), exp(e), delta = 1e-3, L-BFGS started from every point of a grid of
     initialisations (default: the paper's 5 x 5 x 5 x 6 x 6 grid, :data:`PAPER_GRID`), keeping the best.
+    The objective is first evaluated at every grid point (one vectorised pass) and L-BFGS runs from the ``starts``
+    best of them (default 64: seconds instead of minutes); ``starts=None`` runs it from all 4500, as the paper did.
 
     bootstrap > 0: refit that many resamples of the runs (drawn with replacement), each started from the full-data
     optimum and the 10 best distinct starting points of the full fit, and report percentile intervals at
@@ -709,9 +720,17 @@ def fit_chinchilla(N, D, loss, *, delta: float = 1e-3, grid: Mapping | None = No
         raise ValueError(f"N, D and loss differ in length ({Ns.size}, {Ds.size}, {Ls.size})")
     delta = _positive("delta", delta)
     g = dict(PAPER_GRID, **(grid or {}))
-    starts = [(a, b, e, al, be) for a, b, e, al, be in itertools.product(g["a"], g["b"], g["e"], g["alpha"], g["beta"])]
+    pts = np.array(list(itertools.product(g["a"], g["b"], g["e"], g["alpha"], g["beta"])), float)
     lN, lD, lL = np.log(Ns), np.log(Ds), np.log(Ls)
-    results = _fit_chin_once(lN, lD, lL, delta, starts)
+    if starts is not None:
+        if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 1:
+            raise ValueError(f"starts must be a positive integer or None, got {starts!r}")
+
+        def predict(t):  # log(A N^-alpha + B D^-beta + E) for every starting point at once
+            return np.logaddexp(np.logaddexp(t[:, 0:1] - t[:, 3:4] * lN, t[:, 1:2] - t[:, 4:5] * lD), t[:, 2:3])
+
+        pts = _screen(pts, predict, lL, delta, int(starts))
+    results = _fit_chin_once(lN, lD, lL, delta, list(pts))
     if not results:
         raise ValueError("the fit failed from every starting point")
     best = results[0]

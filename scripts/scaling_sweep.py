@@ -113,10 +113,11 @@ def run_key(size, tokens, unique):
 
 def plan(train_tokens: int) -> list[tuple[str, int, int]]:
     """All runs, in the order they are trained: token budgets ascending (a partial sweep has every size at the
-    small budgets), then the repeated-data arm."""
+    small budgets), then the repeated-data arm, then the main-grid runs longer than one epoch."""
     runs = [(s, D, train_tokens) for D in sorted({d for b in BUDGETS.values() for d in b})
             for s in SIZES if D in BUDGETS[s]]
-    return runs + [(s, D, u) for s, D, u in REPEAT]
+    return ([r for r in runs if r[1] <= train_tokens * 1.05] + [(s, D, u) for s, D, u in REPEAT]
+            + [r for r in runs if r[1] > train_tokens * 1.05])
 
 
 def save(path: Path, data: dict) -> None:
