@@ -544,7 +544,7 @@ def _ci(samples: np.ndarray, level: float) -> tuple[float, float]:
 def _lbfgs(fun, x0):
     minimize = _scipy_minimize()
     return minimize(fun, x0, jac=True, method="L-BFGS-B",
-                    options=dict(maxiter=1000, ftol=1e-13, gtol=1e-10, maxcor=20))
+                    options=dict(maxiter=500, ftol=1e-10, gtol=1e-8, maxcor=20))
 
 
 @dataclass

@@ -53,16 +53,18 @@ SIZES = {
     "s5": (128, 4, 4, 352),
 }
 K = 1000
-# token budgets per size (the grid); geometric in D, overlapping between sizes
+# token budgets per size (the grid): geometric in D, overlapping between sizes
 BUDGETS = {
-    "s1": [250 * K, 500 * K, 1000 * K, 2000 * K],
-    "s2": [250 * K, 500 * K, 1000 * K],
-    "s3": [250 * K, 500 * K, 1000 * K],
+    "s1": [250 * K, 500 * K, 1000 * K],
+    "s2": [125 * K, 250 * K, 500 * K],
+    "s3": [125 * K, 250 * K, 500 * K],
     "s4": [125 * K, 250 * K, 500 * K],
     "s5": [125 * K, 250 * K, 500 * K],
 }
 # the repeated-data arm: (size, D, unique training tokens used)
 REPEAT = [("s2", 500 * K, 62_500), ("s2", 500 * K, 125 * K)]
+# trained last, when there is time: longer runs of the small models (the last one is 2 epochs)
+EXTRA = [("s2", 1000 * K), ("s3", 1000 * K), ("s1", 2000 * K)]
 
 BATCH, SEQ = 8, 128
 
@@ -113,11 +115,10 @@ def run_key(size, tokens, unique):
 
 def plan(train_tokens: int) -> list[tuple[str, int, int]]:
     """All runs, in the order they are trained: token budgets ascending (a partial sweep has every size at the
-    small budgets), then the repeated-data arm, then the main-grid runs longer than one epoch."""
+    small budgets), then the repeated-data arm, then the extra longer runs."""
     runs = [(s, D, train_tokens) for D in sorted({d for b in BUDGETS.values() for d in b})
             for s in SIZES if D in BUDGETS[s]]
-    return ([r for r in runs if r[1] <= train_tokens * 1.05] + [(s, D, u) for s, D, u in REPEAT]
-            + [r for r in runs if r[1] > train_tokens * 1.05])
+    return runs + [(s, D, u) for s, D, u in REPEAT] + [(s, D, train_tokens) for s, D in EXTRA]
 
 
 def save(path: Path, data: dict) -> None:
@@ -165,7 +166,7 @@ def fit(data: dict) -> dict:
         D = np.array([r["tokens"] for r in runs], float)
         L = np.array([r["heldout_loss"] for r in runs], float)
         C = np.array([r["train_flops"] for r in runs], float)
-        ch = scaling.fit_chinchilla(N, D, L, bootstrap=200, seed=0)
+        ch = scaling.fit_chinchilla(N, D, L, starts=256, bootstrap=100, seed=0)
         out["chinchilla"] = ch.as_dict()
         # the compute frontier: the lowest loss at or below each compute, then L(C) = E + a C^-b on it
         order = np.argsort(C)
@@ -177,7 +178,7 @@ def fit(data: dict) -> dict:
         out["frontier_runs"] = [run_key(runs[i]["size"], runs[i]["tokens"], runs[i]["unique_tokens"])
                                 for i in frontier]
         if len(frontier) >= 4:
-            pl = scaling.fit_power_law(C[frontier], L[frontier], offset=True, bootstrap=200, seed=0)
+            pl = scaling.fit_power_law(C[frontier], L[frontier], offset=True, bootstrap=100, seed=0)
             out["loss_vs_compute"] = pl.as_dict()
         law = ch.law()
         out["optimum"] = [dict(compute=c, **scaling.compute_optimal(c, law=law).as_dict())
