@@ -31,7 +31,9 @@ R_D_STAR = 15.39
 
 def effective_tokens(unique: float, tokens: float) -> float:
     """D' = U + U R* (1 - exp(-R / R*)), R = epochs - 1 repetitions (Muennighoff et al. 2023)."""
-    R = max(tokens / unique - 1.0, 0.0)
+    if tokens <= unique:
+        return tokens
+    R = tokens / unique - 1.0
     return unique + unique * R_D_STAR * (1.0 - np.exp(-R / R_D_STAR))
 
 
@@ -93,8 +95,8 @@ def main():
 
     # 2. iso-loss contours of the fitted law
     a = ax[0, 1]
-    Ng = np.geomspace(5e3, 3e6, 200)
-    Dg = np.geomspace(5e4, 2e7, 200)
+    Ng = np.geomspace(1e3, 3e6, 200)
+    Dg = np.geomspace(5e4, 1e9, 200)
     NN, DD = np.meshgrid(Ng, Dg)
     LL = law.loss(NN, DD)
     cs = a.contour(NN, DD, LL, levels=np.round(np.linspace(LL.min() + 0.05, min(LL.max(), 6.5), 12), 2),
@@ -103,7 +105,7 @@ def main():
     Cs = np.geomspace(6 * Ng[0] * Dg[0] * 10, 6 * Ng[-1] * Dg[-1] / 10, 100)
     opt = [scaling.compute_optimal(c, law=law) for c in Cs]
     a.plot([o.n_params for o in opt], [o.tokens for o in opt], "b-", lw=2, label="efficient frontier (fit)")
-    for c in (1e11, 1e12, 1e13, 1e14):
+    for c in (1e11, 1e12, 1e13, 1e14, 1e15):
         a.plot(Ng, c / (6 * Ng), ":", color="gray", lw=0.8)
         a.annotate(f"6ND = {c:.0e}", (Ng[-1] * 0.9, c / (6 * Ng[-1] * 0.9)), fontsize=7, color="gray",
                    ha="right", va="bottom")
@@ -132,8 +134,8 @@ def main():
     over = Cs[d_opt > U]
     if over.size:
         a.axvspan(over[0], Cs[-1], color="r", alpha=0.08)
-        a.annotate("optimum needs > 1 epoch of KJV\n(repeated data: Muennighoff et al.)", (over[0] * 1.5, 1.2),
-                   color="r", fontsize=8)
+        a.annotate("red: the fitted optimum needs > 1 epoch of KJV\n(repeated data: Muennighoff et al.)",
+                   (over[0] * 1.5, 1.5), color="r", fontsize=8)
     lo, hi = min(r["train_flops"] for r in main_runs), max(r["train_flops"] for r in main_runs)
     a.axvspan(lo, hi, color="b", alpha=0.08)
     a.annotate("sweep", (lo * 1.2, 300), color="b", fontsize=8)
@@ -149,20 +151,26 @@ def main():
     if rep_runs:
         s = rep_runs[0]["size"]
         D = rep_runs[0]["tokens"]
-        pts = sorted([r for r in rep_runs if r["size"] == s and r["tokens"] == D] +
-                     [r for r in main_runs if r["size"] == s and r["tokens"] == D], key=lambda r: r["epochs"])
-        ep = [r["epochs"] for r in pts]
-        a.plot(ep, [r["heldout_loss"] for r in pts], "o-", color="C3", label="held-out loss")
-        a.plot(ep, [r["final_train_loss"] for r in pts], "s-", color="C0", label="training loss (last 5% of steps)")
-        n = pts[0]["n_params_non_embedding"]
-        a.axhline(law.loss(n, D), color="k", ls="--", lw=1, label=f"fitted law at D = {D / 1e3:.0f}k fresh tokens")
-        a.plot(ep, [law.loss(n, effective_tokens(r["unique_tokens"], D)) for r in pts], "k:",
+        fresh = [r for r in main_runs if r["size"] == s and r["tokens"] == D]
+        n = (fresh or rep_runs)[0]["n_params_non_embedding"]
+        for sub, hc, tc in (("prefix", "C3", "C0"), ("spread", "C1", "C9")):
+            pts = sorted(fresh + [r for r in rep_runs if r["size"] == s and r["tokens"] == D
+                                  and r.get("subset", "prefix") == sub], key=lambda r: r["epochs"])
+            if len(pts) < 2:
+                continue
+            ep = [r["epochs"] for r in pts]
+            what = "first U tokens" if sub == "prefix" else "32 chunks spread over the book"
+            a.plot(ep, [r["heldout_loss"] for r in pts], "o-", color=hc, label=f"held-out, {what}")
+            a.plot(ep, [r["final_train_loss"] for r in pts], "s--", color=tc, label=f"training, {what}")
+        ep = np.geomspace(min(r["epochs"] for r in rep_runs + fresh), max(r["epochs"] for r in rep_runs), 50)
+        a.axhline(law.loss(n, D), color="k", ls="--", lw=1, label=f"fitted law, D = {D / 1e3:.0f}k fresh tokens")
+        a.plot(ep, [law.loss(n, effective_tokens(D / e, D)) for e in ep], "k:",
                label="fitted law at Muennighoff's effective D'")
         a.set_xscale("log")
-        a.set_xlabel(f"epochs over the unique tokens (N = {n / 1e3:.0f}k, D = {D / 1e3:.0f}k fixed)")
+        a.set_xlabel(f"epochs over the unique tokens U (N = {n / 1e3:.0f}k, D = {D / 1e3:.0f}k fixed)")
         a.set_ylabel("loss (nats/token)")
         a.set_title("repeating a small corpus: same compute, fewer unique tokens")
-        a.legend(fontsize=8)
+        a.legend(fontsize=7)
     fig.suptitle(f"llmc scaling sweep on KJV: {len(main_runs)} + {len(rep_runs)} runs, "
                  f"{sum(r['train_seconds'] for r in runs) / 60:.0f} min at 1 thread", fontsize=12)
     fig.tight_layout()

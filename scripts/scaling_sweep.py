@@ -61,8 +61,12 @@ BUDGETS = {
     "s4": [125 * K, 250 * K, 500 * K],
     "s5": [125 * K, 250 * K, 500 * K],
 }
-# the repeated-data arm: (size, D, unique training tokens used)
-REPEAT = [("s2", 500 * K, 62_500), ("s2", 500 * K, 125 * K)]
+# the repeated-data arm: (size, D, unique training tokens used, how they are drawn from the training split):
+# "prefix" = its first U tokens (Genesis onwards: fewer unique tokens *and* a narrower slice of the book),
+# "spread" = 32 evenly spaced chunks of U/32 tokens (fewer unique tokens from every part of the book)
+REPEAT = [("s2", 500 * K, 62_500, "prefix"), ("s2", 500 * K, 125 * K, "prefix"),
+          ("s2", 500 * K, 62_500, "spread"), ("s2", 500 * K, 125 * K, "spread")]
+N_CHUNKS = 32
 # trained last, when there is time: longer runs of the small models (the last one is 2 epochs)
 EXTRA = [("s2", 1000 * K), ("s3", 1000 * K), ("s1", 2000 * K)]
 
@@ -109,16 +113,25 @@ def heldout_loss(trainer, eval_ids: np.ndarray) -> tuple[float, int]:
     return total / (n_win // BATCH), n_win * SEQ
 
 
-def run_key(size, tokens, unique):
-    return f"{size}/D={tokens}/U={unique}"
+def run_key(size, tokens, unique, subset="prefix"):
+    return f"{size}/D={tokens}/U={unique}" + ("" if subset in ("prefix", "all") else f"/{subset}")
 
 
-def plan(train_tokens: int) -> list[tuple[str, int, int]]:
+def subset_ids(train_ids: np.ndarray, unique: int, subset: str) -> np.ndarray:
+    if unique >= len(train_ids) or subset == "prefix":
+        return train_ids[:unique]
+    chunk = unique // N_CHUNKS
+    starts = np.linspace(0, len(train_ids) - chunk, N_CHUNKS).astype(np.int64)
+    return np.concatenate([train_ids[s: s + chunk] for s in starts])
+
+
+def plan(train_tokens: int) -> list[tuple[str, int, int, str]]:
     """All runs, in the order they are trained: token budgets ascending (a partial sweep has every size at the
     small budgets), then the repeated-data arm, then the extra longer runs."""
     runs = [(s, D, train_tokens) for D in sorted({d for b in BUDGETS.values() for d in b})
             for s in SIZES if D in BUDGETS[s]]
-    return runs + [(s, D, u) for s, D, u in REPEAT] + [(s, D, train_tokens) for s, D in EXTRA]
+    return ([(s, D, train_tokens, "all") for s, D, _ in runs] + list(REPEAT)
+            + [(s, D, train_tokens, "all") for s, D in EXTRA])
 
 
 def save(path: Path, data: dict) -> None:
@@ -127,10 +140,10 @@ def save(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def train_one(size, tokens, unique, train_ids, eval_ids) -> dict:
+def train_one(size, tokens, unique, train_ids, eval_ids, subset="prefix") -> dict:
     cfg = config_of(size)
     model = llmc.Model.init(cfg, seed=0)
-    ids = train_ids[:unique]
+    ids = subset_ids(train_ids, unique, subset)
     steps = max(1, round(tokens / (BATCH * SEQ)))
     trainer = llmc.training.Trainer(model.config, model.state_dict(), BATCH, SEQ)
     t0 = time.time()
@@ -143,6 +156,7 @@ def train_one(size, tokens, unique, train_ids, eval_ids) -> dict:
                                                        "num_key_value_heads", "head_dim", "intermediate_size",
                                                        "vocab_size", "tie_word_embeddings")},
                 steps=steps, batch=BATCH, seq_len=SEQ, tokens=steps * BATCH * SEQ, unique_tokens=int(len(ids)),
+                subset=subset if len(ids) < len(train_ids) else "all",
                 epochs=steps * BATCH * SEQ / len(ids), lr=lr_of(size), seed=0, heldout_loss=loss,
                 heldout_tokens=n_eval, final_train_loss=float(np.mean(hist.train_loss[-tail:])),
                 train_loss_every_10=[float(x) for x in hist.train_loss[::10]], train_seconds=seconds)
@@ -181,8 +195,38 @@ def fit(data: dict) -> dict:
             pl = scaling.fit_power_law(C[frontier], L[frontier], offset=True, bootstrap=100, seed=0)
             out["loss_vs_compute"] = pl.as_dict()
         law = ch.law()
-        out["optimum"] = [dict(compute=c, **scaling.compute_optimal(c, law=law).as_dict())
-                          for c in np.geomspace(1e12, 1e16, 9)]
+        out["optimum"] = [scaling.compute_optimal(c, law=law).as_dict() for c in np.geomspace(1e12, 1e16, 9)]
+        # the same fit with N = all parameters (the Chinchilla paper's N) instead of non-embedding ones
+        Nt = np.array([r["n_params"] for r in runs], float)
+        out["chinchilla_total_n"] = scaling.fit_chinchilla(Nt, D, L, starts=256).as_dict()
+    return out
+
+
+def markdown(data: dict) -> str:
+    """The runs and fits as Markdown tables (for docs/scaling.md)."""
+    rows = ["| size | d, layers, heads, MLP | N non-emb. | N total | D (tokens) | unique | epochs | train FLOPs "
+            "| FLOPs / 6ND | held-out loss | train loss | seconds |", "|" + "---|" * 12]
+    for r in sorted(data["runs"], key=lambda r: (r["unique_tokens"] != data["train_tokens"], r["size"], r["tokens"],
+                                                 -r["unique_tokens"])):
+        c = r["config"]
+        rows.append(f"| {r['size']} | {c['hidden_size']}, {c['num_hidden_layers']}, {c['num_attention_heads']}, "
+                    f"{c['intermediate_size']} | {r.get('n_params_non_embedding', 0):,} | {r.get('n_params', 0):,} | "
+                    f"{r['tokens']:,} | {r['unique_tokens']:,} | {r['epochs']:.2f} | {r.get('train_flops', 0):.3g} | "
+                    f"{r.get('train_flops', 0) / max(1, r.get('flops_6ND', 1)):.2f} | {r['heldout_loss']:.4f} | "
+                    f"{r['final_train_loss']:.4f} | {r['train_seconds']:.0f} |")
+    out = "\n".join(rows)
+    fit = data.get("fit", {})
+    if "chinchilla" in fit:
+        ch = fit["chinchilla"]
+        iv = ch.get("intervals", {})
+        out += "\n\n| parameter | fit | 95% bootstrap interval |\n|---|---|---|\n"
+        for k in ("E", "A", "B", "alpha", "beta"):
+            lo, hi = iv.get(k, (float("nan"), float("nan")))
+            out += f"| {k} | {ch[k]:.4g} | {lo:.4g} – {hi:.4g} |\n"
+    if "loss_vs_compute" in fit:
+        pl = fit["loss_vs_compute"]
+        out += (f"\nfrontier: L(C) = {pl['c']:.4g} + {pl['a']:.4g} C^-{pl['b']:.4g} "
+                f"(b in {pl['intervals'].get('b', ['?', '?'])})\n")
     return out
 
 
@@ -209,20 +253,21 @@ def main():
                     tokenizer="llmc/default_model/tokenizer.json (4096 tokens)", train_tokens=int(len(train_ids)),
                     heldout_tokens=int(len(eval_ids)), threads=args.threads, batch=BATCH, seq_len=SEQ,
                     schedule="AdamW (0.9, 0.95), wd 0.1, clip 1.0, 5% warmup + cosine to 10%, lr 3e-3 sqrt(192/d)")
-        done = {run_key(r["size"], r["tokens"], r["unique_tokens"]) for r in data["runs"]}
-        todo = [(s, D, min(u, len(train_ids))) for s, D, u in plan(len(train_ids))]
+        done = {run_key(r["size"], r["tokens"], r["unique_tokens"], r.get("subset", "prefix")) for r in data["runs"]}
+        todo = [(s, D, min(u, len(train_ids)), sub) for s, D, u, sub in plan(len(train_ids))]
         if args.only:
             todo = [r for r in todo if r[0] in args.only.split(",")]
         t_start = time.time()
-        for i, (size, D, U) in enumerate(todo):
+        for i, (size, D, U, sub) in enumerate(todo):
             steps = max(1, round(D / (BATCH * SEQ)))
-            if run_key(size, steps * BATCH * SEQ, U) in done:
+            U = len(subset_ids(train_ids, U, sub))
+            if run_key(size, steps * BATCH * SEQ, U, "prefix" if U == len(train_ids) else sub) in done:
                 continue
-            r = train_one(size, D, U, train_ids, eval_ids)
+            r = train_one(size, D, U, train_ids, eval_ids, sub)
             data["runs"].append(r)
             data["sweep_seconds"] = data.get("sweep_seconds", 0.0) + r["train_seconds"]
             save(out, data)
-            print(f"[{i + 1}/{len(todo)}] {size} D={r['tokens']:>9,} U={U:>9,} ({r['epochs']:.2f} epochs): held-out "
+            print(f"[{i + 1}/{len(todo)}] {size} D={r['tokens']:>9,} U={U:>9,} {sub} ({r['epochs']:.2f} epochs): held-out "
                   f"{r['heldout_loss']:.4f}, train {r['final_train_loss']:.4f}, {r['train_seconds']:.0f}s "
                   f"({r['tokens'] / r['train_seconds']:.0f} tok/s); {time.time() - t_start:.0f}s so far", flush=True)
     try:
@@ -230,8 +275,7 @@ def main():
     except ImportError as e:  # scipy missing: keep the runs
         print(f"fit skipped: {e}")
     save(out, data)
-    if "fit" in data and "chinchilla" in data["fit"]:
-        print(json.dumps(data["fit"]["chinchilla"], indent=1))
+    print(markdown(data))
 
 
 if __name__ == "__main__":
