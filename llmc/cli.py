@@ -341,22 +341,21 @@ def cmd_scaling(args) -> int:
 
 
 def _add_scaling_parser(sub) -> None:
-    s = sub.add_parser("scaling", help="compute-optimal model size and tokens (Chinchilla laws), FLOPs per token")
+    what = "compute-optimal model size and tokens (Chinchilla laws), FLOPs per token"
+    s = sub.add_parser("scaling", help=what, description=what, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--compute", type=float, default=None, help="training budget in FLOPs, e.g. 1e21")
     s.add_argument("--params", type=float, default=None, help="model size N (parameters)")
     s.add_argument("--tokens", type=float, default=None, help="training tokens D")
-    s.add_argument("--law", choices=["all", "hoffmann", "besiroglu"], default="all")
+    s.add_argument("--law", choices=["all", "hoffmann", "besiroglu"], default="all",
+                   help="Hoffmann et al. 2022 (eq. 10), Besiroglu et al. 2024, or both")
     s.add_argument("--config", default=None, help="a config.json, model folder or 'default': its FLOPs by part")
-    s.add_argument("--seq-len", type=int, default=2048)
-    s.add_argument("--attention", choices=["full", "causal"], default="full")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--seq-len", type=int, default=2048, help="sequence length for the attention FLOPs")
+    s.add_argument("--attention", choices=["full", "causal"], default="full",
+                   help="count the whole score matrix, or only the unmasked keys")
+    s.add_argument("--json", action="store_true", help="also print the results as JSON")
     s.set_defaults(fn=cmd_scaling)
 # ---------------------------------------------------------------- end of llmc scaling
 
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="llmc", description="llmc: large language models on a fast, inspectable C core")
-    sub = ap.add_subparsers(dest="command", required=True)
 
 def _int_at_least(lo: int, what: str):
     def parse(text: str) -> int:

@@ -84,19 +84,17 @@ def lr_of(size: str) -> float:
     return 3e-3 * math.sqrt(192 / SIZES[size][0])
 
 
-def kjv_text(shared: str | None) -> str:
-    """The corpus: the packaged copy when this llmc ships one, else ../shared/corpora/kjv.txt."""
-    for name in ("kjv_text", "load_kjv"):  # the packaged accessor (issue 16), when present
-        fn = getattr(llmc, name, None)
-        if callable(fn):
-            return fn()
+def kjv_split(shared: str | None) -> tuple[str, str]:
+    """(training text, held-out text) by the default model's rule: first 95% of lines train, last 5% held out.
+    From the copy shipped in llmc.data when this llmc has it, else ../shared/corpora/kjv.txt."""
+    try:
+        from llmc import data
+
+        return data.kjv_text("train"), data.kjv_text("heldout")
+    except ImportError:
+        pass
     path = Path(shared or os.environ.get("LLMC_SHARED") or ROOT.parent / "shared") / "corpora" / "kjv.txt"
-    return path.read_text(encoding="utf-8")
-
-
-def split(text: str) -> tuple[str, str]:
-    """The default model's rule: first 95% of lines train, last 5% held out."""
-    lines = text.splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     cut = int(len(lines) * 0.95)
     return "\n".join(lines[:cut]) + "\n", "\n".join(lines[cut:]) + "\n"
 
@@ -245,7 +243,7 @@ def main():
     if not args.fit_only:
         llmc.set_num_threads(args.threads)
         tok = llmc.Tokenizer.from_file(DEFAULT_DIR / "tokenizer.json")
-        train_text, eval_text = split(kjv_text(args.shared))
+        train_text, eval_text = kjv_split(args.shared)
         train_ids = np.asarray(tok.encode(train_text), np.int32)
         eval_ids = np.asarray(tok.encode(eval_text), np.int32)
         data.setdefault("runs", [])
