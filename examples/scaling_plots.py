@@ -9,21 +9,24 @@
   4. repeated data (Muennighoff et al. 2023): one model at a fixed D on fewer unique tokens (more epochs):
      held-out loss rises, training loss falls, and the law (which assumes fresh tokens) misses both ways.
 
-    pip install "llmc[examples,scaling]"; python examples/scaling_plots.py [--results benchmarks/results/scaling_sweep.json]
+    pip install "llmc[examples,scaling]"
+    python examples/scaling_plots.py [--results benchmarks/results/scaling_sweep.json] [--out DIR]
+
+It writes scaling_laws.png into --out (default: a new temporary folder; the committed examples/scaling_laws.png
+was made with `--out examples`).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from llmc import scaling
 
-from llmc import scaling  # noqa: E402
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "scaling_sweep.json"
 
 # Muennighoff et al. (2023), eq. 5: repeated tokens are worth less; R_D* fitted on their runs
 R_D_STAR = 15.39
@@ -39,8 +42,8 @@ def effective_tokens(unique: float, tokens: float) -> float:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "scaling_sweep.json"))
-    ap.add_argument("--out", default=str(ROOT / "examples" / "scaling_laws.png"))
+    ap.add_argument("--results", default=str(RESULTS), help="the JSON written by scripts/scaling_sweep.py")
+    ap.add_argument("--out", default=None, help="folder for scaling_laws.png (default: a new temporary folder)")
     args = ap.parse_args()
     import matplotlib
 
@@ -174,8 +177,10 @@ def main():
     fig.suptitle(f"llmc scaling sweep on KJV: {len(main_runs)} + {len(rep_runs)} runs, "
                  f"{sum(r['train_seconds'] for r in runs) / 60:.0f} min at 1 thread", fontsize=12)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="llmc-scaling-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / "scaling_laws.png", dpi=110)
+    print(f"wrote {folder / 'scaling_laws.png'}")
 
 
 if __name__ == "__main__":
