@@ -143,7 +143,11 @@ def train_one(size, tokens, unique, train_ids, eval_ids, subset="prefix") -> dic
     model = llmc.Model.init(cfg, seed=0)
     ids = subset_ids(train_ids, unique, subset)
     steps = max(1, round(tokens / (BATCH * SEQ)))
-    trainer = llmc.training.Trainer(model.config, model.state_dict(), BATCH, SEQ)
+    try:  # llmc >= wave 2 hands out read-only views unless asked
+        params = model.state_dict(writable=True)
+    except TypeError:
+        params = model.state_dict()
+    trainer = llmc.training.Trainer(model.config, params, BATCH, SEQ)
     t0 = time.time()
     hist = llmc.train(model, ids, steps=steps, batch_size=BATCH, seq_len=SEQ, lr=lr_of(size), weight_decay=0.1,
                       warmup=max(1, steps // 20), grad_clip=1.0, seed=0, progress=False, trainer=trainer)

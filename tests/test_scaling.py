@@ -120,7 +120,7 @@ def test_flops_train_equal_the_products_llmc_runs(cfg):
     kernel (not BLAS) and its backward as BLAS products that first recompute the scores, then dV, dP, dQ, dK."""
     model = llmc.Model.init(cfg, seed=0)
     B, T = 2, 16
-    t = llmc.training.Trainer(model.config, model.state_dict(), B, T)
+    t = llmc.training.Trainer(model.config, model.state_dict(writable=True), B, T)
     x = np.random.default_rng(0).integers(0, cfg["vocab_size"], (B, T))
     with S.count_flops() as c:
         t.accumulate(x, x)
