@@ -7,18 +7,20 @@ held-out loss, and fit the Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta and
 Data: kjv.txt with the default model's rule (first 95% of lines train, last 5% held out), tokenized with the default
 model's 4096-token BPE tokenizer (llmc/default_model): ~985 k training tokens, ~51 k held-out tokens.
 
-Sizing (the whole sweep fits in <= 60 minutes on a 2-core machine at 1 thread, designed for ~25 minutes on an idle
-core so that it takes 30-40 on this machine shared by 8 developers): training cost is ~6 * (N_blocks + d * V) FLOPs
-per token plus attention, so with a fixed 4096-token vocabulary the tied lm head (d * V) dominates the small
-models; at 1 thread llmc trains the smallest model below at ~16 k tokens/s and the largest at ~2.8 k tokens/s
-(measured before the sweep). Five sizes span 60x in non-embedding parameters (13 k to 0.8 M); each is trained at
-3-4 token budgets, the small ones on more tokens (they are cheap), the large ones on fewer, geometric in D, for
-~4.5 M training tokens in all. Every (N, D) point is its own run with its own warmup + cosine schedule ending at D
-(Hoffmann et al. 2022: intermediate checkpoints of a longer schedule overestimate the loss).
+Sizing (designed for ~25 minutes on one idle core, so that it fits the 60-minute budget on this 2-core machine
+shared by 8 developers): training cost is ~6 * (N_blocks + d * V) FLOPs per token plus attention, so with a fixed
+4096-token vocabulary the tied lm head (d * V) dominates the small models; at 1 thread llmc trained the smallest
+model below at ~16 k tokens/s and the largest at ~2.8 k tokens/s in a probe before the sweep. Five sizes span 60x
+in non-embedding parameters (13 k to 0.8 M); each is trained at 3-4 token budgets (125 k to 2 M tokens, geometric,
+overlapping between sizes), 11.2 M training tokens in all with the repeated-data arm. Every (N, D) point is its own
+run with its own warmup + cosine schedule ending at D (Hoffmann et al. 2022: intermediate checkpoints of a longer
+schedule overestimate the loss). On the shared machine (load ~15, nice 10) the committed sweep took 89 minutes of
+wall-clock training; docs/scaling.md has the numbers.
 
 Repeated data (Muennighoff et al. 2023): the training split holds only ~1 M unique tokens, so a 2 M-token run sees
-every token twice. Each run records its epochs; a small extra arm trains one size at a fixed D on a prefix of the
-training split (fewer unique tokens, more epochs) to measure what repetition costs on this corpus.
+every token twice. Each run records its epochs; a small extra arm trains one size at a fixed D on 1/8 and 1/16 of
+the training split (4 and 8 epochs), taken as a prefix or as 32 chunks spread over the book, to measure what
+repetition costs on this corpus.
 
 Results are written to the JSON after every run (a partial sweep is usable; rerunning skips recorded runs).
 """
