@@ -45,6 +45,15 @@ int llmc_simd_get_level(void);
 /* Force a level (for tests and benchmarks); a level the CPU lacks is LLMC_ERR_UNSUPPORTED. */
 llmc_status llmc_simd_set_level(int level);
 const char *llmc_simd_level_name(int level);
+/* What the CPU and OS offer (cpu.c; read once at start-up): 1 = usable, 0 = absent. amx_os: the kernel supports
+ * AMX tile data (1), does not (0), or cannot say (-1); llmc detects AMX but has no AMX kernel (docs/quantization.md). */
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512_vnni, avx512_bf16, amx_tile, amx_bf16, amx_int8, amx_os;
+} llmc_cpu_features;
+const llmc_cpu_features *llmc_cpu_get_features(void);
+/* The quantized-dot kernels the current SIMD level runs ("scalar", "avx2") and, in words, why. */
+const char *llmc_quant_kernels_name(void);
+const char *llmc_quant_kernels_reason(void);
 /* The BLAS library's own description (e.g. OpenBLAS's build config). */
 const char *llmc_blas_info(void);
 
