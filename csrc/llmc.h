@@ -128,6 +128,12 @@ llmc_status llmc_dequantize(int type, const void *src, float *y, size_t rows, si
  * beta == 0 ignores y's old contents (NaN there does not leak). w may sit at any address. */
 llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
                               float beta);
+/* The same with the kernel path forced (benchmarks and tests): AUTO as above; DOT: quantize x and take integer (or
+ * F16/BF16) dot products for any T (LLMC_ERR_UNSUPPORTED for types without one: f32, q8_1, q8_k); TILES:
+ * dequantize tiles of W and sgemm for any T. */
+typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2 } llmc_matmul_path;
+llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in,
+                                   size_t out, float beta, int path);
 
 /* ---------------------------------------------------------------- attention (attention.c) */
 /* Scaled dot-product attention, two implementations behind one call:

@@ -14,6 +14,7 @@
  * The SIMD level's kernel table (quant_simd.c) supplies the vector dot products; its scalar entries are the
  * portable reference of quant_dot.c. */
 #include <omp.h>
+#include <string.h>
 
 #include "blas.h"
 #include "internal.h"
@@ -64,6 +65,11 @@ static void matmul_tiles(const llmc_type_traits *tt, const uint8_t *w, size_t wr
 
 llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
                               float beta) {
+    return llmc_matmul_typed_path(type, w, x, y, T, in, out, beta, LLMC_MATMUL_AUTO);
+}
+
+llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
+                                   float beta, int path) {
     const llmc_type_traits *tt = llmc_type_traits_of(type);
     if (!tt) return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed: unknown weight type id %d", type);
     size_t wrb, total;
@@ -82,15 +88,23 @@ llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y,
         for (size_t i = 0; i < T * out; i++) y[i] = beta == 0.0f ? 0.0f : beta * y[i];
         return LLMC_OK;
     }
-    if (type == LLMC_TYPE_F32)
-        return llmc_sgemm(0, 1, T, out, in, 1.0f, x, in, (const float *)w, in, beta, y, out);
+    if (path < LLMC_MATMUL_AUTO || path > LLMC_MATMUL_TILES)
+        return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed_path: unknown path %d (0 auto, 1 dot, 2 tiles)", path);
+    if (type == LLMC_TYPE_F32 && path == LLMC_MATMUL_AUTO) {
+        if (T > 1) return llmc_sgemm(0, 1, T, out, in, 1.0f, x, in, (const float *)w, in, beta, y, out);
+        if (beta == 0.0f) memset(y, 0, out * sizeof(float)); /* so a NaN in y cannot survive 0 * y */
+        return llmc_sgemv(0, out, in, 1.0f, (const float *)w, in, x, beta, y); /* sgemm with one row is slow */
+    }
 
     const llmc_quant_kernels *qk = llmc_quant_kernels_for(llmc_simd_get_level());
     llmc_vec_dot_fn dot = qk->vec_dot[type] ? qk->vec_dot[type] : tt->vec_dot;
     int nt = llmc_threads();
     if (omp_in_parallel()) nt = 1; /* called from a parallel region: the caller already splits the work */
 
-    if (dot && T <= DECODE_MAX_T) {
+    if (path == LLMC_MATMUL_DOT && !dot)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "llmc_matmul_typed_path: %s weights have no integer-dot kernel",
+                         tt->name);
+    if (dot && (path == LLMC_MATMUL_DOT || (path == LLMC_MATMUL_AUTO && T <= DECODE_MAX_T))) {
         /* each thread should get a few hundred KB of weights or the fork/join dominates */
         size_t per = (out * wrb) / (128 * 1024);
         if ((size_t)nt > per) nt = per < 1 ? 1 : (int)per;

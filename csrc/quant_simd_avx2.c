@@ -19,6 +19,13 @@
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 
+/* an fp16 scale (two little-endian bytes at any address) -> fp32 with F16C's vcvtph2ps, exact and inlined */
+TGT static inline float h2f(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 TGT static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -61,75 +68,99 @@ TGT static inline __m256i bit4_from_qh(const uint8_t *qh_bytes) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
+/* One block of each 32-value format: acc + (d_w d_x) * (the 8 int32 lanes of q_w . q_x, as floats). The row loops
+ * below keep two accumulators, so consecutive blocks' multiply-adds do not wait on each other's latency. */
+TGT static inline __m256 blk_q8_0(const block_q8_0 *a, const block_q8_0 *b, __m256 acc) {
+    const __m256i qa = _mm256_loadu_si256((const __m256i *)a->qs), qb = _mm256_loadu_si256((const __m256i *)b->qs);
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a->d) * h2f(b->d)), _mm256_cvtepi32_ps(dot_s8s8(qa, qb)), acc);
+}
+TGT static inline __m256 blk_q4_0(const block_q4_0 *a, const block_q8_0 *b, __m256 acc) {
+    const __m256i qa = _mm256_sub_epi8(unpack_nibbles(a->qs), _mm256_set1_epi8(8)); /* q - 8 in [-8, 7] */
+    const __m256i p = dot_s8s8(qa, _mm256_loadu_si256((const __m256i *)b->qs));
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a->d) * h2f(b->d)), _mm256_cvtepi32_ps(p), acc);
+}
+TGT static inline __m256 blk_q4_1(const block_q4_1 *a, const block_q8_1 *b, __m256 acc) {
+    const __m256i qa = unpack_nibbles(a->qs); /* unsigned 0..15 */
+    const __m256i p = dot_u8s8(qa, _mm256_loadu_si256((const __m256i *)b->qs));
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a->d) * h2f(b->d)), _mm256_cvtepi32_ps(p), acc);
+}
+TGT static inline __m256 blk_q5_0(const block_q5_0 *a, const block_q8_0 *b, __m256 acc) {
+    __m256i qa = _mm256_or_si256(unpack_nibbles(a->qs), bit4_from_qh(a->qh));
+    qa = _mm256_sub_epi8(qa, _mm256_set1_epi8(16)); /* q - 16 in [-16, 15] */
+    const __m256i p = dot_s8s8(qa, _mm256_loadu_si256((const __m256i *)b->qs));
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a->d) * h2f(b->d)), _mm256_cvtepi32_ps(p), acc);
+}
+TGT static inline __m256 blk_q5_1(const block_q5_1 *a, const block_q8_1 *b, __m256 acc) {
+    const __m256i qa = _mm256_or_si256(unpack_nibbles(a->qs), bit4_from_qh(a->qh)); /* unsigned 0..31 */
+    const __m256i p = dot_u8s8(qa, _mm256_loadu_si256((const __m256i *)b->qs));
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a->d) * h2f(b->d)), _mm256_cvtepi32_ps(p), acc);
+}
+
+/* the row loop over nb blocks of a (weights) and b (activations) with two accumulators, into float `out` */
+#define ROW_LOOP(BLK, a, b, nb, out)                                                                               \
+    do {                                                                                                           \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                             \
+        size_t i_ = 0;                                                                                             \
+        for (; i_ + 2 <= (nb); i_ += 2) {                                                                          \
+            acc0 = BLK(&(a)[i_], &(b)[i_], acc0);                                                                  \
+            acc1 = BLK(&(a)[i_ + 1], &(b)[i_ + 1], acc1);                                                          \
+        }                                                                                                          \
+        if (i_ < (nb)) acc0 = BLK(&(a)[i_], &(b)[i_], acc0);                                                       \
+        (out) = hsum_ps(_mm256_add_ps(acc0, acc1));                                                                \
+    } while (0)
+
 // w: Q8_0 blocks, x: Q8_0 blocks
 TGT static float dot_q8_0(size_t n, const void *w, const void *x) {
     const block_q8_0 *a = w, *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t i = 0; i < n / QK; i++) {
-        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs), qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 p = _mm256_cvtepi32_ps(dot_s8s8(qa, qb));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_get(a[i].d) * f16_get(b[i].d)), p, acc);
-    }
-    return hsum_ps(acc);
+    float s;
+    ROW_LOOP(blk_q8_0, a, b, n / QK, s);
+    return s;
 }
 
 // w: Q4_0 blocks, x: Q8_0 blocks
 TGT static float dot_q4_0(size_t n, const void *w, const void *x) {
     const block_q4_0 *a = w;
     const block_q8_0 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i eight = _mm256_set1_epi8(8);
-    for (size_t i = 0; i < n / QK; i++) {
-        const __m256i qa = _mm256_sub_epi8(unpack_nibbles(a[i].qs), eight); /* q - 8 in [-8, 7] */
-        const __m256 p = _mm256_cvtepi32_ps(dot_s8s8(qa, _mm256_loadu_si256((const __m256i *)b[i].qs)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_get(a[i].d) * f16_get(b[i].d)), p, acc);
-    }
-    return hsum_ps(acc);
+    float s;
+    ROW_LOOP(blk_q4_0, a, b, n / QK, s);
+    return s;
 }
+
+/* sum over blocks of m_w * s_x: the min term of Q4_1 / Q5_1 (s_x = d_x sum q_x) */
+#define MIN_TERMS(a, b, nb, out)                                                                                   \
+    do {                                                                                                           \
+        float m_ = 0.0f;                                                                                           \
+        for (size_t i_ = 0; i_ < (nb); i_++) m_ += h2f((a)[i_].m) * h2f((b)[i_].s);                                 \
+        (out) = m_;                                                                                                \
+    } while (0)
 
 // w: Q4_1 blocks, x: Q8_1 blocks. sum = d_w d_x sum q_w q_x + m_w s_x
 TGT static float dot_q4_1(size_t n, const void *w, const void *x) {
     const block_q4_1 *a = w;
     const block_q8_1 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (size_t i = 0; i < n / QK; i++) {
-        const __m256i qa = unpack_nibbles(a[i].qs); /* unsigned 0..15 */
-        const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(qa, _mm256_loadu_si256((const __m256i *)b[i].qs)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_get(a[i].d) * f16_get(b[i].d)), p, acc);
-        mins += f16_get(a[i].m) * f16_get(b[i].s);
-    }
-    return hsum_ps(acc) + mins;
+    float s, mins;
+    ROW_LOOP(blk_q4_1, a, b, n / QK, s);
+    MIN_TERMS(a, b, n / QK, mins);
+    return s + mins;
 }
 
 // w: Q5_0 blocks, x: Q8_0 blocks
 TGT static float dot_q5_0(size_t n, const void *w, const void *x) {
     const block_q5_0 *a = w;
     const block_q8_0 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i sixteen = _mm256_set1_epi8(16);
-    for (size_t i = 0; i < n / QK; i++) {
-        __m256i qa = _mm256_or_si256(unpack_nibbles(a[i].qs), bit4_from_qh(a[i].qh));
-        qa = _mm256_sub_epi8(qa, sixteen); /* q - 16 in [-16, 15] */
-        const __m256 p = _mm256_cvtepi32_ps(dot_s8s8(qa, _mm256_loadu_si256((const __m256i *)b[i].qs)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_get(a[i].d) * f16_get(b[i].d)), p, acc);
-    }
-    return hsum_ps(acc);
+    float s;
+    ROW_LOOP(blk_q5_0, a, b, n / QK, s);
+    return s;
 }
 
 // w: Q5_1 blocks, x: Q8_1 blocks
 TGT static float dot_q5_1(size_t n, const void *w, const void *x) {
     const block_q5_1 *a = w;
     const block_q8_1 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (size_t i = 0; i < n / QK; i++) {
-        const __m256i qa = _mm256_or_si256(unpack_nibbles(a[i].qs), bit4_from_qh(a[i].qh));
-        const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(qa, _mm256_loadu_si256((const __m256i *)b[i].qs)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_get(a[i].d) * f16_get(b[i].d)), p, acc);
-        mins += f16_get(a[i].m) * f16_get(b[i].s);
-    }
-    return hsum_ps(acc) + mins;
+    float s, mins;
+    ROW_LOOP(blk_q5_1, a, b, n / QK, s);
+    MIN_TERMS(a, b, n / QK, mins);
+    return s + mins;
 }
 
 /* ---------------------------------------------------------------- K-quants against Q8_K */
@@ -172,7 +203,7 @@ TGT static float dot_q4_K(size_t n, const void *w, const void *x) {
             sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(phi, _mm256_set1_epi32(sc[2 * c + 1])));
         }
         const float dx = q8k_d(&b[i]);
-        s += dx * f16_get(a[i].d) * (float)hsum_epi32(sumi) - dx * f16_get(a[i].dmin) * (float)summs;
+        s += dx * h2f(a[i].d) * (float)hsum_epi32(sumi) - dx * h2f(a[i].dmin) * (float)summs;
     }
     return s;
 }
@@ -205,7 +236,7 @@ TGT static float dot_q5_K(size_t n, const void *w, const void *x) {
             sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(phi, _mm256_set1_epi32(sc[2 * c + 1])));
         }
         const float dx = q8k_d(&b[i]);
-        s += dx * f16_get(a[i].d) * (float)hsum_epi32(sumi) - dx * f16_get(a[i].dmin) * (float)summs;
+        s += dx * h2f(a[i].d) * (float)hsum_epi32(sumi) - dx * h2f(a[i].dmin) * (float)summs;
     }
     return s;
 }
@@ -235,7 +266,7 @@ TGT static float dot_q6_K(size_t n, const void *w, const void *x) {
                 sumi = _mm256_add_epi32(sumi, scale2(p, a[i].scales[j], a[i].scales[j + 1]));
             }
         }
-        s += q8k_d(&b[i]) * f16_get(a[i].d) * (float)(hsum_epi32(sumi) - 32 * offs);
+        s += q8k_d(&b[i]) * h2f(a[i].d) * (float)(hsum_epi32(sumi) - 32 * offs);
     }
     return s;
 }
@@ -260,7 +291,7 @@ TGT static float dot_q2_K(size_t n, const void *w, const void *x) {
             }
         }
         const float dx = q8k_d(&b[i]);
-        s += dx * f16_get(a[i].d) * (float)hsum_epi32(sumi) - dx * f16_get(a[i].dmin) * (float)summs;
+        s += dx * h2f(a[i].d) * (float)hsum_epi32(sumi) - dx * h2f(a[i].dmin) * (float)summs;
     }
     return s;
 }
@@ -291,7 +322,7 @@ TGT static float dot_q3_K(size_t n, const void *w, const void *x) {
                 sumi = _mm256_add_epi32(sumi, scale2(p, sc[j], sc[j + 1]));
             }
         }
-        s += q8k_d(&b[i]) * f16_get(a[i].d) * (float)(hsum_epi32(sumi) - 4 * offs);
+        s += q8k_d(&b[i]) * h2f(a[i].d) * (float)(hsum_epi32(sumi) - 4 * offs);
     }
     return s;
 }
@@ -309,7 +340,7 @@ TGT static float dot_f16(size_t n, const void *w, const void *x) {
                                _mm256_loadu_ps(b + i + 8), acc1);
     }
     float s = hsum_ps(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += f16_get(a + 2 * i) * b[i];
+    for (; i < n; i++) s += h2f(a + 2 * i) * b[i];
     return s;
 }
 
