@@ -112,14 +112,24 @@ typedef struct {
 const llmc_type_traits *llmc_type_traits_of(int type);
 
 /* ---------------------------------------------------------------- kernels per SIMD level (quant_simd_*.c) */
-/* The vector kernels replace the portable vec_dot of some types; NULL entries fall back to the traits table.
- * to_float_f32 converts a row of F16 / BF16 with the level's instructions (exact). */
+/* The vector kernels replace the portable vec_dot / to_float of some types; NULL entries fall back to the traits
+ * table. */
 typedef struct {
-    const char *name;                         /* what simd_info reports, e.g. "avx512-vnni" */
-    llmc_vec_dot_fn vec_dot[LLMC_TYPE_COUNT]; /* by weight type */
+    const char *name;                           /* what simd_info reports, e.g. "avx2" */
+    llmc_vec_dot_fn vec_dot[LLMC_TYPE_COUNT];   /* by weight type */
+    llmc_to_float_fn to_float[LLMC_TYPE_COUNT]; /* bit-identical to the reference rows, faster */
 } llmc_quant_kernels;
 
 extern const llmc_quant_kernels llmc_quant_scalar;
+/* quant_dequant_avx2.c */
+void llmc_dequant_avx2_q8_0(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q4_0(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q4_1(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q4_K(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q5_K(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q6_K(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_f16(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_bf16(const void *src, float *y, size_t n);
 /* The kernels used at SIMD level `level` on this CPU (scalar entries where the level has none). */
 const llmc_quant_kernels *llmc_quant_kernels_for(int level);
 

@@ -373,5 +373,12 @@ const llmc_quant_kernels llmc_quant_avx2 = {
             [LLMC_TYPE_Q8_0] = dot_q8_0, [LLMC_TYPE_Q2_K] = dot_q2_K, [LLMC_TYPE_Q3_K] = dot_q3_K,
             [LLMC_TYPE_Q4_K] = dot_q4_K, [LLMC_TYPE_Q5_K] = dot_q5_K, [LLMC_TYPE_Q6_K] = dot_q6_K,
         },
+    .to_float =
+        {
+            [LLMC_TYPE_F16] = llmc_dequant_avx2_f16,   [LLMC_TYPE_BF16] = llmc_dequant_avx2_bf16,
+            [LLMC_TYPE_Q8_0] = llmc_dequant_avx2_q8_0, [LLMC_TYPE_Q4_0] = llmc_dequant_avx2_q4_0,
+            [LLMC_TYPE_Q4_1] = llmc_dequant_avx2_q4_1, [LLMC_TYPE_Q4_K] = llmc_dequant_avx2_q4_K,
+            [LLMC_TYPE_Q5_K] = llmc_dequant_avx2_q5_K, [LLMC_TYPE_Q6_K] = llmc_dequant_avx2_q6_K,
+        },
 };
 #endif

@@ -406,3 +406,17 @@ def test_f32_path_and_empty_shapes():
         quant.matmul(np.zeros((1, 256), np.float32), np.zeros((7, 292), np.uint8), "q8_k", path="dot")
     with pytest.raises(ValueError, match="path must be"):
         quant.matmul(x, q, "f32", path="fast")
+
+
+@pytest.mark.parametrize("name", [t for t in ALL if t != "q8_k"])
+def test_dequantize_identical_at_every_level(name, restore_level):
+    """The vector dequantize rows (used by llmc.dequantize and the prefill tiles) are bit-identical to the
+    portable ones, on arbitrary bytes (NaN / inf scales included)."""
+    bs, bb = llmc.quant_types()[name]
+    n = bs * (4 if bs > 1 else 300)
+    q = rng.integers(0, 256, (8, n // bs * bb), dtype=np.uint8)
+    llmc._core.set_simd_level(0)
+    ref = llmc.dequantize(q, name, (8, n))
+    for level in cpu_levels()[1:]:
+        llmc._core.set_simd_level(level)
+        assert_same_floats(llmc.dequantize(q, name, (8, n)), ref)
