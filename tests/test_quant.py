@@ -420,3 +420,51 @@ def test_dequantize_identical_at_every_level(name, restore_level):
     for level in cpu_levels()[1:]:
         llmc._core.set_simd_level(level)
         assert_same_floats(llmc.dequantize(q, name, (8, n)), ref)
+
+
+# ------------------------------------------------------------------ byte identity with ggml's own C quantizers
+def _ggml_lib():
+    """libggml-base from llama-cpp-python (or any build named by $LLMC_GGML_LIB), which exports ggml's reference
+    quantizers quantize_row_*_ref; None when neither is available."""
+    import ctypes
+    import glob
+    import os
+
+    path = os.environ.get("LLMC_GGML_LIB")
+    if not path:
+        try:
+            import llama_cpp
+        except Exception:
+            return None
+        libs = sorted(glob.glob(os.path.join(os.path.dirname(llama_cpp.__file__), "**", "libggml-base.*"),
+                                recursive=True))
+        if not libs:
+            return None
+        path = libs[0]
+    try:
+        return ctypes.CDLL(path, mode=os.RTLD_LAZY)  # lazy: a bare ggml-quants build leaves a few symbols unbound
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("name", ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"])
+def test_bytes_match_ggml_c_reference(name):
+    """K-quants have no gguf-py quantizer: compare with llama.cpp's own (when llama-cpp-python is installed)."""
+    import ctypes
+
+    lib = _ggml_lib()
+    if lib is None:
+        pytest.skip("no libggml (install llama-cpp-python or set LLMC_GGML_LIB)")
+    fn = getattr(lib, f"quantize_row_{name}_ref")
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    r = np.random.default_rng(3)
+    n = 1024
+    x = np.concatenate([r.standard_normal((24, n)), r.standard_t(2, (8, n)), r.uniform(-1, 3, (4, n)),
+                        r.standard_normal((4, n)) * (r.random((4, n)) < 0.05) + 0.0,  # + 0.0: no -0.0 blocks
+                        r.standard_normal((4, n)) * np.logspace(-6, 4, 4)[:, None]]).astype(np.float32)
+    got = llmc.quantize(x, name.lower())
+    want = np.zeros_like(got)
+    for i in range(x.shape[0]):
+        fn(x[i].ctypes.data, want[i].ctypes.data, n)
+    bad = np.nonzero((got != want).any(axis=1))[0]
+    assert bad.size == 0, f"{name}: rows {bad.tolist()} differ from ggml"
