@@ -5,13 +5,15 @@ next to llmc's fp32 sgemv / sgemm and NumPy on the dequantized fp32 matrix, in o
   weight should be proportionally faster), and the speed-up over llmc's fp32 sgemv on the same shape.
 - matmul (T = 64, prefill): GFLOP/s = 2 T in out / time, next to llmc's fp32 sgemm.
 - the crossover between the two quantized paths (integer dots vs dequantized tiles + sgemm) for a few types.
-Each number is the best of several repeats. Prints tables and writes benchmarks/results/quant_kernels.json.
+Each number is the best of several repeats. Prints tables and writes a JSON file (--out; the committed one is benchmarks/results/quant_kernels.json).
 
-    python benchmarks/bench_quant_kernels.py [--threads 1,2] [--size 4096] [--repeats 5]
+    python benchmarks/bench_quant_kernels.py [--threads 1,2] [--size 4096] [--repeats 5] [--out FILE]
 """
 import argparse
 import json
+import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,7 +57,8 @@ def main():
     ap.add_argument("--prefill", type=int, default=64, help="rows T of the matmul")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--types", default=",".join(TYPES))
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "quant_kernels.json"))
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "quant_kernels.json"),
+                    help="the JSON file to write (benchmarks/results/quant_kernels.json to refresh the committed one)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     n = args.size
