@@ -55,8 +55,22 @@ int llmc_simd_get_level(void);
 /* Force a level (for tests and benchmarks); a level the CPU lacks is LLMC_ERR_UNSUPPORTED. */
 llmc_status llmc_simd_set_level(int level);
 const char *llmc_simd_level_name(int level);
+/* What the CPU and OS offer (cpu.c; read once at start-up): 1 = usable, 0 = absent. amx_os: the kernel supports
+ * AMX tile data (1), does not (0), or cannot say (-1); llmc detects AMX but has no AMX kernel (docs/quantization.md). */
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512_vnni, avx512_bf16, amx_tile, amx_bf16, amx_int8, amx_os;
+} llmc_cpu_features;
+const llmc_cpu_features *llmc_cpu_get_features(void);
+/* The quantized-dot kernels the current SIMD level runs ("scalar", "avx2") and, in words, why. */
+const char *llmc_quant_kernels_name(void);
+const char *llmc_quant_kernels_reason(void);
 /* The BLAS library's own description (e.g. OpenBLAS's build config). */
 const char *llmc_blas_info(void);
+/* FLOP counter (flops.c): while switched on by at least one caller, every float32 BLAS product llmc runs adds
+ * 2 m n k (sgemm) or 2 m k (sgemv) to a process-wide running total, on every thread. enable(1) adds a user,
+ * enable(0) removes one; read the totals before and after and take the difference. Off by default. */
+void llmc_flop_counter_enable(int on);
+void llmc_flop_counter_read(uint64_t *flops, uint64_t *calls);
 
 /* Bytes of working memory llmc's kernels hold now, and the high-water mark since the last reset
  * (weights mapped from files are not counted). For memory benchmarks. */
@@ -129,6 +143,12 @@ llmc_status llmc_dequantize(int type, const void *src, float *y, size_t rows, si
  * beta == 0 ignores y's old contents (NaN there does not leak). w may sit at any address. */
 llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
                               float beta);
+/* The same with the kernel path forced (benchmarks and tests): AUTO as above; DOT: quantize x and take integer (or
+ * F16/BF16) dot products for any T (LLMC_ERR_UNSUPPORTED for types without one: f32, q8_1, q8_k); TILES:
+ * dequantize tiles of W and sgemm for any T. */
+typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2 } llmc_matmul_path;
+llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in,
+                                   size_t out, float beta, int path);
 
 /* ---------------------------------------------------------------- attention (attention.c) */
 /* Scaled dot-product attention, two implementations behind one call:
@@ -395,6 +415,62 @@ void llmc_session_reset(llmc_session *s);
 llmc_status llmc_session_copy(llmc_session *dst, const llmc_session *src);
 void llmc_session_set_attn(llmc_session *s, int attn);
 void llmc_session_free(llmc_session *s);
+
+
+/* ---------------------------------------------------------------- latent space: hooks on named activations
+ * Hook points of the forward pass (csrc/latent.c). Each activation has a public layout (U, P, W): U units (heads
+ * for head-major activations, else 1), P positions, W values per unit and position. D = d_model, F = d_ff,
+ * H / Hk = query / key-value heads, hd = head_dim, Tk = keys seen.
+ *   EMBED (1, T, D) input of block 0          RESID_PRE (1, T, D) input of block l
+ *   ATTN_Q (H, T, hd) queries after q_norm and RoPE, as attention reads them; ATTN_K / ATTN_V (Hk, T, hd) likewise
+ *   ATTN_PATTERN (H, T, Tk) softmax weights (capture only)      ATTN_Z (H, T, hd) attention output per head
+ *   ATTN_OUT (1, T, D) output projection (+ bias)   RESID_MID (1, T, D) residual stream between attention and MLP
+ *   MLP_PRE (1, T, F) gate (llama) / fc (gpt2, bert) before the activation; MLP_POST (1, T, F) input of the down
+ *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm */
+typedef enum {
+    LLMC_ACT_EMBED = 0, LLMC_ACT_RESID_PRE, LLMC_ACT_ATTN_Q, LLMC_ACT_ATTN_K, LLMC_ACT_ATTN_V, LLMC_ACT_ATTN_PATTERN,
+    LLMC_ACT_ATTN_Z, LLMC_ACT_ATTN_OUT, LLMC_ACT_RESID_MID, LLMC_ACT_MLP_PRE, LLMC_ACT_MLP_POST, LLMC_ACT_MLP_OUT,
+    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_COUNT
+} llmc_act;
+
+/* What a hook does where it fires. Positions are absolute (row t of a call at session position n is n + t); a hook
+ * touches positions in [pos_start, pos_stop) only. */
+typedef enum {
+    LLMC_HOOK_CAPTURE = 0, /* copy into data (U, rows, W) at row = position (positions >= rows are not copied) */
+    LLMC_HOOK_ADD = 1,     /* add scale * data (U, W) at each position (steering) */
+    LLMC_HOOK_SET = 2,     /* replace by data (U, rows, W), row = position (activation patching) */
+    LLMC_HOOK_ZERO = 3,    /* zero the units in index: heads when U > 1, else columns (neurons) */
+    LLMC_HOOK_MEAN = 4     /* replace the units in index by data (U, W) or, when data is NULL, by their mean over
+                              the positions of the call (the whole sequence: such a run is not chunked) */
+} llmc_hook_kind;
+
+typedef struct {
+    int kind;                     /* llmc_hook_kind */
+    int act;                      /* llmc_act */
+    size_t layer;                 /* block index (ignored for EMBED and LN_FINAL) */
+    float *data;                  /* see kind; the caller keeps it alive while the hook is attached */
+    size_t data_len;              /* floats in data (checked against the layout) */
+    size_t rows;                  /* CAPTURE / SET: positions in data */
+    float scale;                  /* ADD */
+    size_t pos_start, pos_stop;   /* affected positions [start, stop) */
+    const int64_t *index;         /* ZERO / MEAN: unit indices */
+    size_t n_index;
+} llmc_hook;
+
+/* The layout (U, W) of activation act for this model (W of ATTN_PATTERN: 0, it depends on the call). Returns
+ * LLMC_ERR_UNSUPPORTED for an activation the architecture lacks (LN_FINAL of bert). */
+llmc_status llmc_act_layout(const llmc_model *m, int act, size_t *units, size_t *width);
+/* Check hooks against the model: kinds, activations, layers, data sizes, unit indices, position ranges. */
+llmc_status llmc_hooks_check(const llmc_model *m, const llmc_hook *hooks, size_t n);
+/* A whole-sequence forward (like llmc_model_forward with all logits) with hooks firing in list order at each
+ * point. logits (T, V) may be NULL. */
+llmc_status llmc_model_forward_hooked(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
+                                      int attn, float *logits, const llmc_hook *hooks, size_t n_hooks);
+/* Attach hooks to a session (n = 0 detaches): they fire on every later append. The array and its data are the
+ * caller's and must outlive the attachment. CAPTURE and ATTN_PATTERN are not allowed on a session. */
+llmc_status llmc_session_set_hooks(llmc_session *s, const llmc_hook *hooks, size_t n);
+/* The logit lens readout: logits (rows, V) = lm_head(final_norm(x)) for x: (rows, D) residual-stream rows. */
+llmc_status llmc_model_readout(const llmc_model *m, const float *x, size_t rows, float *logits);
 
 #ifdef __cplusplus
 }
