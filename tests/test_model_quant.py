@@ -350,3 +350,20 @@ def test_bf16_checkpoint_resident_memory_is_file_size(tmp_path):
         grew[dt] = int(delta)
     assert 0.8 * size < grew["bf16"] < 1.3 * size, (grew, size)
     assert grew["f32"] > 1.7 * size, (grew, size)
+
+
+def test_cli_quantize(ckpt, tmp_path, capsys):
+    from llmc.cli import main
+
+    _, d = ckpt("llama")
+    assert main(["quantize", str(d), str(tmp_path / "bf"), "--type", "bf16"]) == 0
+    err = capsys.readouterr().err
+    assert "tensors" in err and "#" in err  # the progress bar
+    m = llmc.Model.load(tmp_path / "bf")
+    assert m.dtype == "bf16" and json.loads((tmp_path / "bf" / "config.json").read_text())["dtype"] == "bfloat16"
+    assert main(["quantize", str(d), str(tmp_path / "bf"), "--type", "bf16"]) == 2  # exists, no --force
+    assert "exists" in capsys.readouterr().err
+    if not hasattr(llmc.Model, "save_gguf"):
+        assert main(["quantize", str(d), str(tmp_path / "q.gguf"), "--type", "q4_k"]) == 2
+        assert "GGUF" in capsys.readouterr().err
+    assert main(["quantize", str(d), str(tmp_path / "x"), "--type", "q3"]) == 2
