@@ -121,8 +121,11 @@ llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, 
     llmc_status st = check_config(c);
     if (st) return st;
     if (!B || !T) return llmc_fail(LLMC_ERR_INVALID, "batch size and sequence length must be >= 1 (got %zu, %zu)", B, T);
-    if (c->arch == LLMC_TRAIN_GPT2 && T > c->n_positions)
-        return llmc_fail(LLMC_ERR_INVALID, "sequence length %zu exceeds the model's %zu positions", T, c->n_positions);
+    /* gpt2 has a learned position table of n_positions rows; llama's RoPE could rotate any position, but the
+     * model is only trained (and, by transformers, only run) within max_position_embeddings: honour it for both */
+    if (T > c->n_positions)
+        return llmc_fail(LLMC_ERR_INVALID, "sequence length %zu exceeds the model's context window of %zu positions "
+                         "(%s)", T, c->n_positions, c->arch == LLMC_TRAIN_GPT2 ? "n_positions" : "max_position_embeddings");
     const size_t L = c->n_layers, d = c->d_model, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const size_t ff = c->d_ff, V = c->vocab, W3 = qd + 2 * kvd;
     size_t N;

@@ -134,20 +134,37 @@ class Model:
         """The config.json contents (a copy)."""
         return dict(self._config)
 
-    def generate(self, prompt, max_new_tokens: int = 64, **kwargs):
+    def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 64, *, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0,
+                 no_repeat_ngram_size: int = 0, do_sample: bool | None = None, num_beams: int = 1,
+                 length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
+                 stop: str | Sequence[str] | None = None, seed: int | None = None, stream: bool = False,
+                 return_logprobs: bool = False, overflow: Literal["stop", "slide", "error"] = "stop",
+                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None):
         """Continue a prompt (str, encoded with model.tokenizer, or a list of token ids) with KV-cached decoding.
 
-        Keyword arguments: temperature=1.0 (0 = greedy), top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
-        no_repeat_ngram_size=0, do_sample=None (None: sample when a sampling knob or seed is given, else greedy),
-        num_beams=1, length_penalty=1.0, early_stopping=False|True|"never", num_return_sequences=1, stop=None
-        (str or list of str; the text is cut before the first one), seed=None, stream=False (an iterator of text
-        pieces), return_logprobs=False, overflow="error"|"slide", keep_first=0, eos_token_id=None (config's).
-        The sampler chain and beam search follow transformers' semantics (see llmc.generate and llmc.beam).
+        temperature: 0 = greedy; top_k / top_p / min_p: filters (0 / 1.0 / 0.0 = off); repetition_penalty (1.0 =
+        off) and no_repeat_ngram_size (0 = off) act on the prompt and the generated tokens. do_sample: None
+        samples when a sampling knob or a seed is given and decodes greedily otherwise. num_beams > 1: beam search
+        with length_penalty, early_stopping (False, True or "never") and num_return_sequences, as transformers.
+        stop: str or list of str; the text is cut before the first one. seed: the sampler's seed (None: from the
+        OS). stream=True: an iterator of text pieces. return_logprobs: also the chosen tokens' log-probabilities
+        (the hypothesis score for beam search). eos_token_id: overrides the config's.
+        overflow: what happens when prompt + generated tokens would exceed the context window:
+        "stop" (default) stops there with a llmc.ContextWindowWarning and returns what was generated; "slide"
+        drops the oldest tokens after the first keep_first and continues; "error" raises ValueError before any
+        work. The sampler chain and beam search follow transformers' semantics (see llmc.generate, llmc.beam).
         Returns text for a str prompt, ids for an id prompt (without the prompt; with the EOS token when
         generation stopped on it), a list when num_return_sequences > 1."""
         from .generate import generate
 
-        return generate(self, prompt, max_new_tokens, **kwargs)
+        return generate(self, prompt, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                        min_p=min_p, repetition_penalty=repetition_penalty,
+                        no_repeat_ngram_size=no_repeat_ngram_size, do_sample=do_sample, num_beams=num_beams,
+                        length_penalty=length_penalty, early_stopping=early_stopping,
+                        num_return_sequences=num_return_sequences, stop=stop, seed=seed, stream=stream,
+                        return_logprobs=return_logprobs, overflow=overflow, keep_first=keep_first,
+                        eos_token_id=eos_token_id)
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -302,17 +319,21 @@ class Model:
         self._m.convert(d, progress)
         return self
 
-    def state_dict(self, dequantize: bool = False) -> dict[str, np.ndarray]:
-        """{checkpoint tensor name: array}, zero-copy views of the model's weights. Tied weights appear once, under
+    def state_dict(self, writable: bool = False, dequantize: bool = False) -> dict[str, np.ndarray]:
+        """{checkpoint tensor name: array}: zero-copy views of the model's weights. Tied weights appear once, under
         the embedding's name.
 
-        F32 tensors are float32 views of the checkpoint's shape (writing to them changes the model). Tensors of
-        any other type (bf16, f16, q8_0, ...: see weight_types()) are read-only uint8 views of their bytes as
-        stored, (rows, bytes per row), in ggml's block layout; GPT-2's Conv1D weights are stored transposed,
-        (out, in). llmc.dequantize(view, type, (rows, cols)) decodes one. dequantize=True returns float32 copies
-        of those in the checkpoint's shape instead (F32 tensors stay views)."""
+        F32 tensors are float32 views of the checkpoint's shape. The views are read-only by default, so an
+        in-place NumPy operation cannot change the model by accident (it raises ValueError: assignment
+        destination is read-only). writable=True returns writable views: writing to them changes the model (what
+        training and load_state_dict do). Copy (np.array(v)) to get arrays of your own.
+
+        Tensors of any other type (bf16, f16, q8_0, ...: see weight_types()) are read-only uint8 views of their
+        bytes as stored, (rows, bytes per row), in ggml's block layout; GPT-2's Conv1D weights are stored
+        transposed, (out, in). llmc.dequantize(view, type, (rows, cols)) decodes one. dequantize=True returns
+        float32 copies of those in the checkpoint's shape instead (F32 tensors stay views)."""
         out = {}
-        for name, view, ty, shape, transposed in self._m.tensors(True):
+        for name, view, ty, shape, transposed in self._m.tensors(bool(writable)):
             if ty != "f32" and dequantize:
                 stored = (shape[1], shape[0]) if transposed else tuple(shape)
                 if len(shape) == 1:
@@ -328,7 +349,7 @@ class Model:
         """Copy arrays into the weights of the same names (shapes must match). strict: every weight must be given
         and no unknown name may appear."""
         self._need_f32("load_state_dict")
-        own = self.state_dict()
+        own = self.state_dict(writable=True)
         unknown = sorted(set(state) - set(own))
         missing = sorted(set(own) - set(state))
         if strict and (unknown or missing):
