@@ -11,6 +11,7 @@ measured here, in a subprocess at the same thread count (NumPy sums over a 512 M
 fraction = tokens/s x bytes per token / bandwidth.
 
     python benchmarks/bench_quant.py [--threads 1,2] [--models gpt2,llama] [--types f32,bf16,q8_0,q4_0,q4_k]
+                                     [--out benchmarks/results/quant.json]   (runs against the installed llmc)
 """
 from __future__ import annotations
 
@@ -23,8 +24,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DECODE, PROMPT = 64, 16
 
@@ -108,8 +107,7 @@ print(json.dumps(res))
 
 
 def run_child(impl: str, path: str, threads: int, dtype: str = "stored") -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     out = subprocess.run([sys.executable, "-c", CHILD, impl, path, str(threads), dtype, str(DECODE), str(PROMPT)],
                          capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -122,7 +120,7 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--models", default="gpt2,llama")
     ap.add_argument("--types", default="f32,bf16,q8_0,q4_0,q4_k")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "quant.json"))
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "quant.json"))
     args = ap.parse_args()
     import llmc
 
