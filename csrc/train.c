@@ -257,6 +257,7 @@ static llmc_status forward(llmc_trainer *t, float *const *P, const int64_t *ids,
     if (gpt2)
         for (size_t n = 0; n < N; n++) llmc_k->axpy(x + n * d, 1.0f, P[1] + (n % T) * d, d);
     for (size_t l = 0; l < c->n_layers; l++) {
+        if (llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* Ctrl-C: stop before any weight changes */
         float *const *w = P + L0 + PL * l;
         float *xin = t->x_in[l], *xout = l + 1 < c->n_layers ? t->x_in[l + 1] : t->x_last;
         /* attention sub-block: xn1 = norm(x); q, k, v projections; (RoPE); causal attention; output projection */
@@ -328,6 +329,7 @@ static llmc_status backward(llmc_trainer *t, float *const *P, float *const *G, c
     else st = llmc_rms_norm_backward(t->dxn, t->x_last, P[fn], t->dres, G[fn], N, d, c->eps);
     if (st) return st;
     for (size_t li = c->n_layers; li-- > 0;) {
+        if (llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* gradients are partial: the caller zeroes them */
         float *const *w = P + L0 + PL * li;
         float *const *g = G + L0 + PL * li;
         /* dres = d(layer output). MLP: out = x_mid + mlp(norm(x_mid)) */

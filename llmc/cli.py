@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 import llmc
+from llmc import _files
+
 from .training import NonFiniteLossError
 
 
@@ -135,7 +137,7 @@ def cmd_perplexity(args) -> int:
     p = Path(args.file)
     if not p.is_file():
         raise CliError(f"{args.file}: no such file")
-    text = p.read_text(encoding="utf-8")
+    text = _files.read_regular(p).decode("utf-8")
     t0 = time.perf_counter()
     r = llmc.perplexity(model, text, context_length=args.context, stride=args.stride, method=args.method,
                         progress=not args.quiet)
@@ -182,7 +184,7 @@ def cmd_info(args) -> int:
 
 def _read_text(path: Path, what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return _files.read_regular(path).decode("utf-8")  # a FIFO is refused, not waited on
     except UnicodeDecodeError as e:
         raise CliError(f"{what} {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     except OSError as e:
@@ -215,22 +217,17 @@ def cmd_train(args) -> int:
     start = 0
     from .training import Trainer
 
-    if args.resume:
-        model = llmc.Model.load(args.resume, dtype="f32")  # training runs on float32 weights
-        state = json.loads((Path(args.resume) / "trainer_state.json").read_text())
-        start = int(state["step"])
+    from .checkpoint import load_training_checkpoint, save_training_checkpoint
+
+    if args.resume:  # model, AdamW moments and step count of one checkpoint set, so training continues exactly
+        model, trainer, start = load_training_checkpoint(
+            args.resume, lambda m: Trainer(m.config, m.state_dict(writable=True), args.batch_size, args.seq_len))
     else:
         try:
             model = llmc.Model.init(config, seed=args.seed)
         except (ValueError, TypeError, KeyError) as e:
             raise CliError(f"--config {cfg_path}: {e.args[0] if e.args else e}") from None
-    trainer = Trainer(model.config, model.state_dict(writable=True), args.batch_size, args.seq_len)
-    if args.resume:  # AdamW moments and step count, so the optimiser continues where it stopped
-        opt = np.load(Path(args.resume) / "optimizer.npz")
-        for i, n in enumerate(trainer.names):
-            trainer.m[i][...] = opt["m:" + n]
-            trainer.v[i][...] = opt["v:" + n]
-        trainer.step_count = int(opt["step_count"])
+        trainer = Trainer(model.config, model.state_dict(writable=True), args.batch_size, args.seq_len)
     print(f"{len(train_ids):,} training tokens; {model!r}")
 
     def report(step, hist):
@@ -240,13 +237,9 @@ def cmd_train(args) -> int:
                   f"{hist.tokens_per_s[-1]:.0f} tok/s", flush=True)
 
     def save(step):
-        model.save(out)
-        (out / "trainer_state.json").write_text(json.dumps({"step": step, "seed": args.seed}))
-        np.savez(out / "optimizer.npz", step_count=trainer.step_count,
-                 **{f"m:{n}": m for n, m in zip(trainer.names, trainer.m)},
-                 **{f"v:{n}": v for n, v in zip(trainer.names, trainer.v)})
-        if tok_path.suffix == ".json":
-            (out / "tokenizer.json").write_bytes(tok_path.read_bytes())
+        # one atomic set: killed here or out of disk, the previous checkpoint in `out` stays whole (llmc/checkpoint.py)
+        save_training_checkpoint(out, model, trainer, step, args.seed,
+                                 _files.read_regular(tok_path) if tok_path.suffix == ".json" else None)
 
     try:
         llmc.train(model, train_ids, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,

@@ -26,6 +26,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from . import _files
 from ._native import _core
 
 __all__ = ["Model", "Session"]
@@ -181,17 +182,30 @@ class Model:
         more bits follows llama.cpp's rules (docs/quantization.md). A tensor whose rows fit no block of its type
         raises ValueError naming it, its row length and the block size. progress(done, total) is called after
         each tensor."""
-        d = _dtype(dtype)
+        dt = _dtype(dtype)
         p = Path(path).expanduser()
         if not p.is_dir():
             if p.exists():
-                raise NotADirectoryError(f"{p}: a checkpoint is a folder (config.json + *.safetensors)")
-            raise FileNotFoundError(f"{p}: no such checkpoint folder")
-        core = _core.model_load(os.fsdecode(p), d, progress)
-        with open(p / "config.json", "rb") as f:  # kept verbatim for save(); C parsed and validated it already
-            config = json.loads(f.read())
+                raise NotADirectoryError(f"{_files.display(p)}: a checkpoint is a folder (config.json + *.safetensors)")
+            raise FileNotFoundError(f"{_files.display(p)}: no such checkpoint folder")
+        for attempt in range(2):
+            # every file is read through one handle on the folder: a save that swaps a new checkpoint in meanwhile
+            # cannot give this load the config of one set and the weights of the other (llmc/_files.py)
+            with _files.stable_dir(p) as d:
+                try:
+                    core = _core.model_load(d, dt, progress)
+                    # kept verbatim for save(); C parsed and validated it already
+                    config = json.loads(_files.read_regular(os.path.join(d, "config.json")))
+                    tokenizer = _load_tokenizer(Path(d) / "tokenizer.json")
+                    break
+                except FileNotFoundError as e:
+                    if attempt or not p.is_dir():
+                        raise _files.name_in_errors(e, d, p)
+                    # else: the old set was deleted under us after a swap; load the new one
+                except Exception as e:
+                    raise _files.name_in_errors(e, d, p)
         model = cls(core, config, attention, p)
-        model.tokenizer = _load_tokenizer(p / "tokenizer.json")
+        model.tokenizer = tokenizer
         return model
 
     @classmethod
@@ -372,7 +386,15 @@ class Model:
     def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint folder (config.json + model.safetensors) that transformers and Model.load read. Each
         tensor keeps its type when it is F32, BF16 or F16 (safetensors has no block formats): a quantized model
-        raises llmc.UnsupportedError (GGUF is the format for those)."""
+        raises llmc.UnsupportedError (GGUF is the format for those) before anything is written. Atomic: the new
+        set is written into a sibling folder, fsynced and swapped in at once, so a save that is killed or runs out
+        of disk leaves the old checkpoint loadable (other files in the folder are kept)."""
+        tensors = self._hf_tensors()
+        with _files.atomic_dir(path) as tmp:
+            self._write_files(tmp, tensors)
+
+    def _hf_tensors(self) -> dict:
+        """name -> (safetensors dtype, shape, array in the checkpoint's layout); UnsupportedError when quantized."""
         tensors = {}
         for name, view, ty, shape, transposed in self._m.tensors():
             if ty not in _HF_DTYPES:
@@ -381,16 +403,18 @@ class Model:
                     f"only, so a quantized model (dtype {self.dtype!r}) cannot be saved as one. Save the float "
                     "model, or write GGUF once llmc can (the gguf work).")
             tensors[name] = _hf_bytes(view, ty, tuple(shape), transposed)
-        p = Path(path).expanduser()
-        p.mkdir(parents=True, exist_ok=True)
+        return tensors
+
+    def _write_files(self, folder: Path, tensors: dict | None = None) -> None:
+        """config.json and model.safetensors into folder (each fsynced; the caller makes the set atomic)."""
+        tensors = self._hf_tensors() if tensors is None else tensors
         config = dict(self._config)
         config.setdefault("model_type", self.arch)
         config.setdefault("architectures", [_ARCHITECTURES[self.arch]])
         config["dtype"] = _HF_DTYPES.get(self.dtype, _HF_DTYPES["f32"])[1]
         config.pop("torch_dtype", None)
-        with open(p / "config.json", "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        _write_safetensors(p / "model.safetensors", tensors)
+        _files.write_chunks(folder / "config.json", [json.dumps(config, indent=2, sort_keys=True).encode()])
+        _write_safetensors(folder / "model.safetensors", tensors)
 
     def __repr__(self) -> str:
         return (f"llmc.Model({self.arch}, layers={self.n_layers}, d_model={self.d_model}, heads={self.n_heads}/"
@@ -421,20 +445,19 @@ def _write_safetensors(path: Path, tensors: dict) -> None:
         offset += nbytes
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)  # pad so the data starts 8-byte aligned
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
+    def chunks():  # one tensor at a time: the file is never built in memory
+        yield struct.pack("<Q", len(h)) + h
         for n in names:
-            f.write(tensors[n][2].tobytes())
-    os.replace(tmp, path)
+            yield tensors[n][2].tobytes()
+
+    _files.write_chunks(path, chunks())
 
 
 def _load_tokenizer(path: Path):
     """llmc.Tokenizer.from_file(tokenizer.json) when the file exists, else None. A tokenizer kind llmc does not
     implement leaves None with a warning: the model itself still works on token ids."""
-    if not path.is_file():
-        return None
+    if not os.path.lexists(path):
+        return None  # (a FIFO or other non-regular file is refused by from_file with an OSError)
     from .tokenizer import Tokenizer
 
     try:
@@ -444,7 +467,7 @@ def _load_tokenizer(path: Path):
     # Files saved for batched inference carry padding/truncation settings (all-MiniLM pads everything to 128):
     # those are batching policy, not tokenization, and llmc pads and masks batches itself, so drop them and retry.
     try:
-        spec = json.loads(path.read_bytes())
+        spec = json.loads(_files.read_regular(path))
         if isinstance(spec, dict) and (spec.get("padding") is not None or spec.get("truncation") is not None):
             spec["padding"] = spec["truncation"] = None
             return Tokenizer.from_json_bytes(json.dumps(spec).encode(), name=str(path))

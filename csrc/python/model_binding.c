@@ -217,12 +217,12 @@ static PyObject *model_forward(ModelObject *self, PyObject *args) {
     llmc_status st;
     if (model_busy(self)) goto done;
     self->active++;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_forward(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T, attn,
                             lo ? PyArray_DATA(lo) : NULL, ho ? PyArray_DATA(ho) : NULL, la ? PyArray_DATA(la) : NULL);
-    Py_END_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_END(pc)
     self->active--;
-    if (llmc_py_check(st)) goto done;
+    if (llmc_py_finish(st, &pc)) goto done;
     res = PyTuple_Pack(3, lo ? (PyObject *)lo : Py_None, ho ? (PyObject *)ho : Py_None, la ? (PyObject *)la : Py_None);
 done:
     Py_XDECREF(ids);
@@ -259,12 +259,12 @@ static PyObject *model_attention_weights(ModelObject *self, PyObject *args) {
         goto done;
     }
     self->active++;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_attention_weights(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T,
                                       (size_t)layer, PyArray_DATA(out));
-    Py_END_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_END(pc)
     self->active--;
-    if (llmc_py_check(st)) Py_CLEAR(out);
+    if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
 done:
     Py_XDECREF(ids);
     Py_XDECREF(types);
@@ -313,12 +313,12 @@ static PyObject *model_embed(ModelObject *self, PyObject *args) {
         goto done;
     }
     self->active++;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_embed(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, lv, (size_t)N, (size_t)T,
                           pooling, normalize, attn, PyArray_DATA(out));
-    Py_END_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_END(pc)
     self->active--;
-    if (llmc_py_check(st)) Py_CLEAR(out);
+    if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
 done:
     PyMem_Free(lv);
     Py_XDECREF(ids);
@@ -476,12 +476,12 @@ static PyObject *session_append(SessionObject *self, PyObject *args) {
         } else {
             self->busy = 1;
             owner->active++;
-            Py_BEGIN_ALLOW_THREADS
+            LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
             st = llmc_session_append(self->s, PyArray_DATA(ids), (size_t)PyArray_DIM(ids, 0), PyArray_DATA(out));
-            Py_END_ALLOW_THREADS
+            LLMC_PY_INTERRUPTIBLE_END(pc)
             owner->active--;
             self->busy = 0;
-            if (llmc_py_check(st)) Py_CLEAR(out);
+            if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
         }
     }
     Py_DECREF(ids);
