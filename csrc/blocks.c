@@ -9,24 +9,37 @@
 #include "model_internal.h"
 
 /* ---------------------------------------------------------------- building blocks */
-/* y = beta * y + x @ W^T with W stored (out, in) (trans = 1), or x @ W with W stored (in, out) (trans = 0).
- * x: (T, in), y: (T, out). One token (decoding) is a matrix-vector product: sgemv streams W once, where sgemm
- * would pack it first (both split over llmc's threads, see threads.c). */
-static llmc_status matmul_w(const float *x, const float *w, float *y, size_t T, size_t in, size_t out, int trans,
-                            float beta) {
-    if (T != 1) return llmc_sgemm(0, trans, T, out, in, 1.0f, x, in, w, trans ? in : out, beta, y, out);
-    if (trans) /* y (out,) = W (out, in) @ x */
-        return llmc_sgemv(0, out, in, 1.0f, w, in, x, beta, y);
-    return llmc_sgemv(1, in, out, 1.0f, w, out, x, beta, y); /* y (out,) = W^T @ x with W (in, out) */
+/* y = beta * y + x @ W^T, W: (out, in) of any type: the one dispatch point of every linear layer (quant_matmul.c
+ * picks BLAS for F32, integer dot products for decoding quantized weights, dequantized tiles + sgemm for prefill).
+ * x: (T, in), y: (T, out) */
+static llmc_status matmul_w(const float *x, const wmat *w, float *y, size_t T, size_t in, size_t out, float beta) {
+    if (!w->in_out) return llmc_matmul_typed(w->type, w->data, x, y, T, in, out, beta);
+    /* an F32 GPT-2 Conv1D weight kept as the checkpoint stores it, W: (in, out): y = x @ W. One token is a
+     * matrix-vector product (sgemv streams W once, where sgemm would pack it first). */
+    const float *wf = w->data;
+    if (T != 1) return llmc_sgemm(0, 0, T, out, in, 1.0f, x, in, wf, out, beta, y, out);
+    return llmc_sgemv(1, in, out, 1.0f, wf, out, x, beta, y); /* y (out,) = W^T @ x */
 }
 
-/* y = x @ W^T + b with W stored (out, in) (trans = 1), or y = x @ W + b with W stored (in, out) (trans = 0).
- * x: (T, in), y: (T, out), b: (out,) or NULL */
-static llmc_status linear(const float *x, const float *w, const float *b, float *y, size_t T, size_t in, size_t out,
-                          int trans) {
+/* y = x @ W^T + b, W: (out, in) of any type. x: (T, in), y: (T, out), b: (out,) or NULL */
+static llmc_status linear(const float *x, const wmat *w, const float *b, float *y, size_t T, size_t in, size_t out) {
     if (b)
-        for (size_t t = 0; t < T; t++) memcpy(y + t * out, b, out * sizeof(float)); /* beta = 1 adds x @ W onto b */
-    return matmul_w(x, w, y, T, in, out, trans, b ? 1.0f : 0.0f);
+        for (size_t t = 0; t < T; t++) memcpy(y + t * out, b, out * sizeof(float)); /* beta = 1 adds x @ W^T onto b */
+    return matmul_w(x, w, y, T, in, out, b ? 1.0f : 0.0f);
+}
+
+/* rows ids of an embedding table (vocab, dim) of any type -> out: (n, dim); a quantized row is dequantized */
+static llmc_status embed_rows(const wmat *table, size_t vocab, size_t dim, const int64_t *ids, size_t n, float *out) {
+    if (table->type == LLMC_TYPE_F32) return llmc_embedding(table->data, vocab, dim, ids, n, out);
+    size_t rb;
+    llmc_status st = llmc_type_row_bytes(table->type, dim, &rb);
+    for (size_t i = 0; i < n && !st; i++) {
+        if (ids[i] < 0 || (uint64_t)ids[i] >= vocab)
+            return llmc_fail(LLMC_ERR_INVALID, "token id %lld at index %zu is outside the vocabulary [0, %zu)",
+                             (long long)ids[i], i, vocab);
+        st = llmc_dequantize(table->type, (const char *)table->data + (size_t)ids[i] * rb, out + i * dim, 1, dim);
+    }
+    return st;
 }
 
 /* Rotate each head vector of x: (T, nh, hd) in place by its token's angles; cs, sn: (T, hd/2) (rotate-half). */
@@ -74,10 +87,10 @@ static void add_inplace(float *x, const float *y, size_t n) {
 
 /* x += in @ W^T (+ b), the sublayer output (T, D) written to the residual stream x. Without bias and hooks BLAS adds
  * it in place; otherwise it goes through tmp, where the hook point `act` sees it first. */
-static llmc_status project_add(llmc_session *s, int act, size_t l, const float *in, const float *w, const float *b,
-                               float *x, float *tmp, size_t T, size_t n_in, size_t D, int trans) {
-    if (!b && !s->n_hooks) return matmul_w(in, w, x, T, n_in, D, trans, 1.0f);
-    llmc_status st = linear(in, w, b, tmp, T, n_in, D, trans);
+static llmc_status project_add(llmc_session *s, int act, size_t l, const float *in, const wmat *w, const float *b,
+                               float *x, float *tmp, size_t T, size_t n_in, size_t D) {
+    if (!b && !s->n_hooks) return matmul_w(in, w, x, T, n_in, D, 1.0f);
+    llmc_status st = linear(in, w, b, tmp, T, n_in, D);
     if (st || (st = latent_fire(s, act, l, tmp, T, T))) return st;
     add_inplace(x, tmp, T * D);
     return LLMC_OK;
@@ -138,8 +151,8 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
         (st = llmc_rms_norm(a->x, L->ln1_w, a->h, T, D, c->norm_eps)))
         return st;
     // q: (T, H, hd); k, v: (T, Hk, hd)
-    if ((st = linear(a->h, L->wq, L->bq, a->q, T, D, H * hd, 1)) || (st = linear(a->h, L->wk, L->bk, a->k, T, D, Hk * hd, 1)) ||
-        (st = linear(a->h, L->wv, L->bv, a->v, T, D, Hk * hd, 1)))
+    if ((st = linear(a->h, &L->wq, L->bq, a->q, T, D, H * hd)) || (st = linear(a->h, &L->wk, L->bk, a->k, T, D, Hk * hd)) ||
+        (st = linear(a->h, &L->wv, L->bv, a->v, T, D, Hk * hd)))
         return st;
     if (L->q_norm) { /* qwen3: RMSNorm over each head vector before RoPE */
         if ((st = llmc_rms_norm(a->q, L->q_norm, a->q, T * H, hd, c->norm_eps)) ||
@@ -159,22 +172,22 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
         return st;
     from_heads(a->ah, a->a, T, H, hd);
     // x += a @ Wo^T
-    if ((st = project_add(s, LLMC_ACT_ATTN_OUT, l, a->a, L->wo, NULL, a->x, a->h, T, H * hd, D, 1)) ||
+    if ((st = project_add(s, LLMC_ACT_ATTN_OUT, l, a->a, &L->wo, NULL, a->x, a->h, T, H * hd, D)) ||
         (st = latent_fire(s, LLMC_ACT_RESID_MID, l, a->x, T, T)))
         return st;
     // SwiGLU MLP: f1 = silu(h Wg^T) * (h Wu^T): (T, F)
-    if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) || (st = linear(a->h, L->w_gate, NULL, a->f1, T, D, F, 1)) ||
+    if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) || (st = linear(a->h, &L->w_gate, NULL, a->f1, T, D, F)) ||
         (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
-        (st = linear(a->h, L->w_up, NULL, a->f2, T, D, F, 1)) || (st = llmc_silu(a->f1, a->f1, T * F)))
+        (st = linear(a->h, &L->w_up, NULL, a->f2, T, D, F)) || (st = llmc_silu(a->f1, a->f1, T * F)))
         return st;
     for (size_t i = 0; i < T * F; i++) a->f1[i] *= a->f2[i];
     if ((st = latent_fire(s, LLMC_ACT_MLP_POST, l, a->f1, T, T)) ||
-        (st = project_add(s, LLMC_ACT_MLP_OUT, l, a->f1, L->w_down, NULL, a->x, a->h, T, F, D, 1)))
+        (st = project_add(s, LLMC_ACT_MLP_OUT, l, a->f1, &L->w_down, NULL, a->x, a->h, T, F, D)))
         return st;
     return latent_fire(s, LLMC_ACT_RESID_POST, l, a->x, T, T);
 }
 
-/* GPT-2 block, in place on x: (T, D); Conv1D weights are (in, out).
+/* GPT-2 block, in place on x: (T, D); Conv1D weights are (in, out) in F32, transposed to (out, in) otherwise.
  *   x += c_proj(attn(split(c_attn(ln_1(x)))));  x += mlp.c_proj(gelu_tanh(mlp.c_fc(ln_2(x)))) */
 static llmc_status block_gpt2(llmc_session *s, size_t l, acts *a, size_t T, float *probs) {
     const llmc_model *m = s->m;
@@ -186,7 +199,7 @@ static llmc_status block_gpt2(llmc_session *s, size_t l, acts *a, size_t T, floa
         (st = llmc_layer_norm(a->x, L->ln1_w, L->ln1_b, a->h, T, D, c->norm_eps)))
         return st;
     // qkv: (T, 3D) = [q | k | v], each (T, H, hd) with row stride 3D
-    if ((st = linear(a->h, L->wqkv, L->bqkv, a->q, T, D, 3 * D, 0))) return st;
+    if ((st = linear(a->h, &L->wqkv, L->bqkv, a->q, T, D, 3 * D))) return st;
     float *kc = cache_k(s, l), *vc = cache_v(s, l);
     for (size_t h = 0; h < H; h++)
         for (size_t t = 0; t < T; t++) {
@@ -200,13 +213,13 @@ static llmc_status block_gpt2(llmc_session *s, size_t l, acts *a, size_t T, floa
         return st;
     from_heads(a->ah, a->a, T, H, hd);
     // x += a @ Wproj + b
-    if ((st = project_add(s, LLMC_ACT_ATTN_OUT, l, a->a, L->wo, L->bo, a->x, a->h, T, D, D, 0)) ||
+    if ((st = project_add(s, LLMC_ACT_ATTN_OUT, l, a->a, &L->wo, L->bo, a->x, a->h, T, D, D)) ||
         (st = latent_fire(s, LLMC_ACT_RESID_MID, l, a->x, T, T)))
         return st;
     if ((st = llmc_layer_norm(a->x, L->ln2_w, L->ln2_b, a->h, T, D, c->norm_eps)) ||
-        (st = linear(a->h, L->w_fc, L->b_fc, a->f1, T, D, F, 0)) || (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
+        (st = linear(a->h, &L->w_fc, L->b_fc, a->f1, T, D, F)) || (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
         (st = llmc_gelu(a->f1, a->f1, T * F, 1)) || (st = latent_fire(s, LLMC_ACT_MLP_POST, l, a->f1, T, T)) ||
-        (st = project_add(s, LLMC_ACT_MLP_OUT, l, a->f1, L->w_proj, L->b_proj, a->x, a->h, T, F, D, 0)))
+        (st = project_add(s, LLMC_ACT_MLP_OUT, l, a->f1, &L->w_proj, L->b_proj, a->x, a->h, T, F, D)))
         return st;
     return latent_fire(s, LLMC_ACT_RESID_POST, l, a->x, T, T);
 }
@@ -220,8 +233,8 @@ static llmc_status block_bert(llmc_session *s, size_t l, acts *a, size_t T, floa
     const size_t D = c->d_model, H = c->n_heads, hd = c->head_dim, F = c->d_ff;
     llmc_status st;
     if ((st = latent_fire(s, LLMC_ACT_RESID_PRE, l, a->x, T, T)) ||
-        (st = linear(a->x, L->wq, L->bq, a->q, T, D, D, 1)) || (st = linear(a->x, L->wk, L->bk, a->k, T, D, D, 1)) ||
-        (st = linear(a->x, L->wv, L->bv, a->v, T, D, D, 1)))
+        (st = linear(a->x, &L->wq, L->bq, a->q, T, D, D)) || (st = linear(a->x, &L->wk, L->bk, a->k, T, D, D)) ||
+        (st = linear(a->x, &L->wv, L->bv, a->v, T, D, D)))
         return st;
     to_heads(a->q, a->qh, T, H, hd, T, 0);
     to_heads(a->k, cache_k(s, l), T, H, hd, s->cap, s->n);
@@ -232,14 +245,14 @@ static llmc_status block_bert(llmc_session *s, size_t l, acts *a, size_t T, floa
         return st;
     from_heads(a->ah, a->a, T, H, hd);
     // post-LN: x = LN(x + attn_out); x = LN(x + mlp_out)
-    if ((st = linear(a->a, L->wo, L->bo, a->h, T, D, D, 1)) || (st = latent_fire(s, LLMC_ACT_ATTN_OUT, l, a->h, T, T)))
+    if ((st = linear(a->a, &L->wo, L->bo, a->h, T, D, D)) || (st = latent_fire(s, LLMC_ACT_ATTN_OUT, l, a->h, T, T)))
         return st;
     add_inplace(a->h, a->x, T * D);
     if ((st = llmc_layer_norm(a->h, L->ln1_w, L->ln1_b, a->x, T, D, c->norm_eps)) ||
         (st = latent_fire(s, LLMC_ACT_RESID_MID, l, a->x, T, T)) ||
-        (st = linear(a->x, L->w_fc, L->b_fc, a->f1, T, D, F, 1)) || (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
+        (st = linear(a->x, &L->w_fc, L->b_fc, a->f1, T, D, F)) || (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
         (st = llmc_gelu(a->f1, a->f1, T * F, m->gelu_tanh)) || (st = latent_fire(s, LLMC_ACT_MLP_POST, l, a->f1, T, T)) ||
-        (st = linear(a->f1, L->w_proj, L->b_proj, a->h, T, F, D, 1)) || (st = latent_fire(s, LLMC_ACT_MLP_OUT, l, a->h, T, T)))
+        (st = linear(a->f1, &L->w_proj, L->b_proj, a->h, T, F, D)) || (st = latent_fire(s, LLMC_ACT_MLP_OUT, l, a->h, T, T)))
         return st;
     add_inplace(a->h, a->x, T * D);
     if ((st = llmc_layer_norm(a->h, L->ln2_w, L->ln2_b, a->x, T, D, c->norm_eps))) return st;
@@ -251,17 +264,17 @@ static llmc_status embed_tokens(llmc_session *s, const int64_t *ids, const int64
     const llmc_model *m = s->m;
     const llmc_model_config *c = &m->c;
     const size_t D = c->d_model;
-    llmc_status st = llmc_embedding(m->wte, c->vocab, D, ids, T, a->x);
+    llmc_status st = embed_rows(&m->wte, c->vocab, D, ids, T, a->x);
     if (st) return st;
-    if (m->wpe)
-        for (size_t t = 0; t < T; t++) add_inplace(a->x + t * D, m->wpe + (s->n + t) * D, D);
-    if (m->wtt) {
+    if (m->wpe.data) /* position and token-type tables are always fp32 */
+        for (size_t t = 0; t < T; t++) add_inplace(a->x + t * D, (const float *)m->wpe.data + (s->n + t) * D, D);
+    if (m->wtt.data) {
         for (size_t t = 0; t < T; t++) {
             int64_t ty = types ? types[t] : 0;
             if (ty < 0 || (uint64_t)ty >= c->type_vocab)
                 return llmc_fail(LLMC_ERR_INVALID, "token type id %lld at index %zu is outside [0, %zu)",
                                  (long long)ty, t, c->type_vocab);
-            add_inplace(a->x + t * D, m->wtt + (size_t)ty * D, D);
+            add_inplace(a->x + t * D, (const float *)m->wtt.data + (size_t)ty * D, D);
         }
         if ((st = llmc_layer_norm(a->x, m->emb_ln_w, m->emb_ln_b, a->x, T, D, c->norm_eps))) return st;
     }
@@ -315,9 +328,9 @@ static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int6
         if (hidden) memcpy(hidden + (c->n_layers * Tall + r0) * D, a.h, Tc * D * sizeof(float));
         if (last) memcpy(last + r0 * D, a.h, Tc * D * sizeof(float));
         if (logits && all_logits) // logits rows r0 .. r0+Tc-1 = h @ lm_head^T, lm_head (V, D)
-            st = matmul_w(a.h, m->lm_head, logits + r0 * c->vocab, Tc, D, c->vocab, 1, 0.0f);
+            st = matmul_w(a.h, &m->lm_head, logits + r0 * c->vocab, Tc, D, c->vocab, 0.0f);
         else if (logits && want_last_logits)
-            st = matmul_w(a.h + (Tc - 1) * D, m->lm_head, logits, 1, D, c->vocab, 1, 0.0f);
+            st = matmul_w(a.h + (Tc - 1) * D, &m->lm_head, logits, 1, D, c->vocab, 0.0f);
         if (st) return st;
     }
     memmove(s->tokens + s->n, ids, Tc * sizeof(int64_t));
@@ -327,7 +340,7 @@ static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int6
 
 llmc_status llmc_model_readout(const llmc_model *m, const float *x, size_t rows, float *logits) {
     const llmc_model_config *c = &m->c;
-    if (!m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    if (!m->lm_head.data) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
     if (rows == 0) return LLMC_OK;
     size_t bytes;
     if (!llmc_size3(rows, c->d_model, 1, sizeof(float), &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "%zu rows overflow", rows);
@@ -335,7 +348,7 @@ llmc_status llmc_model_readout(const llmc_model *m, const float *x, size_t rows,
     if (!h) return LLMC_ERR_NOMEM;
     // logits (rows, V) = final_norm(x) @ lm_head^T
     llmc_status st = final_norm(m, x, h, rows);
-    if (!st) st = matmul_w(h, m->lm_head, logits, rows, c->d_model, c->vocab, 1, 0.0f);
+    if (!st) st = matmul_w(h, &m->lm_head, logits, rows, c->d_model, c->vocab, 0.0f);
     llmc_free(h);
     return st;
 }
@@ -350,7 +363,7 @@ llmc_status model_forward_tokens(llmc_session *s, const int64_t *ids, const int6
     const llmc_model *m = s->m;
     if (T == 0) return llmc_fail(LLMC_ERR_INVALID, "need at least one token");
     if (s->n + T > s->cap) return llmc_fail(LLMC_ERR_INTERNAL, "forward past the cache capacity");
-    if (logits && !m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    if (logits && !m->lm_head.data) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
     const int whole = probs || !m->c.causal || (s->n_hooks && latent_needs_whole(s->hooks, s->n_hooks));
     const size_t n0 = s->n, chunk = whole ? T : PREFILL_CHUNK;
     llmc_status st = LLMC_OK;

@@ -339,9 +339,11 @@ llmc_status llmc_sampler_sample(llmc_sampler *s, float *logits, const int64_t *h
                                 int64_t *token, float *logprob);
 
 /* ---------------------------------------------------------------- model (model.c) */
-/* Transformer models loaded from Hugging Face checkpoint folders (config.json + safetensors), run in fp32.
- * Weights of any stored dtype (F32/F16/BF16) are converted once into one fp32 allocation, keeping each tensor's
- * checkpoint name and layout (GPT-2's Conv1D weights stay (in, out)). */
+/* Transformer models loaded from Hugging Face checkpoint folders (config.json + safetensors). Weights are typed
+ * (llmc_type): F32/F16/BF16 tensors can stay as the checkpoint stores them (pointing into the mapped file), or
+ * every weight is converted on load to a dtype recipe (llama.cpp's rules: docs/quantization.md). Activations are
+ * fp32; every linear layer goes through llmc_matmul_typed. GPT-2's Conv1D weights of a type other than F32 are
+ * stored transposed, (out, in), so that each row holds `in` values (F32 ones stay (in, out)). */
 typedef enum {
     LLMC_ARCH_GPT2 = 0,    /* learned positions, pre-LN, GELU-tanh, Conv1D weights, tied lm_head */
     LLMC_ARCH_LLAMA = 1,   /* RMSNorm, RoPE (rotate-half, optional llama3 scaling), SwiGLU, GQA */
@@ -377,10 +379,38 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
 void llmc_model_free(llmc_model *m);
 const llmc_model_config *llmc_model_get_config(const llmc_model *m);
 
-/* The weights by checkpoint name: tensor i's name, shape and fp32 data (owned by the model, writable). */
+/* progress(ud, done, total) after each tensor converted or loaded */
+typedef void (*llmc_progress_fn)(void *ud, size_t done, size_t total);
+/* llmc_model_load, converting the weights to the recipe dtype on the way in, tensor by tensor (the whole model is
+ * never held in fp32). dtype NULL or "": keep the checkpoint's F32/F16/BF16 tensors as stored. Recipes: "f32",
+ * "bf16", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k" (= "q4_k_m"), "q4_k_s", "q5_k" (= "q5_k_m"),
+ * "q5_k_s", "q6_k". A tensor whose rows fit no block of its recipe type is LLMC_ERR_INVALID naming the tensor, its
+ * row length and the block size. progress may be NULL. */
+llmc_status llmc_model_load_as(const char *dir, const char *dtype, llmc_progress_fn progress, void *ud,
+                               llmc_model **out);
+/* Convert a model's weights in place to the recipe dtype (a quantized tensor is dequantized and requantized). The
+ * caller makes sure no other thread runs the model meanwhile. */
+llmc_status llmc_model_convert(llmc_model *m, const char *dtype, llmc_progress_fn progress, void *ud);
+/* The recipe of the last load_as / convert, "" when the weights are as the checkpoint stores them. */
+const char *llmc_model_dtype(const llmc_model *m);
+
+/* The weights by checkpoint name. */
 size_t llmc_model_n_tensors(const llmc_model *m);
+/* tensor i's name, shape and fp32 data (owned by the model, writable); LLMC_ERR_UNSUPPORTED unless the tensor is
+ * stored as F32 in its checkpoint layout. */
 llmc_status llmc_model_tensor(const llmc_model *m, size_t i, const char **name, int *ndim, size_t shape[2],
                               float **data);
+typedef struct {
+    const char *name;
+    int ndim;
+    size_t shape[2];  /* the checkpoint's shape */
+    int type;         /* llmc_type */
+    int transposed;   /* 1: stored as (shape[1], shape[0]) (GPT-2 Conv1D weights not in F32) */
+    size_t rows, cols;/* as stored: rows of cols values */
+    void *data;       /* rows * row_bytes(type, cols) bytes, owned by the model */
+    size_t nbytes;
+} llmc_tensor_view;
+llmc_status llmc_model_tensor_typed(const llmc_model *m, size_t i, llmc_tensor_view *view);
 
 /* One sequence through the whole model. ids: (T,); type_ids: (T,) or NULL (BERT token types, default 0);
  * attn: llmc_attn_impl.

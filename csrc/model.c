@@ -40,7 +40,7 @@ static llmc_status run_once(const llmc_model *m, const int64_t *ids, const int64
 
 llmc_status llmc_model_forward_hooked(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
                                       int attn, float *logits, const llmc_hook *hooks, size_t n_hooks) {
-    if (logits && !m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    if (logits && !m->lm_head.data) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
     llmc_status st = llmc_hooks_check(m, hooks, n_hooks);
     if (st) return st;
     return run_hooked(m, ids, type_ids, T, attn, logits, NULL, NULL, 0, NULL, hooks, n_hooks);
@@ -48,7 +48,7 @@ llmc_status llmc_model_forward_hooked(const llmc_model *m, const int64_t *ids, c
 
 llmc_status llmc_model_forward(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T, int attn,
                                float *logits, float *hidden, float *last) {
-    if (logits && !m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    if (logits && !m->lm_head.data) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
     return run_once(m, ids, type_ids, T, attn, logits, hidden, last, 0, NULL);
 }
 

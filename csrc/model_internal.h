@@ -11,8 +11,10 @@
  * Layout conventions (shapes in comments): D = d_model, H = query heads, Hk = key/value heads, hd = head_dim,
  * F = d_ff, V = vocab, T = tokens in this call, cap = session capacity, n = tokens already cached.
  * Activations are token-major (T, D); attention works head-major: q (H, T, hd), cache k/v (Hk, cap, hd).
- * All weights live in one fp32 allocation; all activations of a session in one scratch allocation (grown only when
- * a longer chunk than ever before arrives, so decoding one token at a time never allocates). */
+ * Weights are typed (F32/F16/BF16 or one of ggml's block formats, see quant.h): F32/F16/BF16 checkpoint tensors
+ * may point straight into the mapped safetensors file; converted ones are allocated per tensor. Norms and biases
+ * are always fp32. All activations of a session live in one scratch allocation (grown only when a longer chunk
+ * than ever before arrives, so decoding one token at a time never allocates). */
 #ifndef LLMC_MODEL_INTERNAL_H
 #define LLMC_MODEL_INTERNAL_H
 
@@ -25,44 +27,80 @@
 #define NAME_MAX_LEN 128
 
 /* ---------------------------------------------------------------- weights */
+/* A matrix as the forward reads it: `rows` rows of `cols` values of `type` in ggml's block layout, row-major, so
+ * every linear layer is y = x @ W^T through llmc_matmul_typed. data == NULL: absent. */
 typedef struct {
-    float *ln1_w, *ln1_b;          /* (D,): llama input_layernorm / gpt2 ln_1 / bert attention.output.LayerNorm */
-    float *wq, *wk, *wv, *wo;      /* llama/bert: (H*hd, D), (Hk*hd, D), (Hk*hd, D), (D, H*hd) stored (out, in) */
-    float *bq, *bk, *bv, *bo;      /* biases or NULL */
-    float *wqkv, *bqkv;            /* gpt2 c_attn: (D, 3D) stored (in, out), bias (3D,) */
-    float *q_norm, *k_norm;        /* qwen3: (hd,) */
-    float *ln2_w, *ln2_b;          /* (D,) */
-    float *w_gate, *w_up, *w_down; /* llama: (F, D), (F, D), (D, F) */
-    float *w_fc, *b_fc, *w_proj, *b_proj; /* gpt2 (in, out): (D, F), (F,), (F, D), (D,); bert (out, in) */
+    int type;         /* llmc_type */
+    const void *data;
+    int in_out;       /* F32 GPT-2 Conv1D weight kept as the checkpoint stores it, (in, out) (see weights.c) */
+} wmat;
+
+typedef struct {
+    float *ln1_w, *ln1_b;       /* (D,): llama input_layernorm / gpt2 ln_1 / bert attention.output.LayerNorm */
+    wmat wq, wk, wv, wo;        /* (H*hd, D), (Hk*hd, D), (Hk*hd, D), (D, H*hd), all (out, in) */
+    float *bq, *bk, *bv, *bo;   /* biases or NULL */
+    wmat wqkv;                  /* gpt2 c_attn: (3D, D), or (D, 3D) when in_out */
+    float *bqkv;                /* (3D,) */
+    float *q_norm, *k_norm;     /* qwen3: (hd,) */
+    float *ln2_w, *ln2_b;       /* (D,) */
+    wmat w_gate, w_up, w_down;  /* llama: (F, D), (F, D), (D, F) */
+    wmat w_fc, w_proj;          /* gpt2 / bert MLP: (F, D), (D, F) (gpt2's transposed when in_out) */
+    float *b_fc, *b_proj;       /* (F,), (D,) */
 } layer_weights;
+
+/* What a tensor is for: llama.cpp's type recipes key on it (docs/quantization.md). */
+enum {
+    ROLE_VECTOR = 0, /* norms and biases: always F32 */
+    ROLE_TOKEN_EMBD, ROLE_POS_EMBD, ROLE_TOKEN_TYPES, ROLE_OUTPUT,
+    ROLE_ATTN_Q, ROLE_ATTN_K, ROLE_ATTN_V, ROLE_ATTN_QKV, ROLE_ATTN_OUT,
+    ROLE_FFN_GATE, ROLE_FFN_UP, ROLE_FFN_DOWN
+};
 
 typedef struct {
     char name[NAME_MAX_LEN];
     int ndim;
-    size_t shape[2];
-    size_t offset; /* floats from the start of the weight block */
+    size_t shape[2];  /* the checkpoint's shape */
     size_t numel;
-    int init;      /* INIT_* for random models */
-    int optional;  /* absent in the checkpoint is fine (then zero) */
-    float **slot;  /* where the model keeps a pointer to it */
+    int init;         /* INIT_* for random models */
+    int role;         /* ROLE_* */
+    int layer;        /* block index, -1 outside the blocks */
+    int conv1d;       /* a GPT-2 Conv1D weight: (in, out) in the checkpoint */
+    int transposed;   /* stored as (shape[1], shape[0]): a Conv1D weight of a type other than F32, so that each row
+                       * holds `in` values as ggml's blocks need (F32 ones stay (in, out): zero-copy, trainable) */
+    int type;         /* llmc_type of data */
+    void *data;       /* the bytes: rows of `cols` values (see tensor_rows / tensor_cols) */
+    size_t nbytes;
+    int owned;        /* data was llmc_malloc'ed; else it points into the mapped checkpoint (m->sf) */
+    float **vslot;    /* 1-D tensors: where the model keeps the fp32 pointer */
+    wmat *mslot;      /* 2-D tensors: where the model keeps the typed view */
 } tensor_spec;
+
+/* rows and row length of a tensor as stored */
+static inline size_t tensor_rows(const tensor_spec *t) {
+    return t->ndim == 1 ? 1 : t->transposed ? t->shape[1] : t->shape[0];
+}
+static inline size_t tensor_cols(const tensor_spec *t) {
+    return t->ndim == 1 ? t->shape[0] : t->transposed ? t->shape[0] : t->shape[1];
+}
 
 enum { INIT_NORMAL = 0, INIT_ONES = 1, INIT_ZEROS = 2 };
 
+struct llmc_st; /* safetensors.h */
+
 struct llmc_model {
     llmc_model_config c;
-    float *block; /* every weight, fp32 */
-    size_t block_floats;
     tensor_spec *t;
     size_t n_t, cap_t;
     layer_weights *L;
-    float *wte, *wpe, *wtt;     /* token (V, D), position (ctx, D), token-type (types, D) embeddings */
+    wmat wte, wpe, wtt;         /* token (V, D), position (ctx, D), token-type (types, D) embeddings */
     float *emb_ln_w, *emb_ln_b; /* bert embeddings.LayerNorm */
     float *norm_w, *norm_b;     /* final norm (decoders) */
-    float *lm_head;             /* (V, D) */
-    float *lm_head_own;         /* untied lm_head tensor (NULL when tied) */
+    wmat lm_head;               /* (V, D): the untied lm_head tensor or the token embedding; data NULL for bert */
+    wmat lm_head_own;           /* untied lm_head tensor */
     float *inv_freq;            /* RoPE (hd/2,) */
     int gelu_tanh;              /* gpt2 / bert activation */
+    struct llmc_st *sf;         /* the mapped checkpoint while tensors point into it, else NULL */
+    char dtype[16];             /* the recipe the weights were converted with; "" = as the checkpoint stores them */
 };
 
 /* ---------------------------------------------------------------- session: cache + scratch */
@@ -90,6 +128,14 @@ typedef struct {
 llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_model_config *c, int *gelu_tanh);
 /* Read and parse dir/config.json; path receives its path (for messages). */
 llmc_status model_read_config(const char *dir, llmc_json_doc **doc, char *path, size_t path_len);
+
+/* ---------------------------------------------------------------- weight_types.c */
+/* The type llama.cpp's recipe `recipe` gives tensor t of model m (llama_tensor_get_type); LLMC_ERR_INVALID naming
+ * the tensor, its row length and the block size when no type of the recipe fits its rows. */
+llmc_status model_recipe_type(const llmc_model *m, const char *recipe, const tensor_spec *t, int *type);
+/* LLMC_OK when recipe names a recipe (f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k[_s|_m], q5_k[_s|_m],
+ * q6_k); else LLMC_ERR_INVALID listing them. */
+llmc_status model_recipe_check(const char *recipe);
 
 /* ---------------------------------------------------------------- session.c */
 /* A session of capacity cap with its KV cache and the scratch for one token. */

@@ -91,7 +91,8 @@ llmc_status llmc_st_to_f32(const llmc_st_tensor *t, float *out) {
 
 void llmc_st_release(const llmc_st_tensor *t) {
     if (!t->nbytes) return;
-    /* round outwards to whole pages: a read-only file mapping just refaults a page that is touched again */
+    /* round outwards to whole pages: an unwritten page of a file mapping just refaults when touched again (callers
+     * release only pages nothing has written to) */
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = (uintptr_t)t->data & ~(pg - 1), hi = ((uintptr_t)t->data + t->nbytes + pg - 1) & ~(pg - 1);
     madvise((void *)lo, hi - lo, MADV_DONTNEED);
@@ -276,7 +277,9 @@ static llmc_status add_file(llmc_st *st, const char *path) {
     llmc_status s = llmc_open_regular(path, &fd, &f->len); /* a FIFO is refused, not waited on */
     if (s) return s;
     if (f->len > 0) {
-        void *m = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        /* private and writable: copy-on-write pages, so model weights that point into the file can be written
+         * through state_dict without touching the file */
+        void *m = mmap(NULL, f->len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
             int e = errno;
             close(fd);

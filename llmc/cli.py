@@ -7,6 +7,7 @@
     llmc tokenize TOKENIZER "text"             ids and pieces
     llmc info [MODEL]                          architecture, parameters, context window, memory; build info
                                                (MODEL.gguf: the file's metadata and tensor table)
+    llmc quantize SRC DST --type q4_k          convert a checkpoint folder's weights (progress bar)
     llmc train --text F --tokenizer T --config C --out DIR [options]
     llmc scaling --compute C | --params N | --tokens D [--config CFG]   compute-optimal size (Chinchilla laws), FLOPs
 
@@ -201,12 +202,12 @@ def cmd_info(args) -> int:
         return cmd_info_gguf(args.model)
     if args.model:
         m = _model(args.model)
-        sd = m.state_dict()
-        n = sum(v.size for v in sd.values())
+        n = sum(int(np.prod(shape)) for _, _, _, shape, _ in m._m.tensors())
         print(f"model: {m.path or args.model}")
         print(f"  architecture: {m.arch}   layers {m.n_layers}, d_model {m.d_model}, heads {m.n_heads} "
               f"(kv {m.n_kv_heads}), head_dim {m.head_dim}, vocab {m.vocab_size}")
-        print(f"  parameters: {n:,} ({n / 1e6:.2f} M); weights in memory (fp32): {n * 4 / 2**20:.1f} MiB")
+        print(f"  parameters: {n:,} ({n / 1e6:.2f} M); weights in memory ({m.dtype}): "
+              f"{m.weight_bytes() / 2**20:.1f} MiB")
         if m.info.get("causal", True):
             kv = 2 * m.n_layers * m.n_kv_heads * m.head_dim * 4
             print(f"  context window: {m.context_length} tokens; KV cache {kv:,} bytes/token, "
@@ -386,6 +387,52 @@ def _add_scaling_parser(sub) -> None:
 # ---------------------------------------------------------------- end of llmc scaling
 
 
+def _progress(label: str):
+    """A progress bar on stderr for Model.load(progress=...): label [#####.....] done/total."""
+    start = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r{label} [{_bar(done / max(total, 1))}] {done}/{total} tensors "
+              f"{time.perf_counter() - start:.1f} s", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_quantize(args) -> int:
+    src, dst = Path(args.src), Path(args.dst)
+    dtype = args.type.lower()
+    if dtype not in llmc.model.DTYPES:
+        raise CliError(f"--type {args.type!r}: expected one of {', '.join(llmc.model.DTYPES)}")
+    if not src.is_dir():
+        raise CliError(f"{src}: no such checkpoint folder (config.json + *.safetensors)")
+    if dtype not in ("f32", "bf16", "f16"):
+        # a Hugging Face folder (safetensors) has no block formats: quantized weights need GGUF
+        save_gguf = getattr(llmc.Model, "save_gguf", None)
+        if save_gguf is None:
+            raise CliError(f"--type {dtype}: a quantized model is written as GGUF, which this llmc build cannot write "
+                           "yet (the gguf work); use --type f32, bf16 or f16 for a Hugging Face folder, or "
+                           f"Model.load(path, dtype={dtype!r}) to quantize in memory")
+    occupied = any(dst.iterdir()) if dst.is_dir() else dst.exists()
+    if occupied and not args.force:
+        raise CliError(f"{dst} exists (pass --force to overwrite)")
+    model = llmc.Model.load(src, dtype=dtype, progress=_progress(f"{src.name} -> {dtype}"))
+    if dtype in ("f32", "bf16", "f16"):
+        model.save(dst)
+        tok = src / "tokenizer.json"
+        if tok.is_file():
+            import shutil
+
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+                if (src / name).is_file():
+                    shutil.copyfile(src / name, dst / name)
+    else:
+        model.save_gguf(dst)
+    size = sum(f.stat().st_size for f in (dst.iterdir() if dst.is_dir() else [dst]))
+    print(f"{dst}: {model.dtype}, weights {model.weight_bytes() / 2**20:.1f} MiB, files {size / 2**20:.1f} MiB")
+    return 0
+
+
 def _int_at_least(lo: int, what: str):
     def parse(text: str) -> int:
         try:
@@ -489,6 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = cmd("info", "build info, and a model's architecture, size and memory")
     i.add_argument("model", nargs="?", default=None, help='a checkpoint folder, or "default"; none: build info only')
     i.set_defaults(fn=cmd_info)
+
+    q = cmd("quantize", "convert a checkpoint folder's weights to another type (progress bar)")
+    q.add_argument("src", help="a Hugging Face checkpoint folder")
+    q.add_argument("dst", help="output: a folder for f32/bf16/f16, a .gguf file for quantized types")
+    q.add_argument("--type", required=True, help="f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, ...")
+    q.add_argument("--force", action="store_true", help="overwrite dst")
+    q.set_defaults(fn=cmd_quantize)
 
     tr = cmd("train", "train a gpt2/llama model on a text file")
     tr.add_argument("--text", required=True, help="a UTF-8 text file to train on")

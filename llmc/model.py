@@ -7,8 +7,10 @@
     s = model.session()                                # KV-cached decoding
     next_logits = s.append([464, 2068]); s.append([int(next_logits.argmax())])
 
-Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders) and bert (encoder, for embeddings). Weights stored as
-F32, F16 or BF16 are converted once to float32; everything runs in float32.
+Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders) and bert (encoder, for embeddings). Weights are typed:
+F32/F16/BF16 checkpoint tensors are used as stored (mapped from the file), or converted on load to a dtype recipe,
+``Model.load(path, dtype="q8_0")``, with llama.cpp's block formats and its rules for which tensors keep more bits
+(docs/quantization.md). Activations are float32.
 
 Python only resolves paths and converts arguments: config.json and the safetensors headers are parsed, validated
 and loaded in C (csrc/model.c, csrc/safetensors.c).
@@ -31,6 +33,9 @@ __all__ = ["Model", "Session"]
 
 _ATTN = {"standard": 0, "flash": 1}
 _POOL = {"mean": 0, "cls": 1, "last": 2}
+DTYPES = ("f32", "bf16", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q4_k_s", "q4_k_m", "q5_k", "q5_k_s",
+          "q5_k_m", "q6_k")
+_HF_DTYPES = {"f32": ("F32", "float32"), "bf16": ("BF16", "bfloat16"), "f16": ("F16", "float16")}
 _ARCHITECTURES = {
     "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "bert": "BertModel",
@@ -42,6 +47,17 @@ def _attn(name: str | None, default: str) -> int:
     if name not in _ATTN:
         raise ValueError(f'attention must be "flash" or "standard", got {name!r}')
     return _ATTN[name]
+
+
+def _dtype(dtype) -> str | None:
+    if dtype is None:
+        return None
+    if not isinstance(dtype, str):
+        raise TypeError(f"dtype must be a str such as 'q8_0' or None, got {type(dtype).__name__}")
+    d = dtype.lower()
+    if d not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    return d
 
 
 def _ids(ids) -> np.ndarray:
@@ -163,10 +179,20 @@ class Model:
 
     # ------------------------------------------------------------ creation
     @classmethod
-    def load(cls, path: str | os.PathLike, attention: Literal["flash", "standard"] = "flash") -> "Model":
+    def load(cls, path: str | os.PathLike, attention: Literal["flash", "standard"] = "flash",
+             dtype: str | None = None, progress=None) -> "Model":
         """Load a checkpoint folder: config.json, model.safetensors or the shards listed in
         model.safetensors.index.json, and tokenizer.json when present (attached as model.tokenizer if llmc has a
-        tokenizer). A missing or unsupported config field raises an error naming the field and the file."""
+        tokenizer). A missing or unsupported config field raises an error naming the field and the file.
+
+        dtype=None keeps the weights as the checkpoint stores them (F32, F16 or BF16; those bytes are used straight
+        from the mapped file, so the resident memory is about the file size). A dtype ("f32", "bf16", "f16",
+        "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k" = "q4_k_m", "q4_k_s", "q5_k" = "q5_k_m", "q5_k_s", "q6_k")
+        converts tensor by tensor while loading, never holding the whole model in float32; which tensors keep
+        more bits follows llama.cpp's rules (docs/quantization.md). A tensor whose rows fit no block of its type
+        raises ValueError naming it, its row length and the block size. progress(done, total) is called after
+        each tensor."""
+        dt = _dtype(dtype)
         p = Path(path).expanduser()
         if not p.is_dir():
             if p.exists():
@@ -177,7 +203,7 @@ class Model:
             # cannot give this load the config of one set and the weights of the other (llmc/_files.py)
             with _files.stable_dir(p) as d:
                 try:
-                    core = _core.model_load(d)
+                    core = _core.model_load(d, dt, progress)
                     # kept verbatim for save(); C parsed and validated it already
                     config = json.loads(_files.read_regular(os.path.join(d, "config.json")))
                     tokenizer = _load_tokenizer(Path(d) / "tokenizer.json")
@@ -348,7 +374,6 @@ class Model:
             return _ids(self.tokenizer.encode(text_or_ids, add_special_tokens=True))
         return _ids(text_or_ids)
 
-    # ------------------------------------------------------------ weights
     @property
     def token_embeddings(self) -> np.ndarray:
         """The input token-embedding matrix (vocab_size, d_model) as a read-only float32 view, whatever the
@@ -363,35 +388,80 @@ class Model:
         None for models without a language-model head (bert)."""
         if self.arch == "bert":
             return None
-        sd = self._m.tensors()
-        for name, t in sd:
+        for name, *_ in self._m.tensors():
             if name == "lm_head.weight":
-                return _read_only(t)
+                return _read_only(self._tensor("lm_head.weight"))
         return self.token_embeddings
 
     def _tensor(self, suffix: str) -> np.ndarray:
-        for name, t in self._m.tensors():
+        """A float32 array of the tensor (a view when it is F32, else its dequantized values)."""
+        for name, t, ty, shape, transposed in self._m.tensors():
             if name == suffix or name.endswith("." + suffix):
-                return t
+                return t if ty == "f32" else self.state_dict(dequantize=True)[name]
         raise KeyError(f"{self.arch} model has no tensor named *{suffix}")
 
-    def state_dict(self, writable: bool = False) -> dict[str, np.ndarray]:
-        """{checkpoint tensor name: float32 array}: zero-copy views of the model's weights. Tied weights appear
-        once, under the embedding's name.
+    # ------------------------------------------------------------ weights and types
+    @property
+    def dtype(self) -> str:
+        """What the weights are: the dtype recipe of the last load(dtype=...) / quantize(), else the type holding
+        most of the matrix weights as the checkpoint stores them ("f32", "bf16" or "f16")."""
+        recipe = self._m.dtype()
+        if recipe:
+            return recipe
+        size: dict[str, int] = {}
+        for _, view, ty, shape, _ in self._m.tensors():
+            if len(shape) == 2:
+                size[ty] = size.get(ty, 0) + int(np.prod(shape))
+        return max(size, key=size.get) if size else "f32"
 
-        The views are read-only by default, so an in-place NumPy operation cannot change the model by accident
-        (it raises ValueError: assignment destination is read-only). writable=True returns writable views:
-        writing to them changes the model (what training and load_state_dict do). Copy (np.array(v)) to get
-        arrays of your own."""
-        views = dict(self._m.tensors())
-        if not writable:
-            for v in views.values():
-                v.flags.writeable = False
-        return views
+    def weight_types(self) -> dict[str, str]:
+        """{checkpoint tensor name: type name} ("f32", "bf16", "q8_0", "q6_k", ...) of every weight as stored."""
+        return {name: ty for name, _, ty, _, _ in self._m.tensors()}
+
+    def weight_bytes(self) -> int:
+        """Bytes of all weights as stored (what decoding reads once per token, plus the embedding table)."""
+        return sum(view.nbytes for _, view, _, _, _ in self._m.tensors())
+
+    def quantize(self, dtype: str, progress=None) -> "Model":
+        """Convert this model's weights in place to a dtype recipe (see load) and return the model. An already
+        quantized tensor is dequantized and requantized (its errors add up). Sessions created before keep working
+        (their cached keys and values came from the old weights)."""
+        d = _dtype(dtype)
+        if d is None:
+            raise TypeError("quantize needs a dtype such as 'q8_0'")
+        self._m.convert(d, progress)
+        return self
+
+    def state_dict(self, writable: bool = False, dequantize: bool = False) -> dict[str, np.ndarray]:
+        """{checkpoint tensor name: array}: zero-copy views of the model's weights. Tied weights appear once, under
+        the embedding's name.
+
+        F32 tensors are float32 views of the checkpoint's shape. The views are read-only by default, so an
+        in-place NumPy operation cannot change the model by accident (it raises ValueError: assignment
+        destination is read-only). writable=True returns writable views: writing to them changes the model (what
+        training and load_state_dict do). Copy (np.array(v)) to get arrays of your own.
+
+        Tensors of any other type (bf16, f16, q8_0, ...: see weight_types()) are read-only uint8 views of their
+        bytes as stored, (rows, bytes per row), in ggml's block layout; GPT-2's Conv1D weights are stored
+        transposed, (out, in). llmc.dequantize(view, type, (rows, cols)) decodes one. dequantize=True returns
+        float32 copies of those in the checkpoint's shape instead (F32 tensors stay views)."""
+        out = {}
+        for name, view, ty, shape, transposed in self._m.tensors(bool(writable)):
+            if ty != "f32" and dequantize:
+                stored = (shape[1], shape[0]) if transposed else tuple(shape)
+                if len(shape) == 1:
+                    stored = (1, shape[0])
+                from .quant import dequantize as _deq
+
+                x = _deq(view, ty, stored)
+                view = np.ascontiguousarray(x.T) if transposed else x.reshape(shape)
+            out[name] = view
+        return out
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy arrays into the weights of the same names (shapes must match). strict: every weight must be given
         and no unknown name may appear."""
+        self._need_f32("load_state_dict")
         own = self.state_dict(writable=True)
         unknown = sorted(set(state) - set(own))
         missing = sorted(set(own) - set(state))
@@ -405,21 +475,45 @@ class Model:
                 raise ValueError(f"load_state_dict: '{name}' has shape {v.shape}, the model's is {own[name].shape}")
             own[name][...] = v
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write a checkpoint folder (config.json + model.safetensors, float32) that transformers and Model.load
-        read. Atomic: the new set is written into a sibling folder, fsynced and swapped in at once, so a save that is
-        killed or runs out of disk leaves the old checkpoint loadable (other files in the folder are kept)."""
-        with _files.atomic_dir(path) as tmp:
-            self._write_files(tmp)
+    def _need_f32(self, what: str) -> None:
+        bad = sorted({ty for ty in self.weight_types().values() if ty != "f32"})
+        if bad:
+            raise _core.UnsupportedError(
+                f"{what} needs float32 weights; this model's are {', '.join(bad)} (dtype {self.dtype!r}). Load it "
+                "with dtype='f32' (or dtype=None from an F32 checkpoint) to train or edit weights.")
 
-    def _write_files(self, folder: Path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint folder (config.json + model.safetensors) that transformers and Model.load read. Each
+        tensor keeps its type when it is F32, BF16 or F16 (safetensors has no block formats): a quantized model
+        raises llmc.UnsupportedError (GGUF is the format for those) before anything is written. Atomic: the new
+        set is written into a sibling folder, fsynced and swapped in at once, so a save that is killed or runs out
+        of disk leaves the old checkpoint loadable (other files in the folder are kept)."""
+        tensors = self._hf_tensors()
+        with _files.atomic_dir(path) as tmp:
+            self._write_files(tmp, tensors)
+
+    def _hf_tensors(self) -> dict:
+        """name -> (safetensors dtype, shape, array in the checkpoint's layout); UnsupportedError when quantized."""
+        tensors = {}
+        for name, view, ty, shape, transposed in self._m.tensors():
+            if ty not in _HF_DTYPES:
+                raise _core.UnsupportedError(
+                    f"save: tensor {name!r} is {ty}; a Hugging Face folder (safetensors) holds F32, BF16 and F16 "
+                    f"only, so a quantized model (dtype {self.dtype!r}) cannot be saved as one. Save the float "
+                    "model, or write GGUF once llmc can (the gguf work).")
+            tensors[name] = _hf_bytes(view, ty, tuple(shape), transposed)
+        return tensors
+
+    def _write_files(self, folder: Path, tensors: dict | None = None) -> None:
         """config.json and model.safetensors into folder (each fsynced; the caller makes the set atomic)."""
+        tensors = self._hf_tensors() if tensors is None else tensors
         config = dict(self._config)
         config.setdefault("model_type", self.arch)
         config.setdefault("architectures", [_ARCHITECTURES[self.arch]])
-        config["dtype"] = "float32"
+        config["dtype"] = _HF_DTYPES.get(self.dtype, _HF_DTYPES["f32"])[1]
+        config.pop("torch_dtype", None)
         _files.write_chunks(folder / "config.json", [json.dumps(config, indent=2, sort_keys=True).encode()])
-        _write_safetensors(folder / "model.safetensors", self.state_dict())
+        _write_safetensors(folder / "model.safetensors", tensors)
 
     def __repr__(self) -> str:
         return (f"llmc.Model({self.arch}, layers={self.n_layers}, d_model={self.d_model}, heads={self.n_heads}/"
@@ -432,20 +526,34 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return v
 
 
-def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
-    """The safetensors format: u64 header length, JSON header, then the tensors back to back (F32)."""
+def _hf_bytes(view: np.ndarray, ty: str, shape: tuple, transposed: bool) -> tuple[str, tuple, np.ndarray]:
+    """(safetensors dtype, shape, contiguous array in the checkpoint's layout) of one F32/BF16/F16 tensor."""
+    if ty == "f32":
+        return "F32", shape, np.ascontiguousarray(view, dtype="<f4")
+    a = view.view("<u2")  # the raw 16-bit values, (rows, cols) as stored
+    if transposed:  # GPT-2 Conv1D weights are stored (out, in); the checkpoint holds (in, out)
+        a = a.T
+    return _HF_DTYPES[ty][0], shape, np.ascontiguousarray(a).reshape(shape)
+
+
+def _write_safetensors(path: Path, tensors: dict) -> None:
+    """The safetensors format: u64 header length, JSON header, then the tensors back to back. tensors: name ->
+    float32 array, or (dtype, shape, array) with array holding the bytes in that dtype."""
+    tensors = {n: v if isinstance(v, tuple) else ("F32", v.shape, np.ascontiguousarray(v, dtype="<f4"))
+               for n, v in tensors.items()}
     header, offset = {"__metadata__": {"format": "pt"}}, 0
     names = sorted(tensors)
     for n in names:
-        nbytes = tensors[n].nbytes
-        header[n] = {"dtype": "F32", "shape": list(tensors[n].shape), "data_offsets": [offset, offset + nbytes]}
+        dt, shape, arr = tensors[n]
+        nbytes = arr.nbytes
+        header[n] = {"dtype": dt, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)  # pad so the data starts 8-byte aligned
     def chunks():  # one tensor at a time: the file is never built in memory
         yield struct.pack("<Q", len(h)) + h
         for n in names:
-            yield np.ascontiguousarray(tensors[n], dtype="<f4").tobytes()
+            yield tensors[n][2].tobytes()
 
     _files.write_chunks(path, chunks())
 

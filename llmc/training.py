@@ -202,6 +202,8 @@ class Trainer:
 
 
 def _params_of(model) -> tuple[dict, dict]:
+    if hasattr(model, "_need_f32"):  # an llmc.Model: training runs on float32 weights only
+        model._need_f32("training")
     cfg = model.config if isinstance(model.config, dict) else model.config.to_dict()
     try:  # llmc.Model hands out read-only views unless asked for writable ones
         return cfg, model.state_dict(writable=True)

@@ -61,7 +61,15 @@ static PyObject *py_safetensors_read(PyObject *self, PyObject *args) {
 typedef struct {
     PyObject_HEAD
     llmc_model *m;
+    int active;     /* calls running without the GIL (forward, session append): convert refuses while any runs */
+    int converting; /* convert is running without the GIL: every other call refuses */
 } ModelObject;
+
+static int model_busy(const ModelObject *m) {
+    if (!m->converting) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the model's weights are being converted in another thread");
+    return -1;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -86,21 +94,58 @@ static PyObject *wrap_model(llmc_model *m) {
         return NULL;
     }
     o->m = m;
+    o->active = o->converting = 0;
     return (PyObject *)o;
 }
 
+/* progress(done, total) of a load or conversion, called from C without the GIL: take it, call the Python callable.
+ * An exception it raises is kept (later calls are skipped) and re-raised when the C call returns. */
+typedef struct {
+    PyObject *fn;
+    int failed;
+    PyObject *type, *value, *tb;
+} progress_ctx;
+
+static void progress_cb(void *ud, size_t done, size_t total) {
+    progress_ctx *p = ud;
+    if (!p->fn || p->failed) return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallFunction(p->fn, "nn", (Py_ssize_t)done, (Py_ssize_t)total);
+    if (!r) {
+        p->failed = 1;
+        PyErr_Fetch(&p->type, &p->value, &p->tb);
+    }
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+}
+
+/* after the C call: 0, or -1 with the callback's exception (or st's error) raised */
+static int progress_finish(progress_ctx *p, llmc_status st) {
+    if (p->failed) {
+        PyErr_Restore(p->type, p->value, p->tb);
+        return -1;
+    }
+    return llmc_py_check(st);
+}
+
+/* model_load(path, dtype=None, progress=None) */
 static PyObject *py_model_load(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *po;
-    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &po)) return NULL;
+    PyObject *po, *fn = Py_None;
+    const char *dtype = NULL;
+    if (!PyArg_ParseTuple(args, "O&|zO", PyUnicode_FSConverter, &po, &dtype, &fn)) return NULL;
     llmc_model *m = NULL;
     llmc_status st;
     const char *path = PyBytes_AS_STRING(po);
+    progress_ctx p = {fn == Py_None ? NULL : fn, 0, NULL, NULL, NULL};
     Py_BEGIN_ALLOW_THREADS
-    st = llmc_model_load(path, &m);
+    st = llmc_model_load_as(path, dtype, progress_cb, &p, &m);
     Py_END_ALLOW_THREADS
     Py_DECREF(po);
-    if (llmc_py_check(st)) return NULL;
+    if (progress_finish(&p, st)) {
+        llmc_model_free(m);
+        return NULL;
+    }
     return wrap_model(m);
 }
 
@@ -172,10 +217,13 @@ static PyObject *model_forward(ModelObject *self, PyObject *args) {
         (wlast && !(la = llmc_py_new_float(2, dlast))))
         goto done;
     llmc_status st;
+    if (model_busy(self)) goto done;
+    self->active++;
     LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_forward(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T, attn,
                             lo ? PyArray_DATA(lo) : NULL, ho ? PyArray_DATA(ho) : NULL, la ? PyArray_DATA(la) : NULL);
     LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->active--;
     if (llmc_py_finish(st, &pc)) goto done;
     res = PyTuple_Pack(3, lo ? (PyObject *)lo : Py_None, ho ? (PyObject *)ho : Py_None, la ? (PyObject *)la : Py_None);
 done:
@@ -208,10 +256,16 @@ static PyObject *model_attention_weights(ModelObject *self, PyObject *args) {
     npy_intp dims[3] = {(npy_intp)c->n_heads, T, T};
     if (!(out = llmc_py_new_float(3, dims))) goto done;
     llmc_status st;
+    if (model_busy(self)) {
+        Py_CLEAR(out);
+        goto done;
+    }
+    self->active++;
     LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_attention_weights(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T,
                                       (size_t)layer, PyArray_DATA(out));
     LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->active--;
     if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
 done:
     Py_XDECREF(ids);
@@ -256,10 +310,16 @@ static PyObject *model_embed(ModelObject *self, PyObject *args) {
     npy_intp dims[2] = {N, (npy_intp)c->d_model};
     if (!(out = llmc_py_new_float(2, dims))) goto done;
     llmc_status st;
+    if (model_busy(self)) {
+        Py_CLEAR(out);
+        goto done;
+    }
+    self->active++;
     LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_embed(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, lv, (size_t)N, (size_t)T,
                           pooling, normalize, attn, PyArray_DATA(out));
     LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->active--;
     if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
 done:
     PyMem_Free(lv);
@@ -269,22 +329,31 @@ done:
     return (PyObject *)out;
 }
 
-/* tensors() -> [(name, ndarray view)]: writable float32 views of the weights that keep the model alive */
+/* tensors(writable=False) -> [(name, view, type name, checkpoint shape, transposed)]: views of the weights that
+ * keep the model alive. F32: a float32 array of the checkpoint's shape; any other type: a uint8 array (rows, row
+ * bytes) of the bytes as stored (transposed: rows are the checkpoint's columns, GPT-2 Conv1D). Read-only unless
+ * writable. */
 static PyObject *model_tensors(ModelObject *self, PyObject *args) {
-    (void)args;
+    int writable = 0;
+    if (!PyArg_ParseTuple(args, "|p", &writable)) return NULL;
     size_t n = llmc_model_n_tensors(self->m);
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
-        const char *name;
-        int nd;
-        size_t shape[2];
-        float *data;
-        if (llmc_py_check(llmc_model_tensor(self->m, i, &name, &nd, shape, &data))) {
+        llmc_tensor_view v;
+        if (llmc_py_check(llmc_model_tensor_typed(self->m, i, &v))) {
             Py_CLEAR(list);
             break;
         }
-        npy_intp dims[2] = {(npy_intp)shape[0], (npy_intp)shape[1]};
-        PyObject *arr = PyArray_New(&PyArray_Type, nd, dims, NPY_FLOAT32, NULL, data, 0, NPY_ARRAY_CARRAY, NULL);
+        PyObject *arr;
+        const int flags = writable ? NPY_ARRAY_WRITEABLE : 0;
+        if (v.type == LLMC_TYPE_F32) {
+            npy_intp dims[2] = {(npy_intp)v.shape[0], (npy_intp)v.shape[1]}; /* F32 is never transposed */
+            arr = PyArray_New(&PyArray_Type, v.ndim, dims, NPY_FLOAT32, NULL, v.data, 0, NPY_ARRAY_CARRAY_RO | flags,
+                              NULL);
+        } else {
+            npy_intp dims[2] = {(npy_intp)v.rows, (npy_intp)(v.rows ? v.nbytes / v.rows : 0)};
+            arr = PyArray_New(&PyArray_Type, 2, dims, NPY_UINT8, NULL, v.data, 0, NPY_ARRAY_CARRAY_RO, NULL); /* never written */
+        }
         if (!arr) {
             Py_CLEAR(list);
             break;
@@ -295,14 +364,44 @@ static PyObject *model_tensors(ModelObject *self, PyObject *args) {
             Py_CLEAR(list);
             break;
         }
-        PyObject *item = Py_BuildValue("(sN)", name, arr);
+        PyObject *shape = v.ndim == 1 ? Py_BuildValue("(n)", (Py_ssize_t)v.shape[0])
+                                      : Py_BuildValue("(nn)", (Py_ssize_t)v.shape[0], (Py_ssize_t)v.shape[1]);
+        PyObject *item = shape ? Py_BuildValue("(sNsNO)", v.name, arr, llmc_type_name(v.type), shape,
+                                               v.transposed ? Py_True : Py_False) : NULL;
         if (!item) {
+            if (!shape) Py_DECREF(arr);
             Py_CLEAR(list);
             break;
         }
         PyList_SET_ITEM(list, (Py_ssize_t)i, item);
     }
     return list;
+}
+
+/* convert(dtype, progress=None): the weights in place to a dtype recipe */
+static PyObject *model_convert(ModelObject *self, PyObject *args) {
+    const char *dtype;
+    PyObject *fn = Py_None;
+    if (!PyArg_ParseTuple(args, "s|O", &dtype, &fn)) return NULL;
+    if (model_busy(self)) return NULL;
+    if (self->active) {
+        PyErr_SetString(PyExc_RuntimeError, "the model is running in another thread; convert it when it is idle");
+        return NULL;
+    }
+    progress_ctx p = {fn == Py_None ? NULL : fn, 0, NULL, NULL, NULL};
+    llmc_status st;
+    self->converting = 1;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_convert(self->m, dtype, progress_cb, &p);
+    Py_END_ALLOW_THREADS
+    self->converting = 0;
+    if (progress_finish(&p, st)) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *model_dtype(ModelObject *self, PyObject *args) {
+    (void)args;
+    return PyUnicode_FromString(llmc_model_dtype(self->m));
 }
 
 static PyObject *model_session(ModelObject *self, PyObject *args) {
@@ -409,7 +508,9 @@ static PyMethodDef model_methods[] = {
     {"forward", (PyCFunction)model_forward, METH_VARARGS, "forward(ids, type_ids, attn, logits, hidden, last)"},
     {"attention_weights", (PyCFunction)model_attention_weights, METH_VARARGS, "attention_weights(ids, type_ids, layer)"},
     {"embed", (PyCFunction)model_embed, METH_VARARGS, "embed(ids, type_ids, lengths, pooling, normalize, attn)"},
-    {"tensors", (PyCFunction)model_tensors, METH_NOARGS, "[(name, float32 view)]"},
+    {"tensors", (PyCFunction)model_tensors, METH_VARARGS, "tensors(writable=False) -> [(name, view, type, shape)]"},
+    {"convert", (PyCFunction)model_convert, METH_VARARGS, "convert(dtype, progress=None)"},
+    {"dtype", (PyCFunction)model_dtype, METH_NOARGS, "the recipe of the weights ('' = as stored)"},
     {"session", (PyCFunction)model_session, METH_VARARGS, "session(capacity, overflow, keep_first, attn)"},
     {NULL, NULL, 0, NULL},
 };
@@ -450,12 +551,19 @@ static PyObject *session_append(SessionObject *self, PyObject *args) {
     npy_intp dims[1] = {(npy_intp)c->vocab};
     if ((out = llmc_py_new_float(1, dims))) {
         llmc_status st;
-        self->busy = 1;
-        LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
-        st = llmc_session_append(self->s, PyArray_DATA(ids), (size_t)PyArray_DIM(ids, 0), PyArray_DATA(out));
-        LLMC_PY_INTERRUPTIBLE_END(pc)
-        self->busy = 0;
-        if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
+        ModelObject *owner = (ModelObject *)self->owner;
+        if (model_busy(owner)) {
+            Py_CLEAR(out);
+        } else {
+            self->busy = 1;
+            owner->active++;
+            LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
+            st = llmc_session_append(self->s, PyArray_DATA(ids), (size_t)PyArray_DIM(ids, 0), PyArray_DATA(out));
+            LLMC_PY_INTERRUPTIBLE_END(pc)
+            owner->active--;
+            self->busy = 0;
+            if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
+        }
     }
     Py_DECREF(ids);
     return (PyObject *)out;
@@ -551,7 +659,7 @@ int llmc_py_model_init(PyObject *m) {
 }
 
 PyMethodDef llmc_py_model_methods[] = {
-    {"model_load", py_model_load, METH_VARARGS, "model_load(path) -> Model"},
+    {"model_load", py_model_load, METH_VARARGS, "model_load(path, dtype=None, progress=None) -> Model"},
     {"model_init", py_model_init, METH_VARARGS, "model_init(config_json, seed) -> Model"},
     {"safetensors_info", py_safetensors_info, METH_VARARGS,
      "safetensors_info(path) -> {name: (dtype, shape)}: the validated header of a .safetensors file"},
