@@ -388,6 +388,13 @@ typedef void (*llmc_progress_fn)(void *ud, size_t done, size_t total);
  * row length and the block size. progress may be NULL. */
 llmc_status llmc_model_load_as(const char *dir, const char *dtype, llmc_progress_fn progress, void *ud,
                                llmc_model **out);
+/* A model from a GGUF file (llama.cpp's; csrc/model_gguf.c): architectures llama (incl. Mistral-style sliding window
+ * and Llama 3 RoPE scaling), qwen2, qwen3, gpt2; hyperparameters from the {arch}.* keys. The tensors keep their
+ * stored types (any type llmc_type_valid accepts), pointing into the mapped file, except llama's q/k projections,
+ * whose rows llama.cpp's converter permuted (put back in a copy). dtype as in llmc_model_load_as (converted after
+ * loading). Errors name the file and the key or tensor. */
+llmc_status llmc_model_load_gguf(const char *path, const char *dtype, llmc_progress_fn progress, void *ud,
+                                 llmc_model **out);
 /* Convert a model's weights in place to the recipe dtype (a quantized tensor is dequantized and requantized). The
  * caller makes sure no other thread runs the model meanwhile. */
 llmc_status llmc_model_convert(llmc_model *m, const char *dtype, llmc_progress_fn progress, void *ud);

@@ -3,6 +3,7 @@
  * The model is split along its seams, as llama.cpp splits its model file:
  *   model_config.c  config.json parsing and validation
  *   weights.c       the tensor table, loading from safetensors, random init, tensor views
+ *   model_gguf.c    loading from a GGUF file (llama.cpp's), tensors kept in their stored types
  *   blocks.c        the forward blocks (gpt2 / llama / bert), embeddings, final norm, the forward over a chunk
  *   session.c       sessions: KV cache, activation scratch, sliding window, append, copy
  *   model.c         whole-sequence entry points: forward, attention weights, embed
@@ -85,7 +86,8 @@ static inline size_t tensor_cols(const tensor_spec *t) {
 
 enum { INIT_NORMAL = 0, INIT_ONES = 1, INIT_ZEROS = 2 };
 
-struct llmc_st; /* safetensors.h */
+struct llmc_st;   /* safetensors.h */
+struct llmc_gguf; /* gguf.h */
 
 struct llmc_model {
     llmc_model_config c;
@@ -100,6 +102,8 @@ struct llmc_model {
     float *inv_freq;            /* RoPE (hd/2,) */
     int gelu_tanh;              /* gpt2 / bert activation */
     struct llmc_st *sf;         /* the mapped checkpoint while tensors point into it, else NULL */
+    struct llmc_gguf *gguf;     /* the mapped GGUF file while tensors point into it, else NULL (model_gguf.c) */
+    float *rope_factors;        /* (hd/2,) or NULL: RoPE frequencies are divided by these (GGUF rope_freqs) */
     char dtype[16];             /* the recipe the weights were converted with; "" = as the checkpoint stores them */
 };
 
@@ -136,6 +140,12 @@ llmc_status model_recipe_type(const llmc_model *m, const char *recipe, const ten
 /* LLMC_OK when recipe names a recipe (f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k[_s|_m], q5_k[_s|_m],
  * q6_k); else LLMC_ERR_INVALID listing them. */
 llmc_status model_recipe_check(const char *recipe);
+
+/* ---------------------------------------------------------------- weights.c, for the other loaders (model_gguf.c) */
+/* The model's tables and tensor list (checkpoint names with prefix `pre`) for a config; no weights yet. */
+llmc_status model_create(const llmc_model_config *c, int gelu_tanh, const char *pre, llmc_model **out);
+/* Once every tensor has its type and bytes: publish them to the model's slots, the lm_head view and RoPE. */
+void model_finish(llmc_model *m);
 
 /* ---------------------------------------------------------------- session.c */
 /* A session of capacity cap with its KV cache and the scratch for one token. */

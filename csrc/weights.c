@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "model_internal.h"
+#include "gguf.h"
 #include "safetensors.h"
 
 /* ---------------------------------------------------------------- tensor table */
@@ -168,13 +169,14 @@ static void rope_init(llmc_model *m) {
                 f = (1.0f - smooth) * f / c->rope_factor + smooth * f;
             }
         }
+        if (m->rope_factors) f /= m->rope_factors[i]; /* llama.cpp's rope_freqs (Llama 3 scaling from GGUF) */
         m->inv_freq[i] = f;
     }
 }
 
 /* The model's tables and tensor list from its config; the weights themselves come with model_alloc, so a checkpoint
  * can be checked against the list before anything config-sized is allocated. */
-static llmc_status model_create(const llmc_model_config *c, int gelu_tanh, const char *pre, llmc_model **out) {
+llmc_status model_create(const llmc_model_config *c, int gelu_tanh, const char *pre, llmc_model **out) {
     llmc_model *m = llmc_calloc(1, sizeof *m, "model");
     if (!m) return LLMC_ERR_NOMEM;
     m->c = *c;
@@ -204,7 +206,7 @@ static void publish(tensor_spec *t) {
 }
 
 /* After every tensor is in place: the lm_head view and RoPE. */
-static void finish(llmc_model *m) {
+void model_finish(llmc_model *m) {
     const llmc_model_config *c = &m->c;
     for (size_t i = 0; i < m->n_t; i++) publish(&m->t[i]);
     memset(&m->lm_head, 0, sizeof m->lm_head);
@@ -222,6 +224,8 @@ void llmc_model_free(llmc_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_t; i++) release_data(&m->t[i]);
     if (m->sf) llmc_st_close(m->sf);
+    if (m->gguf) llmc_gguf_close(m->gguf);
+    llmc_free(m->rope_factors);
     llmc_free(m->t);
     llmc_free(m->L);
     llmc_free(m->inv_freq);
@@ -445,7 +449,7 @@ llmc_status llmc_model_load_as(const char *dir, const char *dtype, llmc_progress
         m->sf = NULL;
     }
     if (dtype) snprintf(m->dtype, sizeof m->dtype, "%s", dtype);
-    finish(m);
+    model_finish(m);
     *out = m;
     return LLMC_OK;
 }
@@ -495,7 +499,7 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
             w[j] = v;
         }
     }
-    finish(m);
+    model_finish(m);
     *out = m;
     return LLMC_OK;
 }
@@ -546,7 +550,11 @@ llmc_status llmc_model_convert(llmc_model *m, const char *dtype, llmc_progress_f
         llmc_st_close(m->sf);
         m->sf = NULL;
     }
-    finish(m);
+    if (!any_mapped && m->gguf) {
+        llmc_gguf_close(m->gguf);
+        m->gguf = NULL;
+    }
+    model_finish(m);
     if (!st) snprintf(m->dtype, sizeof m->dtype, "%s", dtype);
     return st;
 }

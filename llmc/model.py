@@ -192,8 +192,12 @@ class Model:
         more bits follows llama.cpp's rules (docs/quantization.md). A tensor whose rows fit no block of its type
         raises ValueError naming it, its row length and the block size. progress(done, total) is called after
         each tensor."""
-        dt = _dtype(dtype)
         p = Path(path).expanduser()
+        if p.is_file() and p.suffix.lower() == ".gguf":  # llama.cpp's single-file format: llmc/gguf_model.py
+            from .gguf_model import load as _load_gguf
+
+            return _load_gguf(cls, p, attention, dtype, progress)
+        dt = _dtype(dtype)
         if not p.is_dir():
             if p.exists():
                 raise NotADirectoryError(f"{_files.display(p)}: a checkpoint is a folder (config.json + *.safetensors)")
@@ -482,12 +486,25 @@ class Model:
                 f"{what} needs float32 weights; this model's are {', '.join(bad)} (dtype {self.dtype!r}). Load it "
                 "with dtype='f32' (or dtype=None from an F32 checkpoint) to train or edit weights.")
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, format: Literal["hf", "gguf"] = "hf", dtype: str | None = None) -> None:
         """Write a checkpoint folder (config.json + model.safetensors) that transformers and Model.load read. Each
         tensor keeps its type when it is F32, BF16 or F16 (safetensors has no block formats): a quantized model
         raises llmc.UnsupportedError (GGUF is the format for those) before anything is written. Atomic: the new
         set is written into a sibling folder, fsynced and swapped in at once, so a save that is killed or runs out
-        of disk leaves the old checkpoint loadable (other files in the folder are kept)."""
+        of disk leaves the old checkpoint loadable (other files in the folder are kept).
+
+        format="gguf": one GGUF v3 file (llama.cpp's format) holding every weight in its type under llama.cpp's
+        names, the {arch}.* hyperparameters and the tokenizer (from the GGUF the model came from, or its
+        tokenizer.json), so llama.cpp loads it; dtype (a recipe, see load) writes a converted copy, leaving this
+        model as it is. See docs/gguf.md."""
+        if format == "gguf":
+            from .gguf_model import save as _save_gguf
+
+            return _save_gguf(self, path, dtype)
+        if format != "hf":
+            raise ValueError(f'format must be "hf" or "gguf", got {format!r}')
+        if dtype is not None:
+            raise ValueError("dtype= is for format='gguf'; quantize the model first to save another float type")
         tensors = self._hf_tensors()
         with _files.atomic_dir(path) as tmp:
             self._write_files(tmp, tensors)

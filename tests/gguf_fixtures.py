@@ -96,6 +96,10 @@ def make_hf_model(out: Path, arch: str, tok_dir: Path | None, seed: int = 0, **c
                 p.copy_(torch.randn_like(p) * 0.1 + (1.0 if "norm" in name or "ln" in name else 0.0))
     m = m.float().eval()
     m.save_pretrained(out, safe_serialization=True)
+    if arch == "gpt2":  # llama.cpp's converter reads the context from n_ctx, which transformers 5 no longer writes
+        cj = json.loads((out / "config.json").read_text())
+        cj.setdefault("n_ctx", cj["n_positions"])
+        (out / "config.json").write_text(json.dumps(cj, indent=2))
     if tok_dir:
         for f in ("tokenizer.json", "tokenizer_config.json"):
             if (tok_dir / f).is_file():

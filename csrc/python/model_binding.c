@@ -149,6 +149,27 @@ static PyObject *py_model_load(PyObject *self, PyObject *args) {
     return wrap_model(m);
 }
 
+/* model_load_gguf(path, dtype=None, progress=None) */
+static PyObject *py_model_load_gguf(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *po, *fn = Py_None;
+    const char *dtype = NULL;
+    if (!PyArg_ParseTuple(args, "O&|zO", PyUnicode_FSConverter, &po, &dtype, &fn)) return NULL;
+    llmc_model *m = NULL;
+    llmc_status st;
+    const char *path = PyBytes_AS_STRING(po);
+    progress_ctx p = {fn == Py_None ? NULL : fn, 0, NULL, NULL, NULL};
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_load_gguf(path, dtype, progress_cb, &p, &m);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(po);
+    if (progress_finish(&p, st)) {
+        llmc_model_free(m);
+        return NULL;
+    }
+    return wrap_model(m);
+}
+
 static PyObject *py_model_init(PyObject *self, PyObject *args) {
     (void)self;
     const char *text;
@@ -660,6 +681,7 @@ int llmc_py_model_init(PyObject *m) {
 
 PyMethodDef llmc_py_model_methods[] = {
     {"model_load", py_model_load, METH_VARARGS, "model_load(path, dtype=None, progress=None) -> Model"},
+    {"model_load_gguf", py_model_load_gguf, METH_VARARGS, "model_load_gguf(path, dtype=None, progress=None) -> Model"},
     {"model_init", py_model_init, METH_VARARGS, "model_init(config_json, seed) -> Model"},
     {"safetensors_info", py_safetensors_info, METH_VARARGS,
      "safetensors_info(path) -> {name: (dtype, shape)}: the validated header of a .safetensors file"},
