@@ -65,6 +65,8 @@ def load(cls, path, attention: str, dtype: str | None, progress):
     model.gguf_metadata = {k: v for k, v in f.metadata.items()}
     model._gguf_tokenizer = {k: (f.get(k, raw=True), f.value_types()[k]) for k in f.metadata
                              if k.startswith("tokenizer.")}
+    if any(t["name"] == "rope_freqs.weight" for t in f.tensors):  # Llama 3 scaling, written back as it came
+        model._rope_factors = np.array(f.tensor("rope_freqs.weight"), dtype=np.float32)
     if f.get("tokenizer.ggml.model") is not None:
         try:
             model.tokenizer = load_tokenizer(f)
@@ -101,16 +103,29 @@ def _tokenizer_metadata(model) -> dict:
         return {}
     tj = json.loads(tj_path.read_text(encoding="utf-8"))
     cfg = model.config
-    add_bos = None
+    add_bos, tcj = None, {}
     tc = tj_path.parent / "tokenizer_config.json"
     if tc.is_file():
         tcj = json.loads(tc.read_text(encoding="utf-8"))
         if isinstance(tcj.get("add_bos_token"), bool):
             add_bos = tcj["add_bos_token"]
-    special = {"bos": cfg.get("bos_token_id"), "eos": cfg.get("eos_token_id"), "padding": cfg.get("pad_token_id")}
-    special = {k: (v[0] if isinstance(v, list) and v else v) for k, v in special.items()}
-    special = {k: v for k, v in special.items() if isinstance(v, int)}
-    return gguf_metadata_from_tokenizer_json(tj, model.vocab_size, special, add_bos)
+    # special ids as llama.cpp's converter finds them: tokenizer_config.json's tokens first, then config.json's ids
+    ids = {t["content"]: t["id"] for t in tj.get("added_tokens", [])}
+    vocab = (tj.get("model") or {}).get("vocab") or {}
+    special: dict = {}
+    for typ, key in (("bos", "bos"), ("eos", "eos"), ("unk", "unknown"), ("sep", "seperator"), ("pad", "padding")):
+        tok = tcj.get(f"{typ}_token")
+        tok = tok.get("content") if isinstance(tok, dict) else tok
+        tid = ids.get(tok, vocab.get(tok)) if isinstance(tok, str) else None
+        if tid is None:
+            v = cfg.get(f"{typ}_token_id")
+            tid = v[0] if isinstance(v, list) and v else v
+        if isinstance(tid, int) and 0 <= tid < model.vocab_size:
+            special[key] = tid
+    md = gguf_metadata_from_tokenizer_json(tj, model.vocab_size, special, add_bos)
+    if isinstance(tcj.get("chat_template"), str):
+        md["tokenizer.chat_template"] = tcj["chat_template"]
+    return md
 
 
 def _rope_factors(cfg: dict, head_dim: int) -> np.ndarray | None:

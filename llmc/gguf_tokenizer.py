@@ -263,8 +263,11 @@ def gguf_metadata_from_tokenizer_json(tj: dict, n_vocab: int, special_ids: dict 
     for t, i in vocab.items():
         tokens[i] = t
     for i, t in added.items():
-        tokens[i] = t["content"]
-        types[i] = CONTROL if t.get("special", True) else USER_DEFINED
+        tokens[i] = c = t["content"]
+        # llama.cpp's converter: special, or looking like a control token (<|...|>), is CONTROL
+        looks = c in ("<pad>", "<mask>", "<2mass>", "[@BOS@]") or (c.startswith("<|") and c.endswith("|>")) or (
+            c.startswith("<\uff5c") and c.endswith("\uff5c>"))
+        types[i] = CONTROL if t.get("special", True) or looks else USER_DEFINED
     for i in range(n_vocab):
         if tokens[i] is None:
             tokens[i] = f"[PAD{i}]"
@@ -300,8 +303,9 @@ def gguf_metadata_from_tokenizer_json(tj: dict, n_vocab: int, special_ids: dict 
                     scores[i] = -float(rank[t] + 1)
         unk = model.get("unk_token")
         if unk is not None and unk in vocab:
-            types[vocab[unk]] = UNKNOWN
-            md["tokenizer.ggml.unknown_token_id"] = vocab[unk]
+            if types[vocab[unk]] == NORMAL:  # an added (special) unk stays CONTROL, as llama.cpp's converter has it
+                types[vocab[unk]] = UNKNOWN
+            md["tokenizer.ggml.unknown_token_id"] = Value(vocab[unk], "uint32")
         md["tokenizer.ggml.model"] = "llama"
         md["tokenizer.ggml.pre"] = "default"
         md["tokenizer.ggml.tokens"] = tokens
