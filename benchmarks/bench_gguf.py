@@ -118,14 +118,19 @@ def run_one(engine: str, path: str, threads: int, n_prompt: int, n_new: int) -> 
         llm = llama_cpp.Llama(model_path=path, n_ctx=n_prompt + n_new + 8, n_batch=n_prompt, n_ubatch=n_prompt,
                               n_threads=threads, n_threads_batch=threads, verbose=False, use_mmap=True)
         t_load = time.perf_counter() - t0
+        n_vocab = llm.n_vocab()
+
+        def last_logits():  # the logits of the last token evaluated, straight from llama.cpp's context
+            return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
+
         t0 = time.perf_counter()
         llm.eval(prompt)
         t_pp = time.perf_counter() - t0
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits()))
         t0 = time.perf_counter()
         for _ in range(n_new):
             llm.eval([tok])
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = int(np.argmax(last_logits()))
         t_dec = time.perf_counter() - t0
     return {"load_s": t_load, "prompt_tok_s": n_prompt / t_pp, "decode_tok_s": n_new / t_dec, "rss_mib": _rss_mib()}
 
