@@ -7,7 +7,8 @@
     llmc tokenize TOKENIZER "text"             ids and pieces
     llmc info [MODEL]                          architecture, parameters, context window, memory; build info
                                                (MODEL.gguf: the file's metadata and tensor table)
-    llmc quantize SRC DST --type q4_k          convert a checkpoint folder's weights (progress bar)
+    llmc quantize SRC DST.gguf --type q4_k     convert a checkpoint folder's (or a GGUF's) weights to GGUF
+                                               (DST a folder: f32/bf16/f16 safetensors)
     llmc train --text F --tokenizer T --config C --out DIR [options]
     llmc scaling --compute C | --params N | --tokens D [--config CFG]   compute-optimal size (Chinchilla laws), FLOPs
 
@@ -404,30 +405,29 @@ def cmd_quantize(args) -> int:
     dtype = args.type.lower()
     if dtype not in llmc.model.DTYPES:
         raise CliError(f"--type {args.type!r}: expected one of {', '.join(llmc.model.DTYPES)}")
-    if not src.is_dir():
-        raise CliError(f"{src}: no such checkpoint folder (config.json + *.safetensors)")
-    if dtype not in ("f32", "bf16", "f16"):
+    is_gguf_src = src.is_file() and src.suffix.lower() == ".gguf"
+    if not src.is_dir() and not is_gguf_src:
+        raise CliError(f"{src}: no such checkpoint folder (config.json + *.safetensors) or .gguf file")
+    to_gguf = dst.suffix.lower() == ".gguf"
+    if dtype not in ("f32", "bf16", "f16") and not to_gguf:
         # a Hugging Face folder (safetensors) has no block formats: quantized weights need GGUF
-        save_gguf = getattr(llmc.Model, "save_gguf", None)
-        if save_gguf is None:
-            raise CliError(f"--type {dtype}: a quantized model is written as GGUF, which this llmc build cannot write "
-                           "yet (the gguf work); use --type f32, bf16 or f16 for a Hugging Face folder, or "
-                           f"Model.load(path, dtype={dtype!r}) to quantize in memory")
+        raise CliError(f"--type {dtype}: a quantized model is written as GGUF: give DST a .gguf name "
+                       f"(e.g. {dst.name}.gguf); a Hugging Face folder holds f32, bf16 or f16 only")
     occupied = any(dst.iterdir()) if dst.is_dir() else dst.exists()
     if occupied and not args.force:
         raise CliError(f"{dst} exists (pass --force to overwrite)")
     model = llmc.Model.load(src, dtype=dtype, progress=_progress(f"{src.name} -> {dtype}"))
-    if dtype in ("f32", "bf16", "f16"):
+    if to_gguf:  # llama.cpp's format: every weight in its type, the tokenizer in the metadata (docs/gguf.md)
+        model.save(dst, format="gguf")
+    else:
         model.save(dst)
         tok = src / "tokenizer.json"
-        if tok.is_file():
+        if src.is_dir() and tok.is_file():
             import shutil
 
             for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
                 if (src / name).is_file():
                     shutil.copyfile(src / name, dst / name)
-    else:
-        model.save_gguf(dst)
     size = sum(f.stat().st_size for f in (dst.iterdir() if dst.is_dir() else [dst]))
     print(f"{dst}: {model.dtype}, weights {model.weight_bytes() / 2**20:.1f} MiB, files {size / 2**20:.1f} MiB")
     return 0

@@ -363,7 +363,9 @@ def test_cli_quantize(ckpt, tmp_path, capsys):
     assert m.dtype == "bf16" and json.loads((tmp_path / "bf" / "config.json").read_text())["dtype"] == "bfloat16"
     assert main(["quantize", str(d), str(tmp_path / "bf"), "--type", "bf16"]) == 2  # exists, no --force
     assert "exists" in capsys.readouterr().err
-    if not hasattr(llmc.Model, "save_gguf"):
-        assert main(["quantize", str(d), str(tmp_path / "q.gguf"), "--type", "q4_k"]) == 2
-        assert "GGUF" in capsys.readouterr().err
+    assert main(["quantize", str(d), str(tmp_path / "q"), "--type", "q4_k"]) == 2  # a folder holds no blocks
+    assert "GGUF" in capsys.readouterr().err
+    assert main(["quantize", str(d), str(tmp_path / "q.gguf"), "--type", "q4_k"]) == 0
+    q = llmc.Model.load(tmp_path / "q.gguf")
+    assert q.dtype in ("q4_k", "q4_k_m") or "q4_k" in set(q.weight_types().values())
     assert main(["quantize", str(d), str(tmp_path / "x"), "--type", "q3"]) == 2
