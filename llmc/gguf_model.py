@@ -164,7 +164,7 @@ def save(model, path, dtype: str | None = None, name: str | None = None) -> None
         try:
             save(model, tmp, None, name)
             conv = load(type(model), tmp, "flash", d, None)
-            conv._gguf_tokenizer = getattr(model, "_gguf_tokenizer", None) or _tokenizer_metadata(model)
+            # the tokenizer and rope factors came back from the temporary file
             conv._config = model.config
             save(conv, p, None, name)
             del conv
