@@ -168,6 +168,12 @@ enum { LLMC_SPECIAL_ALLOWED = 1, LLMC_SPECIAL_DISALLOWED = 2 };
  * (e.g. Llama's <s>). *ids: (*n_ids,) int32, free with llmc_tokenizer_free_buffer. */
 llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
                                   int add_special, int32_t **ids, size_t *n_ids);
+/* Like llmc_tokenizer_encode, but a text of any length is cut into chunks of at least `step` bytes (at the same cut
+ * points the long-text path uses) and encoded on num_threads threads; tokenizers that cannot be cut encode in one
+ * pass. For tests: a tiny step puts a cut at nearly every candidate point. */
+llmc_status llmc_tokenizer_encode_chunked(const llmc_tokenizer *t, const char *text, size_t len,
+                                          const uint8_t *special_mode, int add_special, size_t step, int num_threads,
+                                          int32_t **ids, size_t *n_ids);
 /* Encode n_texts texts in parallel on up to num_threads threads (<= 0: llmc_threads()). texts[i][0..lens[i]) ->
  * ids[i]: (n_ids[i],) (each freed with llmc_tokenizer_free_buffer; on error none are left allocated). */
 llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *const *texts, const size_t *lens,

@@ -900,27 +900,99 @@ static llmc_status ctx_init(enc_ctx *c, int hot) {
 
 #define CHUNK_MIN (256u << 10) /* texts over 2 chunks of this size are split across threads */
 
-/* Can a long text be encoded in independent chunks cut after a '\n' that precedes a non-space? For the regex
- * pre-tokenizers every piece that holds such a '\n' ends right after it (\s*[\r\n]+, [\r\n]* after punctuation,
- * GPT-2's lone whitespace pieces), so the cut is a piece boundary. Not when the whole segment is one piece
- * (SentencePiece), a normaliser or prefix space acts per segment, or an added token contains '\n'. */
+/* Can a long text be encoded in independent chunks? Only for the hand-written regex pre-tokenizers, whose cut rule
+ * (cut_ok) is proven per pattern by the tests (tiny chunks on every kind of whitespace run). Not when the whole
+ * segment is one piece (SentencePiece), a normaliser or prefix space acts per segment, or an added token contains
+ * '\n' (it could span a cut). */
 static int chunkable(const llmc_tokenizer *t) {
-    if (t->model == LLMC_MODEL_WORDPIECE || t->pretok == LLMC_PRE_NONE || t->prefix_space || t->ms_pre) return 0;
+    if (t->model == LLMC_MODEL_WORDPIECE || t->prefix_space || t->ms_pre) return 0;
+    if (t->pretok != LLMC_PRE_GPT2 && t->pretok != LLMC_PRE_CL100K && t->pretok != LLMC_PRE_O200K &&
+        t->pretok != LLMC_PRE_LLAMA3 && t->pretok != LLMC_PRE_QWEN2)
+        return 0;
     if (t->normalizer != LLMC_NORM_NONE && t->normalizer != LLMC_NORM_NFC) return 0;
     for (size_t k = 0; k < t->n_added; k++)
         if (memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
     return 1;
 }
 
-/* A cut point at or after p: just after a '\n' followed by a non-whitespace character (or len). */
-static size_t next_cut(const uint8_t *s, size_t len, size_t p) {
+/* Is the candidate c (s[c-1] == '\n', s[c..] a valid non-whitespace character) a cut where the chunk before it,
+ * encoded as a text of its own, ends with the same pieces as the whole text?
+ *  - every pattern: the piece holding that '\n' must end at c. No piece starts before a '\n' and runs past it except
+ *    whitespace runs and [\r\n]* / [\r\n/]* tails, and those stop at the non-space s[c] -- except o200k's
+ *    [\r\n/]*, which takes a '/' at c: o200k needs s[c] != '/'.
+ *  - GPT-2 has no \s*[\r\n]+: its whitespace run before a non-space is split as \s+(?!\S) (all but the last
+ *    character) and \s+ (the last one); at the end of a chunk \s+(?!\S) takes the whole run. The two agree only
+ *    for a run of one character, so GPT-2 needs the character before the '\n' to be no whitespace.
+ * NFC (Qwen) cannot move a cut: '\n' is a starter that composes with nothing. */
+static int cut_ok(const llmc_tokenizer *t, const uint8_t *s, size_t len, size_t c) {
+    if (t->pretok == LLMC_PRE_O200K && s[c] == '/') return 0;
+    if (t->pretok == LLMC_PRE_GPT2) {
+        if (c < 2) return 0;
+        size_t b = c - 2, k = 0; /* start of the character before the '\n': back over continuation bytes */
+        while (k < 3 && b > 0 && (s[b] & 0xC0) == 0x80) b--, k++;
+        size_t l;
+        uint32_t cp = llmc_utf8_next(s + b, len - b, &l);
+        if (b + l != c - 1) { /* not one character ending at the '\n': the last byte is an invalid one */
+            cp = LLMC_BAD_CP;
+        }
+        if (cp != LLMC_BAD_CP && (llmc_uflags(cp) & LLMC_U_WS)) return 0;
+    }
+    return 1;
+}
+
+/* A cut point at or after p: just after a '\n' followed by a non-whitespace character, where cut_ok holds (or len). */
+static size_t next_cut(const llmc_tokenizer *t, const uint8_t *s, size_t len, size_t p) {
     for (size_t i = p; i < len; i++) {
-        if (s[i] != '\n' || i + 1 >= len) continue;
+        const uint8_t *nl = memchr(s + i, '\n', len - i);
+        if (!nl) return len;
+        i = (size_t)(nl - s);
+        if (i + 1 >= len) return len;
         size_t l;
         uint32_t cp = llmc_utf8_next(s + i + 1, len - i - 1, &l);
-        if (cp != LLMC_BAD_CP && !(llmc_uflags(cp) & LLMC_U_WS)) return i + 1;
+        if (cp != LLMC_BAD_CP && !(llmc_uflags(cp) & LLMC_U_WS) && cut_ok(t, s, len, i + 1)) return i + 1;
     }
     return len;
+}
+
+/* Encode text in chunks of at least `step` bytes (cut by next_cut) on nt threads, concatenating the ids. */
+static llmc_status encode_chunks(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
+                                 int add_special, size_t step, int nt, int32_t **ids, size_t *n_ids) {
+    size_t n = 0, max_chunks = len / step + 2;
+    const char **ptrs = llmc_malloc(max_chunks * sizeof(char *), "chunks");
+    size_t *lens = llmc_malloc(max_chunks * sizeof(size_t), "chunks");
+    size_t *counts = llmc_malloc(max_chunks * sizeof(size_t), "chunks");
+    int32_t **parts = llmc_malloc(max_chunks * sizeof(int32_t *), "chunks");
+    llmc_status st = (ptrs && lens && counts && parts) ? LLMC_OK : LLMC_ERR_NOMEM;
+    for (size_t p = 0; !st && p < len;) {
+        size_t e = next_cut(t, (const uint8_t *)text, len, p + step < len ? p + step : len);
+        ptrs[n] = text + p;
+        lens[n++] = e - p;
+        p = e;
+    }
+    if (!st) st = llmc_tokenizer_encode_batch(t, ptrs, lens, n, special_mode, 0, nt, parts, counts);
+    size_t total = add_special ? t->n_prefix + t->n_suffix : 0;
+    for (size_t k = 0; !st && k < n; k++) total += counts[k];
+    int32_t *out = st ? NULL : llmc_malloc((total + 1) * sizeof(int32_t), "token ids");
+    if (!st && !out) st = LLMC_ERR_NOMEM;
+    if (!st) { /* concatenate: [prefix] chunk ids... [suffix] */
+        size_t o = 0;
+        if (add_special)
+            for (size_t k = 0; k < t->n_prefix; k++) out[o++] = t->prefix_ids[k];
+        for (size_t k = 0; k < n; k++) {
+            if (counts[k]) memcpy(out + o, parts[k], counts[k] * sizeof(int32_t));
+            o += counts[k];
+        }
+        if (add_special)
+            for (size_t k = 0; k < t->n_suffix; k++) out[o++] = t->suffix_ids[k];
+        *ids = out;
+        *n_ids = o;
+        for (size_t k = 0; k < n; k++) llmc_free(parts[k]);
+    }
+    llmc_free(ptrs);
+    llmc_free(lens);
+    llmc_free(counts);
+    llmc_free(parts);
+    return st;
 }
 
 // text: (len,) bytes -> *ids: (*n_ids,) int32. Long texts run as chunks on llmc_threads() threads.
@@ -931,42 +1003,8 @@ llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, siz
     int nt = llmc_threads();
     if (nt > 1 && len >= 2 * CHUNK_MIN && chunkable(t)) {
         /* about 4 chunks per thread (cut points are uneven), each at least CHUNK_MIN */
-        size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN, n = 0;
-        const char **ptrs = llmc_malloc((len / step + 2) * sizeof(char *), "chunks");
-        size_t *lens = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
-        size_t *counts = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
-        int32_t **parts = llmc_malloc((len / step + 2) * sizeof(int32_t *), "chunks");
-        llmc_status st = (ptrs && lens && counts && parts) ? LLMC_OK : LLMC_ERR_NOMEM;
-        for (size_t p = 0; !st && p < len;) {
-            size_t e = next_cut((const uint8_t *)text, len, p + step < len ? p + step : len);
-            ptrs[n] = text + p;
-            lens[n++] = e - p;
-            p = e;
-        }
-        if (!st) st = llmc_tokenizer_encode_batch(t, ptrs, lens, n, special_mode, 0, nt, parts, counts);
-        size_t total = add_special ? t->n_prefix + t->n_suffix : 0;
-        for (size_t k = 0; !st && k < n; k++) total += counts[k];
-        int32_t *out = st ? NULL : llmc_malloc((total + 1) * sizeof(int32_t), "token ids");
-        if (!st && !out) st = LLMC_ERR_NOMEM;
-        if (!st) { /* concatenate: [prefix] chunk ids... [suffix] */
-            size_t o = 0;
-            if (add_special)
-                for (size_t k = 0; k < t->n_prefix; k++) out[o++] = t->prefix_ids[k];
-            for (size_t k = 0; k < n; k++) {
-                if (counts[k]) memcpy(out + o, parts[k], counts[k] * sizeof(int32_t));
-                o += counts[k];
-            }
-            if (add_special)
-                for (size_t k = 0; k < t->n_suffix; k++) out[o++] = t->suffix_ids[k];
-            *ids = out;
-            *n_ids = o;
-            for (size_t k = 0; k < n; k++) llmc_free(parts[k]);
-        }
-        llmc_free(ptrs);
-        llmc_free(lens);
-        llmc_free(counts);
-        llmc_free(parts);
-        return st;
+        size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN;
+        return encode_chunks(t, text, len, special_mode, add_special, step, nt, ids, n_ids);
     }
     enc_ctx c;
     llmc_status st = ctx_init(&c, len >= 16384);
@@ -979,6 +1017,19 @@ llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, siz
     }
     ctx_free(&c);
     return st;
+}
+
+// text: (len,) -> *ids: like llmc_tokenizer_encode, but cut into chunks of at least `step` bytes whatever the length
+// (for tests: tiny steps put a cut at nearly every candidate). Tokenizers that cannot be cut encode in one pass.
+llmc_status llmc_tokenizer_encode_chunked(const llmc_tokenizer *t, const char *text, size_t len,
+                                          const uint8_t *special_mode, int add_special, size_t step, int num_threads,
+                                          int32_t **ids, size_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (step == 0) return llmc_fail(LLMC_ERR_INVALID, "chunk step must be at least 1 byte, got 0");
+    if (!chunkable(t) || len == 0) return llmc_tokenizer_encode(t, text, len, special_mode, add_special, ids, n_ids);
+    return encode_chunks(t, text, len, special_mode, add_special, step, num_threads > 0 ? num_threads : 1, ids,
+                         n_ids);
 }
 
 // texts: n_texts strings -> ids[i]: (n_ids[i],) int32; threads take texts dynamically
