@@ -71,6 +71,7 @@ struct llmc_tokenizer {
     int prefix_space;      /* HF ByteLevel add_prefix_space: a segment not starting with ' ' gets one */
     int strip_lead_space;  /* decoding: 1 drop one leading ' ' (HF Strip decoder), 2 drop the first token's U+2581s
                             * (HF Metaspace decoder) */
+    int join_space;        /* decoding: tokens joined by ' ' (HF with no decoder) */
     int fuse_unk;
     int32_t unk_id;        /* -1: none */
     size_t n_vocab;        /* max id + 1 */

@@ -531,10 +531,7 @@ static llmc_status initial_symbols(const llmc_tokenizer *t, enc_ctx *c, const ui
                 } else if (t->unk_id >= 0) {
                     if (!(t->fuse_unk && last_unk)) c->sym[k++] = (uint32_t)t->unk_id; /* fuse_unk: one unk per run */
                     last_unk = 1;
-                } else {
-                    return llmc_fail(LLMC_ERR_INVALID, "character '%.*s' has no token and the model has no unk token",
-                                     (int)l, (const char *)p + i);
-                }
+                } /* else: no token, no byte fallback, no unk: HF's BPE drops the character, and so do we */
             }
             i += l;
         }
@@ -1136,6 +1133,7 @@ llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, s
         llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
         total += l;
     }
+    if (t->join_space && n > 1) total += n - 1;
     char *o = llmc_malloc(total + 1, "decoded bytes");
     if (!o) return LLMC_ERR_NOMEM;
     size_t k = 0;
@@ -1152,6 +1150,7 @@ llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, s
             continue;
         }
         llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
+        if (t->join_space && i) o[k++] = ' ';
         memcpy(o + k, b, l);
         k += l;
     }

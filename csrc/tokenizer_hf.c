@@ -61,6 +61,7 @@ typedef struct {
     uint8_t *buf; /* scratch for unmapped strings */
     size_t cap;
     const char *what;
+    size_t vocab_count; /* entries in the model's vocabulary (HF's get_vocab_size, where added ids start) */
 } loader;
 
 static llmc_status unsupported(loader *L, const char *part, const char *detail) {
@@ -181,7 +182,10 @@ static llmc_status load_pre(loader *L, const llmc_json *pt) {
 
 static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) {
     *sp_decoder = 0;
-    if (!d || d->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (!d || d->type == LLMC_JSON_NULL) { /* HF joins the tokens' strings with spaces */
+        L->t->join_space = !L->byte_level;
+        return LLMC_OK;
+    }
     if (is_type(d, "Metaspace")) { /* U+2581 -> ' ', and the first token loses its leading space */
         const llmc_json *sch = llmc_json_get(d, "prepend_scheme");
         *sp_decoder = str_is(sch, "never") || (!sch && !get_bool(d, "add_prefix_space", 1)) ? 4 : 5;
@@ -317,6 +321,7 @@ static llmc_status load_wordpiece(loader *L, const llmc_json *model) {
         if ((size_t)v->integer > max_id) max_id = (size_t)v->integer;
     }
     if ((st = llmc_tok_build_map(t, max_id + 1))) return st;
+    L->vocab_count = vocab->len;
     if (llmc_json_is(unk, LLMC_JSON_STRING)) t->unk_id = llmc_tok_lookup(t, (const uint8_t *)unk->str, unk->len);
     if (pre && pre->type != LLMC_JSON_NULL) {
         if (!llmc_json_is(pre, LLMC_JSON_STRING) || pre->len > sizeof t->wp_prefix)
@@ -370,6 +375,7 @@ static llmc_status load_model(loader *L, const llmc_json *model) {
         if ((size_t)v->integer > max_id) max_id = (size_t)v->integer;
     }
     if (!vocab->len) return llmc_fail(LLMC_ERR_FORMAT, "%s: empty vocab", L->what);
+    L->vocab_count = vocab->len;
     if ((st = llmc_tok_build_map(t, max_id + 1))) return st;
     if (L->byte_level) {
         for (int b = 0; b < 256; b++) {
@@ -432,21 +438,76 @@ static llmc_status load_model(loader *L, const llmc_json *model) {
     return LLMC_OK;
 }
 
+/* The id HF gives an added token (AddedVocabulary::add_tokens): the id of an earlier added token with the same
+ * content, else the model's id for the content (a vocabulary string), else one past the largest added id when that
+ * is at least the model's vocabulary size, else that size. The "id" written in the file is not used. */
+static int64_t hf_added_id(loader *L, const char *c, size_t n, const int64_t *ids, const llmc_json *const *cont,
+                           size_t k, int64_t *max_added) {
+    for (size_t q = 0; q < k; q++)
+        if (cont[q]->len == n && !memcmp(cont[q]->str, c, n)) return ids[q];
+    long b = vocab_bytes(L, c, n);
+    int32_t v = b >= 0 ? llmc_tok_lookup(L->t, L->buf, (size_t)b) : -1;
+    int64_t id = v >= 0 ? v : (*max_added >= (int64_t)L->vocab_count ? *max_added + 1 : (int64_t)L->vocab_count);
+    if (id > *max_added) *max_added = id;
+    return id;
+}
+
 static llmc_status load_added(loader *L, const llmc_json *added) {
     if (!added || added->type == LLMC_JSON_NULL) return LLMC_OK;
     if (!llmc_json_is(added, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: added_tokens is not a list", L->what);
-    for (size_t i = 0; i < added->len; i++) {
-        const llmc_json *a = &added->items[i], *id = llmc_json_get(a, "id"), *c = llmc_json_get(a, "content");
-        if (!llmc_json_is(id, LLMC_JSON_NUMBER) || !id->is_integer || !llmc_json_is(c, LLMC_JSON_STRING) || !c->len)
-            return llmc_fail(LLMC_ERR_FORMAT, "%s: added token %zu lacks an id or content", L->what, i);
-        if (get_bool(a, "lstrip", 0) || get_bool(a, "rstrip", 0) || get_bool(a, "single_word", 0))
-            return unsupported(L, "added token lstrip/rstrip/single_word", c->str);
-        if (get_bool(a, "normalized", 0) && L->t->normalizer != LLMC_NORM_NONE)
-            return unsupported(L, "added token with normalized=true under a normalizer", c->str);
-        llmc_status st = llmc_tok_add_added(L->t, (const uint8_t *)c->str, c->len, id->integer, get_bool(a, "special", 0));
-        if (st) return st;
+    size_t n_add = added->len;
+    int64_t *ids = llmc_malloc((n_add + 1) * sizeof(int64_t), "added tokens");
+    const llmc_json **cont = llmc_malloc((n_add + 1) * sizeof(*cont), "added tokens");
+    llmc_status st = ids && cont ? LLMC_OK : LLMC_ERR_NOMEM;
+    int64_t max_added = -1;
+    for (size_t i = 0; !st && i < n_add; i++) {
+        const llmc_json *a = &added->items[i], *c = llmc_json_get(a, "content");
+        if (!llmc_json_is(c, LLMC_JSON_STRING) || !c->len) {
+            st = llmc_fail(LLMC_ERR_FORMAT, "%s: added token %zu lacks a content string", L->what, i);
+        } else if (get_bool(a, "lstrip", 0) || get_bool(a, "rstrip", 0) || get_bool(a, "single_word", 0)) {
+            st = unsupported(L, "added token lstrip/rstrip/single_word", c->str);
+        } else if (get_bool(a, "normalized", 0) && L->t->normalizer != LLMC_NORM_NONE) {
+            st = unsupported(L, "added token with normalized=true under a normalizer", c->str);
+        } else {
+            if (need_buf(L, c->len + 1)) st = LLMC_ERR_NOMEM;
+            else ids[i] = hf_added_id(L, c->str, c->len, ids, cont, i, &max_added);
+            cont[i] = c;
+        }
     }
-    return LLMC_OK;
+    for (size_t i = 0; !st && i < n_add; i++) {
+        int live = 1; /* a later token with the same id (and another content) takes the id: HF drops this one */
+        for (size_t q = i + 1; q < n_add && live; q++)
+            live = ids[q] != ids[i] || (cont[q]->len == cont[i]->len && !memcmp(cont[q]->str, cont[i]->str, cont[i]->len));
+        int dup = 0; /* the same content earlier: already added */
+        for (size_t q = 0; q < i && !dup; q++) dup = cont[q]->len == cont[i]->len && !memcmp(cont[q]->str, cont[i]->str, cont[i]->len);
+        if (!live || dup) continue;
+        const llmc_json *c = cont[i];
+        llmc_tokenizer *t = L->t;
+        int64_t id = ids[i];
+        int in_vocab = (uint64_t)id < t->n_vocab && t->tok_len[id] != UINT32_MAX;
+        if ((st = llmc_tok_add_added(t, (const uint8_t *)c->str, c->len, id, get_bool(&added->items[i], "special", 0))))
+            break;
+        /* HF decodes an id through its added token's content and passes that through the decoder: ByteLevel maps it
+         * back to bytes when every character is in GPT-2's byte map, else keeps its UTF-8. When the id is also a
+         * vocabulary token of other content (a sparse vocabulary), the added content wins. The SentencePiece /
+         * WordPiece decode tables built later start from these bytes. */
+        if (need_buf(L, c->len + 1)) {
+            st = LLMC_ERR_NOMEM;
+            break;
+        }
+        long n = L->byte_level ? unmap_bytes(L->inv, c->str, c->len, L->buf) : -1;
+        if (n < 0) { /* not byte-mapped: the content's own bytes */
+            memcpy(L->buf, c->str, c->len);
+            n = (long)c->len;
+        }
+        const uint8_t *have = t->blob + t->tok_off[id];
+        if (!in_vocab ? ((size_t)n != c->len || memcmp(L->buf, c->str, c->len))
+                      : ((size_t)n != t->tok_len[id] || memcmp(L->buf, have, (size_t)n)))
+            if ((st = llmc_tok_set_decode(t, id, L->buf, (size_t)n))) break;
+    }
+    llmc_free(ids);
+    llmc_free(cont);
+    return st;
 }
 
 /* Replace every occurrence of pat by rep in b[0..*n) (in place; rep is never longer than pat). */
@@ -470,8 +531,9 @@ static llmc_status wp_decode_table(loader *L, int cleanup) {
     llmc_tokenizer *t = L->t;
     for (size_t id = 0; id < t->n_vocab; id++) {
         if (t->tok_len[id] == UINT32_MAX) continue;
-        const uint8_t *b = t->blob + t->tok_off[id];
-        size_t n = t->tok_len[id], o = 0;
+        int added = t->dec_off && t->dec_len[id] != UINT32_MAX; /* an added token's content (load_added) */
+        const uint8_t *b = t->blob + (added ? t->dec_off[id] : t->tok_off[id]);
+        size_t n = added ? t->dec_len[id] : t->tok_len[id], o = 0;
         if (need_buf(L, n + 2)) return LLMC_ERR_NOMEM;
         if (n >= 2 && b[0] == '#' && b[1] == '#') {
             memcpy(L->buf, b + 2, n - 2);
@@ -500,8 +562,9 @@ static llmc_status sp_decode_table(loader *L, int with_bytes, int strip) {
     llmc_tokenizer *t = L->t;
     for (size_t id = 0; id < t->n_vocab; id++) {
         if (t->tok_len[id] == UINT32_MAX) continue;
-        const uint8_t *b = t->blob + t->tok_off[id];
-        size_t n = t->tok_len[id], o = 0;
+        int added = t->dec_off && t->dec_len[id] != UINT32_MAX; /* an added token's content (load_added) */
+        const uint8_t *b = t->blob + (added ? t->dec_off[id] : t->tok_off[id]);
+        size_t n = added ? t->dec_len[id] : t->tok_len[id], o = 0;
         int is_byte = 0;
         for (int k = 0; with_bytes && k < 256 && !is_byte; k++) is_byte = t->byte_id[k] == (int32_t)id ? k + 1 : 0;
         if (need_buf(L, n + 1)) return LLMC_ERR_NOMEM;
