@@ -93,6 +93,33 @@ llmc_status llmc_apply_rope(const float *x, float *out, size_t outer, size_t T, 
  * LLMC_ERR_INVALID naming the id and its index. */
 llmc_status llmc_embedding(const float *table, size_t vocab, size_t dim, const int64_t *ids, size_t n, float *out);
 
+/* ---------------------------------------------------------------- typed weights (quant*.c) */
+/* A weight is (type, shape, bytes) in ggml's block formats, byte for byte (docs/quantization.md draws them): a row
+ * of n values is n / block_size blocks of block_bytes each. The ids are ggml's, so GGUF tensors need no
+ * conversion. Q8_1 and Q8_K are ggml's activation formats (what the integer dot products quantize x to). */
+typedef enum {
+    LLMC_TYPE_F32 = 0, LLMC_TYPE_F16 = 1, LLMC_TYPE_Q4_0 = 2, LLMC_TYPE_Q4_1 = 3, LLMC_TYPE_Q5_0 = 6,
+    LLMC_TYPE_Q5_1 = 7, LLMC_TYPE_Q8_0 = 8, LLMC_TYPE_Q8_1 = 9, LLMC_TYPE_Q2_K = 10, LLMC_TYPE_Q3_K = 11,
+    LLMC_TYPE_Q4_K = 12, LLMC_TYPE_Q5_K = 13, LLMC_TYPE_Q6_K = 14, LLMC_TYPE_Q8_K = 15, LLMC_TYPE_BF16 = 30
+} llmc_type; /* ggml's ids */
+int llmc_type_valid(int type);             /* 1 for a type llmc can store and multiply */
+const char *llmc_type_name(int type);      /* "f32", "bf16", "q8_0", "q4_k", ... ("unknown" for an invalid id) */
+int llmc_type_from_name(const char *name); /* case-insensitive; -1 when unknown */
+size_t llmc_type_block_size(int type);     /* values per block: 1 (f32/f16/bf16), 32, 256; 0 if invalid */
+size_t llmc_type_block_bytes(int type);    /* bytes per block: 4, 2, 2, 34 (q8_0), 144 (q4_k), ...; 0 if invalid */
+/* *bytes = bytes of a row of n values; LLMC_ERR_INVALID (naming n and the block size) unless n % block == 0 */
+llmc_status llmc_type_row_bytes(int type, size_t n, size_t *bytes);
+/* x: (rows, n) -> dst: rows * row_bytes(n) bytes, ggml's layout byte for byte (its reference quantizers). A block
+ * holding NaN dequantizes to NaN (docs/quantization.md defines the non-finite cases). Threads over rows. */
+llmc_status llmc_quantize(int type, const float *x, void *dst, size_t rows, size_t n);
+/* src: rows * row_bytes(n) bytes -> y: (rows, n) */
+llmc_status llmc_dequantize(int type, const void *src, float *y, size_t rows, size_t n);
+/* y: (T, out) = beta * y + x: (T, in) @ W^T, with W: (out, in) stored as `out` rows of `in` values of `type`
+ * (F32 goes to BLAS). The one dispatch point the forward blocks call for every weight. Threads over rows.
+ * beta == 0 ignores y's old contents (NaN there does not leak). w may sit at any address. */
+llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
+                              float beta);
+
 /* ---------------------------------------------------------------- attention (attention.c) */
 /* Scaled dot-product attention, two implementations behind one call:
  *   out[b, h, i] = sum_j softmax_j(scale * q[b, h, i] . k[b, h / G, j]) v[b, h / G, j],  G = Hq / Hkv,

@@ -17,6 +17,7 @@ from .default import default_training_summary, load_default
 from .generate import Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
 from .training import TrainHistory, loss_and_grads, train
+from .quant import dequantize, quant_types, quantize
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -65,5 +66,5 @@ __all__ = [
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
-    "Tokenizer", "load_default", "default_training_summary",
+    "Tokenizer", "load_default", "default_training_summary", "quantize", "dequantize", "quant_types",
 ]

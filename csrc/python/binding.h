@@ -42,6 +42,7 @@ extern PyMethodDef llmc_py_attention_methods[];
 extern PyMethodDef llmc_py_tokenizer_methods[];
 extern PyTypeObject llmc_py_TokHandle_Type;
 extern PyMethodDef llmc_py_model_methods[];
+extern PyMethodDef llmc_py_quant_methods[];
 /* Adds the Model and Session types to the module (model_binding.c). */
 int llmc_py_model_init(PyObject *m);
 

@@ -86,6 +86,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         llmc_py_train_methods,
         llmc_py_tokenizer_methods,
         llmc_py_model_methods,
+        llmc_py_quant_methods,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;

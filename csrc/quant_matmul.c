@@ -1,0 +1,124 @@
+/* quant_matmul.c: llmc_matmul_typed, the one dispatch point that multiplies activations by a weight of any type.
+ *
+ *   y: (T, out) = beta * y + x: (T, in) @ W^T,   W: (out, in) stored as `out` rows of `in` values of `type`
+ *
+ * Three paths:
+ *  - F32 weights go to BLAS sgemm.
+ *  - Decode (few rows T): each activation row is quantized once to the weight type's vec_dot_type (Q8_0 / Q8_1 /
+ *    Q8_K; kept fp32 for F16 / BF16), then every output is one integer dot product of a weight row with it, the
+ *    weight row read straight from its blocks. Decode is memory-bound: the weight bytes are the cost, so fewer
+ *    bits per weight is directly faster. Threads split the output rows (one parallel region per call).
+ *  - Prefill (many rows T): each thread dequantizes a tile of weight rows into an L2-sized fp32 buffer and runs a
+ *    single-threaded sgemm of all T rows against it, so the (compute-bound) product runs at BLAS speed and the
+ *    dequantization cost (in * out) is amortised over T rows.
+ * The SIMD level's kernel table (quant_simd.c) supplies the vector dot products; its scalar entries are the
+ * portable reference of quant_dot.c. */
+#include <omp.h>
+
+#include "blas.h"
+#include "internal.h"
+#include "quant.h"
+#include "simd.h"
+
+/* Rows of T at or below which the integer-dot path wins over dequantize + sgemm (see docs/quantization.md). */
+#define DECODE_MAX_T 8
+/* fp32 bytes of weight rows one prefill tile holds: about half a core's L2 */
+#define TILE_BYTES (256 * 1024)
+
+static inline void store(float *y, float v, float beta) { *y = beta == 0.0f ? v : beta * *y + v; }
+
+/* Decode: xq holds T activation rows of xrb bytes each in the vec_dot type. */
+static void matmul_dot(llmc_vec_dot_fn dot, const uint8_t *w, size_t wrb, const uint8_t *xq, size_t xrb, float *y,
+                       size_t T, size_t in, size_t out, float beta, int nt) {
+    /* contiguous row ranges (multiples of 4 rows) per thread keep each thread streaming its own slice of W */
+    size_t chunk = (out + (size_t)nt - 1) / (size_t)nt;
+    chunk = (chunk + 3) / 4 * 4;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int th = 0; th < nt; th++) {
+        size_t lo = (size_t)th * chunk, hi = lo + chunk < out ? lo + chunk : out;
+        for (size_t r = lo; r < hi; r++) {
+            const uint8_t *wr = w + r * wrb; /* W row r: read once for all T activation rows */
+            for (size_t t = 0; t < T; t++) store(y + t * out + r, dot(in, wr, xq + t * xrb), beta);
+        }
+    }
+}
+
+/* Prefill: tiles of `tile` weight rows dequantized into buf (nt * tile * in floats), then sgemm. */
+static void matmul_tiles(const llmc_type_traits *tt, const uint8_t *w, size_t wrb, const float *x, float *y, size_t T,
+                         size_t in, size_t out, float beta, int nt, size_t tile, float *buf) {
+    size_t n_tiles = (out + tile - 1) / tile;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *wt = buf + (size_t)omp_get_thread_num() * tile * in; /* this thread's (tile, in) fp32 rows */
+#pragma omp for schedule(dynamic, 1)
+        for (size_t k = 0; k < n_tiles; k++) {
+            size_t r0 = k * tile, rows = r0 + tile <= out ? tile : out - r0;
+            for (size_t r = 0; r < rows; r++) tt->to_float(w + (r0 + r) * wrb, wt + r * in, in);
+            // y[:, r0:r0+rows] (T, rows) = x (T, in) @ wt^T (in, rows) + beta * y[:, r0:r0+rows]
+            LLMC_BLAS(cblas_sgemm)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, LLMC_CblasTrans, (llmc_blasint)T,
+                                   (llmc_blasint)rows, (llmc_blasint)in, 1.0f, x, (llmc_blasint)in, wt,
+                                   (llmc_blasint)in, beta, y + r0, (llmc_blasint)out);
+        }
+    }
+}
+
+llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
+                              float beta) {
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    if (!tt) return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed: unknown weight type id %d", type);
+    size_t wrb, total;
+    llmc_status st = llmc_type_row_bytes(type, in, &wrb);
+    if (st) return st;
+    if (!llmc_mul_ok(wrb, out, &total) || !llmc_size3(T, in > out ? in : out, 1, sizeof(float), &total))
+        return llmc_fail(LLMC_ERR_NOMEM, "llmc_matmul_typed: (%zu, %zu) @ (%zu, %zu)^T overflows size_t", T, in, out,
+                         in);
+    const size_t lim = 2147483647u; /* BLAS and the kernels take 32-bit dimensions */
+    if (T > lim || in > lim || out > lim)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "llmc_matmul_typed: dimension too large (T=%zu, in=%zu, out=%zu)", T,
+                         in, out);
+    if (T == 0 || out == 0) return LLMC_OK;
+    if (!w || !x || !y) return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed: NULL pointer");
+    if (in == 0) { /* an empty sum: y = beta * y */
+        for (size_t i = 0; i < T * out; i++) y[i] = beta == 0.0f ? 0.0f : beta * y[i];
+        return LLMC_OK;
+    }
+    if (type == LLMC_TYPE_F32)
+        return llmc_sgemm(0, 1, T, out, in, 1.0f, x, in, (const float *)w, in, beta, y, out);
+
+    const llmc_quant_kernels *qk = llmc_quant_kernels_for(llmc_simd_get_level());
+    llmc_vec_dot_fn dot = qk->vec_dot[type] ? qk->vec_dot[type] : tt->vec_dot;
+    int nt = llmc_threads();
+    if (omp_in_parallel()) nt = 1; /* called from a parallel region: the caller already splits the work */
+
+    if (dot && T <= DECODE_MAX_T) {
+        /* each thread should get a few hundred KB of weights or the fork/join dominates */
+        size_t per = (out * wrb) / (128 * 1024);
+        if ((size_t)nt > per) nt = per < 1 ? 1 : (int)per;
+        const llmc_type_traits *xt = llmc_type_traits_of(tt->vec_dot_type);
+        if (tt->vec_dot_type == LLMC_TYPE_F32) {
+            matmul_dot(dot, w, wrb, (const uint8_t *)x, in * sizeof(float), y, T, in, out, beta, nt);
+            return LLMC_OK;
+        }
+        size_t xrb;
+        if ((st = llmc_type_row_bytes(tt->vec_dot_type, in, &xrb))) return st; /* in is a multiple of its block */
+        uint8_t *xq = llmc_malloc(T * xrb, "quantized activations");
+        if (!xq) return LLMC_ERR_NOMEM;
+        for (size_t t = 0; t < T; t++) xt->from_float(x + t * in, xq + t * xrb, in);
+        matmul_dot(dot, w, wrb, xq, xrb, y, T, in, out, beta, nt);
+        llmc_free(xq);
+        return LLMC_OK;
+    }
+
+    /* tile rows: as many as fit TILE_BYTES in fp32, a multiple of 16 (whole SIMD panels for sgemm), >= 16 */
+    size_t tile = TILE_BYTES / (in * sizeof(float));
+    tile = tile < 16 ? 16 : tile / 16 * 16;
+    if (tile > out) tile = out;
+    size_t n_tiles = (out + tile - 1) / tile;
+    if ((size_t)nt > n_tiles) nt = (int)n_tiles;
+    if (2.0 * (double)T * (double)in * (double)out < 4e6) nt = 1; /* too small to split */
+    float *buf = llmc_malloc((size_t)nt * tile * in * sizeof(float), "dequantized weight tiles");
+    if (!buf) return LLMC_ERR_NOMEM;
+    matmul_tiles(tt, w, wrb, x, y, T, in, out, beta, nt, tile, buf);
+    llmc_free(buf);
+    return LLMC_OK;
+}

@@ -1,0 +1,299 @@
+"""Quantization block formats and kernels against independent oracles.
+
+- Bytes: gguf-py (``gguf.quants``, the GGUF project's own NumPy port of ggml's reference quantizers) for every
+  type it can quantize (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): llmc's bytes must be identical, including
+  all-zero, constant, tiny (1e-30), denormal, huge (1e30) rows and rows with +-inf / NaN.
+- Values: ``gguf.quants.dequantize`` for every type, K-quants included: exactly equal (bit for bit, NaN where NaN).
+- K-quant quantizers (no gguf-py quantizer): the round-trip error against the format's bound, and the defined
+  non-finite behaviour (a super-block holding NaN/inf dequantizes to NaN).
+- Kernels: ``llmc.quant.matmul`` against NumPy float64 on the dequantized weights: NMSE <= 5e-4 (ggml's threshold
+  in test-backend-ops); every SIMD level the CPU has against the scalar level; 1 vs 2 threads identical.
+"""
+import numpy as np
+import pytest
+
+import llmc
+from llmc import quant
+
+gguf = pytest.importorskip("gguf")
+from gguf import GGMLQuantizationType as G  # noqa: E402
+from gguf.quants import dequantize as g_dequantize  # noqa: E402
+from gguf.quants import quantize as g_quantize  # noqa: E402
+
+ORACLE_QUANTIZE = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
+KQUANTS = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"]
+ALL = list(llmc.quant_types())
+rng = np.random.default_rng(20261201)
+
+
+def gtype(name):
+    return G[name.upper()]
+
+
+def gguf_bytes(x, name):
+    q = g_quantize(x, gtype(name))
+    return np.ascontiguousarray(q).view(np.uint8).reshape(x.shape[0], -1)
+
+
+def special_rows(n):
+    """(name, (rows, n) float32) pairs covering the edge cases the byte oracle must agree on."""
+    r = np.random.default_rng(7)
+    cases = {
+        "normal": r.standard_normal((6, n)),
+        "scaled": r.standard_normal((4, n)) * np.array([[1e-3], [1.0], [300.0], [6e4]]),
+        "uniform_pos": r.uniform(0.5, 2.0, (3, n)),
+        "constant": np.full((2, n), 0.37),
+        "neg_constant": np.full((1, n), -5.0),
+        "zeros": np.zeros((2, n)),
+        "neg_zero": np.full((1, n), -0.0),
+        "tiny": r.standard_normal((2, n)) * 1e-30,
+        "denormal": r.standard_normal((2, n)) * 1e-40,
+        "huge": r.standard_normal((2, n)) * 1e30,
+        "max_float": np.full((1, n), 3.4e38) * np.sign(r.standard_normal((1, n))),
+        "f16_edges": np.resize(np.array([65504, 65519.99, 65520, -65520, 6.1e-5, 5.96e-8, 2.98e-8, 2.99e-8]), (1, n)),
+        "ties": np.resize(np.arange(-16, 16) / 2.0, (1, n)),
+    }
+    nonfinite = r.standard_normal((6, n))
+    nonfinite[0, 3] = np.nan
+    nonfinite[1, n - 1] = np.inf
+    nonfinite[2, 0] = -np.inf
+    nonfinite[3, :] = np.nan
+    nonfinite[4, 1] = np.inf
+    nonfinite[4, 2] = -np.inf
+    nonfinite[5, 5] = -np.nan
+    cases["nonfinite"] = nonfinite
+    with np.errstate(over="ignore"):
+        return [(k, v.astype(np.float32)) for k, v in cases.items()]
+
+
+def assert_same_floats(a, b):
+    """Bit-identical except that any NaN matches any NaN."""
+    assert a.shape == b.shape and a.dtype == b.dtype == np.float32
+    na, nb = np.isnan(a), np.isnan(b)
+    np.testing.assert_array_equal(na, nb)
+    ok = ~na
+    np.testing.assert_array_equal(a[ok].view(np.uint32), b[ok].view(np.uint32))
+
+
+# ------------------------------------------------------------------ the type table
+def test_quant_types_match_ggml_sizes():
+    from gguf.constants import GGML_QUANT_SIZES
+
+    types = llmc.quant_types()
+    for name in ["f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"] + KQUANTS + ["q8_k"]:
+        assert types[name] == GGML_QUANT_SIZES[gtype(name)], name
+        assert quant.type_id(name) == int(gtype(name)), name
+    # Q8_1 (an activation-only format, never in GGUF files): ggml-common.h's block is 2 fp16 + 32 int8 = 36 bytes;
+    # gguf-py's table still says 40 (the old fp32 d and s), so ggml's static_assert is the reference here.
+    assert types["q8_1"] == (32, 36) and quant.type_id("q8_1") == int(G.Q8_1)
+    assert quant.type_id("Q4_K") == quant.type_id("q4_k") == 12
+
+
+# ------------------------------------------------------------------ bytes: llmc.quantize == gguf.quants.quantize
+@pytest.mark.parametrize("name", ORACLE_QUANTIZE)
+def test_quantize_bytes_match_gguf(name):
+    n = 64
+    for case, x in special_rows(n):
+        with np.errstate(all="ignore"):
+            want = gguf_bytes(x, name)
+        got = llmc.quantize(x, name)
+        assert got.dtype == np.uint8 and got.shape == want.shape, case
+        bad = np.nonzero((got != want).any(axis=1))[0]
+        assert bad.size == 0, f"{name} {case}: rows {bad.tolist()} differ: {got[bad[0]].tobytes().hex()} vs " \
+                              f"{want[bad[0]].tobytes().hex()}"
+
+
+@pytest.mark.parametrize("name", ORACLE_QUANTIZE)
+def test_quantize_bytes_match_gguf_large_random(name):
+    x = (rng.standard_normal((33, 512)) * rng.uniform(0.01, 10, (33, 1))).astype(np.float32)
+    np.testing.assert_array_equal(llmc.quantize(x, name), gguf_bytes(x, name))
+
+
+def test_quantize_shapes_and_nd():
+    x = rng.standard_normal((2, 3, 64)).astype(np.float32)
+    q = llmc.quantize(x, "q8_0")
+    assert q.shape == (2, 3, 68)
+    np.testing.assert_array_equal(q.reshape(6, 68), gguf_bytes(x.reshape(6, 64), "q8_0"))
+    assert llmc.quantize(x[0, 0], "q8_0").shape == (68,)
+    y = llmc.dequantize(q, "q8_0", x.shape)
+    assert y.shape == x.shape
+    # bytes-like input and float64 input
+    y2 = llmc.dequantize(q.tobytes(), "q8_0", (6, 64))
+    np.testing.assert_array_equal(y.reshape(6, 64), y2)
+    np.testing.assert_array_equal(llmc.quantize(x.astype(np.float64), "q4_0"), llmc.quantize(x, "q4_0"))
+
+
+# ------------------------------------------------------------------ values: llmc.dequantize == gguf.quants.dequantize
+@pytest.mark.parametrize("name", [t for t in ALL if t not in ("q8_1", "q8_k")])
+def test_dequantize_matches_gguf_on_quantized_data(name):
+    x = (rng.standard_normal((8, 512)) * rng.uniform(0.1, 5, (8, 1))).astype(np.float32)
+    q = llmc.quantize(x, name)
+    assert_same_floats(llmc.dequantize(q, name, x.shape), g_dequantize(q, gtype(name)).reshape(x.shape))
+
+
+@pytest.mark.parametrize("name", [t for t in ALL if t not in ("q8_1", "q8_k", "f32")])
+def test_dequantize_matches_gguf_on_random_bytes(name):
+    """Arbitrary bytes exercise every bit pattern of every field (fp16 scales include inf and NaN)."""
+    bs, bb = llmc.quant_types()[name]
+    n = bs * (8 if bs > 1 else 512)
+    q = rng.integers(0, 256, (16, n // bs * bb), dtype=np.uint8)
+    with np.errstate(all="ignore"):
+        want = g_dequantize(q, gtype(name)).reshape(16, n)
+    assert_same_floats(llmc.dequantize(q, name, (16, n)), want)
+
+
+# ------------------------------------------------------------------ K-quants: error bounds, non-finite, edge rows
+# rms(dequant - x) / rms(x) on standard-normal data, measured with these (ggml-identical) quantizers as 0.293
+# (q2_k), 0.152 (q3_k), 0.071 (q4_k), 0.036 (q5_k), 0.018 (q6_k), 0.0053 (q8_0), 0.086 (q4_0), 0.078 (q4_1),
+# 0.043 (q5_0), 0.038 (q5_1); the bounds leave ~15% headroom for other random draws.
+K_REL_RMSE = {"q2_k": 0.34, "q3_k": 0.175, "q4_k": 0.082, "q5_k": 0.042, "q6_k": 0.021, "q8_0": 0.0062,
+              "q4_0": 0.099, "q4_1": 0.09, "q5_0": 0.05, "q5_1": 0.044}
+
+
+@pytest.mark.parametrize("name", list(K_REL_RMSE))
+def test_round_trip_error_bound(name):
+    x = rng.standard_normal((16, 1024)).astype(np.float32)
+    y = llmc.dequantize(llmc.quantize(x, name), name, x.shape)
+    rel = np.sqrt(np.mean((y.astype(np.float64) - x) ** 2) / np.mean(x.astype(np.float64) ** 2))
+    assert rel <= K_REL_RMSE[name], (name, rel)
+
+
+@pytest.mark.parametrize("name", KQUANTS)
+def test_kquant_edge_rows(name):
+    n = 512
+    for case, x in special_rows(n):
+        if case in ("nonfinite", "huge", "max_float", "f16_edges"):
+            continue
+        y = llmc.dequantize(llmc.quantize(x, name), name, x.shape)
+        assert np.isfinite(y).all(), case
+        scale = np.abs(x).max(axis=1, keepdims=True).astype(np.float64)
+        err = np.abs(y - x.astype(np.float64)).max(axis=1, keepdims=True)
+        if case in ("tiny", "denormal"):  # the fp16 super-scale underflows: the block flushes to zero
+            assert (y == 0).all(), case
+            continue
+        # at most half the value range (2 bits) and exact zeros stay zeros
+        assert (err <= 0.5 * scale).all(), case
+        if case in ("zeros", "neg_zero"):
+            assert (y == 0).all()
+    x = np.zeros((1, n), np.float32)
+    x[0, 7] = 1.0  # one spike per super-block
+    y = llmc.dequantize(llmc.quantize(x, name), name, x.shape)
+    assert abs(y[0, 7] - 1.0) < 0.1 and np.abs(np.delete(y[0], 7)).max() < 0.1
+
+
+@pytest.mark.parametrize("name", KQUANTS)
+def test_kquant_nonfinite_superblock_is_nan(name):
+    """llmc's definition: a super-block holding NaN or +-inf dequantizes to NaN; other super-blocks are untouched."""
+    x = rng.standard_normal((3, 512)).astype(np.float32)
+    x[0, 300] = np.nan
+    x[1, 10] = np.inf
+    x[2, 511] = -np.inf
+    y = llmc.dequantize(llmc.quantize(x, name), name, x.shape)
+    clean = llmc.dequantize(llmc.quantize(np.nan_to_num(x, posinf=0, neginf=0), name), name, x.shape)
+    for r, bad in [(0, 1), (1, 0), (2, 1)]:
+        assert np.isnan(y[r, bad * 256:(bad + 1) * 256]).all()
+        good = slice((1 - bad) * 256, (2 - bad) * 256)
+        np.testing.assert_array_equal(y[r, good], clean[r, good])
+
+
+def test_nonfinite_legacy_blocks_dequantize_to_nan():
+    """Documented behaviour of the 32-value formats (gguf-py's): a NaN block dequantizes to NaN entirely."""
+    x = rng.standard_normal((1, 64)).astype(np.float32)
+    x[0, 3] = np.nan
+    for name in ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]:
+        y = llmc.dequantize(llmc.quantize(x, name), name, x.shape)
+        assert np.isnan(y[0, :32]).all() and np.isfinite(y[0, 32:]).all(), name
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("name,n", [("q8_0", 33), ("q4_k", 255), ("q6_k", 32)])
+def test_row_not_whole_blocks(name, n):
+    bs = llmc.quant_types()[name][0]
+    with pytest.raises(ValueError, match=rf"{n} values.*{bs} values each"):
+        llmc.quantize(np.zeros((2, n), np.float32), name)
+    with pytest.raises(ValueError, match=rf"{n} values.*{bs} values each"):
+        llmc.dequantize(np.zeros(1000, np.uint8), name, (2, n))
+    with pytest.raises(ValueError, match=rf"{n} values.*{bs} values each"):
+        quant.matmul(np.zeros((1, n), np.float32), np.zeros((2, 100), np.uint8), name)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown quantization type 'q7_0'"):
+        llmc.quantize(np.zeros(32, np.float32), "q7_0")
+    with pytest.raises(ValueError, match="unknown ggml type id 4"):
+        llmc.quantize(np.zeros(32, np.float32), 4)
+    with pytest.raises(TypeError):
+        llmc.quantize(np.zeros(32, np.float32), 1.5)
+    with pytest.raises(TypeError):
+        llmc.quantize(np.array(["a"] * 32), "q8_0")
+    with pytest.raises(ValueError, match="holds 33 bytes, but the q8_0 shape needs 34"):
+        llmc.dequantize(np.zeros(33, np.uint8), "q8_0", (1, 32))
+    with pytest.raises(ValueError, match="scalar"):
+        llmc.quantize(np.float32(1.0), "q8_0")
+    with pytest.raises(ValueError):
+        quant.matmul(np.zeros((1, 32), np.float32), np.zeros((3, 33), np.uint8), "q8_0")
+    # empty inputs are fine
+    assert llmc.quantize(np.zeros((0, 64), np.float32), "q4_0").shape == (0, 36)
+    assert llmc.dequantize(b"", "q4_0", (0, 64)).shape == (0, 64)
+
+
+# ------------------------------------------------------------------ matmul
+MATMUL_TYPES = [t for t in ALL if t != "f32"] + ["f32"]
+
+
+def nmse(y, ref):
+    ref = ref.astype(np.float64)
+    return float(np.sum((y - ref) ** 2) / np.sum(ref ** 2))
+
+
+@pytest.mark.parametrize("name", MATMUL_TYPES)
+@pytest.mark.parametrize("T", [1, 3, 20])
+def test_matmul_vs_dequantized_fp64(name, T):
+    bs = llmc.quant_types()[name][0]
+    n_in = 512 if bs == 256 else 96
+    n_out = 37
+    w = rng.standard_normal((n_out, n_in)).astype(np.float32)
+    x = rng.standard_normal((T, n_in)).astype(np.float32)
+    q = llmc.quantize(w, name)
+    wd = llmc.dequantize(q, name, w.shape).astype(np.float64)
+    ref = x.astype(np.float64) @ wd.T
+    y = quant.matmul(x, q, name)
+    assert y.shape == (T, n_out) and y.dtype == np.float32
+    assert nmse(y, ref) <= 5e-4, (name, T, nmse(y, ref))
+    if T > 8 or name in ("f32", "f16", "bf16", "q8_1", "q8_k"):  # fp32 arithmetic paths: float rounding only
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
+    yv = quant.matmul(x[0], q, name)
+    np.testing.assert_array_equal(yv, quant.matmul(x[:1], q, name)[0])
+
+
+@pytest.mark.parametrize("name", ["q8_0", "q4_k", "bf16", "q5_1"])
+@pytest.mark.parametrize("T", [1, 2, 64])
+def test_matmul_threads_identical(name, T):
+    bs = llmc.quant_types()[name][0]
+    n_in = 1024
+    w = rng.standard_normal((600, n_in)).astype(np.float32)
+    x = rng.standard_normal((T, n_in)).astype(np.float32)
+    q = llmc.quantize(w, name)
+    before = llmc.get_num_threads()
+    try:
+        llmc.set_num_threads(1)
+        y1 = quant.matmul(x, q, name)
+        llmc.set_num_threads(2)
+        y2 = quant.matmul(x, q, name)
+    finally:
+        llmc.set_num_threads(before)
+    np.testing.assert_array_equal(y1, y2)
+    assert bs  # noqa
+
+
+def test_quantize_threads_identical():
+    x = rng.standard_normal((64, 2048)).astype(np.float32)
+    before = llmc.get_num_threads()
+    try:
+        llmc.set_num_threads(1)
+        a = llmc.quantize(x, "q4_k")
+        llmc.set_num_threads(2)
+        b = llmc.quantize(x, "q4_k")
+    finally:
+        llmc.set_num_threads(before)
+    np.testing.assert_array_equal(a, b)
