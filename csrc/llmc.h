@@ -211,8 +211,9 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
 llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, size_t n, char **out, size_t *out_len);
 /* The bytes of one token (pointer into the tokenizer; valid while it lives). */
 llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, const char **bytes, size_t *len);
-/* Pre-tokenize only: piece k is text[starts[k] .. starts[k+1]) (starts: (*n + 1,), free with llmc_tokenizer_free_buffer). */
-llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n);
+/* Pre-tokenize only (no special tokens, no normaliser): piece k is text[spans[2k] .. spans[2k+1]) (spans: (2 * *n,),
+ * free with llmc_tokenizer_free_buffer). A general pre-tokenizer may drop text (Removed spans). */
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **spans, size_t *n);
 
 /* The exact regex a built-in pre-tokenizer name ("gpt2", "gpt4"/"cl100k", "o200k", "llama3", "qwen2") implements
  * (a known regex string maps to itself), or NULL for anything else. */

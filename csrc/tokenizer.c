@@ -80,6 +80,7 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->added);
     llmc_free(t->prefix_ids);
     llmc_free(t->suffix_ids);
+    llmc_pretok_steps_free(t->steps, t->n_steps);
     llmc_free(t);
 }
 
@@ -441,6 +442,7 @@ typedef struct {
     uint8_t *tmp, *tmp2; /* normalised segment; Metaspace output */
     size_t cap_tmp, cap_tmp2;
     hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
+    llmc_split_scratch split; /* the general pre-tokenizer's pieces */
 } enc_ctx;
 
 static void ctx_free(enc_ctx *c) {
@@ -457,6 +459,7 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->tmp);
     llmc_free(c->tmp2);
     llmc_free(c->hot);
+    llmc_split_scratch_free(&c->split);
     memset(c, 0, sizeof *c);
 }
 
@@ -828,6 +831,14 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
             return bpe_piece(t, c, s + start, n - start);
         }
     }
+    if (t->n_steps) { /* the general pre-tokenizer */
+        const size_t *pc;
+        size_t np;
+        if ((st = llmc_pretok_split(t->steps, t->n_steps, &c->split, s, n, &pc, &np))) return st;
+        for (size_t k = 0; k < np; k++)
+            if ((st = bpe_piece(t, c, s + pc[2 * k], pc[2 * k + 1] - pc[2 * k]))) return st;
+        return LLMC_OK;
+    }
     if (t->pretok == LLMC_PRE_NONE) return bpe_piece(t, c, s, n);
     for (size_t i = 0; i < n;) {
         size_t e = llmc_pretok_next(t->pretok, s, n, i);
@@ -1086,22 +1097,40 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
     return LLMC_OK;
 }
 
-// text: (len,) -> *starts: (*n + 1,) byte offsets of the pieces (after splitting off special tokens: not done here)
-llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n) {
+// text: (len,) -> *spans: (2 * *n,) byte offsets: piece k is text[spans[2k] .. spans[2k+1]) (no special tokens, no
+// normaliser; a general pre-tokenizer may drop spans, so pieces need not be contiguous)
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **spans, size_t *n) {
     const uint8_t *s = (const uint8_t *)text;
+    *spans = NULL;
+    *n = 0;
+    if (t->n_steps) { /* the general pre-tokenizer */
+        llmc_split_scratch sc = {0};
+        const size_t *pc;
+        size_t np;
+        llmc_status st = llmc_pretok_split(t->steps, t->n_steps, &sc, s, len, &pc, &np);
+        if (!st && !(*spans = llmc_malloc((2 * np + 1) * sizeof(size_t), "piece offsets"))) st = LLMC_ERR_NOMEM;
+        if (!st) {
+            if (np) memcpy(*spans, pc, 2 * np * sizeof(size_t));
+            *n = np;
+        }
+        llmc_split_scratch_free(&sc);
+        return st;
+    }
     size_t cap = 0, k = 0;
-    *starts = NULL;
-    for (size_t i = 0;;) {
-        if (llmc_grow((void **)starts, &cap, k + 1, sizeof(size_t), "piece offsets")) {
-            llmc_free(*starts);
-            *starts = NULL;
+    for (size_t i = 0; i < len;) {
+        size_t e = t->pretok == LLMC_PRE_NONE ? len : llmc_pretok_next(t->pretok, s, len, i);
+        if (llmc_grow((void **)spans, &cap, 2 * k + 2, sizeof(size_t), "piece offsets")) {
+            llmc_free(*spans);
+            *spans = NULL;
             return LLMC_ERR_NOMEM;
         }
-        (*starts)[k++] = i;
-        if (i >= len) break;
-        i = t->pretok == LLMC_PRE_NONE ? len : llmc_pretok_next(t->pretok, s, len, i);
+        (*spans)[2 * k] = i;
+        (*spans)[2 * k + 1] = e;
+        k++;
+        i = e;
     }
-    *n = k - 1;
+    if (!*spans && !(*spans = llmc_malloc(sizeof(size_t), "piece offsets"))) return LLMC_ERR_NOMEM;
+    *n = k;
     return LLMC_OK;
 }
 

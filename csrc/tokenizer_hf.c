@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "regex.h"
 #include "tok_internal.h"
 #include "unicode.h"
 
@@ -114,30 +115,89 @@ static llmc_status load_normalizer(loader *L, const llmc_json *nz) {
     return unsupported(L, "normalizer", type_of(nz));
 }
 
-static llmc_status load_split(loader *L, const llmc_json *sp) {
-    const llmc_json *re = llmc_json_get(llmc_json_get(sp, "pattern"), "Regex");
-    if (!llmc_json_is(re, LLMC_JSON_STRING)) return unsupported(L, "Split pre-tokenizer", "only a Regex pattern");
-    if (!str_is(llmc_json_get(sp, "behavior"), "Isolated") || get_bool(sp, "invert", 0))
-        return unsupported(L, "Split pre-tokenizer", "only behavior Isolated without invert");
-    int kind = llmc_pretok_from_regex(re->str, re->len);
-    if (kind < 0)
-        return llmc_fail(LLMC_ERR_UNSUPPORTED,
-                         "%s: Split pre-tokenizer regex '%.300s' is not supported by llmc (known: the GPT-2, cl100k, "
-                         "o200k, Llama 3 and Qwen 2 regexes)",
-                         L->what, re->str);
-    L->t->pretok = kind;
+static llmc_status add_step(loader *L, llmc_pretok_step st) {
+    llmc_tokenizer *t = L->t;
+    size_t cap = t->n_steps;
+    if (llmc_grow((void **)&t->steps, &cap, t->n_steps + 1, sizeof *t->steps, "pre-tokenizer steps")) {
+        llmc_regex_free(st.re);
+        llmc_free(st.lit);
+        return LLMC_ERR_NOMEM;
+    }
+    t->steps[t->n_steps++] = st;
     return LLMC_OK;
 }
 
+/* HF's SplitDelimiterBehavior name -> LLMC_SPLIT_*, or -1 */
+static int behavior_of(const llmc_json *b, int dflt) {
+    if (!b || b->type == LLMC_JSON_NULL) return dflt;
+    static const char *names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    for (int k = 0; k < 5; k++)
+        if (str_is(b, names[k])) return k;
+    return -1;
+}
+
+/* Split{pattern: {Regex | String}, behavior, invert}: a known regex runs on its hand-written scanner, any other
+ * regex on the regex engine (llmc.UnsupportedError naming a construct outside its subset). */
+static llmc_status load_split(loader *L, const llmc_json *sp) {
+    const llmc_json *pat = llmc_json_get(sp, "pattern");
+    const llmc_json *re = llmc_json_get(pat, "Regex"), *lit = llmc_json_get(pat, "String");
+    llmc_pretok_step st = {0};
+    st.behavior = behavior_of(llmc_json_get(sp, "behavior"), -1);
+    if (st.behavior < 0) return unsupported(L, "Split pre-tokenizer", "behavior must be Removed, Isolated, "
+                                                "MergedWithPrevious, MergedWithNext or Contiguous");
+    st.invert = get_bool(sp, "invert", 0);
+    if (llmc_json_is(re, LLMC_JSON_STRING)) {
+        int kind = llmc_pretok_from_regex(re->str, re->len);
+        if (kind >= 0) {
+            st.kind = LLMC_STEP_KNOWN;
+            st.known = kind;
+        } else {
+            st.kind = LLMC_STEP_REGEX;
+            llmc_status rc = llmc_regex_compile(re->str, re->len, LLMC_REGEX_ONIG, &st.re);
+            if (rc) {
+                char msg[512]; /* the message is rewritten below: copy it first */
+                snprintf(msg, sizeof msg, "%s", llmc_last_error());
+                return llmc_fail(rc, "%s: Split pre-tokenizer: %s", L->what, msg);
+            }
+        }
+    } else if (llmc_json_is(lit, LLMC_JSON_STRING)) {
+        st.kind = LLMC_STEP_STRING;
+        if (!(st.lit = llmc_malloc(lit->len + 1, "Split string"))) return LLMC_ERR_NOMEM;
+        memcpy(st.lit, lit->str, lit->len);
+        st.lit_len = lit->len;
+    } else {
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: Split pre-tokenizer needs a pattern {\"Regex\": ...} or {\"String\": ...}",
+                         L->what);
+    }
+    return add_step(L, st);
+}
+
+/* ByteLevel{add_prefix_space, use_regex}: byte-level vocabulary; with use_regex the GPT-2 regex splits (Isolated).
+ * add_prefix_space puts ' ' before each piece that reaches it: supported when it is the first step (then it acts
+ * on each segment between added tokens, like HF). */
 static llmc_status load_byte_level_pre(loader *L, const llmc_json *bl) {
     L->byte_level = 1;
-    if (get_bool(bl, "use_regex", 1)) {
-        if (L->t->pretok != LLMC_PRE_NONE)
-            return unsupported(L, "ByteLevel(use_regex=true) after a Split", "two regex splits");
-        L->t->pretok = LLMC_PRE_GPT2;
+    if (get_bool(bl, "add_prefix_space", 0)) {
+        if (L->t->n_steps) return unsupported(L, "ByteLevel(add_prefix_space=true) after another pre-tokenizer",
+                                              "a prefix space on every piece");
+        L->t->prefix_space = 1;
     }
-    L->t->prefix_space = get_bool(bl, "add_prefix_space", 0);
+    if (get_bool(bl, "use_regex", 1)) {
+        llmc_pretok_step st = {0};
+        st.kind = LLMC_STEP_KNOWN;
+        st.known = LLMC_PRE_GPT2;
+        st.behavior = LLMC_SPLIT_ISOLATED;
+        return add_step(L, st);
+    }
     return LLMC_OK;
+}
+
+static llmc_status pred_step(loader *L, int pred, int behavior) {
+    llmc_pretok_step st = {0};
+    st.kind = LLMC_STEP_PRED;
+    st.pred = pred;
+    st.behavior = behavior;
+    return add_step(L, st);
 }
 
 /* Metaspace{replacement: "▁", prepend_scheme: always|first|never (or the older add_prefix_space), split} */
@@ -155,29 +215,62 @@ static llmc_status load_metaspace(loader *L, const llmc_json *pt) {
     return LLMC_OK;
 }
 
-static llmc_status load_pre(loader *L, const llmc_json *pt) {
-    if (!pt || pt->type == LLMC_JSON_NULL) return LLMC_OK;
+/* One pre-tokenizer of a (possibly nested) Sequence, as steps. */
+static llmc_status load_pre_step(loader *L, const llmc_json *pt, int depth) {
     if (is_type(pt, "ByteLevel")) return load_byte_level_pre(L, pt);
     if (is_type(pt, "Split")) return load_split(L, pt);
-    if (is_type(pt, "BertPreTokenizer")) {
-        L->t->bert_pre = 1;
-        return LLMC_OK;
+    if (is_type(pt, "Digits")) /* Rust's char::is_numeric, each digit alone or runs of them */
+        return pred_step(L, LLMC_PRED_NUMERIC, get_bool(pt, "individual_digits", 0) ? LLMC_SPLIT_ISOLATED
+                                                                                        : LLMC_SPLIT_CONTIGUOUS);
+    if (is_type(pt, "Punctuation")) {
+        int b = behavior_of(llmc_json_get(pt, "behavior"), LLMC_SPLIT_ISOLATED);
+        if (b < 0) return unsupported(L, "Punctuation pre-tokenizer", "this behavior");
+        return pred_step(L, LLMC_PRED_PUNCT, b);
     }
-    if (is_type(pt, "Metaspace")) return load_metaspace(L, pt);
+    if (is_type(pt, "WhitespaceSplit")) return pred_step(L, LLMC_PRED_WHITESPACE, LLMC_SPLIT_REMOVED);
+    if (is_type(pt, "BertPreTokenizer")) { /* whitespace split, then punctuation isolated */
+        llmc_status st = pred_step(L, LLMC_PRED_WHITESPACE, LLMC_SPLIT_REMOVED);
+        return st ? st : pred_step(L, LLMC_PRED_PUNCT, LLMC_SPLIT_ISOLATED);
+    }
+    if (is_type(pt, "Whitespace")) { /* HF: the matches of \w+|[^\w\s]+ (Rust's regex crate) kept, the rest removed */
+        static const char ws_re[] = "\\w+|[^\\w\\s]+";
+        llmc_pretok_step st = {0};
+        st.kind = LLMC_STEP_REGEX;
+        st.behavior = LLMC_SPLIT_REMOVED;
+        st.invert = 1;
+        llmc_status rc = llmc_regex_compile(ws_re, sizeof ws_re - 1, LLMC_REGEX_RUST, &st.re);
+        return rc ? rc : add_step(L, st);
+    }
     if (is_type(pt, "Sequence")) {
         const llmc_json *list = llmc_json_get(pt, "pretokenizers");
         if (!llmc_json_is(list, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: bad Sequence", L->what);
+        if (depth > 8) return unsupported(L, "pre-tokenizer Sequence", "nested more than 8 deep");
         for (size_t i = 0; i < list->len; i++) {
-            const llmc_json *p = &list->items[i];
-            llmc_status st;
-            if (is_type(p, "Split") && L->t->pretok == LLMC_PRE_NONE) st = load_split(L, p);
-            else if (is_type(p, "ByteLevel")) st = load_byte_level_pre(L, p);
-            else st = unsupported(L, "pre-tokenizer in this Sequence", type_of(p));
+            llmc_status st = load_pre_step(L, &list->items[i], depth + 1);
             if (st) return st;
         }
         return LLMC_OK;
     }
+    if (is_type(pt, "Metaspace")) return unsupported(L, "Metaspace inside a Sequence", "Metaspace alone");
     return unsupported(L, "pre-tokenizer", type_of(pt));
+}
+
+static llmc_status load_pre(loader *L, const llmc_json *pt) {
+    if (!pt || pt->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (is_type(pt, "BertPreTokenizer")) L->t->bert_pre = 1; /* WordPiece's own fast path (BPE uses the steps) */
+    if (is_type(pt, "Metaspace")) return load_metaspace(L, pt);
+    llmc_status st = load_pre_step(L, pt, 0);
+    if (st) return st;
+    llmc_tokenizer *t = L->t;
+    /* one Isolated split by a known regex: the scanner alone (the fast path, chunkable across threads) */
+    if (t->n_steps == 1 && t->steps[0].kind == LLMC_STEP_KNOWN && t->steps[0].behavior == LLMC_SPLIT_ISOLATED &&
+        !t->steps[0].invert) {
+        t->pretok = t->steps[0].known;
+        llmc_pretok_steps_free(t->steps, t->n_steps);
+        t->steps = NULL;
+        t->n_steps = 0;
+    }
+    return LLMC_OK;
 }
 
 static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) {

@@ -305,7 +305,7 @@ class Tokenizer:
         """The pre-tokenizer's pieces of `text` (no special-token handling, no normalizer): for inspection."""
         b = _utf8(text).encode("utf-8")
         offs = self._h.pieces(b)
-        return [b[offs[i]:offs[i + 1]].decode("utf-8", "replace") for i in range(len(offs) - 1)]
+        return [b[offs[i]:offs[i + 1]].decode("utf-8", "replace") for i in range(0, len(offs), 2)]
 
     # ------------------------------------------------------------------ decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:

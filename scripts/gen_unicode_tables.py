@@ -4,7 +4,8 @@ Run from the project root:  python scripts/gen_unicode_tables.py
 Two Unicode versions, each the one its reference uses (the tests walk every category run against them):
 - the regex classes (\p{L}, \p{N}, \p{M}, case classes, White_Space) come from `unicodedata2` (pip install
   unicodedata2==16.0.0): Unicode 16.0, what tiktoken's regex crate and HF tokenizers' Oniguruma use;
-- NFC/NFD data, lower-casing and BERT's classes (punctuation, control, Mn) come from Python 3.11's `unicodedata`
+- punctuation (HF's Punctuation and BertPreTokenizer) is probed through `tokenizers.pre_tokenizers.Punctuation`;
+- NFC/NFD data, lower-casing and BERT's classes (control, Mn) come from Python 3.11's `unicodedata`
   (Unicode 14.0), minus what HF's NFC does not know: tokenizers normalises with an older copy of the Unicode data
   (its unicode-normalization-alignments crate), so each combining class and decomposition is probed through
   `tokenizers.normalizers` and dropped when HF ignores it (e.g. U+07FD is not reordered, U+11938 not decomposed).
@@ -46,13 +47,33 @@ def flags(cp: int) -> int:
     if cp in WHITE_SPACE:
         f |= F_WS
     cat = unicodedata.category(chr(cp))  # BERT's classes: the older tables
-    if cat[0] == "P":
+    if cp in HF_PUNCT:
         f |= F_P
     if cat in ("Cc", "Cf", "Co"):  # HF BertNormalizer's is_control: Cc, Cf, Co (unassigned code points stay)
         f |= F_C
     if cat == "Mn":  # accents removed by BERT's strip_accents
         f |= F_MN
     return f
+
+
+# general categories in the order of csrc/unicode.h's llmc_ucat values (a 32-bit mask holds any set of them)
+CATS = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
+        "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"]
+
+
+def hf_punctuation() -> set[int]:
+    """The characters HF's Punctuation / BertPreTokenizer isolate (ASCII punctuation and the P* categories of the
+    unicode_categories crate's old tables), probed through tokenizers.pre_tokenizers.Punctuation."""
+    from tokenizers.pre_tokenizers import Punctuation
+
+    split = Punctuation("removed").pre_tokenize_str
+    out = set()
+    cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    for k in range(0, len(cps), 4096):
+        chunk = cps[k:k + 4096]
+        kept = set("".join(p for p, _ in split("".join(chr(c) for c in chunk))))
+        out |= {c for c in chunk if chr(c) not in kept}
+    return out
 
 
 def hf_unknown() -> set[int]:
@@ -79,6 +100,8 @@ def hf_unknown() -> set[int]:
 
 
 def main() -> None:
+    global HF_PUNCT
+    HF_PUNCT = hf_punctuation()
     blocks, index, stage1 = [], {}, []
     for b in range(0x110000 // BLOCK):
         blk = tuple(flags(cp) for cp in range(b * BLOCK, (b + 1) * BLOCK))
@@ -97,6 +120,13 @@ def main() -> None:
             out += full_decomp(int(h, 16))
         return out
 
+    cat_blocks, cat_index, cat_stage1 = [], {}, []
+    for b in range(0x110000 // BLOCK):
+        blk = tuple(CATS.index(ucd_regex.category(chr(cp))) for cp in range(b * BLOCK, (b + 1) * BLOCK))
+        if blk not in cat_index:
+            cat_index[blk] = len(cat_blocks)
+            cat_blocks.append(blk)
+        cat_stage1.append(cat_index[blk])
     unknown = hf_unknown()
     decomp, ccc, comp = [], [], []
     for cp in range(0x110000):
@@ -144,6 +174,16 @@ def main() -> None:
     w("};\n\n")
     w(f"const uint16_t llmc_uflags_stage2[{len(blocks) * BLOCK}] = {{\n")
     for blk in blocks:
+        for i in range(0, BLOCK, 32):
+            w("    " + ",".join(str(x) for x in blk[i:i + 32]) + ",\n")
+    w("};\n\n")
+    w(f"/* general category (llmc_ucat order: {' '.join(CATS)}) of each code point, Unicode {ucd_regex.unidata_version} */\n")
+    w(f"const uint16_t llmc_ucat_stage1[{len(cat_stage1)}] = {{\n")
+    for i in range(0, len(cat_stage1), 16):
+        w("    " + ", ".join(str(x) for x in cat_stage1[i:i + 16]) + ",\n")
+    w("};\n\n")
+    w(f"const uint8_t llmc_ucat_stage2[{len(cat_blocks) * BLOCK}] = {{\n")
+    for blk in cat_blocks:
         for i in range(0, BLOCK, 32):
             w("    " + ",".join(str(x) for x in blk[i:i + 32]) + ",\n")
     w("};\n\n")

@@ -125,7 +125,7 @@ SAMPLES = _class_samples()
 # the positions: alone, start, after letters, after whitespace runs, before whitespace, between digits, after an
 # apostrophe, before a contraction, repeated, after an upper-case letter (o200k's case rules), after punctuation
 CONTEXTS = ["{c}", "{c}x", "ab{c}cd", "  {c}", "\n\n{c}", " {c}", "{c} ", "{c}  x", "{c}\n", "1{c}2", "'{c}",
-            "{c}'s", "{c}{c}{c}", "A{c}b", "!{c}?", "\t{c}\u00a0"]
+            "{c}'s", "'{c}n", "{c}{c}{c}", "A{c}b", "!{c}?", "\t{c}\u00a0"]
 
 
 def _walk_texts(surrogates: bool):

@@ -196,15 +196,15 @@ static PyObject *tok_pieces(TokHandle *self, PyObject *args) {
     const char *s;
     Py_ssize_t n;
     if (get_text(text, &s, &n)) return NULL;
-    size_t *starts, k;
-    if (llmc_py_check(llmc_tokenizer_pieces(self->tok, s, (size_t)n, &starts, &k))) return NULL;
-    PyObject *l = PyList_New((Py_ssize_t)k + 1);
-    for (size_t i = 0; l && i <= k; i++) {
-        PyObject *v = PyLong_FromSize_t(starts[i]);
+    size_t *spans, k;
+    if (llmc_py_check(llmc_tokenizer_pieces(self->tok, s, (size_t)n, &spans, &k))) return NULL;
+    PyObject *l = PyList_New((Py_ssize_t)(2 * k));
+    for (size_t i = 0; l && i < 2 * k; i++) {
+        PyObject *v = PyLong_FromSize_t(spans[i]);
         if (!v) Py_CLEAR(l);
         else PyList_SET_ITEM(l, (Py_ssize_t)i, v);
     }
-    llmc_tokenizer_free_buffer(starts);
+    llmc_tokenizer_free_buffer(spans);
     return l;
 }
 
@@ -239,7 +239,7 @@ static PyMethodDef tok_methods[] = {
      "encode_chunked(text, step, num_threads) -> list[int] (specials as text; for tests)"},
     {"decode", (PyCFunction)tok_decode, METH_VARARGS, "decode(ids) -> bytes"},
     {"token_bytes", (PyCFunction)tok_token_bytes, METH_VARARGS, "token_bytes(id) -> bytes"},
-    {"pieces", (PyCFunction)tok_pieces, METH_VARARGS, "pieces(text) -> piece start offsets (+ end)"},
+    {"pieces", (PyCFunction)tok_pieces, METH_VARARGS, "pieces(text) -> [start0, end0, start1, end1, ...] byte offsets of the pieces"},
     {"n_vocab", (PyCFunction)tok_n_vocab, METH_NOARGS, "n_vocab() -> int"},
     {"added", (PyCFunction)tok_added, METH_NOARGS, "added() -> [(bytes, id, special)]"},
     {NULL, NULL, 0, NULL},
