@@ -5,7 +5,8 @@ Environment variables:
   LLMC_BLAS=system        link a system OpenBLAS instead (no symbol prefix); with
   LLMC_BLAS_LIB=openblas  its library name (-l...), and LLMC_BLAS_LIBDIR=/path its directory if not standard.
   LLMC_WERROR=1           turn warnings into errors (CI does this).
-  LLMC_SANITIZE=1         build with -fsanitize=address,undefined (CI runs the op tests under it).
+  LLMC_SANITIZE=1         build with -fsanitize=address,undefined (CI runs the test suite under it).
+  LLMC_SANITIZE=thread    build with -fsanitize=thread (CI runs tests/test_threads.py under it).
   LLMC_DEBUG=1            -O0 -g instead of -O3.
 """
 import glob
@@ -23,6 +24,10 @@ if os.environ.get("LLMC_WERROR") == "1":
     cflags.append("-Werror")
 if os.environ.get("LLMC_SANITIZE") == "1":
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+    cflags += san + ["-g"]
+    ldflags += san
+elif os.environ.get("LLMC_SANITIZE") == "thread":
+    san = ["-fsanitize=thread", "-fno-omit-frame-pointer"]
     cflags += san + ["-g"]
     ldflags += san
 

@@ -19,7 +19,8 @@ the machine hit all three alike.
 The standard implementation refuses T=16384 when its 12 GiB score tensor is over its limit (half the RAM by default,
 see llmc.attention.standard_memory_limit); the table then shows the refusal and how long it took. Standard is not run
 at T=65536 (48 GiB of scores), and neither is torch (the issue asks for flash only there).
-Results: a table on stdout and benchmarks/results/attention.json.
+Results: a table on stdout and a JSON file: --out (default: llmc-bench/attention.json in the temporary folder;
+`--out benchmarks/results/attention.json` refreshes the committed one). Runs against the installed llmc.
 """
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 H, D = 12, 64
 
 
@@ -62,7 +63,6 @@ def _setup(impl: str, T: int, threads: int):
     """Inputs and two closures: the full call and a small warm-up call."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     import llmc
 
     llmc.set_num_threads(threads)
@@ -200,7 +200,8 @@ def main():
     ap.add_argument("--T", type=int, nargs="+", default=[256, 1024, 4096, 16384, 65536])
     ap.add_argument("--repeats", type=int, default=0, help="timed calls per case (default: by T)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--no-json", action="store_true")
+    ap.add_argument("--no-json", action="store_true", help="do not write the JSON file")
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "attention.json"), help="the JSON file to write")
     ap.add_argument("--worker-memory", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
     ap.add_argument("--worker-time", nargs=2, metavar=("IMPLS", "T"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -211,7 +212,6 @@ def main():
         impls, T = a.worker_time[0].split(","), int(a.worker_time[1])
         print(json.dumps(worker_time(impls, T, max(1, a.repeats), a.threads)))
         return
-    sys.path.insert(0, str(ROOT))
     import llmc
     import torch
     from llmc.attention import standard_memory_limit
@@ -234,10 +234,10 @@ def main():
     print(f"causal attention, H={H}, d={D}, batch 1, float32, {a.threads} threads, {info['cpu']} ({info['simd']})")
     print(tab)
     if not a.no_json:
-        out = ROOT / "benchmarks" / "results" / "attention.json"
+        out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"machine": info, "results": results, "table_markdown": tab}, indent=1) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def main():
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="a 4-layer, 256-wide model (quick check)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "generate.json"),
+                    help="the JSON file to write (benchmarks/results/generate.json to refresh the committed one)")
     args = ap.parse_args()
     import torch
     import transformers
@@ -79,6 +80,7 @@ def main():
         print(f"{r['mode']:<11} {r['llmc_tok_s']:>11.1f} {r['hf_tok_s']:>19.1f} {r['ratio']:>19.2f}x")
     meta = dict(threads=args.threads, params=n_params, new_tokens=args.new, prompt=32, repeats=args.repeats,
                 machine=platform.machine(), torch=torch.__version__, transformers=transformers.__version__)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
     print(f"wrote {args.out}")

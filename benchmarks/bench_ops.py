@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ops.json"))
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "ops.json"),
+                    help="the JSON file to write (benchmarks/results/ops.json to refresh the committed one)")
     args = ap.parse_args()
     llmc.set_num_threads(args.threads)
     if torch is not None:
@@ -105,6 +107,7 @@ def main():
     meta = {"threads": args.threads, "simd": llmc.simd_info(), "blas": llmc.blas_info(),
             "machine": platform.machine(), "cpu_count": os.cpu_count(), "repeats": args.repeats,
             "torch": torch.__version__ if torch else None, "numpy": np.__version__}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
     print(f"wrote {args.out}")

@@ -11,6 +11,7 @@ machine hits both alike. Outputs are checked to be identical before timing.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LLMC_SHARED", ROOT.parent / "shared"))
+SHARED = Path(os.environ.get("LLMC_SHARED", ROOT.parent / "shared"))  # Hugging Face tokenizer.json files
+KJV = Path(importlib.util.find_spec("llmc").origin).parent / "data" / "kjv.txt"  # shipped with llmc (not imported yet)
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="tiktoken-cache-"))
 
 
@@ -51,7 +53,7 @@ def hf_child(args):
     """Run in a subprocess so RAYON_NUM_THREADS takes effect before tokenizers starts its pool."""
     import tokenizers
 
-    text = (SHARED / "corpora" / "kjv.txt").read_text(encoding="utf-8")
+    text = KJV.read_text(encoding="utf-8")
     lines = text.split("\n")
     tok = tokenizers.Tokenizer.from_file(str(SHARED / "tokenizers" / "hf" / args.hf_child / "tokenizer.json"))
     res = {}
@@ -87,7 +89,7 @@ def interleaved(fns: dict, repeat: int) -> dict:
 def bench_encode(args):
     import llmc
 
-    text = (SHARED / "corpora" / "kjv.txt").read_text(encoding="utf-8")
+    text = KJV.read_text(encoding="utf-8")
     lines = text.split("\n")
     lines10 = lines * 10
     mb = len(text.encode("utf-8")) / 1e6
@@ -146,7 +148,7 @@ def bench_encode(args):
 def bench_train(args):
     import llmc
 
-    text = (SHARED / "corpora" / "kjv.txt").read_text(encoding="utf-8")
+    text = KJV.read_text(encoding="utf-8")
     lines = text.split("\n")
     rows = []
     for vocab in ([8192] if args.quick else [8192, 32768]):
@@ -158,7 +160,7 @@ def bench_train(args):
         code = (
             "import time,tokenizers as T\n"
             "from tokenizers import pre_tokenizers as P, models, trainers, Regex\n"
-            f"lines=open({str(SHARED / 'corpora' / 'kjv.txt')!r},encoding='utf-8').read().split('\\n')\n"
+            f"lines=open({str(KJV)!r},encoding='utf-8').read().split('\\n')\n"
             "tk=T.Tokenizer(models.BPE())\n"
             "pat=\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"\n"
             "tk.pre_tokenizer=P.Sequence([P.Split(Regex(pat),'isolated'),P.ByteLevel(add_prefix_space=False,use_regex=False)])\n"
@@ -201,7 +203,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-train", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tokenizer.json"))
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "tokenizer.json"),
+                    help="the JSON file to write (benchmarks/results/tokenizer.json to refresh the committed one)")
     ap.add_argument("--hf-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hf_child:
@@ -214,6 +217,7 @@ def main():
     meta = {"command": "python benchmarks/bench_tokenizer.py " + " ".join(sys.argv[1:]), "cpu": platform.processor(),
             "cpus": os.cpu_count(), "python": platform.python_version(), "tiktoken": tiktoken.__version__,
             "tokenizers": tokenizers.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "encode": enc, "train": train}, indent=1) + "\n")
     print(table(enc, train))

@@ -122,6 +122,12 @@ static void masked_softmax_row(float *x, size_t i, const mask_spec *ms) {
     size_t lo, hi;
     visible_keys(ms, i, &lo, &hi);
     float mx = llmc_k->max(x + lo, hi - lo);
+    if (isnan(mx) || mx == INFINITY) { /* a NaN (or +inf) score: the whole row is NaN, as NumPy's softmax gives */
+        for (size_t j = lo; j < hi; j++) x[j] = NAN;
+        memset(x, 0, lo * sizeof(float));
+        memset(x + hi, 0, (ms->Tk - hi) * sizeof(float));
+        return;
+    }
     float sum = llmc_k->exp_shift_sum(x + lo, x + lo, mx, 1.0f, hi - lo); /* exp(x - max): no overflow */
     llmc_k->scale(x + lo, 1.0f / sum, hi - lo);
     memset(x, 0, lo * sizeof(float));
@@ -196,7 +202,7 @@ static inline size_t pad16(size_t n) { return (n + 15) / 16 * 16; } /* keep each
 
 /* Floats of scratch one thread needs for tiles of `cols` columns and key blocks of bk keys. */
 static size_t flash_scratch_floats(size_t cols, size_t bk, size_t d) {
-    return pad16(d * cols) + pad16(bk * cols) + pad16(cols * d) + 3 * pad16(cols);
+    return pad16(d * cols) + pad16(bk * cols) + pad16(cols * d) + 4 * pad16(cols);
 }
 
 /* One task: queries [i0, i0 + mq) of the G query heads of key/value head hk in batch b.
@@ -217,6 +223,7 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
     float *m = acc + pad16(C * d);         // m: (C,) running max of each column's scores
     float *l = m + pad16(C);               // l: (C,) running sum of exp(score - m)
     float *alpha = l + pad16(C);           // alpha: (C,) exp(m_old - m_new) of the last step
+    float *bad = alpha + pad16(C);         // bad: (C,) 1 once a column saw a NaN or +inf score: its output is NaN
 
     /* lo and hi are non-decreasing in i, so the tile sees keys [lo of its first query, hi of its last query) and a
      * key block lies fully inside every query's range iff it lies inside [lo of the last, hi of the first). */
@@ -234,6 +241,7 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
     for (size_t c = 0; c < C; c++) {
         m[c] = -INFINITY;
         l[c] = 0.0f;
+        bad[c] = 0.0f;
     }
 
     for (size_t j0 = lo_first; j0 < hi_last; j0 += bk) {
@@ -258,6 +266,13 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
                 for (size_t r = rb > ra ? rb : ra; r < nk; r++) st[r * C + c] = -INFINITY;
             }
         }
+        /* NaN semantics (NumPy's softmax): a NaN or +inf among a query's visible scores makes its output NaN. The
+         * vector exp clamps its input, so such columns are flagged here (one SIMD max over the tile; the search for
+         * the column runs only when there is one) and written as NaN at the end. */
+        if (!(llmc_k->max(st, nk * C) < INFINITY))
+            for (size_t r = 0; r < nk; r++)
+                for (size_t c = 0; c < C; c++)
+                    if (!(st[r * C + c] < INFINITY) && st[r * C + c] != -INFINITY) bad[c] = 1.0f;
         if (C == 1) {
             /* one query (decoding without GQA): its scores are a contiguous row, every one visible (the block lies
              * inside [lo, hi)), so the row primitives do the same update without 15 idle vector lanes */
@@ -277,7 +292,7 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
     }
     /* out = acc / l: every query saw at least its own position, so l >= 1 (the max term contributes exp(0)) */
     for (size_t c = 0; c < C; c++) {
-        const float inv = 1.0f / l[c];
+        const float inv = bad[c] != 0.0f ? NAN : 1.0f / l[c];
         float *oc = o0 + OOFF(c);
         for (size_t p = 0; p < d; p++) oc[p] = acc[c * d + p] * inv;
     }

@@ -246,6 +246,8 @@ static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int6
     if (c->rope_theta > 0) rope_table(m, s->n, Tc, a.cs, a.sn);
     if (hidden) memcpy(hidden + r0 * D, a.x, Tc * D * sizeof(float));
     for (size_t l = 0; l < c->n_layers; l++) {
+        /* Ctrl-C (interrupt.c): the caller rolls the session back to its earlier tokens */
+        if (llmc_interrupted()) return LLMC_ERR_INTERRUPTED;
         float *p = probs && l == probs_layer ? probs : NULL;
         st = c->arch == LLMC_ARCH_GPT2 ? block_gpt2(s, l, &a, Tc, p)
              : c->arch == LLMC_ARCH_BERT ? block_bert(s, l, &a, Tc, p)

@@ -255,9 +255,14 @@ llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t 
         st = LLMC_ERR_NOMEM;
         goto done;
     }
+    size_t polls = 0;
     for (size_t t = 0; t < n_texts; t++) {
         const uint8_t *s = (const uint8_t *)texts[t];
         for (size_t i = 0; i < lens[t];) {
+            if ((++polls & 1023) == 0 && llmc_interrupted()) { /* Ctrl-C: see interrupt.c */
+                st = LLMC_ERR_INTERRUPTED;
+                goto done;
+            }
             size_t e = kind == LLMC_PRE_NONE ? lens[t] : llmc_pretok_next(kind, s, lens[t], i);
             size_t n = e - i;
             uint64_t h = mix64(0x9E3779B97F4A7C15ull * (n + 1));
@@ -335,6 +340,10 @@ llmc_status llmc_bpe_train(const char *const *texts, const size_t *lens, size_t 
     /* 3. merge loop: until n_merges new tokens exist */
     size_t done_merges = 0, n_rec = 0, report = n_merges / 100 + 1;
     while (done_merges < n_merges && T.n_heap) {
+        if (llmc_interrupted()) {
+            st = LLMC_ERR_INTERRUPTED;
+            goto done;
+        }
         heap_ent top = heap_pop(&T);
         pair_rec *p = pair_get(&T, top.key);
         if (!p) {

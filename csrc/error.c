@@ -1,5 +1,6 @@
 /* error.c: per-thread error messages and checked allocation. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +9,65 @@
 
 static _Thread_local char tls_message[1024];
 
+/* Length of the valid UTF-8 sequence starting at s (n bytes available), or 0 if it is not one: no overlong forms,
+ * no surrogates, nothing above U+10FFFF (RFC 3629). */
+size_t llmc_utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
+    else return 0;
+    if (n < len) return 0;
+    unsigned cp = c & (0x3F >> (len - 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+/* Copy src into dst (cap bytes) so that the result is always valid UTF-8: bytes that are not part of a valid
+ * sequence (raw bytes echoed from a file, a name cut mid-character by the formatter) become the text \xNN, and a
+ * message too long for dst is cut at a character boundary, ending in "...". Python turns the message into a str,
+ * and an invalid one would raise UnicodeDecodeError in place of the real error. */
+static void utf8_sanitize(char *dst, size_t cap, const char *src, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t o = 0, room = cap - 4; /* keep space for "..." and the terminator */
+    for (size_t i = 0; i < n;) {
+        size_t len = llmc_utf8_seq(s + i, n - i);
+        if (len && o + len <= room) {
+            memcpy(dst + o, s + i, len);
+            o += len;
+            i += len;
+        } else if (!len && o + 4 <= room) {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[s[i] >> 4];
+            dst[o++] = hex[s[i] & 15];
+            i++;
+        } else {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+    }
+    dst[o] = '\0';
+}
+
 llmc_status llmc_fail(llmc_status status, const char *fmt, ...) {
+    char raw[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_message, sizeof tls_message, fmt, ap);
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (n < 0) n = 0;
+    /* a message longer than raw was cut by vsnprintf, possibly mid-character; the sanitizer escapes that tail */
+    utf8_sanitize(tls_message, sizeof tls_message, raw, (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1);
     return status;
 }
 
@@ -47,9 +102,9 @@ void *llmc_malloc(size_t bytes, const char *what) {
         return NULL;
     }
     *(size_t *)p = bytes;
-    size_t now = (mem_current += bytes);
-    size_t peak = mem_peak;
-    while (now > peak && !__atomic_compare_exchange_n(&mem_peak, &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    size_t now = atomic_fetch_add(&mem_current, bytes) + bytes;
+    size_t peak = atomic_load(&mem_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&mem_peak, &peak, now)) { /* peak reloaded on failure */
     }
     return p + LLMC_ALIGN;
 }

@@ -28,6 +28,15 @@ void llmc_free(void *p);
  * -1 with the error set. */
 int llmc_grow(void **p, size_t *cap, size_t need, size_t elem, const char *what);
 
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if there is none (error.c). */
+size_t llmc_utf8_seq(const unsigned char *s, size_t n);
+
+/* file.c: open path for reading only if it is a regular file (a FIFO or device is refused before it is opened, so
+ * nothing blocks); *fd_out is a blocking descriptor the caller closes, *size the file's size. */
+llmc_status llmc_open_regular(const char *path, int *fd_out, size_t *size);
+/* The whole regular file at path, NUL-terminated, in an llmc_malloc'd buffer; files over max_bytes are refused. */
+llmc_status llmc_read_file(const char *path, size_t max_bytes, char **text, size_t *len);
+
 
 /* The thread count our OpenMP loops use. */
 int llmc_threads(void);

@@ -106,6 +106,14 @@ static llmc_status parse_string(parser *ps, const char **out, size_t *out_len) {
     while (ps->p < q) {
         unsigned char c = (unsigned char)*ps->p;
         if (c < 0x20) return perr(ps, "control character in string");
+        if (c >= 0x80) { /* RFC 8259: JSON text is UTF-8, so a malformed sequence is an error, not passed on */
+            size_t len = llmc_utf8_seq((const unsigned char *)ps->p, (size_t)(q - ps->p));
+            if (!len) return perr(ps, "invalid UTF-8 in string");
+            memcpy(buf + n, ps->p, len);
+            n += len;
+            ps->p += len;
+            continue;
+        }
         if (c != '\\') {
             buf[n++] = (char)c;
             ps->p++;

@@ -27,11 +27,21 @@ typedef enum {
     LLMC_ERR_NOT_FOUND = 4,   /* a file does not exist (FileNotFoundError) */
     LLMC_ERR_FORMAT = 5,      /* a file is corrupt or truncated (ValueError) */
     LLMC_ERR_UNSUPPORTED = 6, /* a valid input that llmc does not support (NotImplementedError) */
-    LLMC_ERR_INTERNAL = 7     /* a bug in llmc (RuntimeError) */
+    LLMC_ERR_INTERNAL = 7,    /* a bug in llmc (RuntimeError) */
+    LLMC_ERR_INTERRUPTED = 8  /* the caller's poll function asked to stop (Python: KeyboardInterrupt) */
 } llmc_status;
 
 /* The message of the last error on this thread ("" if none). Valid until the next llmc call on this thread. */
 const char *llmc_last_error(void);
+
+/* Interrupts (interrupt.c). A long call (BPE training, long encodes, training steps, model forward passes) asks
+ * fn(ctx) every ~20 ms whether to stop, on the thread that installed it, and then returns LLMC_ERR_INTERRUPTED with
+ * every object it was given still valid (a training step stops before any weight changes; a session keeps its
+ * earlier tokens). fn = NULL removes it. Per thread: other threads are not affected. */
+typedef int (*llmc_poll_fn)(void *ctx);
+void llmc_set_poll(llmc_poll_fn fn, void *ctx);
+/* 1 once the installed poll function has asked to stop (cheap: polls at most every ~20 ms). */
+int llmc_interrupted(void);
 
 /* ---------------------------------------------------------------- threads and SIMD */
 /* One place decides the thread count, for llmc's own kernels and for OpenBLAS. n < 1 means "all cores". */

@@ -15,31 +15,71 @@ static llmc_status cfg_missing(const cfg_src *s, const char *key) {
     return llmc_fail(LLMC_ERR_FORMAT, "%s: missing field '%s'", s->file, key);
 }
 
-/* integer field >= min; absent -> def (or an error when required) */
-static llmc_status cfg_size(const cfg_src *s, const char *key, int required, size_t def, size_t min, size_t *out) {
-    const llmc_json *v = llmc_json_get(s->root, key);
-    if (!v || v->type == LLMC_JSON_NULL) {
-        if (required) return cfg_missing(s, key);
-        *out = def;
-        return LLMC_OK;
+/* What a JSON value is, for messages: "a string", "-3", "1e-300", ... (buf: at least 40 bytes) */
+static const char *json_what(const llmc_json *v, char *buf, size_t n) {
+    switch (v->type) {
+    case LLMC_JSON_NUMBER: snprintf(buf, n, "%.17g", v->number); return buf;
+    case LLMC_JSON_STRING: return "a string";
+    case LLMC_JSON_BOOL: return v->boolean ? "true" : "false";
+    case LLMC_JSON_ARRAY: return "an array";
+    case LLMC_JSON_OBJECT: return "an object";
+    default: return "null";
     }
-    if (v->type != LLMC_JSON_NUMBER || !v->is_integer || v->integer < (int64_t)min || v->integer > ((int64_t)1 << 40))
-        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be an integer >= %zu", s->file, key, min);
-    *out = (size_t)v->integer;
-    return LLMC_OK;
 }
 
-static llmc_status cfg_num_in(const cfg_src *s, const llmc_json *obj, const char *key, int required, double def,
-                              double *out) {
+/* Every field is checked in the type llmc stores it in (size_t counts, float32 numbers, int flags), and a bad one
+ * is an error naming the file, the field and the value. */
+
+/* integer field in [min, max] (stored as size_t); absent -> def (or an error when required) */
+static llmc_status cfg_size_in(const cfg_src *s, const llmc_json *obj, const char *key, int required, size_t def,
+                               size_t min, size_t max, size_t *out) {
     const llmc_json *v = llmc_json_get(obj, key);
     if (!v || v->type == LLMC_JSON_NULL) {
         if (required) return cfg_missing(s, key);
         *out = def;
         return LLMC_OK;
     }
-    if (v->type != LLMC_JSON_NUMBER || !isfinite(v->number))
-        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be a number", s->file, key);
-    *out = v->number;
+    char w[48];
+    if (v->type != LLMC_JSON_NUMBER || !v->is_integer || v->integer < 0 || (uint64_t)v->integer < min ||
+        (uint64_t)v->integer > max)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be an integer in [%zu, %zu], got %s", s->file, key, min,
+                         max, json_what(v, w, sizeof w));
+    *out = (size_t)v->integer;
+    return LLMC_OK;
+}
+
+#define CFG_MAX_SIZE ((size_t)1 << 40) /* no dimension of a real model comes near; products stay far from 2^64 */
+
+static llmc_status cfg_size(const cfg_src *s, const char *key, int required, size_t def, size_t min, size_t *out) {
+    return cfg_size_in(s, s->root, key, required, def, min, CFG_MAX_SIZE, out);
+}
+
+enum { CFG_ANY = 0, CFG_NONNEG = 1, CFG_POSITIVE = 2 };
+
+/* number field stored as float32: finite in float32 and, for CFG_POSITIVE, still > 0 after rounding (1e-300 is a
+ * positive double but 0.0f) */
+static llmc_status cfg_float(const cfg_src *s, const llmc_json *obj, const char *key, int required, double def,
+                             int sign, float *out) {
+    const llmc_json *v = llmc_json_get(obj, key);
+    if (!v || v->type == LLMC_JSON_NULL) {
+        if (required) return cfg_missing(s, key);
+        *out = (float)def;
+        return LLMC_OK;
+    }
+    char w[48];
+    if (v->type != LLMC_JSON_NUMBER)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be a number, got %s", s->file, key,
+                         json_what(v, w, sizeof w));
+    const double x = v->number;
+    const float f = (float)x;
+    if (!isfinite(x) || !isfinite(f))
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' = %.17g is not a finite float32", s->file, key, x);
+    if (sign == CFG_NONNEG && !(x >= 0))
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be >= 0, got %.17g", s->file, key, x);
+    if (sign == CFG_POSITIVE && !(f > 0))
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be > 0 as a float32, got %.17g%s", s->file, key, x,
+                         x > 0 ? " (rounds to 0)" : "");
+    *out = f;
     return LLMC_OK;
 }
 
@@ -49,16 +89,25 @@ static llmc_status cfg_bool(const cfg_src *s, const char *key, int def, int *out
         *out = def;
         return LLMC_OK;
     }
-    if (v->type != LLMC_JSON_BOOL) return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be true or false", s->file, key);
+    char w[48];
+    if (v->type != LLMC_JSON_BOOL)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be true or false, got %s", s->file, key,
+                         json_what(v, w, sizeof w));
     *out = v->boolean;
     return LLMC_OK;
 }
 
-/* a string field, "" when absent */
-static const char *cfg_str(const cfg_src *s, const llmc_json *obj, const char *key) {
+/* a string field, "" when absent or null; another type is an error */
+static llmc_status cfg_str(const cfg_src *s, const llmc_json *obj, const char *key, const char **out) {
     const llmc_json *v = llmc_json_get(obj, key);
-    (void)s;
-    return llmc_json_is(v, LLMC_JSON_STRING) ? v->str : "";
+    *out = "";
+    if (!v || v->type == LLMC_JSON_NULL) return LLMC_OK;
+    char w[48];
+    if (v->type != LLMC_JSON_STRING)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' must be a string, got %s", s->file, key,
+                         json_what(v, w, sizeof w));
+    *out = v->str;
+    return LLMC_OK;
 }
 
 static int arch_from_name(const char *mt) {
@@ -80,33 +129,32 @@ static int arch_from_name(const char *mt) {
 static llmc_status cfg_rope(const cfg_src *s, llmc_model_config *c) {
     const llmc_json *rp = llmc_json_get(s->root, "rope_parameters");
     const llmc_json *sc = llmc_json_get(s->root, "rope_scaling");
-    double theta = 10000.0;
     llmc_status st;
     if (llmc_json_is(rp, LLMC_JSON_OBJECT)) {
-        if ((st = cfg_num_in(s, rp, "rope_theta", 0, 10000.0, &theta))) return st;
+        if ((st = cfg_float(s, rp, "rope_theta", 0, 10000.0, CFG_POSITIVE, &c->rope_theta))) return st;
         if (!llmc_json_is(sc, LLMC_JSON_OBJECT)) sc = rp;
-    } else if ((st = cfg_num_in(s, s->root, "rope_theta", 0, 10000.0, &theta))) {
+    } else if ((st = cfg_float(s, s->root, "rope_theta", 0, 10000.0, CFG_POSITIVE, &c->rope_theta))) {
         return st;
     }
-    if (!(theta > 0)) return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'rope_theta' must be > 0", s->file);
-    c->rope_theta = (float)theta;
     if (llmc_json_is(sc, LLMC_JSON_OBJECT)) {
-        const char *type = cfg_str(s, sc, "rope_type");
-        if (!*type) type = cfg_str(s, sc, "type");
+        const char *type;
+        if ((st = cfg_str(s, sc, "rope_type", &type))) return st;
+        if (!*type && (st = cfg_str(s, sc, "type", &type))) return st;
         if (!strcmp(type, "llama3")) {
-            double f = 0, lo = 0, hi = 0, orig = 0;
-            if ((st = cfg_num_in(s, sc, "factor", 1, 0, &f)) || (st = cfg_num_in(s, sc, "low_freq_factor", 1, 0, &lo)) ||
-                (st = cfg_num_in(s, sc, "high_freq_factor", 1, 0, &hi)) ||
-                (st = cfg_num_in(s, sc, "original_max_position_embeddings", 1, 0, &orig)))
+            float f = 0, lo = 0, hi = 0;
+            if ((st = cfg_float(s, sc, "factor", 1, 0, CFG_POSITIVE, &f)) ||
+                (st = cfg_float(s, sc, "low_freq_factor", 1, 0, CFG_POSITIVE, &lo)) ||
+                (st = cfg_float(s, sc, "high_freq_factor", 1, 0, CFG_POSITIVE, &hi)) ||
+                (st = cfg_size_in(s, sc, "original_max_position_embeddings", 1, 0, 1, CFG_MAX_SIZE,
+                                  &c->rope_original_context)))
                 return st;
-            if (!(f > 0) || !(lo > 0) || !(hi > lo) || !(orig >= 1))
-                return llmc_fail(LLMC_ERR_FORMAT, "%s: rope_scaling llama3 needs factor > 0 and high_freq_factor > "
-                                                  "low_freq_factor > 0", s->file);
+            if (!(hi > lo))
+                return llmc_fail(LLMC_ERR_FORMAT, "%s: rope_scaling llama3 needs high_freq_factor > low_freq_factor, "
+                                                  "got %g and %g", s->file, (double)hi, (double)lo);
             c->rope_llama3 = 1;
-            c->rope_factor = (float)f;
-            c->rope_low_freq_factor = (float)lo;
-            c->rope_high_freq_factor = (float)hi;
-            c->rope_original_context = (size_t)orig;
+            c->rope_factor = f;
+            c->rope_low_freq_factor = lo;
+            c->rope_high_freq_factor = hi;
         } else if (*type && strcmp(type, "default")) {
             return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'rope_scaling' of type '%s' is not supported (only llama3)",
                              s->file, type);
@@ -115,11 +163,27 @@ static llmc_status cfg_rope(const cfg_src *s, llmc_model_config *c) {
     return LLMC_OK;
 }
 
+/* The RoPE angles position * theta^(-2i/d) must be finite for every position of the context in float32, as the
+ * forward pass computes them (a tiny theta makes the frequencies overflow). */
+static llmc_status check_rope(const cfg_src *s, const llmc_model_config *c) {
+    for (size_t i = 0; i < c->head_dim / 2; i++) {
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        if (!(isfinite(f) && f > 0) || !isfinite(f * (float)c->context_length))
+            return llmc_fail(LLMC_ERR_FORMAT,
+                             "%s: field 'rope_theta' = %g gives RoPE frequency %g for dimension pair %zu of head_dim "
+                             "%zu, whose angles are not finite over the %zu positions", s->file, (double)c->rope_theta,
+                             (double)f, i, c->head_dim, c->context_length);
+    }
+    return LLMC_OK;
+}
+
 llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_model_config *c, int *gelu_tanh) {
     cfg_src S = {root, file}, *s = &S;
     memset(c, 0, sizeof *c);
     if (!llmc_json_is(root, LLMC_JSON_OBJECT)) return llmc_fail(LLMC_ERR_FORMAT, "%s: must be a JSON object", file);
-    const char *mt = cfg_str(s, root, "model_type");
+    const char *mt;
+    llmc_status st;
+    if ((st = cfg_str(s, root, "model_type", &mt))) return st;
     int arch = *mt ? arch_from_name(mt) : -1;
     const llmc_json *archs = llmc_json_get(root, "architectures");
     if (!*mt) {
@@ -135,17 +199,17 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
                          "%s: model_type '%s' is not supported (supported: gpt2, llama, mistral, qwen2, qwen3, bert)",
                          file, mt);
     c->arch = arch;
-    llmc_status st;
+    /* token ids are int32 in the tokenizers and the samplers' sort keys */
+    if ((st = cfg_size_in(s, root, "vocab_size", 1, 0, 1, (size_t)INT32_MAX - 1, &c->vocab))) return st;
     if (arch == LLMC_ARCH_GPT2) {
-        if ((st = cfg_size(s, "vocab_size", 1, 0, 1, &c->vocab)) || (st = cfg_size(s, "n_embd", 1, 0, 1, &c->d_model)) ||
+        if ((st = cfg_size(s, "n_embd", 1, 0, 1, &c->d_model)) ||
             (st = cfg_size(s, "n_layer", 1, 0, 1, &c->n_layers)) || (st = cfg_size(s, "n_head", 1, 0, 1, &c->n_heads)) ||
             (st = cfg_size(s, "n_positions", 1, 0, 1, &c->context_length)) ||
             (st = cfg_size(s, "n_inner", 0, 4 * c->d_model, 1, &c->d_ff)))
             return st;
-        double eps = 0;
-        if ((st = cfg_num_in(s, root, "layer_norm_epsilon", 0, 1e-5, &eps))) return st;
-        c->norm_eps = (float)eps;
-        const char *act = cfg_str(s, root, "activation_function");
+        if ((st = cfg_float(s, root, "layer_norm_epsilon", 0, 1e-5, CFG_NONNEG, &c->norm_eps))) return st;
+        const char *act;
+        if ((st = cfg_str(s, root, "activation_function", &act))) return st;
         if (*act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
             return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'activation_function' = '%s' is not supported (gelu_new)",
                              file, act);
@@ -159,39 +223,36 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
         c->tied_embeddings = 1;
         c->causal = c->has_lm_head = 1;
     } else if (arch == LLMC_ARCH_BERT) {
-        if ((st = cfg_size(s, "vocab_size", 1, 0, 1, &c->vocab)) ||
-            (st = cfg_size(s, "hidden_size", 1, 0, 1, &c->d_model)) ||
+        if ((st = cfg_size(s, "hidden_size", 1, 0, 1, &c->d_model)) ||
             (st = cfg_size(s, "num_hidden_layers", 1, 0, 1, &c->n_layers)) ||
             (st = cfg_size(s, "num_attention_heads", 1, 0, 1, &c->n_heads)) ||
             (st = cfg_size(s, "intermediate_size", 1, 0, 1, &c->d_ff)) ||
             (st = cfg_size(s, "max_position_embeddings", 1, 0, 1, &c->context_length)) ||
             (st = cfg_size(s, "type_vocab_size", 0, 2, 1, &c->type_vocab)))
             return st;
-        double eps = 0;
-        if ((st = cfg_num_in(s, root, "layer_norm_eps", 0, 1e-12, &eps))) return st;
-        c->norm_eps = (float)eps;
-        const char *act = cfg_str(s, root, "hidden_act");
+        if ((st = cfg_float(s, root, "layer_norm_eps", 0, 1e-12, CFG_NONNEG, &c->norm_eps))) return st;
+        const char *act;
+        if ((st = cfg_str(s, root, "hidden_act", &act))) return st;
         if (!*act || !strcmp(act, "gelu")) *gelu_tanh = 0;
         else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) *gelu_tanh = 1;
         else return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'hidden_act' = '%s' is not supported (gelu)", file, act);
-        const char *pe = cfg_str(s, root, "position_embedding_type");
+        const char *pe;
+        if ((st = cfg_str(s, root, "position_embedding_type", &pe))) return st;
         if (*pe && strcmp(pe, "absolute"))
             return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'position_embedding_type' = '%s' is not supported "
                                                    "(absolute)", file, pe);
         c->n_kv_heads = c->n_heads;
     } else { /* llama family */
-        if ((st = cfg_size(s, "vocab_size", 1, 0, 1, &c->vocab)) ||
-            (st = cfg_size(s, "hidden_size", 1, 0, 1, &c->d_model)) ||
+        if ((st = cfg_size(s, "hidden_size", 1, 0, 1, &c->d_model)) ||
             (st = cfg_size(s, "num_hidden_layers", 1, 0, 1, &c->n_layers)) ||
             (st = cfg_size(s, "num_attention_heads", 1, 0, 1, &c->n_heads)) ||
             (st = cfg_size(s, "num_key_value_heads", 0, c->n_heads, 1, &c->n_kv_heads)) ||
             (st = cfg_size(s, "intermediate_size", 1, 0, 1, &c->d_ff)) ||
             (st = cfg_size(s, "max_position_embeddings", 1, 0, 1, &c->context_length)))
             return st;
-        double eps = 0;
-        if ((st = cfg_num_in(s, root, "rms_norm_eps", 0, 1e-6, &eps))) return st;
-        c->norm_eps = (float)eps;
-        const char *act = cfg_str(s, root, "hidden_act");
+        if ((st = cfg_float(s, root, "rms_norm_eps", 0, 1e-6, CFG_NONNEG, &c->norm_eps))) return st;
+        const char *act;
+        if ((st = cfg_str(s, root, "hidden_act", &act))) return st;
         if (*act && strcmp(act, "silu"))
             return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'hidden_act' = '%s' is not supported (silu)", file, act);
         if ((st = cfg_bool(s, "tie_word_embeddings", 0, &c->tied_embeddings)) || (st = cfg_rope(s, c))) return st;
@@ -208,15 +269,22 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
         c->causal = c->has_lm_head = 1;
     }
     if (arch != LLMC_ARCH_GPT2 && arch != LLMC_ARCH_BERT) {
+        const int explicit_hd = llmc_json_get(root, "head_dim") && llmc_json_get(root, "head_dim")->type != LLMC_JSON_NULL;
         if ((st = cfg_size(s, "head_dim", 0, c->d_model / c->n_heads, 2, &c->head_dim))) return st;
-        if (c->head_dim % 2) return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'head_dim' must be even for RoPE", file);
+        if (!explicit_hd && c->head_dim < 2)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'hidden_size' = %zu over 'num_attention_heads' = %zu gives a "
+                                              "head dimension of %zu (it must be >= 2; set 'head_dim' or fix the sizes)",
+                             file, c->d_model, c->n_heads, c->head_dim);
+        if (c->head_dim % 2)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'head_dim' must be even for RoPE, got %zu", file, c->head_dim);
+        if ((st = check_rope(s, c))) return st;
     } else {
         if (c->d_model % c->n_heads)
             return llmc_fail(LLMC_ERR_FORMAT, "%s: hidden size %zu is not divisible by the %zu heads", file, c->d_model,
                              c->n_heads);
         c->head_dim = c->d_model / c->n_heads;
     }
-    if (c->n_heads % c->n_kv_heads)
+    if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
         return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'num_attention_heads' (%zu) must be a multiple of "
                                           "'num_key_value_heads' (%zu)", file, c->n_heads, c->n_kv_heads);
     return LLMC_OK;
@@ -224,34 +292,14 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
 
 llmc_status model_read_config(const char *dir, llmc_json_doc **doc, char *path, size_t path_len) {
     snprintf(path, path_len, "%s/config.json", dir);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return llmc_fail(LLMC_ERR_NOT_FOUND, "%s: cannot open (a checkpoint folder needs config.json)", path);
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    llmc_status st = LLMC_OK;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            if (ncap > ((size_t)64 << 20)) {
-                st = llmc_fail(LLMC_ERR_FORMAT, "%s: larger than 64 MiB, not a config", path);
-                break;
-            }
-            char *nb = llmc_malloc(ncap, "config.json");
-            if (!nb) {
-                st = LLMC_ERR_NOMEM;
-                break;
-            }
-            if (len) memcpy(nb, buf, len);
-            llmc_free(buf);
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) break;
-    }
-    fclose(fp);
-    if (!st) st = llmc_json_parse(buf, len, path, doc);
+    size_t len = 0;
+    /* a regular file only: a FIFO in its place is refused, not waited on (file.c) */
+    llmc_status st = llmc_read_file(path, (size_t)64 << 20, &buf, &len);
+    if (st == LLMC_ERR_NOT_FOUND)
+        return llmc_fail(LLMC_ERR_NOT_FOUND, "%s: cannot open (a checkpoint folder needs config.json)", path);
+    if (st) return st;
+    st = llmc_json_parse(buf, len, path, doc);
     llmc_free(buf);
     return st;
 }

@@ -29,10 +29,15 @@ static llmc_status check_temperature(float temperature) {
     return LLMC_OK;
 }
 
-/* Softmax of one contiguous row x: (n,). Returns 0, or 1 if every entry is -inf. */
+/* Softmax of one contiguous row x: (n,). Returns 0, or 1 if every entry is -inf.
+ * NaN semantics are NumPy's: a row holding a NaN or a +inf (+inf - +inf = NaN in the shift) comes out all NaN. */
 static int softmax_row(const float *x, float *out, size_t n, float inv_t, int log_output) {
     float m = llmc_k->max(x, n);
     if (m == -INFINITY) return 1;
+    if (isnan(m) || m == INFINITY) { /* the vector exp clamps its input, so NaN is written, not computed */
+        for (size_t i = 0; i < n; i++) out[i] = NAN;
+        return 0;
+    }
     if (log_output) {
         /* log softmax = (x - m)/t - log(sum exp((x - m)/t)); computing x - m first keeps it exact for close values */
         float s = llmc_k->exp_shift_sum(x, out, m, inv_t, n);
@@ -51,7 +56,8 @@ static int softmax_strided(const float *x, float *out, size_t n, size_t inner, f
     float *mx = buf, *sum = buf + inner;
     for (size_t j = 0; j < inner; j++) mx[j] = -INFINITY;
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < inner; j++) mx[j] = x[i * inner + j] > mx[j] ? x[i * inner + j] : mx[j];
+        for (size_t j = 0; j < inner; j++) /* a NaN sticks (NaN > x is false), so the slice comes out NaN */
+            mx[j] = x[i * inner + j] > mx[j] || isnan(x[i * inner + j]) ? x[i * inner + j] : mx[j];
     for (size_t j = 0; j < inner; j++)
         if (mx[j] == -INFINITY) return 1;
     memset(sum, 0, inner * sizeof(float));

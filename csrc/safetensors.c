@@ -272,16 +272,9 @@ static llmc_status add_file(llmc_st *st, const char *path) {
     if (!(f->path = llmc_malloc(plen + 1, "file name"))) return LLMC_ERR_NOMEM;
     memcpy(f->path, path, plen + 1);
     st->n_files++; /* counted now, so close() frees it whatever happens next */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return llmc_fail(errno == ENOENT ? LLMC_ERR_NOT_FOUND : LLMC_ERR_IO, "%s: cannot open: %s", path,
-                         strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return llmc_fail(LLMC_ERR_IO, "%s: not a regular file", path);
-    }
-    f->len = (size_t)sb.st_size;
+    int fd;
+    llmc_status s = llmc_open_regular(path, &fd, &f->len); /* a FIFO is refused, not waited on */
+    if (s) return s;
     if (f->len > 0) {
         void *m = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
@@ -334,34 +327,10 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-/* Read a whole small file into memory (for the index json). */
-static llmc_status slurp(const char *path, char **text, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return llmc_fail(errno == ENOENT ? LLMC_ERR_NOT_FOUND : LLMC_ERR_IO, "%s: cannot open: %s", path,
-                         strerror(errno));
-    llmc_status s = LLMC_OK;
-    long n = -1;
-    if (fseek(fp, 0, SEEK_END) == 0) n = ftell(fp);
-    if (n < 0 || fseek(fp, 0, SEEK_SET) != 0) s = llmc_fail(LLMC_ERR_IO, "%s: cannot read", path);
-    char *buf = s ? NULL : llmc_malloc((size_t)n + 1, "file contents");
-    if (!s && !buf) s = LLMC_ERR_NOMEM;
-    if (!s && fread(buf, 1, (size_t)n, fp) != (size_t)n) s = llmc_fail(LLMC_ERR_IO, "%s: short read", path);
-    fclose(fp);
-    if (s) {
-        llmc_free(buf);
-        return s;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = (size_t)n;
-    return LLMC_OK;
-}
-
 static llmc_status open_sharded(llmc_st *st, const char *dir, const char *index_path) {
     char *text = NULL;
     size_t len = 0;
-    llmc_status s = slurp(index_path, &text, &len);
+    llmc_status s = llmc_read_file(index_path, (size_t)64 << 20, &text, &len);
     if (s) return s;
     llmc_json_doc *doc = NULL;
     s = llmc_json_parse(text, len, index_path, &doc);

@@ -11,11 +11,18 @@
 #include "internal.h"
 #include "simd.h"
 
+/* qsort has no context argument in C11, so each item carries its key: no global for the comparator to read, and
+ * any number of threads can sample at once (each with its own sampler). */
+typedef struct {
+    float key;
+    int32_t id;
+} sort_item;
+
 struct llmc_sampler {
     llmc_sampler_params p;
     size_t vocab;
     uint64_t rng[4];
-    int32_t *order;  /* (vocab,) token indices for sorting */
+    sort_item *order; /* (vocab,) (logit, token) pairs for sorting */
     float *probs;    /* (vocab,) */
     uint8_t *banned; /* (vocab,) marks: seen tokens, banned n-gram completions */
 };
@@ -70,7 +77,7 @@ llmc_status llmc_sampler_create(const llmc_sampler_params *p, size_t vocab, llmc
     if (!s) return LLMC_ERR_NOMEM;
     s->p = *p;
     s->vocab = vocab;
-    s->order = llmc_malloc(vocab * sizeof(int32_t), "sampler sort buffer");
+    s->order = llmc_malloc(vocab * sizeof(sort_item), "sampler sort buffer");
     s->probs = llmc_malloc(vocab * sizeof(float), "sampler probabilities");
     s->banned = llmc_malloc(vocab, "sampler n-gram marks");
     if (!s->order || !s->probs || !s->banned) {
@@ -122,44 +129,40 @@ static void no_repeat_ngram(float *logits, const int64_t *history, size_t n, siz
         if (banned[v]) logits[v] = -INFINITY;
 }
 
-static const float *sort_keys; /* qsort has no context argument in C11; the sampler is used from one thread */
 static int cmp_ascending(const void *a, const void *b) {
-    float x = sort_keys[*(const int32_t *)a], y = sort_keys[*(const int32_t *)b];
-    if (x < y) return -1;
-    if (x > y) return 1;
-    return *(const int32_t *)a - *(const int32_t *)b; /* ties: lower index first, so the result is deterministic */
+    const sort_item *x = a, *y = b;
+    if (x->key < y->key) return -1;
+    if (x->key > y->key) return 1;
+    return x->id - y->id; /* ties: lower index first, so the result is deterministic */
 }
 
 // logits: (V,)
-static void top_k(float *logits, size_t V, size_t k, int32_t *order) {
+static void top_k(float *logits, size_t V, size_t k, sort_item *order) {
     if (k == 0 || k >= V) return;
     /* keep every token whose logit is >= the k-th largest (ties at the boundary are kept, as in transformers) */
-    size_t n = 0;
-    for (size_t v = 0; v < V; v++) order[n++] = (int32_t)v;
-    sort_keys = logits;
-    qsort(order, n, sizeof *order, cmp_ascending);
-    float kth = logits[order[V - k]];
+    for (size_t v = 0; v < V; v++) order[v] = (sort_item){logits[v], (int32_t)v};
+    qsort(order, V, sizeof *order, cmp_ascending);
+    float kth = order[V - k].key;
     for (size_t v = 0; v < V; v++)
         if (logits[v] < kth) logits[v] = -INFINITY;
 }
 
 // logits: (V,)
-static void top_p(float *logits, size_t V, float p, int32_t *order, float *probs) {
+static void top_p(float *logits, size_t V, float p, sort_item *order, float *probs) {
     if (p >= 1.0f) return;
     /* transformers: sort ascending, cumulative softmax, drop tokens whose cumulative mass is <= 1 - p, always keep
      * the most likely token. Only finite logits can survive, so only they are sorted. */
     size_t n = 0;
     for (size_t v = 0; v < V; v++)
-        if (logits[v] != -INFINITY) order[n++] = (int32_t)v;
+        if (logits[v] != -INFINITY) order[n++] = (sort_item){logits[v], (int32_t)v};
     if (n == 0) return;
-    sort_keys = logits;
     qsort(order, n, sizeof *order, cmp_ascending);
-    float m = logits[order[n - 1]], sum = 0.0f;
-    for (size_t i = 0; i < n; i++) sum += (probs[i] = expf(logits[order[i]] - m));
+    float m = order[n - 1].key, sum = 0.0f;
+    for (size_t i = 0; i < n; i++) sum += (probs[i] = expf(order[i].key - m));
     float cum = 0.0f;
     for (size_t i = 0; i + 1 < n; i++) { /* i = n - 1 (the top token) is always kept */
         cum += probs[i] / sum;
-        if (cum <= 1.0f - p) logits[order[i]] = -INFINITY;
+        if (cum <= 1.0f - p) logits[order[i].id] = -INFINITY;
         else break; /* cumulative sums only grow: everything above is kept */
     }
 }
@@ -177,6 +180,13 @@ static void min_p(float *logits, size_t V, float mp) {
 
 llmc_status llmc_sampler_process(llmc_sampler *s, float *logits, const int64_t *history, size_t n_history) {
     const size_t V = s->vocab;
+    /* NaN semantics: no token can be drawn from a distribution with a NaN (or +inf) in it, so it is an error naming
+     * the token, as torch.multinomial refuses such probabilities. One SIMD max finds out; the scan runs only then. */
+    if (!(llmc_k->max(logits, V) < INFINITY))
+        for (size_t v = 0; v < V; v++)
+            if (isnan(logits[v]) || logits[v] == INFINITY)
+                return llmc_fail(LLMC_ERR_INVALID, "the logit of token %zu is %s: no token can be chosen", v,
+                                 isnan(logits[v]) ? "NaN" : "+inf");
     for (size_t i = 0; i < n_history; i++)
         if (history[i] < 0 || (uint64_t)history[i] >= V)
             return llmc_fail(LLMC_ERR_INVALID, "history token %lld at index %zu is outside the vocabulary [0, %zu)",
@@ -202,6 +212,8 @@ llmc_status llmc_sampler_sample(llmc_sampler *s, float *logits, const int64_t *h
     if (st) return st;
     float m = llmc_k->max(logits, V);
     if (m == -INFINITY) return llmc_fail(LLMC_ERR_INVALID, "every token was filtered out (all logits are -inf)");
+    if (!(m < INFINITY)) /* finite logits over a tiny temperature */
+        return llmc_fail(LLMC_ERR_INVALID, "temperature %g overflows the logits to +inf", (double)s->p.temperature);
     /* probabilities of the processed distribution; the chosen token's log-probability is reported under it */
     float sum = llmc_k->exp_shift_sum(logits, s->probs, m, 1.0f, V);
     size_t pick = 0;

@@ -2,9 +2,11 @@
 #include "internal.h"
 #include "simd.h"
 
-const llmc_simd_kernels *llmc_k = &llmc_simd_scalar;
-static int best_level = LLMC_SIMD_SCALAR;
-static int current_level = LLMC_SIMD_SCALAR;
+_Atomic(const llmc_simd_kernels *) llmc_k = &llmc_simd_scalar;
+/* process-wide settings, atomic so that concurrent readers and a writer never race (written once at load time,
+ * then only by llmc_simd_set_level) */
+static _Atomic int best_level = LLMC_SIMD_SCALAR;
+static _Atomic int current_level = LLMC_SIMD_SCALAR;
 
 static const llmc_simd_kernels *table_for(int level) {
     switch (level) {

@@ -13,7 +13,7 @@ typedef struct {
     float (*dot)(const float *a, const float *b, size_t n);                  /* sum a[i] * b[i] */
     void (*axpy)(float *y, float a, const float *x, size_t n);               /* y += a * x */
     void (*scale)(float *y, float a, size_t n);                              /* y *= a */
-    float (*max)(const float *x, size_t n);                                  /* max (-inf if n == 0; NaN skipped) */
+    float (*max)(const float *x, size_t n);                                  /* max (-inf if n == 0; NaN if any is NaN) */
     float (*sum)(const float *x, size_t n);                                  /* sum x */
     float (*sumsq)(const float *x, size_t n);                                /* sum x^2 */
     float (*sq_dev_sum)(const float *x, float mean, size_t n);               /* sum (x - mean)^2 */
@@ -38,7 +38,9 @@ typedef struct {
 } llmc_simd_kernels;
 
 /* The active table (set at start-up to the best level; tests may switch it with llmc_simd_set_level). */
-extern const llmc_simd_kernels *llmc_k;
+/* The table in use: chosen once at load time, changed only by llmc_simd_set_level (tests). Atomic, so a thread that
+ * switches levels while others run kernels is no data race: each read sees one whole table. */
+extern _Atomic(const llmc_simd_kernels *) llmc_k;
 
 extern const llmc_simd_kernels llmc_simd_scalar;
 extern const llmc_simd_kernels llmc_simd_avx2;

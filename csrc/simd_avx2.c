@@ -84,12 +84,20 @@ TGT static void v_scale(float *y, float a, size_t n) {
 }
 
 TGT static float v_max(const float *x, size_t n) {
-    __m256 m = _mm256_set1_ps(-INFINITY);
+    __m256 m = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
     size_t i = 0;
-    /* max_ps(v, m) returns m when v is NaN, so NaN entries are skipped like the scalar version */
-    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);
+    /* max_ps(v, m) returns m when v is NaN, so NaN lanes are noted separately: a NaN anywhere makes the max NaN */
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        m = _mm256_max_ps(v, m);
+    }
+    if (_mm256_movemask_ps(nan)) return NAN;
     float r = hmax8(m);
-    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    for (; i < n; i++) {
+        if (isnan(x[i])) return NAN;
+        r = x[i] > r ? x[i] : r;
+    }
     return r;
 }
 

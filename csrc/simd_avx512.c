@@ -87,12 +87,16 @@ TGT static void w_scale(float *y, float a, size_t n) {
 
 TGT static float w_max(const float *x, size_t n) {
     __m512 mx = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail16(n - i);
-        /* masked-off lanes keep mx; NaN lanes are skipped because max_ps returns its second operand */
-        mx = _mm512_mask_max_ps(mx, m, _mm512_maskz_loadu_ps(m, x + i), mx);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        /* masked-off lanes keep mx; max_ps skips NaN lanes (it returns its second operand), so they are noted
+         * separately: a NaN anywhere makes the max NaN */
+        nan |= _mm512_mask_cmp_ps_mask(m, v, v, _CMP_UNORD_Q);
+        mx = _mm512_mask_max_ps(mx, m, v, mx);
     }
-    return _mm512_reduce_max_ps(mx);
+    return nan ? NAN : _mm512_reduce_max_ps(mx);
 }
 
 TGT static float w_sum(const float *x, size_t n) {

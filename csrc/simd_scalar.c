@@ -16,7 +16,10 @@ static void s_scale(float *y, float a, size_t n) {
 }
 static float s_max(const float *x, size_t n) {
     float m = -INFINITY;
-    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(x[i])) return NAN; /* NaN propagates, like numpy.max */
+        m = x[i] > m ? x[i] : m;
+    }
     return m;
 }
 static float s_sum(const float *x, size_t n) {

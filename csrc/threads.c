@@ -9,7 +9,7 @@
 #include "blas.h"
 #include "internal.h"
 
-static int num_threads = 0; /* 0 = not set yet: use all cores */
+static _Atomic int num_threads = 0; /* 0 = not set yet: use all cores. Atomic: any thread may set it */
 
 __attribute__((constructor)) static void llmc_threads_init(void) { LLMC_BLAS(openblas_set_num_threads)(1); }
 
@@ -19,7 +19,10 @@ void llmc_set_num_threads(int n) {
     LLMC_BLAS(openblas_set_num_threads)(1); /* BLAS calls are parallelised by llmc_sgemm, see above */
 }
 
-int llmc_get_num_threads(void) { return num_threads > 0 ? num_threads : omp_get_num_procs(); }
+int llmc_get_num_threads(void) {
+    int n = num_threads;
+    return n > 0 ? n : omp_get_num_procs();
+}
 
 int llmc_threads(void) { return llmc_get_num_threads(); }
 

@@ -109,6 +109,7 @@ struct llmc_tokenizer {
     int fuse_unk;
     int32_t unk_id;        /* -1: none */
     size_t n_vocab;        /* max id + 1 */
+    size_t id_limit;       /* ids must stay below this (0: no limit): set from the size of the file being loaded */
     uint8_t *blob;         /* all token bytes */
     size_t blob_len, blob_cap;
     uint64_t *tok_off;     /* (n_vocab,) token bytes = blob[tok_off[id] .. + tok_len[id]) */

@@ -87,6 +87,11 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
 /* Make ids [0, id] addressable. */
 static llmc_status ensure_id(llmc_tokenizer *t, int64_t id) {
     if (id < 0 || id >= INT32_MAX) return llmc_fail(LLMC_ERR_FORMAT, "token id %lld is out of range", (long long)id);
+    /* the tables are indexed by id, so one huge id in a small file would allocate gigabytes of holes */
+    if (t->id_limit && (size_t)id >= t->id_limit)
+        return llmc_fail(LLMC_ERR_FORMAT,
+                         "token id %lld is absurd for a file of this size (ids above %zu would leave the token table "
+                         "mostly empty); refusing to allocate it", (long long)id, t->id_limit - 1);
     size_t need = (size_t)id + 1;
     if (need <= t->n_vocab) return LLMC_OK;
     size_t cap = t->n_vocab, cap2 = t->n_vocab, cap3 = t->n_vocab, cap4 = t->n_vocab;
@@ -163,8 +168,10 @@ static inline const uint8_t *tok_bytes(const llmc_tokenizer *t, uint32_t id, siz
 }
 
 llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model) {
+    size_t present = 0; /* sized by the tokens there are, not by the largest id */
+    for (size_t id = 0; id < n_model && id < t->n_vocab; id++) present += t->tok_len[id] != NO_TOKEN;
     size_t cap = 16;
-    while (cap < 2 * n_model + 16) cap *= 2; /* load factor <= 1/2 */
+    while (cap < 2 * present + 16) cap *= 2; /* load factor <= 1/2 */
     llmc_free(t->map);
     t->map = llmc_malloc(cap * sizeof(llmc_bmap_slot), "vocabulary map");
     if (!t->map) return LLMC_ERR_NOMEM;
@@ -334,6 +341,7 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
     if (!t) return LLMC_ERR_NOMEM;
     t->pretok = kind;
     t->whole_piece_first = 1; /* tiktoken looks the whole piece up first */
+    t->id_limit = len + n_special + ((size_t)1 << 20); /* a line holds at least one token: ranks beyond are absurd */
     llmc_status st = LLMC_OK;
     const uint8_t *s = (const uint8_t *)data;
     uint8_t buf[768];
@@ -822,8 +830,9 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
         if ((st = metaspace(t, c, s, n, first, &s, &n))) return st;
         if (t->ms_split) { /* split before every U+2581 (MergedWithNext) */
             size_t start = 0;
-            for (size_t i = 3; i + 3 <= n; i++) {
+            for (size_t i = 3, polls = 0; i + 3 <= n; i++) {
                 if (s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81) {
+                    if ((++polls & 4095) == 0 && llmc_interrupted()) return LLMC_ERR_INTERRUPTED;
                     if ((st = bpe_piece(t, c, s + start, i - start))) return st;
                     start = i;
                 }
@@ -835,12 +844,15 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
         const size_t *pc;
         size_t np;
         if ((st = llmc_pretok_split(t->steps, t->n_steps, &c->split, s, n, &pc, &np))) return st;
-        for (size_t k = 0; k < np; k++)
+        for (size_t k = 0; k < np; k++) {
+            if ((k & 4095) == 4095 && llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* Ctrl-C on a long text */
             if ((st = bpe_piece(t, c, s + pc[2 * k], pc[2 * k + 1] - pc[2 * k]))) return st;
+        }
         return LLMC_OK;
     }
     if (t->pretok == LLMC_PRE_NONE) return bpe_piece(t, c, s, n);
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0, polls = 0; i < n;) {
+        if ((++polls & 4095) == 0 && llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* Ctrl-C on a long text */
         size_t e = llmc_pretok_next(t->pretok, s, n, i);
         if ((st = bpe_piece(t, c, s + i, e - i))) return st;
         i = e;
@@ -1009,9 +1021,13 @@ llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, siz
     *ids = NULL;
     *n_ids = 0;
     int nt = llmc_threads();
-    if (nt > 1 && len >= 2 * CHUNK_MIN && chunkable(t)) {
-        /* about 4 chunks per thread (cut points are uneven), each at least CHUNK_MIN */
+    if (len >= 2 * CHUNK_MIN && chunkable(t)) {
+        /* about 4 chunks per thread (cut points are uneven), each at least CHUNK_MIN; with one thread the chunks
+         * run in turn, which lets a long encode stop between them on Ctrl-C (llmc_interrupted) */
         size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN;
+        /* at most 4 * CHUNK_MIN: the calling thread, which alone sees Ctrl-C, keeps taking chunks (dynamic
+         * schedule below) instead of waiting at the barrier while the others work through huge ones */
+        if (step > 4 * (size_t)CHUNK_MIN) step = 4 * (size_t)CHUNK_MIN;
         return encode_chunks(t, text, len, special_mode, add_special, step, nt, ids, n_ids);
     }
     enc_ctx c;
@@ -1039,6 +1055,8 @@ llmc_status llmc_tokenizer_encode_chunked(const llmc_tokenizer *t, const char *t
     return encode_chunks(t, text, len, special_mode, add_special, step, num_threads > 0 ? num_threads : 1, ids,
                          n_ids);
 }
+/* poll function of encode_batch's worker threads: has the calling thread seen an interrupt? */
+static int poll_flag(void *flag) { return *(_Atomic int *)flag; }
 
 // texts: n_texts strings -> ids[i]: (n_ids[i],) int32; threads take texts dynamically
 llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *const *texts, const size_t *lens,
@@ -1055,14 +1073,31 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
     if ((size_t)nt > n_texts) nt = n_texts ? (int)n_texts : 1;
     llmc_status status = LLMC_OK;
     char msg[512] = "";
+    _Atomic int stop = 0; /* Ctrl-C seen by the calling thread */
 #pragma omp parallel num_threads(nt)
     {
+        /* the calling thread (0) polls its caller (Ctrl-C); the others poll `stop`, so a long text stops mid-way */
+        const int worker = omp_get_thread_num() != 0;
+        if (worker) llmc_set_poll(poll_flag, (void *)&stop);
         enc_ctx c;
         llmc_status st = ctx_init(&c, 1);
-#pragma omp for schedule(dynamic, 16)
+#pragma omp for schedule(dynamic, 1) /* one text at a time: 16 handed a whole chunked text to one thread */
         for (size_t i = 0; i < n_texts; i++) {
             if (st) continue;
+            if (stop || llmc_interrupted()) { /* true only on the calling thread; it tells the others by stop */
+                if (!stop) {
+                    stop = 1;
+#pragma omp critical(llmc_tok_err)
+                    if (!status) {
+                        status = LLMC_ERR_INTERRUPTED;
+                        snprintf(msg, sizeof msg, "interrupted");
+                    }
+                }
+                st = LLMC_ERR_INTERRUPTED;
+                continue;
+            }
             st = encode_into(t, &c, (const uint8_t *)texts[i], lens[i], special_mode, add_special);
+            if (st == LLMC_ERR_INTERRUPTED) stop = 1;
             if (st) {
 #pragma omp critical(llmc_tok_err)
                 if (!status) { /* keep the first error and its (thread-local) message */
@@ -1085,6 +1120,7 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
             n_ids[i] = c.n_out;
         }
         ctx_free(&c);
+        if (worker) llmc_set_poll(NULL, NULL);
     }
     if (status) {
         for (size_t i = 0; i < n_texts; i++) {

@@ -695,6 +695,7 @@ llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char
         st = LLMC_ERR_NOMEM;
         goto done;
     }
+    L.t->id_limit = len + ((size_t)1 << 20); /* each vocabulary entry takes bytes of the file: larger ids are absurd */
     if (!llmc_json_is(root, LLMC_JSON_OBJECT)) {
         st = llmc_fail(LLMC_ERR_FORMAT, "%s: the top level is not an object", what);
         goto done;

@@ -121,8 +121,11 @@ llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, 
     llmc_status st = check_config(c);
     if (st) return st;
     if (!B || !T) return llmc_fail(LLMC_ERR_INVALID, "batch size and sequence length must be >= 1 (got %zu, %zu)", B, T);
-    if (c->arch == LLMC_TRAIN_GPT2 && T > c->n_positions)
-        return llmc_fail(LLMC_ERR_INVALID, "sequence length %zu exceeds the model's %zu positions", T, c->n_positions);
+    /* gpt2 has a learned position table of n_positions rows; llama's RoPE could rotate any position, but the
+     * model is only trained (and, by transformers, only run) within max_position_embeddings: honour it for both */
+    if (T > c->n_positions)
+        return llmc_fail(LLMC_ERR_INVALID, "sequence length %zu exceeds the model's context window of %zu positions "
+                         "(%s)", T, c->n_positions, c->arch == LLMC_TRAIN_GPT2 ? "n_positions" : "max_position_embeddings");
     const size_t L = c->n_layers, d = c->d_model, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const size_t ff = c->d_ff, V = c->vocab, W3 = qd + 2 * kvd;
     size_t N;
@@ -254,6 +257,7 @@ static llmc_status forward(llmc_trainer *t, float *const *P, const int64_t *ids,
     if (gpt2)
         for (size_t n = 0; n < N; n++) llmc_k->axpy(x + n * d, 1.0f, P[1] + (n % T) * d, d);
     for (size_t l = 0; l < c->n_layers; l++) {
+        if (llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* Ctrl-C: stop before any weight changes */
         float *const *w = P + L0 + PL * l;
         float *xin = t->x_in[l], *xout = l + 1 < c->n_layers ? t->x_in[l + 1] : t->x_last;
         /* attention sub-block: xn1 = norm(x); q, k, v projections; (RoPE); causal attention; output projection */
@@ -325,6 +329,7 @@ static llmc_status backward(llmc_trainer *t, float *const *P, float *const *G, c
     else st = llmc_rms_norm_backward(t->dxn, t->x_last, P[fn], t->dres, G[fn], N, d, c->eps);
     if (st) return st;
     for (size_t li = c->n_layers; li-- > 0;) {
+        if (llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* gradients are partial: the caller zeroes them */
         float *const *w = P + L0 + PL * li;
         float *const *g = G + L0 + PL * li;
         /* dres = d(layer output). MLP: out = x_mid + mlp(norm(x_mid)) */

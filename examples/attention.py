@@ -3,13 +3,14 @@
     python examples/attention.py            # measures T = 256 ... 4096 (flash also 8192, 16384), ~1 minute
     python examples/attention.py --quick    # T = 256 ... 1024
 
-Writes examples/attention_time_memory.png and examples/attention_heatmap.png.
+Writes attention_time_memory.png and attention_heatmap.png into --out (default: a new temporary folder; the
+committed images in examples/ were made with `--out examples`). Runs against the installed llmc.
 Memory is llmc's own allocator peak (llmc._core.mem_stats): every byte the C kernels allocate, nothing guessed.
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,8 +20,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 import llmc  # noqa: E402
 from llmc import _core  # noqa: E402
 
@@ -83,16 +82,19 @@ def plot_heatmaps(path: Path, T: int = 48, d: int = 32):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="only T = 256 ... 1024")
     ap.add_argument("--heatmap-only", action="store_true", help="only the heat maps")
+    ap.add_argument("--out", default=None, help="folder for the two PNG files (default: a new temporary folder)")
     a = ap.parse_args()
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="llmc-attention-"))
+    out.mkdir(parents=True, exist_ok=True)
     Ts_std = [256, 512, 1024] if a.quick else [256, 512, 1024, 2048, 4096]
     Ts_flash = Ts_std if a.quick else Ts_std + [8192, 16384]
-    plot_heatmaps(HERE / "attention_heatmap.png")
+    plot_heatmaps(out / "attention_heatmap.png")
     if a.heatmap_only:
         return
-    plot_time_memory(Ts_std, Ts_flash, HERE / "attention_time_memory.png")
+    plot_time_memory(Ts_std, Ts_flash, out / "attention_time_memory.png")
 
 
 if __name__ == "__main__":

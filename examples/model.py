@@ -51,7 +51,7 @@ if model.arch != "bert":
 e = model.embed([ids, ids[:3], ids[::-1]])
 print("cosine similarities:\n", np.round(e @ e.T, 3))
 
-# 6. Weights by their checkpoint names, zero-copy: edit one and the model changes.
+# 6. Weights by their checkpoint names, zero-copy and read-only; state_dict(writable=True) to edit the model.
 sd = model.state_dict()
 name = next(iter(sd))
 print(f"{len(sd)} tensors, e.g. {name} {sd[name].shape}")

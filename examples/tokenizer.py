@@ -1,34 +1,31 @@
-"""llmc.Tokenizer tour: load tiktoken and Hugging Face tokenizers, encode/decode, special tokens, train and save.
+"""llmc.Tokenizer tour: tiktoken's encodings (shipped) and Hugging Face tokenizers, encode/decode, special tokens,
+train and save.
 
-    python examples/tokenizer.py            (uses ../shared when present, else only trains a tokenizer)
+    python examples/tokenizer.py            (the Llama tokenizer.json part runs when ../shared or $LLMC_SHARED has them)
 """
-import json
 import os
 import tempfile
 from pathlib import Path
 
 import llmc
 
-SHARED = Path(os.environ.get("LLMC_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+enc = llmc.get_encoding("cl100k_base")  # shipped with llmc, loaded offline, token-identical to tiktoken
+text = "Hello world! Tokens are what an LLM sees. 12345 🙂"
+ids = enc.encode(text)
+print(enc, ids)
+print("pieces:", enc.pieces(text))
+print("tokens:", [enc.token_bytes(i) for i in ids])
+assert enc.decode(ids) == text
+print("count:", enc.count(text))
+print("with a special token:", enc.encode("hi<|endoftext|>", allowed_special="all"))
+try:
+    enc.encode("hi<|endoftext|>")
+except ValueError as e:
+    print("disallowed special ->", type(e).__name__)
+print("gpt-4o uses", llmc.encoding_for_model("gpt-4o").name)
 
-if (SHARED / "tokenizers").is_dir():
-    d = SHARED / "tokenizers" / "tiktoken"
-    meta = json.loads((d / "cl100k_base.json").read_text())
-    enc = llmc.Tokenizer.from_tiktoken(d / "cl100k_base.tiktoken", pattern="cl100k",
-                                       special_tokens=meta["special_tokens"])
-    text = "Hello world! Tokens are what an LLM sees. 12345 🙂"
-    ids = enc.encode(text)
-    print(enc, ids)
-    print("pieces:", enc.pieces(text))
-    print("tokens:", [enc.token_bytes(i) for i in ids])
-    assert enc.decode(ids) == text
-    print("count:", enc.count(text))
-    print("with a special token:", enc.encode("hi<|endoftext|>", allowed_special="all"))
-    try:
-        enc.encode("hi<|endoftext|>")
-    except ValueError as e:
-        print("disallowed special ->", type(e).__name__)
-
+SHARED = Path(os.environ.get("LLMC_SHARED", "../shared"))  # Hugging Face tokenizer.json files are not shipped
+if (SHARED / "tokenizers" / "hf").is_dir():
     llama3 = llmc.Tokenizer.from_file(SHARED / "tokenizers" / "hf" / "llama3" / "tokenizer.json")
     print("llama3:", llama3.encode("Hello world!"), llama3.n_vocab)
     llama2 = llmc.Tokenizer.from_file(SHARED / "tokenizers" / "hf" / "llama2" / "tokenizer.json")

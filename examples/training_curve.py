@@ -1,10 +1,12 @@
 """Plot the default model's training curve (train and held-out loss vs step) from the record that
-scripts/train_default.py writes next to the model, into examples/training_curve.png.
+scripts/train_default.py writes next to the model, into training_curve.png in --out (default: a new temporary
+folder; the committed examples/training_curve.png was made with `--out examples`).
 
-    python examples/training_curve.py [path/to/training.json]
+    python examples/training_curve.py [path/to/training.json] [--out DIR]
 """
+import argparse
 import json
-import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +18,12 @@ import llmc  # noqa: E402
 
 
 def main():
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else llmc.default.DEFAULT_DIR / "training.json"
+    ap = argparse.ArgumentParser(description="plot the default model's training curve")
+    ap.add_argument("record", nargs="?", default=str(llmc.default.DEFAULT_DIR / "training.json"),
+                    help="a training.json written by scripts/train_default.py")
+    ap.add_argument("--out", default=None, help="folder for training_curve.png (default: a new temporary folder)")
+    args = ap.parse_args()
+    src = Path(args.record)
     rec = json.loads(src.read_text())
     h = rec["history"]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -28,7 +35,9 @@ def main():
                  f"({rec['epochs']:.1f} epochs); held-out ppl {rec['heldout_ppl']:.1f}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
-    out = Path(__file__).parent / "training_curve.png"
+    folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="llmc-curve-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "training_curve.png"
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

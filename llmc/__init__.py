@@ -12,11 +12,13 @@ from __future__ import annotations
 from ._native import _core
 from .attention import attention
 from .tokenizer import Tokenizer
+from .encodings import encoding_for_model, encoding_name_for_model, get_encoding, list_encoding_names
+from . import data
 from .model import Model, Session
 from .default import default_training_summary, load_default
-from .generate import Sampler, process_logits, sample
+from .generate import ContextWindowWarning, Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
-from .training import TrainHistory, loss_and_grads, train
+from .training import NonFiniteLossError, TrainHistory, loss_and_grads, train
 from .quant import dequantize, quant_types, quantize
 from .ops import (
     apply_rope,
@@ -66,5 +68,7 @@ __all__ = [
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
-    "Tokenizer", "load_default", "default_training_summary", "quantize", "dequantize", "quant_types",
+    "Tokenizer", "load_default", "default_training_summary", "get_encoding", "encoding_for_model",
+    "encoding_name_for_model", "list_encoding_names", "data", "ContextWindowWarning", "NonFiniteLossError",
+    "quantize", "dequantize", "quant_types",
 ]

@@ -9,21 +9,25 @@
     llmc train --text F --tokenizer T --config C --out DIR [options]
 
 MODEL is a checkpoint folder (config.json + *.safetensors [+ tokenizer.json]) or "default". TOKENIZER is a
-tokenizer.json, a .tiktoken file (pattern from the .json beside it, or --pattern), a model folder, or "default".
+tokenizer.json, a .tiktoken file (pattern from the .json beside it, or --pattern), a model folder, "default", or
+the name of a shipped tiktoken encoding (gpt2, r50k_base, p50k_base, cl100k_base, o200k_base, ...).
 Bad arguments exit with code 2 and a message.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 import llmc
+from llmc import _files
+
+from .training import NonFiniteLossError
 
 
 class CliError(Exception):
@@ -43,6 +47,8 @@ def _tokenizer(name: str, pattern: str | None):
     if name == "default":
         return llmc.load_default().tokenizer
     p = Path(name)
+    if name in llmc.list_encoding_names() and not p.exists():
+        return llmc.get_encoding(name)  # a shipped tiktoken encoding: gpt2, cl100k_base, o200k_base, ...
     if p.is_dir():
         p = p / "tokenizer.json"
     if not p.exists():
@@ -95,23 +101,11 @@ def cmd_demo(args) -> int:
     print(f"   sampling:      {prompt}{model.generate(prompt, n, temperature=0.8, top_p=0.95, seed=args.seed)}")
     print(f"   beam search 4: {prompt}{model.generate(prompt, n, num_beams=4, no_repeat_ngram_size=3)}")
     print("\n4. held-out perplexity")
-    summary = llmc.default_training_summary() if args.model == "default" else {}
-    # the corpus is not shipped: look where the project keeps it ($LLMC_SHARED, else ../shared from here)
-    candidates = [os.environ.get("LLMC_SHARED"), Path.cwd().parent / "shared", Path.cwd() / "shared"]
-    kjv = next((Path(c) / "corpora" / "kjv.txt" for c in candidates
-                if c and (Path(c) / "corpora" / "kjv.txt").is_file()), None)
-    if kjv is not None:
-        lines = kjv.read_text(encoding="utf-8").splitlines()
-        held = "\n".join(lines[int(len(lines) * 0.95):]) + "\n"  # the split rule of scripts/train_default.py
-        ctx = min(256, model.context_length)
-        r = llmc.perplexity(model, held, context_length=ctx, stride=ctx // 2, progress=False)
-        print(f"   last 5% of kjv.txt ({r.n_tokens:,} tokens, sliding window {ctx}, stride {ctx // 2}): "
-              f"perplexity {r.ppl:.2f}")
-    elif summary:
-        print(f"   recorded at training time: {summary['heldout_ppl']:.2f} ({summary['heldout_method']}); "
-              f"kjv.txt not found here to recompute it")
-    else:
-        print("   (no held-out text available: set LLMC_SHARED to a folder with corpora/kjv.txt)")
+    held = llmc.data.kjv_text("heldout")  # the last 5% of the shipped kjv.txt: the default model never saw it
+    ctx = min(256, model.context_length)
+    r = llmc.perplexity(model, held, context_length=ctx, stride=ctx // 2, progress=False)
+    print(f"   last 5% of kjv.txt ({r.n_tokens:,} tokens, sliding window {ctx}, stride {ctx // 2}): "
+          f"perplexity {r.ppl:.2f}")
     print(f"\nthreads={llmc.get_num_threads()} simd={llmc.simd_info()['active']}")
     return 0
 
@@ -119,13 +113,21 @@ def cmd_demo(args) -> int:
 def cmd_generate(args) -> int:
     model = _model(args.model)
     kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-              repetition_penalty=args.repetition_penalty, num_beams=args.beams, seed=args.seed)
-    if args.stream:
-        for piece in model.generate(args.prompt, args.max_new_tokens, stream=True, **kw):
-            print(piece, end="", flush=True)
-        print()
-    else:
-        print(model.generate(args.prompt, args.max_new_tokens, **kw))
+              repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
+              num_beams=args.beams, seed=args.seed, overflow=args.overflow, keep_first=args.keep_first)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", llmc.ContextWindowWarning)
+        if args.stream:
+            for piece in model.generate(args.prompt, args.max_new_tokens, stream=True, **kw):
+                print(piece, end="", flush=True)
+            print()
+        else:
+            print(model.generate(args.prompt, args.max_new_tokens, **kw))
+    for w in caught:  # one line on stderr, not a warning with a source location
+        if issubclass(w.category, llmc.ContextWindowWarning):
+            print(f"llmc generate: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return 0
 
 
@@ -134,7 +136,7 @@ def cmd_perplexity(args) -> int:
     p = Path(args.file)
     if not p.is_file():
         raise CliError(f"{args.file}: no such file")
-    text = p.read_text(encoding="utf-8")
+    text = _files.read_regular(p).decode("utf-8")
     t0 = time.perf_counter()
     r = llmc.perplexity(model, text, context_length=args.context, stride=args.stride, method=args.method,
                         progress=not args.quiet)
@@ -168,41 +170,63 @@ def cmd_info(args) -> int:
         print(f"  architecture: {m.arch}   layers {m.n_layers}, d_model {m.d_model}, heads {m.n_heads} "
               f"(kv {m.n_kv_heads}), head_dim {m.head_dim}, vocab {m.vocab_size}")
         print(f"  parameters: {n:,} ({n / 1e6:.2f} M); weights in memory (fp32): {n * 4 / 2**20:.1f} MiB")
-        kv = 2 * m.n_layers * m.n_kv_heads * m.head_dim * 4
-        print(f"  context window: {m.context_length} tokens; KV cache {kv:,} bytes/token, "
-              f"{kv * m.context_length / 2**20:.1f} MiB for a full window")
+        if m.info.get("causal", True):
+            kv = 2 * m.n_layers * m.n_kv_heads * m.head_dim * 4
+            print(f"  context window: {m.context_length} tokens; KV cache {kv:,} bytes/token, "
+                  f"{kv * m.context_length / 2**20:.1f} MiB for a full window")
+        else:  # an encoder (BERT) reads the whole input at once: nothing is cached between calls
+            print(f"  context window: {m.context_length} tokens; encoder (bidirectional attention): no KV cache, "
+                  "no generation")
         print(f"  tokenizer: {m.tokenizer!r}")
     return 0
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return _files.read_regular(path).decode("utf-8")  # a FIFO is refused, not waited on
+    except UnicodeDecodeError as e:
+        raise CliError(f"{what} {path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise CliError(f"{what} {path}: {e.strerror or e}") from None
+
+
 def cmd_train(args) -> int:
     text_path, tok_path, cfg_path = Path(args.text), Path(args.tokenizer), Path(args.config)
-    for p in (text_path, tok_path, cfg_path):
-        if not p.exists():
-            raise CliError(f"{p}: no such file")
-    tok = _tokenizer(str(tok_path), None)
-    config = json.loads(cfg_path.read_text())
+    for flag, p in (("--text", text_path), ("--tokenizer", tok_path), ("--config", cfg_path)):
+        if not p.exists() and not (flag == "--tokenizer" and args.tokenizer in llmc.list_encoding_names()):
+            raise CliError(f"{flag} {p}: no such file")
+    try:
+        tok = _tokenizer(str(tok_path), None)
+    except (ValueError, TypeError, OSError) as e:
+        raise CliError(f"--tokenizer {tok_path}: {e}") from None
+    try:
+        config = json.loads(_read_text(cfg_path, "--config"))
+    except json.JSONDecodeError as e:
+        raise CliError(f"--config {cfg_path}: not valid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise CliError(f"--config {cfg_path}: a config.json holds a JSON object, got {type(config).__name__}")
     config.setdefault("vocab_size", tok.n_vocab)
-    ids = np.asarray(tok.encode(text_path.read_text(encoding="utf-8")), np.int32)
+    ids = np.asarray(tok.encode(_read_text(text_path, "--text")), np.int32)
     n_eval = int(len(ids) * args.eval_fraction)
     train_ids, eval_ids = (ids[:-n_eval], ids[-n_eval:]) if n_eval > args.seq_len + 1 else (ids, None)
+    if len(train_ids) < args.seq_len + 2:
+        raise CliError(f"--text {text_path}: {len(train_ids):,} training tokens, fewer than one window of "
+                       f"--seq-len {args.seq_len} + 1")
     out = Path(args.out)
     start = 0
     from .training import Trainer
 
-    if args.resume:
-        model = llmc.Model.load(args.resume)
-        state = json.loads((Path(args.resume) / "trainer_state.json").read_text())
-        start = int(state["step"])
+    from .checkpoint import load_training_checkpoint, save_training_checkpoint
+
+    if args.resume:  # model, AdamW moments and step count of one checkpoint set, so training continues exactly
+        model, trainer, start = load_training_checkpoint(
+            args.resume, lambda m: Trainer(m.config, m.state_dict(writable=True), args.batch_size, args.seq_len))
     else:
-        model = llmc.Model.init(config, seed=args.seed)
-    trainer = Trainer(model.config, model.state_dict(), args.batch_size, args.seq_len)
-    if args.resume:  # AdamW moments and step count, so the optimiser continues where it stopped
-        opt = np.load(Path(args.resume) / "optimizer.npz")
-        for i, n in enumerate(trainer.names):
-            trainer.m[i][...] = opt["m:" + n]
-            trainer.v[i][...] = opt["v:" + n]
-        trainer.step_count = int(opt["step_count"])
+        try:
+            model = llmc.Model.init(config, seed=args.seed)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CliError(f"--config {cfg_path}: {e.args[0] if e.args else e}") from None
+        trainer = Trainer(model.config, model.state_dict(writable=True), args.batch_size, args.seq_len)
     print(f"{len(train_ids):,} training tokens; {model!r}")
 
     def report(step, hist):
@@ -211,91 +235,170 @@ def cmd_train(args) -> int:
             print(f"step {step + 1}/{args.steps} loss {hist.train_loss[-1]:.4f}{ev} "
                   f"{hist.tokens_per_s[-1]:.0f} tok/s", flush=True)
 
-    llmc.train(model, train_ids, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
-               weight_decay=args.weight_decay, eval_ids=eval_ids, eval_every=args.eval_every, seed=args.seed,
-               start_step=start, callback=report, progress=False, trainer=trainer)
-    model.save(out)
-    (out / "trainer_state.json").write_text(json.dumps({"step": args.steps, "seed": args.seed}))
-    np.savez(out / "optimizer.npz", step_count=trainer.step_count,
-             **{f"m:{n}": m for n, m in zip(trainer.names, trainer.m)},
-             **{f"v:{n}": v for n, v in zip(trainer.names, trainer.v)})
-    if tok_path.suffix == ".json":
-        (out / "tokenizer.json").write_bytes(tok_path.read_bytes())
+    def save(step):
+        # one atomic set: killed here or out of disk, the previous checkpoint in `out` stays whole (llmc/checkpoint.py)
+        save_training_checkpoint(out, model, trainer, step, args.seed,
+                                 _files.read_regular(tok_path) if tok_path.suffix == ".json" else None)
+
+    try:
+        llmc.train(model, train_ids, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+                   lr=args.lr, weight_decay=args.weight_decay, eval_ids=eval_ids, eval_every=args.eval_every,
+                   seed=args.seed, start_step=start, callback=report, progress=False, trainer=trainer)
+    except NonFiniteLossError as e:
+        # the failing step's update was not applied: the model holds the last good weights (after e.step steps)
+        if e.step > start:
+            save(e.step)
+            e.args = (f"{e.args[0]} The last good state (step {e.step}) was saved to {out}; continue with "
+                      f"--resume {out} and a lower --lr.",)
+        raise
+    save(args.steps)
     print(f"saved {out}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="llmc", description="llmc: large language models on a fast, inspectable C core")
-    sub = ap.add_subparsers(dest="command", required=True)
+def _int_at_least(lo: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {lo}, got {v}")
+        return v
+    return parse
 
-    d = sub.add_parser("demo", help="a tour of llmc on the default model")
-    d.add_argument("--model", default="default")
-    d.add_argument("--prompt", default="In the beginning")
-    d.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 1.5])
-    d.add_argument("--max-new-tokens", type=int, default=24)
-    d.add_argument("--seed", type=int, default=0)
+
+def _float(lo: float | None = None, hi: float | None = None, what: str = "value", lo_open: bool = False):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{what} must be finite, got {text}")
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            raise argparse.ArgumentTypeError(f"{what} must be {'>' if lo_open else '>='} {lo:g}, got {v:g}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"{what} must be <= {hi:g}, got {v:g}")
+        return v
+    return parse
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default; descriptions keep their line breaks."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="llmc", description=__doc__.split("\n\n", 1)[1], formatter_class=_Help)
+    ap.add_argument("--version", action="version", version=f"llmc {llmc.__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name, help):
+        return sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+
+    d = cmd("demo", "a tour of llmc on the default model: tokens, next-token probabilities, greedy / sampling / "
+                    "beam search, held-out perplexity")
+    d.add_argument("--model", default="default", help='a checkpoint folder, or "default"')
+    d.add_argument("--prompt", default="In the beginning", help="the text to tokenize and continue")
+    d.add_argument("--temperatures", type=_float(0.0, what="--temperatures"), nargs="+", default=[0.7, 1.5],
+                   help="temperatures at which to show the next-token distribution")
+    d.add_argument("--max-new-tokens", type=_int_at_least(0, "--max-new-tokens"), default=24,
+                   help="tokens to generate with each strategy")
+    d.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="seed of the sampling example")
     d.set_defaults(fn=cmd_demo)
 
-    g = sub.add_parser("generate", help="continue a prompt")
-    g.add_argument("model")
-    g.add_argument("prompt")
-    g.add_argument("--max-new-tokens", type=int, default=64)
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--top-p", type=float, default=1.0)
-    g.add_argument("--min-p", type=float, default=0.0)
-    g.add_argument("--repetition-penalty", type=float, default=1.0)
-    g.add_argument("--beams", type=int, default=1)
-    g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--stream", action="store_true")
+    g = cmd("generate", "continue a prompt")
+    g.add_argument("model", help='a checkpoint folder (config.json + *.safetensors + tokenizer.json), or "default"')
+    g.add_argument("prompt", help="the text to continue")
+    g.add_argument("--max-new-tokens", type=_int_at_least(0, "--max-new-tokens"), default=64,
+                   help="the most tokens to generate")
+    g.add_argument("--temperature", type=_float(0.0, what="--temperature"), default=1.0,
+                   help="divides the logits; 0 = greedy")
+    g.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0, help="keep the k most likely tokens; 0 = off")
+    g.add_argument("--top-p", type=_float(0.0, 1.0, "--top-p", lo_open=True), default=1.0,
+                   help="nucleus sampling: keep the smallest set with this probability mass; 1 = off")
+    g.add_argument("--min-p", type=_float(0.0, 1.0, "--min-p"), default=0.0,
+                   help="drop tokens less likely than min-p times the top token; 0 = off")
+    g.add_argument("--repetition-penalty", type=_float(0.0, what="--repetition-penalty", lo_open=True), default=1.0,
+                   help="CTRL penalty on tokens already seen (> 1 discourages repeats); 1 = off")
+    g.add_argument("--no-repeat-ngram-size", type=_int_at_least(0, "--no-repeat-ngram-size"), default=0,
+                   help="forbid any n-gram of this size from occurring twice; 0 = off")
+    g.add_argument("--beams", type=_int_at_least(1, "--beams"), default=1, help="beam search with this many beams; "
+                   "1 = greedy / sampling")
+    g.add_argument("--seed", type=_int_at_least(0, "--seed"), default=None,
+                   help="sampler seed (sampling is on when a seed or a sampling option is given); none: from the OS")
+    g.add_argument("--overflow", choices=["stop", "slide", "error"], default="stop",
+                   help="when prompt + generated tokens would exceed the context window: stop there with a "
+                        "warning, slide the window (drop the oldest tokens), or fail before generating")
+    g.add_argument("--keep-first", type=_int_at_least(0, "--keep-first"), default=0,
+                   help="with --overflow slide: tokens at the start that never leave the window")
+    g.add_argument("--stream", action="store_true", help="print text as it is generated")
     g.set_defaults(fn=cmd_generate)
 
-    p = sub.add_parser("perplexity", help="perplexity of a text file")
-    p.add_argument("model")
-    p.add_argument("file")
-    p.add_argument("--context", type=int, default=None)
-    p.add_argument("--stride", type=int, default=None)
-    p.add_argument("--method", choices=["sliding", "chunks"], default="sliding")
-    p.add_argument("--quiet", action="store_true")
+    p = cmd("perplexity", "perplexity of a text file")
+    p.add_argument("model", help='a checkpoint folder, or "default"')
+    p.add_argument("file", help="a UTF-8 text file")
+    p.add_argument("--context", type=_int_at_least(1, "--context"), default=None,
+                   help="tokens per window; none: min(256, the model's context window)")
+    p.add_argument("--stride", type=_int_at_least(1, "--stride"), default=None,
+                   help="sliding method: tokens the window moves; none: half the context")
+    p.add_argument("--method", choices=["sliding", "chunks"], default="sliding",
+                   help="sliding windows (Hugging Face) or disjoint chunks scoring their second half (llama.cpp)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_perplexity)
 
-    t = sub.add_parser("tokenize", help="token ids and pieces of a text")
-    t.add_argument("tokenizer")
-    t.add_argument("text")
-    t.add_argument("--pattern", default=None, help="pre-tokenizer of a .tiktoken file (gpt2, cl100k, o200k, ...)")
-    t.add_argument("--json", action="store_true")
+    t = cmd("tokenize", "token ids and pieces of a text")
+    t.add_argument("tokenizer", help="a tokenizer.json, a .tiktoken file, a model folder, \"default\", or a shipped "
+                                     "encoding name (gpt2, cl100k_base, o200k_base, ...)")
+    t.add_argument("text", help="the text to tokenize")
+    t.add_argument("--pattern", default=None, help="pre-tokenizer of a .tiktoken file (gpt2, cl100k, o200k, ...); "
+                                                   "none: from the .json beside it")
+    t.add_argument("--json", action="store_true", help="print one JSON object {ids, pieces}")
     t.set_defaults(fn=cmd_tokenize)
 
-    i = sub.add_parser("info", help="build info, and a model's architecture, size and memory")
-    i.add_argument("model", nargs="?")
+    i = cmd("info", "build info, and a model's architecture, size and memory")
+    i.add_argument("model", nargs="?", default=None, help='a checkpoint folder, or "default"; none: build info only')
     i.set_defaults(fn=cmd_info)
 
-    tr = sub.add_parser("train", help="train a gpt2/llama model on a text file")
-    tr.add_argument("--text", required=True)
-    tr.add_argument("--tokenizer", required=True)
+    tr = cmd("train", "train a gpt2/llama model on a text file")
+    tr.add_argument("--text", required=True, help="a UTF-8 text file to train on")
+    tr.add_argument("--tokenizer", required=True, help="a tokenizer.json or .tiktoken file (or a shipped encoding name)")
     tr.add_argument("--config", required=True, help="a config.json (model_type gpt2 or llama)")
-    tr.add_argument("--out", required=True)
-    tr.add_argument("--steps", type=int, default=1000)
-    tr.add_argument("--batch-size", type=int, default=8)
-    tr.add_argument("--seq-len", type=int, default=128)
-    tr.add_argument("--lr", type=float, default=3e-3)
-    tr.add_argument("--weight-decay", type=float, default=0.1)
-    tr.add_argument("--eval-fraction", type=float, default=0.05)
-    tr.add_argument("--eval-every", type=int, default=100)
-    tr.add_argument("--log-every", type=int, default=10)
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", required=True, help="the folder to write the trained checkpoint to")
+    tr.add_argument("--steps", type=_int_at_least(1, "--steps"), default=1000, help="optimizer steps")
+    tr.add_argument("--batch-size", type=_int_at_least(1, "--batch-size"), default=8, help="windows per step")
+    tr.add_argument("--seq-len", type=_int_at_least(1, "--seq-len"), default=128,
+                    help="tokens per window (at most the config's context window)")
+    tr.add_argument("--lr", type=_float(0.0, 1.0, "--lr", lo_open=True), default=3e-3,
+                    help="peak AdamW learning rate (warmup, then cosine to a tenth)")
+    tr.add_argument("--weight-decay", type=_float(0.0, 1.0, "--weight-decay"), default=0.1,
+                    help="AdamW decoupled weight decay (not on norms, biases, embeddings)")
+    tr.add_argument("--eval-fraction", type=_float(0.0, 0.5, "--eval-fraction"), default=0.05,
+                    help="the last fraction of the text's tokens held out for evaluation")
+    tr.add_argument("--eval-every", type=_int_at_least(1, "--eval-every"), default=100,
+                    help="steps between held-out evaluations")
+    tr.add_argument("--log-every", type=_int_at_least(1, "--log-every"), default=10, help="steps between log lines")
+    tr.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="seeds the weights and the batches")
     tr.add_argument("--resume", default=None, help="a folder saved by an earlier run (continues at its step)")
     tr.set_defaults(fn=cmd_train)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code: 0, 2 for bad arguments or input, 1 when the machine ran out
+    of memory or training diverged."""
     args = build_parser().parse_args(argv)  # bad arguments: argparse prints usage and exits with code 2
     try:
         return args.fn(args)
-    except (CliError, ValueError, TypeError, OSError, KeyError) as e:
+    except MemoryError as e:
+        print(f"llmc {args.command}: error: out of memory" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return 1
+    except NonFiniteLossError as e:
         print(f"llmc {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except (CliError, ValueError, TypeError, OSError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"llmc {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,7 @@ Random draws use llmc's own generator (xoshiro256**), so a seed gives the same t
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -17,7 +18,13 @@ from numpy.typing import ArrayLike
 
 from ._native import _core
 
-__all__ = ["Sampler", "sample", "process_logits", "generate"]
+__all__ = ["Sampler", "sample", "process_logits", "generate", "ContextWindowWarning", "OVERFLOW_MODES"]
+
+OVERFLOW_MODES = ("stop", "slide", "error")
+
+
+class ContextWindowWarning(UserWarning):
+    """generate() stopped because prompt + generated tokens filled the model's context window (overflow="stop")."""
 
 
 class Sampler:
@@ -164,10 +171,19 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
              top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
              do_sample: bool | None = None, num_beams: int = 1, length_penalty: float = 1.0, early_stopping=False,
              num_return_sequences: int = 1, stop: str | Sequence[str] | None = None, seed: int | None = None,
-             stream: bool = False, return_logprobs: bool = False, overflow: str = "error", keep_first: int = 0,
+             stream: bool = False, return_logprobs: bool = False, overflow: str = "stop", keep_first: int = 0,
              eos_token_id: int | Sequence[int] | None = None):
     """Continue ``prompt`` (a str, encoded with ``model.tokenizer``, or a list of token ids) by up to
     ``max_new_tokens`` tokens. See ``llmc.Model.generate`` for the parameters.
+
+    The context window (``model.context_length`` tokens) holds the prompt and the generated tokens. ``overflow``
+    says what happens when they would not fit:
+
+    - ``"stop"`` (default): generation stops when the window is full, warns (``llmc.ContextWindowWarning``) and
+      returns what was generated. A prompt longer than the window raises ValueError before any work.
+    - ``"slide"``: the oldest tokens after the first ``keep_first`` leave the window first-in-first-out and
+      generation continues (see ``Model.session``).
+    - ``"error"``: ValueError before any work when prompt + max_new_tokens exceeds the window.
 
     Returns the generated text (str prompt) or ids (id prompt), without the prompt; a list of them when
     ``num_return_sequences > 1``; with ``return_logprobs=True`` each result is a pair (result, logprobs) where
@@ -183,8 +199,12 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
         ids = [int(i) for i in np.asarray(prompt).reshape(-1)]
     if not ids:
         raise ValueError("the prompt is empty: generation needs at least one token to condition on")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+        raise TypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    max_new_tokens, window_limited = _fit_window(model, len(ids), int(max_new_tokens), overflow)
+    session_overflow = "slide" if overflow == "slide" else "error"
     if not 1 <= num_return_sequences:
         raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
     if num_beams < 1:
@@ -204,7 +224,7 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
             raise ValueError("beam search here is deterministic: use do_sample=False (or temperature=0) with num_beams")
         return _generate_beams(model, ids, max_new_tokens, num_beams, length_penalty, early_stopping,
                                num_return_sequences, eos, repetition_penalty, no_repeat_ngram_size, text_mode, tok,
-                               stops, return_logprobs, overflow, keep_first)
+                               stops, return_logprobs, session_overflow, keep_first, window_limited)
 
     sampler = Sampler(V, temperature=temperature if sampling else 1.0, top_k=top_k, top_p=top_p, min_p=min_p,
                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
@@ -214,17 +234,46 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
             raise ValueError("stream=True produces one sequence")
         if tok is None:
             raise ValueError("stream=True yields text and needs a tokenizer")
-        return _stream(model, ids, max_new_tokens, sampler, eos, stops, tok, overflow, keep_first)
+        return _stream(model, ids, max_new_tokens, sampler, eos, stops, tok, session_overflow, keep_first,
+                       window_limited)
     results = []
     for _ in range(num_return_sequences):
         out, lps = [], []
-        for t, lp in _decode_loop(model, ids, max_new_tokens, sampler, eos, overflow, keep_first):
+        for t, lp in _decode_loop(model, ids, max_new_tokens, sampler, eos, session_overflow, keep_first):
             out.append(t)
             lps.append(lp)
             if stops and _stop_at(tok.decode(out), stops) >= 0:
                 break
+        if window_limited and len(out) == max_new_tokens and (not out or out[-1] not in eos):
+            _warn_window(model, len(ids), len(out))
         results.append(_finish(out, lps, text_mode, tok, stops, return_logprobs))
     return results if num_return_sequences > 1 else results[0]
+
+
+def _fit_window(model, n_prompt: int, max_new_tokens: int, overflow: str) -> tuple[int, bool]:
+    """(max_new_tokens to run, whether the window, not the caller, set it) for the chosen overflow policy."""
+    if overflow not in OVERFLOW_MODES:
+        raise ValueError(f'overflow must be "stop", "slide" or "error", got {overflow!r}')
+    ctx = int(getattr(model, "context_length", 0) or 0)
+    if overflow == "slide" or ctx <= 0:
+        return max_new_tokens, False
+    if n_prompt > ctx:
+        raise ValueError(f"the prompt has {n_prompt} tokens, more than the context window of {ctx}: shorten it, "
+                         "or pass overflow=\"slide\" to keep only the most recent tokens")
+    room = ctx - n_prompt
+    if max_new_tokens <= room:
+        return max_new_tokens, False
+    if overflow == "error":
+        raise ValueError(f"prompt ({n_prompt} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context "
+                         f"window of {ctx} tokens; lower max_new_tokens to {room}, or pass overflow=\"stop\" "
+                         "(stop at the window) or overflow=\"slide\" (drop the oldest tokens)")
+    return room, True
+
+
+def _warn_window(model, n_prompt: int, n_new: int) -> None:
+    warnings.warn(f"generation stopped at the context window ({model.context_length} tokens: {n_prompt} of prompt "
+                  f"+ {n_new} generated); pass overflow=\"slide\" to continue past it", ContextWindowWarning,
+                  stacklevel=4)
 
 
 def _decode_loop(model, ids, max_new_tokens, sampler, eos, overflow, keep_first):
@@ -254,11 +303,13 @@ def _finish(out, lps, text_mode, tok, stops, return_logprobs):
     return (res, lps) if return_logprobs else res
 
 
-def _stream(model, ids, max_new_tokens, sampler, eos, stops, tok, overflow, keep_first):
+def _stream(model, ids, max_new_tokens, sampler, eos, stops, tok, overflow, keep_first, window_limited=False):
     dec = _Decoder(tok)
+    n_out, last = 0, None
     held = ""  # text not yet yielded because it may be the start of a stop string
     longest = max((len(s) for s in stops), default=0)
     for t, _ in _decode_loop(model, ids, max_new_tokens, sampler, eos, overflow, keep_first):
+        n_out, last = n_out + 1, t
         if t in eos:
             break
         held += dec.push(t)
@@ -281,14 +332,18 @@ def _stream(model, ids, max_new_tokens, sampler, eos, stops, tok, overflow, keep
     held = held[:cut] if cut >= 0 else held
     if held:
         yield held
+    if window_limited and n_out == max_new_tokens and last not in eos:
+        _warn_window(model, len(ids), n_out)
 
 
 def _generate_beams(model, ids, max_new_tokens, num_beams, length_penalty, early_stopping, num_return_sequences,
                     eos, repetition_penalty, no_repeat_ngram_size, text_mode, tok, stops, return_logprobs, overflow,
-                    keep_first):
+                    keep_first, window_limited=False):
     from .beam import beam_search
 
     if max_new_tokens == 0:
+        if window_limited:
+            _warn_window(model, len(ids), 0)
         empty = _finish([], [], text_mode, tok, stops, False)
         return [empty] * num_return_sequences if num_return_sequences > 1 else empty
     # two banks of sessions: each step copies the parents' caches from one bank into the other (no recomputation)
@@ -320,6 +375,8 @@ def _generate_beams(model, ids, max_new_tokens, num_beams, length_penalty, early
     hyps = beam_search(step, ids, num_beams=num_beams, max_new_tokens=max_new_tokens, eos_token_ids=eos,
                        length_penalty=length_penalty, early_stopping=early_stopping,
                        num_return_sequences=num_return_sequences, process=process)
+    if window_limited and any(len(h.ids) == max_new_tokens and h.ids[-1] not in eos for h in hyps):
+        _warn_window(model, len(ids), max_new_tokens)
     results = []
     for h in hyps:
         res = _finish(h.ids, [], text_mode, tok, stops, False)

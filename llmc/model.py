@@ -24,6 +24,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from . import _files
 from ._native import _core
 
 __all__ = ["Model", "Session"]
@@ -118,20 +119,37 @@ class Model:
         """The config.json contents (a copy)."""
         return dict(self._config)
 
-    def generate(self, prompt, max_new_tokens: int = 64, **kwargs):
+    def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 64, *, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0,
+                 no_repeat_ngram_size: int = 0, do_sample: bool | None = None, num_beams: int = 1,
+                 length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
+                 stop: str | Sequence[str] | None = None, seed: int | None = None, stream: bool = False,
+                 return_logprobs: bool = False, overflow: Literal["stop", "slide", "error"] = "stop",
+                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None):
         """Continue a prompt (str, encoded with model.tokenizer, or a list of token ids) with KV-cached decoding.
 
-        Keyword arguments: temperature=1.0 (0 = greedy), top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
-        no_repeat_ngram_size=0, do_sample=None (None: sample when a sampling knob or seed is given, else greedy),
-        num_beams=1, length_penalty=1.0, early_stopping=False|True|"never", num_return_sequences=1, stop=None
-        (str or list of str; the text is cut before the first one), seed=None, stream=False (an iterator of text
-        pieces), return_logprobs=False, overflow="error"|"slide", keep_first=0, eos_token_id=None (config's).
-        The sampler chain and beam search follow transformers' semantics (see llmc.generate and llmc.beam).
+        temperature: 0 = greedy; top_k / top_p / min_p: filters (0 / 1.0 / 0.0 = off); repetition_penalty (1.0 =
+        off) and no_repeat_ngram_size (0 = off) act on the prompt and the generated tokens. do_sample: None
+        samples when a sampling knob or a seed is given and decodes greedily otherwise. num_beams > 1: beam search
+        with length_penalty, early_stopping (False, True or "never") and num_return_sequences, as transformers.
+        stop: str or list of str; the text is cut before the first one. seed: the sampler's seed (None: from the
+        OS). stream=True: an iterator of text pieces. return_logprobs: also the chosen tokens' log-probabilities
+        (the hypothesis score for beam search). eos_token_id: overrides the config's.
+        overflow: what happens when prompt + generated tokens would exceed the context window:
+        "stop" (default) stops there with a llmc.ContextWindowWarning and returns what was generated; "slide"
+        drops the oldest tokens after the first keep_first and continues; "error" raises ValueError before any
+        work. The sampler chain and beam search follow transformers' semantics (see llmc.generate, llmc.beam).
         Returns text for a str prompt, ids for an id prompt (without the prompt; with the EOS token when
         generation stopped on it), a list when num_return_sequences > 1."""
         from .generate import generate
 
-        return generate(self, prompt, max_new_tokens, **kwargs)
+        return generate(self, prompt, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                        min_p=min_p, repetition_penalty=repetition_penalty,
+                        no_repeat_ngram_size=no_repeat_ngram_size, do_sample=do_sample, num_beams=num_beams,
+                        length_penalty=length_penalty, early_stopping=early_stopping,
+                        num_return_sequences=num_return_sequences, stop=stop, seed=seed, stream=stream,
+                        return_logprobs=return_logprobs, overflow=overflow, keep_first=keep_first,
+                        eos_token_id=eos_token_id)
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -142,13 +160,26 @@ class Model:
         p = Path(path).expanduser()
         if not p.is_dir():
             if p.exists():
-                raise NotADirectoryError(f"{p}: a checkpoint is a folder (config.json + *.safetensors)")
-            raise FileNotFoundError(f"{p}: no such checkpoint folder")
-        core = _core.model_load(os.fsdecode(p))
-        with open(p / "config.json", "rb") as f:  # kept verbatim for save(); C parsed and validated it already
-            config = json.loads(f.read())
+                raise NotADirectoryError(f"{_files.display(p)}: a checkpoint is a folder (config.json + *.safetensors)")
+            raise FileNotFoundError(f"{_files.display(p)}: no such checkpoint folder")
+        for attempt in range(2):
+            # every file is read through one handle on the folder: a save that swaps a new checkpoint in meanwhile
+            # cannot give this load the config of one set and the weights of the other (llmc/_files.py)
+            with _files.stable_dir(p) as d:
+                try:
+                    core = _core.model_load(d)
+                    # kept verbatim for save(); C parsed and validated it already
+                    config = json.loads(_files.read_regular(os.path.join(d, "config.json")))
+                    tokenizer = _load_tokenizer(Path(d) / "tokenizer.json")
+                    break
+                except FileNotFoundError as e:
+                    if attempt or not p.is_dir():
+                        raise _files.name_in_errors(e, d, p)
+                    # else: the old set was deleted under us after a swap; load the new one
+                except Exception as e:
+                    raise _files.name_in_errors(e, d, p)
         model = cls(core, config, attention, p)
-        model.tokenizer = _load_tokenizer(p / "tokenizer.json")
+        model.tokenizer = tokenizer
         return model
 
     @classmethod
@@ -245,15 +276,24 @@ class Model:
         return Session(core, self)
 
     # ------------------------------------------------------------ weights
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """{checkpoint tensor name: float32 array}, zero-copy views of the model's weights (writing to them changes
-        the model). Tied weights appear once, under the embedding's name."""
-        return dict(self._m.tensors())
+    def state_dict(self, writable: bool = False) -> dict[str, np.ndarray]:
+        """{checkpoint tensor name: float32 array}: zero-copy views of the model's weights. Tied weights appear
+        once, under the embedding's name.
+
+        The views are read-only by default, so an in-place NumPy operation cannot change the model by accident
+        (it raises ValueError: assignment destination is read-only). writable=True returns writable views:
+        writing to them changes the model (what training and load_state_dict do). Copy (np.array(v)) to get
+        arrays of your own."""
+        views = dict(self._m.tensors())
+        if not writable:
+            for v in views.values():
+                v.flags.writeable = False
+        return views
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy arrays into the weights of the same names (shapes must match). strict: every weight must be given
         and no unknown name may appear."""
-        own = self.state_dict()
+        own = self.state_dict(writable=True)
         unknown = sorted(set(state) - set(own))
         missing = sorted(set(own) - set(state))
         if strict and (unknown or missing):
@@ -268,16 +308,19 @@ class Model:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint folder (config.json + model.safetensors, float32) that transformers and Model.load
-        read."""
-        p = Path(path).expanduser()
-        p.mkdir(parents=True, exist_ok=True)
+        read. Atomic: the new set is written into a sibling folder, fsynced and swapped in at once, so a save that is
+        killed or runs out of disk leaves the old checkpoint loadable (other files in the folder are kept)."""
+        with _files.atomic_dir(path) as tmp:
+            self._write_files(tmp)
+
+    def _write_files(self, folder: Path) -> None:
+        """config.json and model.safetensors into folder (each fsynced; the caller makes the set atomic)."""
         config = dict(self._config)
         config.setdefault("model_type", self.arch)
         config.setdefault("architectures", [_ARCHITECTURES[self.arch]])
         config["dtype"] = "float32"
-        with open(p / "config.json", "w") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        _write_safetensors(p / "model.safetensors", self.state_dict())
+        _files.write_chunks(folder / "config.json", [json.dumps(config, indent=2, sort_keys=True).encode()])
+        _write_safetensors(folder / "model.safetensors", self.state_dict())
 
     def __repr__(self) -> str:
         return (f"llmc.Model({self.arch}, layers={self.n_layers}, d_model={self.d_model}, heads={self.n_heads}/"
@@ -294,20 +337,19 @@ def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
         offset += nbytes
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)  # pad so the data starts 8-byte aligned
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
+    def chunks():  # one tensor at a time: the file is never built in memory
+        yield struct.pack("<Q", len(h)) + h
         for n in names:
-            f.write(np.ascontiguousarray(tensors[n], dtype="<f4").tobytes())
-    os.replace(tmp, path)
+            yield np.ascontiguousarray(tensors[n], dtype="<f4").tobytes()
+
+    _files.write_chunks(path, chunks())
 
 
 def _load_tokenizer(path: Path):
     """llmc.Tokenizer.from_file(tokenizer.json) when the file exists, else None. A tokenizer kind llmc does not
     implement leaves None with a warning: the model itself still works on token ids."""
-    if not path.is_file():
-        return None
+    if not os.path.lexists(path):
+        return None  # (a FIFO or other non-regular file is refused by from_file with an OSError)
     from .tokenizer import Tokenizer
 
     try:
@@ -317,7 +359,7 @@ def _load_tokenizer(path: Path):
     # Files saved for batched inference carry padding/truncation settings (all-MiniLM pads everything to 128):
     # those are batching policy, not tokenization, and llmc pads and masks batches itself, so drop them and retry.
     try:
-        spec = json.loads(path.read_bytes())
+        spec = json.loads(_files.read_regular(path))
         if isinstance(spec, dict) and (spec.get("padding") is not None or spec.get("truncation") is not None):
             spec["padding"] = spec["truncation"] = None
             return Tokenizer.from_json_bytes(json.dumps(spec).encode(), name=str(path))

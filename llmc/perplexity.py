@@ -96,14 +96,15 @@ def perplexity(model, text_or_ids, *, context_length: int | None = None, stride:
         if ids.dtype.kind not in "iu":
             raise TypeError(f"token ids must be integers, got dtype {ids.dtype}")
         ids = ids.astype(np.int64).reshape(-1)
-    ctx = int(context_length or getattr(model, "context_length", 0) or 0)
+    # None means "the model's window"; 0 is a value (and an error below), not a request for the default
+    ctx = int(context_length if context_length is not None else (getattr(model, "context_length", 0) or 0))
     if ctx < 2:
         raise ValueError(f"context_length must be >= 2, got {context_length!r} (model: {getattr(model, 'context_length', None)})")
     model_ctx = getattr(model, "context_length", None)
     if model_ctx and ctx > model_ctx:
         raise ValueError(f"context_length {ctx} exceeds the model's context window {model_ctx}")
     if method == "sliding":
-        stride = int(stride or max(1, ctx // 2))
+        stride = int(stride if stride is not None else max(1, ctx // 2))
         if not 1 <= stride <= ctx:
             raise ValueError(f"stride must be in [1, context_length={ctx}], got {stride}")
         windows = list(_windows_sliding(len(ids), ctx, stride))

@@ -178,15 +178,17 @@ class Tokenizer:
                 except ValueError:
                     continue
                 lines.append(base64.b64encode(b) + b" " + str(i).encode() + b"\n")
-            with open(path, "wb") as f:
-                f.write(b"".join(lines))
+            from . import _files
+
+            _files.atomic_write(path, b"".join(lines))  # a killed save leaves the old file, not half of one
             return
         saved = getattr(self, "_saved", None)
         if saved is None:
             raise llmc_unsupported("saving as tokenizer.json is supported for trained tokenizers only; "
                                    "save a .tiktoken path, or copy the original file")
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(saved["json"], f, ensure_ascii=False)
+        from . import _files
+
+        _files.atomic_write(path, json.dumps(saved["json"], ensure_ascii=False))
 
     # ------------------------------------------------------------------ properties
     @property
@@ -409,15 +411,18 @@ def _specials(special_tokens) -> list[tuple[bytes, int]]:
 def _read(path: PathLike) -> bytes:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    with open(path, "rb") as f:
-        return f.read()
+    from . import _files
+
+    return _files.read_regular(path)  # a FIFO is refused, not waited on
 
 
 def tiktoken_meta(json_path: PathLike) -> tuple[str, dict[str, int]] | None:
     """(pat_str, special_tokens) from a tiktoken `.json` description file next to a `.tiktoken` file; None when the
     file is something else (e.g. a tokenizer.json with the same name)."""
     try:
-        with open(json_path, encoding="utf-8") as f:
+        from . import _files
+
+        with _files.open_regular(json_path, "r", encoding="utf-8") as f:
             j = json.load(f)
     except (OSError, ValueError):
         return None

@@ -6,7 +6,7 @@ computes the loss and accumulates gradients into arrays with the checkpoint's te
 weights in place. Supported architectures: ``gpt2`` and ``llama`` (RoPE without scaling, no biases).
 
 Anything with ``.config`` (a Hugging Face config dict) and ``.state_dict()`` (name -> writable float32 array
-shared with the model) can be trained; ``llmc.Model`` is one.
+shared with the model; ``state_dict(writable=True)`` is asked for first) can be trained; ``llmc.Model`` is one.
 """
 from __future__ import annotations
 
@@ -20,7 +20,82 @@ import numpy as np
 
 from ._native import _core
 
-__all__ = ["trainer_config", "Trainer", "loss_and_grads", "train", "TrainHistory"]
+__all__ = ["trainer_config", "Trainer", "loss_and_grads", "train", "TrainHistory", "NonFiniteLossError",
+           "validate_hyperparameters"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped because the loss (or the gradient norm) became NaN or infinite.
+
+    The update of the failing step was not applied: the model (and the trainer's AdamW moments) hold the weights
+    after the last good step. Attributes: step (0-based index of the failing step), loss, grad_norm, history (the
+    TrainHistory up to the last good step)."""
+
+    def __init__(self, step: int, loss: float, grad_norm: float, history: "TrainHistory"):
+        what = "loss" if not math.isfinite(loss) else "gradient norm"
+        value = loss if not math.isfinite(loss) else grad_norm
+        last = f"; the last good step was {step - 1} (loss {history.train_loss[-1]:.4g})" if history.train_loss else ""
+        super().__init__(f"training diverged: the {what} became {value} at step {step}{last}. The update was not "
+                         "applied, so the model holds the weights of the last good step. Lower lr, raise warmup or "
+                         "clip gradients (grad_clip).")
+        self.step, self.loss, self.grad_norm, self.history = step, loss, grad_norm, history
+
+
+# Bounds beyond which a hyperparameter is a mistake, not a choice: AdamW moves each weight by about lr per step,
+# so lr > 1 destroys weights of size ~0.02 in one step; decoupled weight decay shrinks weights by lr * wd per step.
+_LIMITS = {"lr": (0.0, 1.0, False), "weight_decay": (0.0, 1.0, True), "grad_clip": (0.0, 1e6, True),
+           "min_lr_ratio": (0.0, 1.0, True)}
+
+
+def _int(name: str, value, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _real(name: str, value) -> float:
+    lo, hi, lo_ok = _LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if v < lo or (v == lo and not lo_ok) or v > hi:
+        left = "[" if lo_ok else "("
+        raise ValueError(f"{name} must be in {left}{lo:g}, {hi:g}], got {v:g}")
+    return v
+
+
+def validate_hyperparameters(*, steps: int, batch_size: int, seq_len: int, lr: float, weight_decay: float,
+                             warmup: int | None, grad_clip: float | None, grad_accum: int, min_lr_ratio: float,
+                             eval_every: int | None, eval_batches: int, seed: int, start_step: int,
+                             n_positions: int | None = None) -> None:
+    """Raise TypeError / ValueError naming the first bad training hyperparameter: non-numbers, NaN or infinity,
+    lr <= 0 or > 1, weight_decay outside [0, 1], negative grad_clip, warmup outside [0, steps], seq_len beyond the
+    model's positions (n_positions / max_position_embeddings), and the like."""
+    steps = _int("steps", steps, 1)
+    _int("batch_size", batch_size, 1)
+    seq_len = _int("seq_len", seq_len, 1)
+    if n_positions is not None and seq_len > n_positions:
+        raise ValueError(f"seq_len {seq_len} exceeds the model's context window (max_position_embeddings / "
+                         f"n_positions = {n_positions})")
+    _real("lr", lr)
+    _real("weight_decay", weight_decay)
+    if warmup is not None:
+        _int("warmup", warmup, 0, steps)
+    if grad_clip is not None:
+        _real("grad_clip", grad_clip)
+    _int("grad_accum", grad_accum, 1)
+    _real("min_lr_ratio", min_lr_ratio)
+    if eval_every is not None:
+        _int("eval_every", eval_every, 1)
+    _int("eval_batches", eval_batches, 1)
+    _int("seed", seed, 0)
+    _int("start_step", start_step, 0, steps)
 
 
 def _get(cfg: dict, key: str, default=None, *, required=True):
@@ -128,7 +203,10 @@ class Trainer:
 
 def _params_of(model) -> tuple[dict, dict]:
     cfg = model.config if isinstance(model.config, dict) else model.config.to_dict()
-    return cfg, model.state_dict()
+    try:  # llmc.Model hands out read-only views unless asked for writable ones
+        return cfg, model.state_dict(writable=True)
+    except TypeError:  # another model type whose state_dict() takes no argument
+        return cfg, model.state_dict()
 
 
 def loss_and_grads(model, input_ids, target_ids) -> tuple[float, dict]:
@@ -171,13 +249,21 @@ def train(model, train_ids=None, *, steps: int, batch_size: int = 8, seq_len: in
     (inputs, targets) pairs of shape (B, T) used instead.
     Returns the history: train loss per step, eval loss every ``eval_every`` steps, tokens/s, grad norm, lr.
     ``callback(step, history)`` runs after each step; returning False stops training.
+
+    Hyperparameters are checked first (see validate_hyperparameters): a bad one raises TypeError / ValueError
+    naming it, e.g. lr <= 0, NaN, lr > 1, or seq_len beyond the model's max_position_embeddings. When the loss or
+    the gradient norm of a step is NaN or infinite, training stops with NonFiniteLossError naming the step; that
+    step's update is not applied, so the model keeps the weights of the last good step.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    cfg, params = _params_of(model)
+    tcfg = trainer_config(cfg)
+    validate_hyperparameters(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
+                             warmup=warmup, grad_clip=grad_clip, grad_accum=grad_accum, min_lr_ratio=min_lr_ratio,
+                             eval_every=eval_every, eval_batches=eval_batches, seed=seed, start_step=start_step,
+                             n_positions=tcfg["n_positions"] if batches is None else None)
     if (train_ids is None) == (batches is None):
         raise ValueError("pass exactly one of train_ids and batches")
     warmup = max(1, steps // 20) if warmup is None else int(warmup)
-    cfg, params = _params_of(model)
     if train_ids is not None:
         train_ids = np.asarray(train_ids)
         if train_ids.ndim != 1 or train_ids.dtype.kind not in "iu":
@@ -196,6 +282,9 @@ def train(model, train_ids=None, *, steps: int, batch_size: int = 8, seq_len: in
         except StopIteration:
             raise ValueError("batches is empty") from None
         batch_size, seq_len = np.asarray(first[0]).shape
+        if seq_len > tcfg["n_positions"]:
+            raise ValueError(f"batches have {seq_len} tokens per row, more than the model's context window "
+                             f"(max_position_embeddings / n_positions = {tcfg['n_positions']})")
         batch_iter = itertools.chain([first], batch_iter)
     t = trainer or Trainer(cfg, params, batch_size, seq_len)
     hist = TrainHistory()
@@ -237,6 +326,8 @@ def train(model, train_ids=None, *, steps: int, batch_size: int = 8, seq_len: in
                 loss += t.accumulate(x, y, 1.0 / (x.size * grad_accum)) / grad_accum
                 ntok += x.size
             norm = t.clip(grad_clip) if grad_clip and grad_clip > 0 else t.grad_norm()
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                raise NonFiniteLossError(step, loss, norm, hist)  # before the update: the weights stay good
             cur_lr = lr_at(step, lr=lr, warmup=warmup, steps=steps, min_lr_ratio=min_lr_ratio)
             t.adamw_step(cur_lr, weight_decay=weight_decay)
             dt = time.perf_counter() - t0

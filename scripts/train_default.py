@@ -1,10 +1,10 @@
 """Train llmc's default model: a BPE tokenizer and a small Llama-architecture model, both trained by llmc on the
-King James Bible (../shared/corpora/kjv.txt), written into llmc/default_model/ (shipped in the package).
+King James Bible (llmc/data/kjv.txt, shipped: llmc.data.kjv_path()), written into llmc/default_model/ (shipped in the package).
 
-    python scripts/train_default.py [--shared ../shared] [--steps N] [--out llmc/default_model]
+    python scripts/train_default.py [--corpus PATH] [--steps N] [--out llmc/default_model]
 
-Data split (fixed rule): the last 5% of the corpus's lines (the end of Revelation and the books before it) are held
-out for evaluation; the first 95% train the tokenizer and the model.
+Data split (fixed rule, llmc.data.kjv_lines("train") / ("heldout")): the last 5% of the corpus's lines (the end of
+Revelation and the books before it) are held out for evaluation; the first 95% train the tokenizer and the model.
 
 Sizing (Chinchilla in a data-constrained corner): the training split is ~1.0 M tokens with a 4096-token BPE
 vocabulary. Chinchilla's compute-optimal rule (~20 tokens per parameter) would ask for ~50 k parameters for 1 M
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 import llmc
+import llmc.data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,15 +38,18 @@ CONFIG = dict(
 SPECIALS = ["<|endoftext|>"]  # id 4095: the eos / document separator
 
 
-def split_corpus(path: Path) -> tuple[str, str]:
+def split_corpus(path: Path | None) -> tuple[str, str]:
+    """(train, held-out) text: the shipped KJV's split, or the same rule applied to another corpus file."""
+    if path is None:
+        return llmc.data.kjv_text("train"), llmc.data.kjv_text("heldout")
     lines = path.read_text(encoding="utf-8").splitlines()
-    cut = int(len(lines) * 0.95)
+    cut = llmc.data.kjv_split_index(len(lines))
     return "\n".join(lines[:cut]) + "\n", "\n".join(lines[cut:]) + "\n"
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default=os.environ.get("LLMC_SHARED", str(ROOT.parent / "shared")))
+    ap.add_argument("--corpus", default=None, help="a text file to train on instead of the shipped kjv.txt")
     ap.add_argument("--out", default=str(ROOT / "llmc" / "default_model"))
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=16)
@@ -58,7 +61,7 @@ def main():
         llmc.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_text, eval_text = split_corpus(Path(args.shared) / "corpora" / "kjv.txt")
+    train_text, eval_text = split_corpus(Path(args.corpus) if args.corpus else None)
 
     t0 = time.time()
     tok = llmc.Tokenizer.train(train_text.splitlines(), vocab_size=CONFIG["vocab_size"], pattern="gpt4",

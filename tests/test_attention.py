@@ -5,7 +5,9 @@ import os
 
 import numpy as np
 import pytest
-import torch
+from conftest import lazy_import
+
+torch = lazy_import("torch")
 
 import llmc
 from llmc import _core

@@ -8,7 +8,9 @@ import pytest
 
 from llmc import _core
 
-torch = pytest.importorskip("torch")
+from conftest import lazy_import
+
+torch = lazy_import("torch")
 rng = np.random.default_rng(9)
 
 

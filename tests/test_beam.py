@@ -9,8 +9,10 @@ import pytest
 import llmc
 from llmc.beam import beam_search
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from conftest import lazy_import
+
+torch = lazy_import("torch")
+transformers = lazy_import("transformers")
 
 EOS = 3
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import llmc
+import llmc.data
 from llmc.default import DEFAULT_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +31,11 @@ def test_loads_and_matches_transformers():
         model.tokenizer.encode("And God said, Let there be light: and there was light.")
 
 
-def test_heldout_perplexity_matches_record_and_readme(shared):
+def test_heldout_perplexity_matches_record_and_readme():
     rec = json.loads((DEFAULT_DIR / "training.json").read_text())
-    lines = (shared / "corpora" / "kjv.txt").read_text(encoding="utf-8").splitlines()
-    held = "\n".join(lines[int(len(lines) * 0.95):]) + "\n"  # the split rule of scripts/train_default.py
+    lines = llmc.data.kjv_path().read_text(encoding="utf-8").splitlines()  # the shipped KJV
+    held = "\n".join(lines[int(len(lines) * 0.95):]) + "\n"  # the split rule, written out independently
+    assert held == llmc.data.kjv_text("heldout")
     model = llmc.load_default()
     r = llmc.perplexity(model, held, context_length=rec["seq_len"], stride=rec["seq_len"] // 2, progress=False)
     assert r.ppl == pytest.approx(rec["heldout_ppl"], rel=1e-3)

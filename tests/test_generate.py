@@ -6,8 +6,10 @@ import pytest
 
 import llmc
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from conftest import lazy_import
+
+torch = lazy_import("torch")
+transformers = lazy_import("transformers")
 
 V = 97
 EOS = 5
@@ -132,8 +134,10 @@ def test_generate_errors(pair):
         lm.generate([1, 2], 5, num_beams=2, stream=True)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         lm.generate([1, 2, 500], 5)
-    with pytest.raises(ValueError, match="full|window|context"):
-        lm.generate([7] * 60, 10)  # 60 + 10 > 64 with overflow="error"
+    with pytest.raises(ValueError, match="exceeds the context window of 64"):
+        lm.generate([7] * 60, 10, overflow="error")  # 60 + 10 > 64: fails before any work
+    with pytest.warns(llmc.ContextWindowWarning):
+        assert len(lm.generate([7] * 60, 10, eos_token_id=[])) == 4  # the default, "stop": what fits
     assert len(lm.generate([7] * 60, 10, overflow="slide", keep_first=1, eos_token_id=[])) == 10
 
 
@@ -185,3 +189,49 @@ def test_threaded_decode_matches_full_forward():
             np.testing.assert_allclose(s.append([ids[i]]), full[i], rtol=0, atol=1e-4)
     finally:
         llmc.set_num_threads(old)
+
+
+def test_context_window_overflow_policies():
+    """Past the window: "stop" (default) warns and returns what fits, token-identical to the start of a sliding
+    run; "error" fails before any work; "slide" goes on. The same for streams and beam search."""
+    import warnings
+
+    model = llmc.load_default()  # context window 256
+    ctx = model.context_length
+    prompt = [int(i) for i in (np.arange(ctx - 4) * 37) % model.vocab_size]
+    with pytest.warns(llmc.ContextWindowWarning, match=f"context window \\({ctx} tokens: {ctx - 4} of prompt"):
+        out = model.generate(prompt, 10, eos_token_id=[])
+    assert len(out) == 4
+    slid = model.generate(prompt, 10, overflow="slide", eos_token_id=[])
+    assert len(slid) == 10 and slid[:4] == out
+    with pytest.raises(ValueError, match="max_new_tokens \\(10\\) exceeds the context window of 256"):
+        model.generate(prompt, 10, overflow="error")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exactly filling the window is not an overflow
+        assert len(model.generate(prompt, 4, eos_token_id=[])) == 4
+        assert len(model.generate(prompt, 4, overflow="error", eos_token_id=[])) == 4
+    with pytest.raises(ValueError, match="more than the context window"):
+        model.generate(prompt * 2, 3)
+    with pytest.warns(llmc.ContextWindowWarning):
+        beams = model.generate(prompt, 10, num_beams=2, eos_token_id=[])
+    assert len(beams) == 4
+    text = "And God said, Let there be light: and there was light. " * 30
+    with pytest.warns(llmc.ContextWindowWarning):
+        streamed = "".join(model.generate(text[:900], 300, stream=True, eos_token_id=[]))
+    with pytest.warns(llmc.ContextWindowWarning):
+        assert streamed and streamed == model.generate(text[:900], 300, eos_token_id=[])
+    with pytest.raises(ValueError, match="overflow must be"):
+        model.generate(prompt, 1, overflow="wrap")
+
+
+def test_generate_signature_lists_every_keyword():
+    """Model.generate spells out its keyword arguments (IDEs, help()) and they are generate()'s, same defaults."""
+    import inspect
+
+    from llmc.generate import generate
+
+    mine = inspect.signature(llmc.Model.generate).parameters
+    ref = inspect.signature(generate).parameters
+    assert not any(p.kind is p.VAR_KEYWORD for p in mine.values())
+    assert list(mine)[1:] == list(ref)[1:]
+    assert all(mine[k].default == ref[k].default for k in list(ref)[1:])

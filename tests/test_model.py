@@ -8,8 +8,8 @@ import struct
 
 import numpy as np
 import pytest
-import torch
-import transformers
+torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' extra)")
+transformers = pytest.importorskip("transformers", reason="transformers is not installed (the 'test' extra)")
 
 import llmc
 
@@ -209,7 +209,7 @@ def test_slide_rope_rerotates_keys():
     cfg = dict(model_type="llama", vocab_size=V, hidden_size=48, intermediate_size=64, num_hidden_layers=1,
                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
     model = llmc.Model.init(cfg, seed=3)
-    for w in model.state_dict().values():  # stronger weights than init's 0.02, so the test has teeth
+    for w in model.state_dict(writable=True).values():  # stronger weights than init's 0.02, so the test has teeth
         w *= 3.0
     ids = _ids(16, seed=8)
     s = model.session(overflow="slide", keep_first=1, capacity=6)
@@ -261,7 +261,9 @@ def test_state_dict_views_and_load_state_dict(ckpt):
         np.testing.assert_array_equal(sd[k], ref[k])
     ids = _ids(6)
     before = model.logits(ids)
-    sd["lm_head.weight"][:] = 0.0  # a view: the model sees it
+    with pytest.raises(ValueError, match="read-only"):  # read-only by default: no silent change to the model
+        sd["lm_head.weight"][:] = 0.0
+    model.state_dict(writable=True)["lm_head.weight"][:] = 0.0  # a writable view: the model sees it
     assert not model.logits(ids).any()
     model.load_state_dict(ref)
     np.testing.assert_array_equal(model.logits(ids), before)

@@ -10,7 +10,9 @@ import pytest
 
 import llmc
 
-torch = pytest.importorskip("torch")
+from conftest import lazy_import
+
+torch = lazy_import("torch")
 
 SIZES = [1, 3, 17, 1000]
 rng = np.random.default_rng(1234)

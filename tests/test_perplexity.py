@@ -8,8 +8,10 @@ import pytest
 
 import llmc
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from conftest import lazy_import
+
+torch = lazy_import("torch")
+transformers = lazy_import("transformers")
 
 
 class TorchLM:
@@ -136,7 +138,7 @@ def test_llmc_model_matches_direct_torch(llmc_and_hf, method, ctx, stride):
 def test_uniform_logits_have_perplexity_vocab_size(llmc_and_hf, tmp_path):
     lm, _ = llmc_and_hf
     uni = llmc.Model.init(lm.config, seed=1)
-    sd = uni.state_dict()
+    sd = uni.state_dict(writable=True)
     head = "lm_head.weight" if "lm_head.weight" in sd else "model.embed_tokens.weight"
     sd[head][...] = 0.0  # every logit 0: a uniform next-token distribution
     ids = np.random.default_rng(1).integers(0, 211, 200)

@@ -4,7 +4,9 @@ import struct
 
 import numpy as np
 import pytest
-import torch
+from conftest import lazy_import
+
+torch = lazy_import("torch")
 from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch
 

@@ -8,8 +8,10 @@ import pytest
 
 import llmc
 
-torch = pytest.importorskip("torch")
-lp = pytest.importorskip("transformers.generation.logits_process")
+from conftest import lazy_import
+
+torch = lazy_import("torch")
+lp = lazy_import("transformers.generation.logits_process")
 
 rng = np.random.default_rng(5)
 

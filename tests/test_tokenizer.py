@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import llmc
+import llmc.data
+from llmc.encodings import ENCODINGS_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tok_corpus import adversarial, long_inputs  # noqa: E402
@@ -21,26 +23,30 @@ HF = ["llama2", "llama3", "qwen3"]
 ADV = adversarial(1234, 2000)
 
 
+TT = ENCODINGS_DIR  # the tiktoken rank files shipped in llmc (gpt2's is r50k_base.tiktoken)
+STEM = {"gpt2": "r50k_base", "cl100k_base": "cl100k_base", "o200k_base": "o200k_base"}
+
+
 @pytest.fixture(scope="session")
-def kjv(shared):
-    return (shared / "corpora" / "kjv.txt").read_text(encoding="utf-8")
+def kjv():
+    return llmc.data.kjv_path().read_text(encoding="utf-8")  # the shipped KJV
 
 
 _cache = {}
 
 
-def tiktoken_pair(shared, name):
+def tiktoken_pair(name):
     """(llmc tokenizer, tiktoken reference) for one encoding, loaded once."""
     if name not in _cache:
         tiktoken = pytest.importorskip("tiktoken")
         import tiktoken.load
 
-        d = shared / "tokenizers" / "tiktoken"
-        meta = json.loads((d / f"{name}.json").read_text())
+        f = TT / f"{STEM[name]}.tiktoken"
+        meta = json.loads(f.with_suffix(".json").read_text())
         ref = tiktoken.Encoding(name, pat_str=meta["pat_str"],
-                                mergeable_ranks=tiktoken.load.load_tiktoken_bpe(str(d / f"{name}.tiktoken")),
+                                mergeable_ranks=tiktoken.load.load_tiktoken_bpe(str(f)),
                                 special_tokens=meta["special_tokens"])
-        tok = llmc.Tokenizer.from_tiktoken(d / f"{name}.tiktoken", pattern=meta["pat_str"],
+        tok = llmc.Tokenizer.from_tiktoken(f, pattern=meta["pat_str"],
                                            special_tokens=meta["special_tokens"])
         _cache[name] = (tok, ref)
     return _cache[name]
@@ -57,8 +63,8 @@ def hf_pair(shared, name):
 
 # ---------------------------------------------------------------- tiktoken
 @pytest.mark.parametrize("name", TIKTOKEN)
-def test_tiktoken_kjv_whole_and_lines(shared, kjv, name):
-    tok, ref = tiktoken_pair(shared, name)
+def test_tiktoken_kjv_whole_and_lines(kjv, name):
+    tok, ref = tiktoken_pair(name)
     assert tok.n_vocab == ref.n_vocab
     assert tok.encode_ordinary(kjv) == ref.encode_ordinary(kjv)
     lines = kjv.split("\n")
@@ -67,24 +73,24 @@ def test_tiktoken_kjv_whole_and_lines(shared, kjv, name):
 
 
 @pytest.mark.parametrize("name", TIKTOKEN)
-def test_tiktoken_adversarial(shared, name):
-    tok, ref = tiktoken_pair(shared, name)
+def test_tiktoken_adversarial(name):
+    tok, ref = tiktoken_pair(name)
     bad = [t for t in ADV if tok.encode_ordinary(t) != ref.encode_ordinary(t)]
     assert not bad, f"{len(bad)} of {len(ADV)} differ, e.g. {bad[0]!r}"
 
 
 @pytest.mark.parametrize("name", TIKTOKEN)
-def test_tiktoken_long_inputs(shared, name):
-    tok, ref = tiktoken_pair(shared, name)
+def test_tiktoken_long_inputs(name):
+    tok, ref = tiktoken_pair(name)
     for t in long_inputs():
         assert tok.encode_ordinary(t) == ref.encode_ordinary(t), repr(t[:20])
 
 
-def test_adversarial_linear_time(shared):
+def test_adversarial_linear_time():
     """1 MB of one character or one long word: O(n log n) merging, not quadratic."""
     import time
 
-    tok, _ = tiktoken_pair(shared, "cl100k_base")
+    tok, _ = tiktoken_pair("cl100k_base")
     for s in ["a" * 1_000_000, "ab" * 500_000, "\U0001F600" * 250_000]:
         t = time.perf_counter()
         ids = tok.encode_ordinary(s)
@@ -92,18 +98,18 @@ def test_adversarial_linear_time(shared):
         assert tok.decode(ids) == s
 
 
-def test_from_tiktoken_reads_sibling_json(shared, tmp_path):
-    tok, ref = tiktoken_pair(shared, "o200k_base")
-    auto = llmc.Tokenizer.from_tiktoken(shared / "tokenizers" / "tiktoken" / "o200k_base.tiktoken")
+def test_from_tiktoken_reads_sibling_json(tmp_path):
+    tok, ref = tiktoken_pair("o200k_base")
+    auto = llmc.Tokenizer.from_tiktoken(TT / "o200k_base.tiktoken")
     assert auto.special_tokens == tok.special_tokens
     assert auto.encode("Hello, World! 'S 123456") == ref.encode("Hello, World! 'S 123456")
-    (tmp_path / "x.tiktoken").write_bytes((shared / "tokenizers" / "tiktoken" / "gpt2.tiktoken").read_bytes())
+    (tmp_path / "x.tiktoken").write_bytes((TT / "r50k_base.tiktoken").read_bytes())
     with pytest.raises(ValueError, match="no pattern"):
         llmc.Tokenizer.from_tiktoken(tmp_path / "x.tiktoken")
 
 
-def test_tiktoken_special_tokens(shared):
-    tok, ref = tiktoken_pair(shared, "cl100k_base")
+def test_tiktoken_special_tokens():
+    tok, ref = tiktoken_pair("cl100k_base")
     s = "hi <|endoftext|> there<|fim_prefix|>x"
     with pytest.raises(ValueError, match="endoftext"):
         tok.encode(s)
@@ -125,8 +131,8 @@ def test_tiktoken_special_tokens(shared):
 
 
 @pytest.mark.parametrize("name", TIKTOKEN)
-def test_tiktoken_decode_and_token_bytes(shared, name):
-    tok, ref = tiktoken_pair(shared, name)
+def test_tiktoken_decode_and_token_bytes(name):
+    tok, ref = tiktoken_pair(name)
     rng = random.Random(5)
     ids = [rng.randrange(0, ref.max_token_value) for _ in range(3000)]
     ids = [i for i in ids if i not in ref._special_tokens.values()]
@@ -188,8 +194,8 @@ def _random_unicode(rng, n):
 
 
 @pytest.mark.parametrize("name", TIKTOKEN + ["llama3", "qwen3"])
-def test_roundtrip_random_unicode(shared, name):
-    tok = tiktoken_pair(shared, name)[0] if name in TIKTOKEN else hf_pair(shared, name)[0]
+def test_roundtrip_random_unicode(request, name):
+    tok = tiktoken_pair(name)[0] if name in TIKTOKEN else hf_pair(request.getfixturevalue("shared"), name)[0]
     rng = random.Random(7)
     for _ in range(300):
         s = _random_unicode(rng, rng.randrange(0, 60))
@@ -201,8 +207,8 @@ def test_roundtrip_random_unicode(shared, name):
 
 
 @pytest.mark.parametrize("name", TIKTOKEN)
-def test_roundtrip_random_bytes(shared, name):
-    tok = tiktoken_pair(shared, name)[0]
+def test_roundtrip_random_bytes(name):
+    tok = tiktoken_pair(name)[0]
     rng = random.Random(8)
     for _ in range(300):
         b = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80)))
@@ -219,15 +225,15 @@ def test_llama2_roundtrip(shared):
         assert tok.decode(ids) == ref.decode(ids)
 
 
-def test_lone_surrogates_like_tiktoken(shared):
-    tok, ref = tiktoken_pair(shared, "cl100k_base")
+def test_lone_surrogates_like_tiktoken():
+    tok, ref = tiktoken_pair("cl100k_base")
     s = "a\ud800b"
     assert tok.encode(s) == ref.encode(s)
 
 
 # ---------------------------------------------------------------- errors and fuzz
-def test_errors(shared, tmp_path):
-    tok, _ = tiktoken_pair(shared, "gpt2")
+def test_errors(tmp_path):
+    tok, _ = tiktoken_pair("gpt2")
     with pytest.raises(ValueError, match="out of range"):
         tok.decode([0, 50257])
     with pytest.raises(ValueError, match="-1"):
@@ -247,7 +253,7 @@ def test_errors(shared, tmp_path):
     with pytest.raises(ValueError):
         tok.encode_batch(["a"], num_threads=0)
     assert tok.encode("") == [] and tok.decode([]) == "" and tok.encode_batch([]) == []
-    path = shared / "tokenizers" / "tiktoken" / "gpt2.tiktoken"
+    path = TT / "r50k_base.tiktoken"
     with pytest.raises(llmc.UnsupportedError, match="not supported"):
         llmc.Tokenizer.from_tiktoken(path, pattern=r"\w+|\s+")
     assert issubclass(llmc.UnsupportedError, ValueError)
@@ -275,8 +281,8 @@ def test_unsupported_parts_are_named(shared, tmp_path):
         llmc.Tokenizer.from_file(tmp_path / "t.json")
 
 
-def test_fuzz_tiktoken_loader(shared, tmp_path):
-    data = (shared / "tokenizers" / "tiktoken" / "gpt2.tiktoken").read_bytes()[:20000]
+def test_fuzz_tiktoken_loader(tmp_path):
+    data = (TT / "r50k_base.tiktoken").read_bytes()[:20000]
     rng = random.Random(3)
     p = tmp_path / "f.tiktoken"
     for k in range(150):
@@ -327,7 +333,7 @@ def test_train_classic_example():
     assert tok.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
 
 
-def test_train_kjv_roundtrip_through_hf(shared, kjv, tmp_path):
+def test_train_kjv_roundtrip_through_hf(kjv, tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
     lines = kjv.split("\n")
     tok = llmc.Tokenizer.train(lines, 4096, pattern="gpt4", special_tokens=["<|endoftext|>"], progress=False)
@@ -347,7 +353,7 @@ def test_train_kjv_roundtrip_through_hf(shared, kjv, tmp_path):
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "o200k", "llama3", "qwen2"])
-def test_train_patterns_hf_identical(shared, kjv, tmp_path, pattern):
+def test_train_patterns_hf_identical(kjv, tmp_path, pattern):
     tokenizers = pytest.importorskip("tokenizers")
     tok = llmc.Tokenizer.train(kjv[:300_000], 1000, pattern=pattern, progress=False)
     tok.save(tmp_path / "t.json")
@@ -384,7 +390,7 @@ def _old_chars(t: str) -> str:
 
 
 @pytest.mark.parametrize("lowercase", [True, False])
-def test_wordpiece_bert_identical(shared, kjv, tmp_path, lowercase):
+def test_wordpiece_bert_identical(kjv, tmp_path, lowercase):
     tokenizers = pytest.importorskip("tokenizers")
     from tokenizers.implementations import BertWordPieceTokenizer
 
@@ -408,7 +414,7 @@ def test_wordpiece_bert_identical(shared, kjv, tmp_path, lowercase):
         assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False), repr(t)
 
 
-def test_wordpiece_unsupported_pretokenizer(shared, tmp_path):
+def test_wordpiece_unsupported_pretokenizer(tmp_path):
     pytest.importorskip("tokenizers")
     from tokenizers import Tokenizer, models, pre_tokenizers
 
@@ -420,9 +426,9 @@ def test_wordpiece_unsupported_pretokenizer(shared, tmp_path):
 
 
 @pytest.mark.parametrize("name", TIKTOKEN)
-def test_long_text_chunked_across_threads(shared, name):
+def test_long_text_chunked_across_threads(name):
     """Texts over 512 KB are cut after newlines and encoded on several threads: same ids as one pass."""
-    tok, ref = tiktoken_pair(shared, name)
+    tok, ref = tiktoken_pair(name)
     text = "\n".join(ADV) * 2
     assert len(text.encode()) > 600_000
     llmc.set_num_threads(2)
@@ -454,7 +460,7 @@ def test_metaspace_pretokenizer(shared, scheme, split):
 
 
 @pytest.mark.parametrize("prefix", [False, True])
-def test_bytelevel_regex_pretokenizer(shared, kjv, prefix):
+def test_bytelevel_regex_pretokenizer(kjv, prefix):
     """GPT-2-style files: ByteLevel(use_regex=True, add_prefix_space) as the only pre-tokenizer."""
     tokenizers = pytest.importorskip("tokenizers")
     tok = llmc.Tokenizer.train(kjv[:500_000], 2000, pattern="gpt2", special_tokens=["<|endoftext|>"], progress=False)

@@ -11,8 +11,10 @@ import llmc
 from llmc import _core
 from llmc.training import Trainer, loss_and_grads, train
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from conftest import lazy_import
+
+torch = lazy_import("torch")
+transformers = lazy_import("transformers")
 
 
 def make(kind, tied=False):
@@ -127,3 +129,89 @@ def test_errors():
         t.loss(np.zeros((2, 9), np.int64), np.zeros((2, 9), np.int64))
     with pytest.raises(ValueError, match="outside the vocabulary"):
         train(lm, np.array([0, 1, 2000] * 20), steps=1, batch_size=1, seq_len=4, progress=False)
+
+
+# ---------------------------------------------------------------- hyperparameter validation, divergence, context
+def _tiny_llama(max_pos=32):
+    cfg = dict(model_type="llama", vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_pos)
+    return llmc.Model.init(cfg, seed=0)
+
+
+IDS = (np.arange(400) * 7) % 64
+
+
+@pytest.mark.parametrize("kw,name", [
+    (dict(lr=0.0), "lr"), (dict(lr=-1e-3), "lr"), (dict(lr=float("nan")), "lr"), (dict(lr=float("inf")), "lr"),
+    (dict(lr=10.0), "lr"), (dict(weight_decay=-0.1), "weight_decay"), (dict(weight_decay=float("nan")), "weight_decay"),
+    (dict(weight_decay=5.0), "weight_decay"), (dict(grad_clip=-1.0), "grad_clip"),
+    (dict(grad_clip=float("nan")), "grad_clip"), (dict(warmup=100), "warmup"), (dict(warmup=-1), "warmup"),
+    (dict(batch_size=0), "batch_size"), (dict(seq_len=0), "seq_len"), (dict(grad_accum=0), "grad_accum"),
+    (dict(min_lr_ratio=2.0), "min_lr_ratio"), (dict(steps=0), "steps"), (dict(seed=-1), "seed"),
+    (dict(eval_every=0), "eval_every"), (dict(start_step=9), "start_step")])
+def test_bad_hyperparameters_are_named_before_any_work(kw, name):
+    model = _tiny_llama()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    args = dict(steps=5, batch_size=2, seq_len=8, progress=False)
+    args.update(kw)
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        train(model, IDS, **args)
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())  # nothing ran
+
+
+def test_hyperparameter_types():
+    model = _tiny_llama()
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        train(model, IDS, steps=1, seq_len=8, lr="3e-3", progress=False)
+    with pytest.raises(TypeError, match="steps must be an int"):
+        train(model, IDS, steps=2.5, seq_len=8, progress=False)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        train(model, IDS, steps=1, seq_len=8, batch_size=True, progress=False)
+
+
+def test_llama_training_honours_max_position_embeddings():
+    model = _tiny_llama(max_pos=16)
+    with pytest.raises(ValueError, match=r"seq_len 32 exceeds .*max_position_embeddings.* 16"):
+        train(model, IDS, steps=1, batch_size=1, seq_len=32, progress=False)
+    x = np.zeros((1, 32), np.int64)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        train(model, batches=[(x, x)], steps=1, progress=False)
+    with pytest.raises(ValueError, match="max_position_embeddings"):  # the C trainer checks it too
+        Trainer(model.config, model.state_dict(writable=True), 1, 32)
+    train(model, IDS, steps=1, batch_size=1, seq_len=16, progress=False)  # exactly the window: fine
+
+
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_weights():
+    model = _tiny_llama()
+    sd = model.state_dict(writable=True)
+    snap = {}
+
+    def poison(step, hist):
+        if step == 2:  # after 3 good steps, a NaN weight makes step 3's loss NaN
+            sd["model.norm.weight"][0] = np.nan
+            snap.update({k: v.copy() for k, v in sd.items()})
+
+    with pytest.raises(llmc.NonFiniteLossError, match="loss became nan at step 3") as e:
+        train(model, IDS, steps=10, batch_size=2, seq_len=8, progress=False, callback=poison)
+    assert e.value.step == 3 and len(e.value.history.train_loss) == 3
+    assert isinstance(e.value, FloatingPointError)
+    for k, v in model.state_dict().items():  # the failing step's update was not applied
+        np.testing.assert_array_equal(v, snap[k])
+
+
+def test_nonfinite_gradient_norm_stops_before_the_update(monkeypatch):
+    model = _tiny_llama()
+    calls = {"n": 0}
+    clip = Trainer.clip
+
+    def flaky_clip(self, max_norm):
+        calls["n"] += 1
+        return float("inf") if calls["n"] == 3 else clip(self, max_norm)
+
+    monkeypatch.setattr(Trainer, "clip", flaky_clip)
+    snap = {}
+    cb = lambda step, hist: snap.update({k: v.copy() for k, v in model.state_dict().items()})  # noqa: E731
+    with pytest.raises(llmc.NonFiniteLossError, match="gradient norm became inf at step 2"):
+        train(model, IDS, steps=5, batch_size=2, seq_len=8, progress=False, callback=cb)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, snap[k])  # the weights after step 1, the last good one

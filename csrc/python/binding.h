@@ -18,8 +18,37 @@
 /* llmc.UnsupportedError: subclass of ValueError and NotImplementedError. */
 extern PyObject *llmc_py_UnsupportedError;
 
-/* If st is an error, raise the matching Python exception with llmc_last_error()'s message and return -1. */
+/* If st is an error, raise the matching Python exception with llmc_last_error()'s message and return -1.
+ * LLMC_ERR_INTERRUPTED keeps the KeyboardInterrupt a poll raised (or raises one). */
 int llmc_py_check(llmc_status st);
+
+/* Interruptible calls (Ctrl-C during a long C call). The C core asks llmc_py_poll every ~20 ms; on the main thread
+ * it takes the GIL for a moment and runs Python's signal handlers (PyErr_CheckSignals): a KeyboardInterrupt (or
+ * any exception a handler raises) stays set and the call unwinds with LLMC_ERR_INTERRUPTED. Use as
+ *     LLMC_PY_INTERRUPTIBLE_BEGIN(pc)  st = llmc_long_call(...);  LLMC_PY_INTERRUPTIBLE_END(pc)
+ *     if (llmc_py_finish(st, &pc)) return NULL;
+ * A progress callback that raises KeyboardInterrupt sets pc.stop (llmc_py_callback_failed) instead of losing it. */
+typedef struct {
+    int stop; /* 1: a Python exception is set on this thread and the C call should stop */
+    int main; /* polling only on the main thread, where Python runs signal handlers */
+} llmc_py_poll_ctx;
+int llmc_py_poll(void *ctx);
+/* llmc_py_check, and also an error when a poll raised although the call then finished: never a result with an
+ * exception set. */
+int llmc_py_finish(llmc_status st, const llmc_py_poll_ctx *pc);
+/* In a callback that failed (with the GIL held): KeyboardInterrupt, SystemExit and other non-Exception errors
+ * stop the call (kept set, pc->stop = 1); an ordinary Exception is cleared (a broken progress printer does not
+ * stop training). */
+void llmc_py_callback_failed(llmc_py_poll_ctx *pc);
+/* thread id of the main thread, recorded when the module is imported */
+extern unsigned long llmc_py_main_thread;
+#define LLMC_PY_INTERRUPTIBLE_BEGIN(pc)                                                            \
+    llmc_py_poll_ctx pc = {0, PyThread_get_thread_ident() == llmc_py_main_thread};                  \
+    llmc_set_poll(llmc_py_poll, &pc);                                                              \
+    Py_BEGIN_ALLOW_THREADS
+#define LLMC_PY_INTERRUPTIBLE_END(pc) \
+    Py_END_ALLOW_THREADS              \
+    llmc_set_poll(NULL, NULL);
 
 /* Convert an array-like of real numbers to a float32 C-contiguous array (no copy when it already is one).
  * Strings, bytes, objects, complex numbers raise TypeError naming `what`. New reference or NULL. */

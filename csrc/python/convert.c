@@ -5,8 +5,40 @@
 
 PyObject *llmc_py_UnsupportedError = NULL;
 
+unsigned long llmc_py_main_thread = 0;
+
+int llmc_py_poll(void *ctx) {
+    llmc_py_poll_ctx *pc = ctx;
+    if (pc->stop) return 1;
+    if (!pc->main) return 0;
+    PyGILState_STATE g = PyGILState_Ensure();
+    if (PyErr_CheckSignals() < 0) pc->stop = 1; /* the handler's exception (KeyboardInterrupt) stays set */
+    PyGILState_Release(g);
+    return pc->stop;
+}
+
+void llmc_py_callback_failed(llmc_py_poll_ctx *pc) {
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return;
+    }
+    pc->stop = 1;
+}
+
+int llmc_py_finish(llmc_status st, const llmc_py_poll_ctx *pc) {
+    if (pc->stop || st == LLMC_ERR_INTERRUPTED) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return -1;
+    }
+    return llmc_py_check(st);
+}
+
 int llmc_py_check(llmc_status st) {
     if (st == LLMC_OK) return 0;
+    if (st == LLMC_ERR_INTERRUPTED) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return -1;
+    }
     const char *msg = llmc_last_error();
     if (!msg || !*msg) msg = "llmc error (no message)";
     PyObject *type;

@@ -170,11 +170,11 @@ static PyObject *model_forward(ModelObject *self, PyObject *args) {
         (wlast && !(la = llmc_py_new_float(2, dlast))))
         goto done;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_forward(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T, attn,
                             lo ? PyArray_DATA(lo) : NULL, ho ? PyArray_DATA(ho) : NULL, la ? PyArray_DATA(la) : NULL);
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) goto done;
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    if (llmc_py_finish(st, &pc)) goto done;
     res = PyTuple_Pack(3, lo ? (PyObject *)lo : Py_None, ho ? (PyObject *)ho : Py_None, la ? (PyObject *)la : Py_None);
 done:
     Py_XDECREF(ids);
@@ -206,11 +206,11 @@ static PyObject *model_attention_weights(ModelObject *self, PyObject *args) {
     npy_intp dims[3] = {(npy_intp)c->n_heads, T, T};
     if (!(out = llmc_py_new_float(3, dims))) goto done;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_attention_weights(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T,
                                       (size_t)layer, PyArray_DATA(out));
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) Py_CLEAR(out);
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
 done:
     Py_XDECREF(ids);
     Py_XDECREF(types);
@@ -254,11 +254,11 @@ static PyObject *model_embed(ModelObject *self, PyObject *args) {
     npy_intp dims[2] = {N, (npy_intp)c->d_model};
     if (!(out = llmc_py_new_float(2, dims))) goto done;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_model_embed(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, lv, (size_t)N, (size_t)T,
                           pooling, normalize, attn, PyArray_DATA(out));
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) Py_CLEAR(out);
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
 done:
     PyMem_Free(lv);
     Py_XDECREF(ids);
@@ -370,11 +370,11 @@ static PyObject *session_append(SessionObject *self, PyObject *args) {
     if ((out = llmc_py_new_float(1, dims))) {
         llmc_status st;
         self->busy = 1;
-        Py_BEGIN_ALLOW_THREADS
+        LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
         st = llmc_session_append(self->s, PyArray_DATA(ids), (size_t)PyArray_DIM(ids, 0), PyArray_DATA(out));
-        Py_END_ALLOW_THREADS
+        LLMC_PY_INTERRUPTIBLE_END(pc)
         self->busy = 0;
-        if (llmc_py_check(st)) Py_CLEAR(out);
+        if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
     }
     Py_DECREF(ids);
     return (PyObject *)out;

@@ -74,6 +74,15 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();
+    /* Python runs signal handlers in the main thread only; interruptible calls poll there (convert.c) */
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *mt = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+    PyObject *ident = mt ? PyObject_GetAttrString(mt, "ident") : NULL;
+    Py_XDECREF(threading);
+    Py_XDECREF(mt);
+    if (!ident) return NULL;
+    llmc_py_main_thread = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     /* one table per concept; a new concept adds its table here */

@@ -5,7 +5,16 @@ typedef struct {
     PyObject_HEAD
     llmc_sampler *s;
     Py_ssize_t vocab;
+    int busy; /* set while a call runs without the GIL: a second thread gets an error, not a race on the scratch */
 } SamplerObject;
+
+static int sampler_enter(SamplerObject *self) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Sampler is in use by another thread (use one Sampler per thread)");
+        return -1;
+    }
+    return 0;
+}
 
 static int Sampler_init(SamplerObject *self, PyObject *args, PyObject *kw) {
     static char *names[] = {"vocab", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
@@ -21,6 +30,7 @@ static int Sampler_init(SamplerObject *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     p.seed = seed;
+    if (sampler_enter(self)) return -1;
     llmc_sampler_free(self->s);
     self->s = NULL;
     if (llmc_py_check(llmc_sampler_create(&p, (size_t)vocab, &self->s))) return -1;
@@ -41,6 +51,7 @@ static int prepare(SamplerObject *self, PyObject *lo, PyObject *ho, PyArrayObjec
         PyErr_SetString(PyExc_RuntimeError, "Sampler was not initialised");
         return -1;
     }
+    if (sampler_enter(self)) return -1;
     PyArrayObject *x = llmc_py_float_array(lo, "logits");
     if (!x) return -1;
     int nd = PyArray_NDIM(x);
@@ -81,11 +92,13 @@ static PyObject *Sampler_process(SamplerObject *self, PyObject *args) {
     size_t rows;
     if (prepare(self, lo, ho, &out, &hist, &rows)) return NULL;
     llmc_status st = LLMC_OK;
+    self->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     for (size_t r = 0; r < rows && !st; r++)
         st = llmc_sampler_process(self->s, (float *)PyArray_DATA(out) + r * (size_t)self->vocab, PyArray_DATA(hist),
                                   (size_t)PyArray_DIM(hist, 0));
     Py_END_ALLOW_THREADS
+    self->busy = 0;
     Py_DECREF(hist);
     if (llmc_py_check(st)) Py_CLEAR(out);
     return (PyObject *)out;
@@ -105,12 +118,14 @@ static PyObject *Sampler_sample(SamplerObject *self, PyObject *args) {
     PyObject *result = NULL;
     if (!tok || !lp) goto done;
     llmc_status st = LLMC_OK;
+    self->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     for (size_t r = 0; r < rows && !st; r++)
         st = llmc_sampler_sample(self->s, (float *)PyArray_DATA(work) + r * (size_t)self->vocab, PyArray_DATA(hist),
                                  (size_t)PyArray_DIM(hist, 0), (int64_t *)PyArray_DATA(tok) + r,
                                  (float *)PyArray_DATA(lp) + r);
     Py_END_ALLOW_THREADS
+    self->busy = 0;
     if (llmc_py_check(st)) goto done;
     if (batched) result = Py_BuildValue("(OO)", tok, lp);
     else result = Py_BuildValue("(Ld)", (long long)((int64_t *)PyArray_DATA(tok))[0], (double)((float *)PyArray_DATA(lp))[0]);
@@ -125,6 +140,7 @@ done:
 static PyObject *Sampler_seed(SamplerObject *self, PyObject *args) {
     unsigned long long seed;
     if (!PyArg_ParseTuple(args, "K", &seed)) return NULL;
+    if (sampler_enter(self)) return NULL;
     if (self->s) llmc_sampler_seed(self->s, seed);
     Py_RETURN_NONE;
 }

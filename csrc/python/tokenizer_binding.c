@@ -60,10 +60,13 @@ static PyObject *tok_encode(TokHandle *self, PyObject *args) {
     int32_t *ids;
     size_t k;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_tokenizer_encode(self->tok, s, (size_t)n, m, add_special, &ids, &k);
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) return NULL;
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    if (llmc_py_finish(st, &pc)) {
+        if (!st) llmc_tokenizer_free_buffer(ids);
+        return NULL;
+    }
     PyObject *l = ids_to_list(ids, k);
     llmc_tokenizer_free_buffer(ids);
     return l;
@@ -79,10 +82,13 @@ static PyObject *tok_count(TokHandle *self, PyObject *args) {
     int32_t *ids;
     size_t k;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_tokenizer_encode(self->tok, s, (size_t)n, m, 0, &ids, &k);
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) return NULL;
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    if (llmc_py_finish(st, &pc)) {
+        if (!st) llmc_tokenizer_free_buffer(ids);
+        return NULL;
+    }
     llmc_tokenizer_free_buffer(ids);
     return PyLong_FromSize_t(k);
 }
@@ -135,10 +141,14 @@ static PyObject *tok_encode_batch(TokHandle *self, PyObject *args) {
         lens[i] = (size_t)n;
     }
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_tokenizer_encode_batch(self->tok, ptrs, lens, (size_t)nt, m, add_special, nthreads, ids, nids);
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) goto done;
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    if (llmc_py_finish(st, &pc)) {
+        if (!st)
+            for (Py_ssize_t i = 0; i < nt; i++) llmc_tokenizer_free_buffer(ids[i]);
+        goto done;
+    }
     /* the lists hold only ints (no cycles): pause the cyclic GC, which would otherwise rescan them repeatedly */
     int gc_was = PyGC_Disable();
     result = PyList_New(nt);
@@ -325,11 +335,20 @@ static PyObject *py_from_hf_json(PyObject *self, PyObject *args) {
     return wrap(t);
 }
 
+typedef struct {
+    PyObject *fn;
+    llmc_py_poll_ctx *pc;
+} progress_ctx;
+
 /* progress callback: called from the training thread with the GIL released */
 static void train_progress(size_t done, size_t total, void *ctx) {
+    progress_ctx *p = ctx;
+    if (p->pc->stop) return;
     PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *r = PyObject_CallFunction((PyObject *)ctx, "nn", (Py_ssize_t)done, (Py_ssize_t)total);
-    if (!r) PyErr_Clear(); /* a failing progress printer must not stop training */
+    PyObject *r = PyObject_CallFunction(p->fn, "nn", (Py_ssize_t)done, (Py_ssize_t)total);
+    /* a failing progress printer must not stop training, but a KeyboardInterrupt raised while it ran (Ctrl-C is
+     * handled whenever Python code runs) must: it stays set and the next poll stops the training */
+    if (!r) llmc_py_callback_failed(p->pc);
     Py_XDECREF(r);
     PyGILState_Release(g);
 }
@@ -364,11 +383,15 @@ static PyObject *py_bpe_train(PyObject *self, PyObject *args) {
     int32_t *m;
     size_t k;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
+    progress_ctx prog = {progress, &pc};
     st = llmc_bpe_train(ptrs, lens, (size_t)nt, pattern, (size_t)n_merges, min_freq,
-                        progress == Py_None ? NULL : train_progress, progress, &m, &k);
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) goto done;
+                        progress == Py_None ? NULL : train_progress, &prog, &m, &k);
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    if (llmc_py_finish(st, &pc)) {
+        if (!st) llmc_tokenizer_free_buffer(m);
+        goto done;
+    }
     result = PyList_New((Py_ssize_t)k);
     for (size_t i = 0; result && i < k; i++) {
         PyObject *t = Py_BuildValue("(iii)", m[3 * i], m[3 * i + 1], m[3 * i + 2]);

@@ -7,7 +7,16 @@ typedef struct {
     llmc_trainer *t;
     llmc_train_config c;
     size_t n_tensors;
+    int busy; /* set while step runs without the GIL: a second thread gets an error, not a race on the activations */
 } TrainerObject;
+
+static int trainer_enter(TrainerObject *self) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Trainer is in use by another thread");
+        return -1;
+    }
+    return 0;
+}
 
 static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
     static char *names[] = {"arch", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab",
@@ -28,6 +37,7 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
     }
     c.n_layers = (size_t)v[0]; c.d_model = (size_t)v[1]; c.n_heads = (size_t)v[2]; c.n_kv_heads = (size_t)v[3];
     c.head_dim = (size_t)v[4]; c.d_ff = (size_t)v[5]; c.vocab = (size_t)v[6]; c.n_positions = (size_t)v[7];
+    if (trainer_enter(self)) return -1;
     llmc_trainer_free(self->t);
     self->t = NULL;
     llmc_status st;
@@ -124,11 +134,14 @@ static PyObject *Trainer_step(TrainerObject *self, PyObject *args) {
     }
     double loss = 0.0;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
+    if (trainer_enter(self)) goto done;
+    self->busy = 1;
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
     st = llmc_trainer_step(self->t, P, go == Py_None ? NULL : G, PyArray_DATA(in), PyArray_DATA(tg),
                            (size_t)PyArray_DIM(in, 0), (size_t)PyArray_DIM(in, 1), scale, &loss);
-    Py_END_ALLOW_THREADS
-    if (!llmc_py_check(st)) res = PyFloat_FromDouble(loss);
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->busy = 0;
+    if (!llmc_py_finish(st, &pc)) res = PyFloat_FromDouble(loss);
 done:
     Py_XDECREF(in);
     Py_XDECREF(tg);

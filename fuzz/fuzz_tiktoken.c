@@ -1,0 +1,28 @@
+/* fuzz_tiktoken.c: libFuzzer target for .tiktoken loading (csrc/tokenizer.c): "base64 rank" lines, with one special
+ * token, then encoding and decoding a fixed text. */
+#include "fuzz_common.h"
+
+static const char TEXT[] = "Hello world! It's 2024: ünïcødé, 中文  and\n\n <|endoftext|> tokens 12345.";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const char *special[] = {"<|endoftext|>"};
+    const size_t special_len[] = {13};
+    const int64_t special_id[] = {100257};
+    llmc_tokenizer *t = NULL;
+    if (llmc_tokenizer_from_tiktoken((const char *)data, size, "cl100k", special, special_len, special_id, 1, &t) !=
+        LLMC_OK) {
+        check_message();
+        return 0;
+    }
+    const uint8_t allow[1] = {1};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (llmc_tokenizer_encode(t, TEXT, sizeof TEXT - 1, allow, 0, &ids, &n) == LLMC_OK) {
+        decode_back(t, ids, n);
+        llmc_tokenizer_free_buffer(ids);
+    } else {
+        check_message();
+    }
+    llmc_tokenizer_free(t);
+    return 0;
+}

@@ -1,0 +1,106 @@
+"""Writes the seed corpus of the fuzz targets (fuzz/corpus/<target>/): small valid files of each format, made by
+llmc itself and by hand. Run from the repository root after building llmc in place: python fuzz/make_corpus.py.
+Crashes the fuzzer finds are added beside these seeds as regression files (fuzz/corpus/<target>/crash-*)."""
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np  # noqa: E402
+
+import llmc  # noqa: E402
+
+C = Path(__file__).resolve().parent / "corpus"
+
+
+def put(target, name, data):
+    d = C / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+
+
+# ---- JSON
+put("json", "object.json", '{"a": [1, -2.5e-3, true, false, null], "b": {"c": "x\\u00e9\\ud83d\\ude00"}, "": ""}')
+put("json", "nested.json", "[[[[[[{}]]]]]]")
+put("json", "numbers.json", "[0, -0, 1e308, -1e-308, 123456789012345678901234567890, 0.1, 9007199254740993]")
+put("json", "strings.json", '["\\n\\t\\"\\\\\\/\\b\\f\\r", "ünï 中文 🙂", "\\u0000"]')
+
+# ---- config.json
+CFGS = {
+    "llama": dict(model_type="llama", vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32, rms_norm_eps=1e-6,
+                  rope_theta=10000.0, tie_word_embeddings=False, hidden_act="silu"),
+    "llama3": dict(model_type="llama", vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                   num_attention_heads=4, max_position_embeddings=32,
+                   rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                     original_max_position_embeddings=16)),
+    "gpt2": dict(model_type="gpt2", vocab_size=64, n_embd=32, n_layer=1, n_head=4, n_positions=32,
+                 activation_function="gelu_new", layer_norm_epsilon=1e-5),
+    "bert": dict(model_type="bert", vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                 intermediate_size=48, max_position_embeddings=32, type_vocab_size=2, hidden_act="gelu"),
+    "mistral": dict(architectures=["MistralForCausalLM"], vocab_size=64, hidden_size=32, intermediate_size=48,
+                    num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=32,
+                    sliding_window=8),
+    "qwen3": dict(model_type="qwen3", vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=32,
+                  rope_parameters=dict(rope_theta=1e6, rope_type="default")),
+}
+for name, cfg in CFGS.items():
+    put("config", f"{name}.json", json.dumps(cfg, indent=1))
+
+# ---- safetensors
+def safetensors(tensors):
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, (dtype, arr) in tensors.items():
+        b = arr.tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+rng = np.random.default_rng(0)
+put("safetensors", "f32.safetensors", safetensors({"w": ("F32", rng.normal(size=(3, 4)).astype("<f4")),
+                                                  "b": ("F32", np.zeros(4, "<f4"))}))
+put("safetensors", "f16_bf16.safetensors", safetensors({
+    "h": ("F16", rng.normal(size=(2, 5)).astype("<f2")),
+    "bf": ("BF16", (rng.normal(size=(4,)).astype("<f4").view("<u4") >> 16).astype("<u2")),
+    "e": ("F32", np.zeros((0, 3), "<f4"))}))
+
+# ---- tokenizers: a small trained byte-level BPE, as tokenizer.json and as .tiktoken
+text = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+        "and darkness was upon the face of the deep. 12345 ünïcødé 中文 🙂\n") * 8
+tok = llmc.Tokenizer.train(text, 300, special_tokens=["<|endoftext|>"], progress=False)
+tmp = C / "tmp.json"
+tok.save(tmp)
+put("tokenizer_json", "bpe_bytelevel.json", tmp.read_bytes())
+os.unlink(tmp)
+tmp = C / "tmp.tiktoken"
+tok.save(tmp)
+put("tiktoken", "small.tiktoken", tmp.read_bytes())
+os.unlink(tmp)
+put("tokenizer_json", "wordpiece.json", json.dumps({
+    "normalizer": {"type": "BertNormalizer", "lowercase": True},
+    "pre_tokenizer": {"type": "BertPreTokenizer"},
+    "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+              "max_input_chars_per_word": 100,
+              "vocab": {t: i for i, t in enumerate(["[UNK]", "[CLS]", "[SEP]", "hello", "world", "##s", "it", "'",
+                                                    "!", "2024", ":", "un", "##ic", "##ode"])}},
+    "added_tokens": [{"id": 1, "content": "[CLS]", "special": True}, {"id": 2, "content": "[SEP]", "special": True}],
+}))
+put("tokenizer_json", "metaspace_bytefallback.json", json.dumps({
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                                                 {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                 {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    "model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>", "fuse_unk": True,
+              "vocab": dict({"<unk>": 0, "<s>": 1, "</s>": 2, "\u2581": 3, "H": 4, "e": 5, "l": 6, "o": 7,
+                             "\u2581H": 8, "ll": 9},
+                            **{f"<0x{b:02X}>": 10 + b for b in range(256)}),
+              "merges": ["\u2581 H", "l l"]},
+    "added_tokens": [{"id": 1, "content": "<s>", "special": True}],
+}))
+print("corpus:", ", ".join(f"{d.name} {len(list(d.iterdir()))}" for d in sorted(C.iterdir())))
