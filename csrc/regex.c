@@ -92,6 +92,11 @@ static inline int atom_has(const atom *a, uint32_t cp) {
     return in ^ a->neg;
 }
 
+int llmc_regex_is_word(uint32_t cp, int dialect) {
+    atom a = {A_WORD, 0, dialect == LLMC_REGEX_RUST ? W_RUST : W_ONIG_BARE, 0, 0};
+    return atom_has(&a, cp);
+}
+
 /* ---------------------------------------------------------------- program */
 enum { I_CHAR, I_CLASS, I_ANY, I_SPLIT, I_JMP, I_ASSERT, I_MATCH };
 enum { AS_BOL, AS_EOL, AS_BOT, AS_EOT, AS_EOT_NL, AS_LOOK, AS_NOT_LOOK };

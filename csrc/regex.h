@@ -39,4 +39,7 @@ void llmc_regex_scratch_free(llmc_regex_scratch *sc);
 int llmc_regex_find(const llmc_regex *re, llmc_regex_scratch *sc, const uint8_t *s, size_t n, size_t from,
                     size_t *ms, size_t *me);
 
+/* Is cp a \w character in the dialect (outside brackets)? */
+int llmc_regex_is_word(uint32_t cp, int dialect);
+
 #endif

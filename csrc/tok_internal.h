@@ -95,6 +95,8 @@ typedef struct {
     uint32_t off, len; /* content bytes in blob */
     int32_t id;
     uint8_t special; /* 1: a special token (tiktoken's allowed/disallowed apply); 0: HF non-special added token */
+    uint8_t lstrip, rstrip, single_word; /* HF AddedToken options (whitespace taken on either side; whole words) */
+    uint8_t normalized;                  /* matched in a second pass, in the pieces between the other tokens */
 } llmc_added_tok;
 
 struct llmc_tokenizer {

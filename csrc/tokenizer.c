@@ -11,6 +11,7 @@
 
 #include <omp.h>
 
+#include "regex.h"
 #include "tok_internal.h"
 #include "unicode.h"
 
@@ -157,7 +158,7 @@ llmc_status llmc_tok_add_added(llmc_tokenizer *t, const uint8_t *b, size_t n, in
         t->tok_off[id] = off;
         t->tok_len[id] = (uint32_t)n;
     }
-    t->added[t->n_added++] = (llmc_added_tok){(uint32_t)off, (uint32_t)n, (int32_t)id, (uint8_t)special};
+    t->added[t->n_added++] = (llmc_added_tok){(uint32_t)off, (uint32_t)n, (int32_t)id, (uint8_t)special, 0, 0, 0, 0};
     t->first_byte[b[0]] = 1;
     return LLMC_OK;
 }
@@ -860,13 +861,16 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
     return LLMC_OK;
 }
 
-/* The added token that matches at s[i..n) (longest allowed one), or -1; a disallowed match sets *bad to it. */
+/* The added token of pass `pass` (its `normalized` flag) that matches at s[i..n) (the longest allowed one), or -1;
+ * a disallowed match sets *bad to it. */
 static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, size_t i, const uint8_t *mode,
-                        long *bad) {
+                        int pass, long *bad) {
     long best = -1;
     for (size_t k = 0; k < t->n_added; k++) {
         const llmc_added_tok *a = &t->added[k];
-        if (a->len > n - i || s[i] != t->blob[a->off] || memcmp(s + i, t->blob + a->off, a->len)) continue;
+        if (a->normalized != pass || a->len > n - i || s[i] != t->blob[a->off] ||
+            memcmp(s + i, t->blob + a->off, a->len))
+            continue;
         int m = a->special ? (mode ? mode[k] : 0) : LLMC_SPECIAL_ALLOWED;
         if (m & LLMC_SPECIAL_DISALLOWED) *bad = (long)k;
         else if ((m & LLMC_SPECIAL_ALLOWED) && (best < 0 || a->len > t->added[best].len)) best = (long)k;
@@ -874,8 +878,74 @@ static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, siz
     return best;
 }
 
-/* Encode s[0..n) into c->out: split off added/special tokens (tiktoken's allowed/disallowed rules), encode the
- * segments between them, wrap in the post-processor template when add_special. */
+/* The character that ends at byte j of s (j > 0): its code point, its start in *b. */
+static uint32_t cp_before(const uint8_t *s, size_t j, size_t *b) {
+    size_t k = j - 1, back = 0;
+    while (back < 3 && k > 0 && (s[k] & 0xC0) == 0x80) k--, back++; /* over continuation bytes */
+    size_t l;
+    uint32_t cp = llmc_utf8_next(s + k, j - k, &l);
+    if (k + l != j) { /* not one character ending at j: the last byte alone (invalid) */
+        *b = j - 1;
+        return LLMC_BAD_CP;
+    }
+    *b = k;
+    return cp;
+}
+
+static inline int ws_cp(uint32_t cp) { return (llmc_uflags(cp) & LLMC_U_WS) != 0; }
+
+/* Split s[0..n) (at offset `base` of the text) at the added tokens of `pass`, HF's AddedVocabulary way: leftmost-
+ * longest matches in turn (the next search starts at the end of a match); single_word drops a match that touches a
+ * word character (Rust's \w) on either side; lstrip / rstrip widen a match over the whitespace before / after it
+ * (lstrip not past the previous match). The pieces between matches go through the normalized tokens (pass 1),
+ * then to encode_segment. */
+static llmc_status split_added(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, size_t base,
+                               const uint8_t *mode, int pass, int has_normalized) {
+    llmc_status st;
+    size_t seg = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!t->first_byte[s[i]]) continue;
+        long bad = -1, k = match_added(t, s, n, i, mode, pass, &bad);
+        if (bad >= 0) {
+            const llmc_added_tok *a = &t->added[bad];
+            return llmc_fail(LLMC_ERR_INVALID,
+                             "text contains the special token '%.*s', which is disallowed (pass it in "
+                             "allowed_special to encode it as a special token, or remove it from "
+                             "disallowed_special to encode it as text)",
+                             (int)a->len, (const char *)t->blob + a->off);
+        }
+        if (k < 0) continue;
+        const llmc_added_tok *a = &t->added[k];
+        size_t start = i, stop = i + a->len, l, b;
+        i = stop - 1; /* the search goes on after the match (the loop's i++) */
+        if (a->single_word) {
+            int before = start > 0 && llmc_regex_is_word(cp_before(s, start, &b), LLMC_REGEX_RUST);
+            int after = stop < n && llmc_regex_is_word(llmc_utf8_next(s + stop, n - stop, &l), LLMC_REGEX_RUST);
+            if (before || after) continue; /* not a whole word: no match */
+        }
+        if (a->lstrip) {
+            while (start > seg && ws_cp(cp_before(s, start, &b)) && b >= seg) start = b;
+        }
+        if (a->rstrip) {
+            while (stop < n && ws_cp(llmc_utf8_next(s + stop, n - stop, &l))) stop += l;
+        }
+        if (start > seg) {
+            st = pass == 0 && has_normalized ? split_added(t, c, s + seg, start - seg, base + seg, mode, 1, 1)
+                                             : encode_segment(t, c, s + seg, start - seg, base + seg == 0);
+            if (st) return st;
+        }
+        if ((st = emit(c, a->id))) return st;
+        seg = stop;
+        if (stop > i + 1) i = stop - 1; /* rstrip took more: go on after it */
+    }
+    if (seg < n || (seg == 0 && n == 0))
+        return pass == 0 && has_normalized ? split_added(t, c, s + seg, n - seg, base + seg, mode, 1, 1)
+                                           : encode_segment(t, c, s + seg, n - seg, base + seg == 0);
+    return LLMC_OK;
+}
+
+/* Encode s[0..n) into c->out: split off added/special tokens (tiktoken's allowed/disallowed rules, HF's options),
+ * encode the segments between them, wrap in the post-processor template when add_special. */
 static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, const uint8_t *mode,
                                int add_special) {
     llmc_status st;
@@ -883,28 +953,15 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
     if (add_special)
         for (size_t k = 0; k < t->n_prefix; k++)
             if ((st = emit(c, t->prefix_ids[k]))) return st;
-    int scan = 0; /* is any added token active? */
-    for (size_t k = 0; k < t->n_added && !scan; k++) scan = !t->added[k].special || (mode && mode[k]);
-    size_t seg = 0;
-    if (scan) {
-        for (size_t i = 0; i < n; i++) {
-            if (!t->first_byte[s[i]]) continue;
-            long bad = -1, k = match_added(t, s, n, i, mode, &bad);
-            if (bad >= 0) {
-                const llmc_added_tok *a = &t->added[bad];
-                return llmc_fail(LLMC_ERR_INVALID,
-                                 "text contains the special token '%.*s', which is disallowed (pass it in "
-                                 "allowed_special to encode it as a special token, or remove it from "
-                                 "disallowed_special to encode it as text)",
-                                 (int)a->len, (const char *)t->blob + a->off);
-            }
-            if (k < 0) continue;
-            if ((st = encode_segment(t, c, s + seg, i - seg, seg == 0)) || (st = emit(c, t->added[k].id))) return st;
-            i += t->added[k].len - 1; /* the loop's i++ steps past the token */
-            seg = i + 1;
-        }
+    int scan = 0, has_normalized = 0; /* is any added token active? any matched in the second pass? */
+    for (size_t k = 0; k < t->n_added; k++) {
+        int on = !t->added[k].special || (mode && mode[k]);
+        scan |= on;
+        has_normalized |= on && t->added[k].normalized;
     }
-    if ((st = encode_segment(t, c, s + seg, n - seg, seg == 0))) return st;
+    if (scan) st = split_added(t, c, s, n, 0, mode, 0, has_normalized);
+    else st = encode_segment(t, c, s, n, 1);
+    if (st) return st;
     if (add_special)
         for (size_t k = 0; k < t->n_suffix; k++)
             if ((st = emit(c, t->suffix_ids[k]))) return st;
@@ -930,8 +987,8 @@ static int chunkable(const llmc_tokenizer *t) {
         t->pretok != LLMC_PRE_LLAMA3 && t->pretok != LLMC_PRE_QWEN2)
         return 0;
     if (t->normalizer != LLMC_NORM_NONE && t->normalizer != LLMC_NORM_NFC) return 0;
-    for (size_t k = 0; k < t->n_added; k++)
-        if (memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
+    for (size_t k = 0; k < t->n_added; k++) /* nor when one could take the '\n' before a cut (lstrip) */
+        if (t->added[k].lstrip || memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
     return 1;
 }
 

@@ -557,8 +557,6 @@ static llmc_status load_added(loader *L, const llmc_json *added) {
         const llmc_json *a = &added->items[i], *c = llmc_json_get(a, "content");
         if (!llmc_json_is(c, LLMC_JSON_STRING) || !c->len) {
             st = llmc_fail(LLMC_ERR_FORMAT, "%s: added token %zu lacks a content string", L->what, i);
-        } else if (get_bool(a, "lstrip", 0) || get_bool(a, "rstrip", 0) || get_bool(a, "single_word", 0)) {
-            st = unsupported(L, "added token lstrip/rstrip/single_word", c->str);
         } else if (get_bool(a, "normalized", 0) && L->t->normalizer != LLMC_NORM_NONE) {
             st = unsupported(L, "added token with normalized=true under a normalizer", c->str);
         } else {
@@ -578,8 +576,13 @@ static llmc_status load_added(loader *L, const llmc_json *added) {
         llmc_tokenizer *t = L->t;
         int64_t id = ids[i];
         int in_vocab = (uint64_t)id < t->n_vocab && t->tok_len[id] != UINT32_MAX;
-        if ((st = llmc_tok_add_added(t, (const uint8_t *)c->str, c->len, id, get_bool(&added->items[i], "special", 0))))
-            break;
+        const llmc_json *ai = &added->items[i];
+        if ((st = llmc_tok_add_added(t, (const uint8_t *)c->str, c->len, id, get_bool(ai, "special", 0)))) break;
+        llmc_added_tok *at = &t->added[t->n_added - 1];
+        at->lstrip = (uint8_t)get_bool(ai, "lstrip", 0);
+        at->rstrip = (uint8_t)get_bool(ai, "rstrip", 0);
+        at->single_word = (uint8_t)get_bool(ai, "single_word", 0);
+        at->normalized = (uint8_t)get_bool(ai, "normalized", 0);
         /* HF decodes an id through its added token's content and passes that through the decoder: ByteLevel maps it
          * back to bytes when every character is in GPT-2's byte map, else keeps its UTF-8. When the id is also a
          * vocabulary token of other content (a sparse vocabulary), the added content wins. The SentencePiece /

@@ -82,3 +82,41 @@ def test_added_ids_assigned_like_hf():
     for ids in [[3], [0, 3, 1]]:
         assert ours.decode(ids) == ref.decode(ids, skip_special_tokens=False), ids
     assert ours.encode("c<x>a") == ref.encode("c<x>a", add_special_tokens=False).ids
+
+
+OPTION_TEXTS = ["a <mask> b", "a   <mask>   b", "<mask>", "  <mask>", "<mask>  ", "x<mask>y", "x <mask>y", "x<mask> y",
+                "word the word", "theword the", "the", " the ", "_the_", "1the2", "\u00e9the", "the\u00e9",
+                "\u4e2dthe\u4e2d", "the\nthe", "\t\tthe\n\n", "<mask><mask>", "<mask> <mask>", "a\u3000<mask>\u3000b",
+                "[X] the [X]the", "n\u200dthe", "the\u0301"] + ADV[:300]
+
+
+@pytest.mark.parametrize("flags", [
+    {"lstrip": True}, {"rstrip": True}, {"lstrip": True, "rstrip": True}, {"single_word": True},
+    {"single_word": True, "lstrip": True, "rstrip": True}, {"normalized": True}, {"normalized": True, "rstrip": True},
+], ids=lambda f: ",".join(sorted(f)))
+def test_added_token_options_like_hf(trained, flags):
+    """lstrip / rstrip / single_word / normalized as HF applies them (normalized tokens are matched in a second
+    pass, in the text between the other added tokens)."""
+    doc = json.loads(json.dumps(trained._saved["json"]))
+    n = len(doc["model"]["vocab"])
+    doc["added_tokens"] += [_added(n + 1, "<mask>", True, **flags), _added(n + 2, "the", False, **flags),
+                            _added(n + 3, "[X]", False), _added(n + 4, "the ", False, normalized=True)]
+    ours, ref = _both(doc)
+    got = ours.encode_batch(OPTION_TEXTS)
+    want = [e.ids for e in ref.encode_batch(OPTION_TEXTS, add_special_tokens=False)]
+    for t, g, w in zip(OPTION_TEXTS, got, want):
+        assert g == w, (t, g, w)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base", "llama3", "qwen3", "llama2"])
+def test_save_any_loaded_tokenizer_hf_loads_it(shared, tmp_path, name):
+    """save("tokenizer.json") works for every loaded tokenizer; HF loads the file and encodes like llmc."""
+    from test_tokenizer import hf_pair, tiktoken_pair
+
+    tok = tiktoken_pair(name)[0] if name in ("gpt2", "cl100k_base") else hf_pair(shared, name)[0]
+    tok.save(tmp_path / "tokenizer.json")
+    ref = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    kjv = (shared / "corpora" / "kjv.txt").read_text(encoding="utf-8")[:100_000].split("\n")
+    texts = kjv + ADV[:500]
+    assert tok.encode_batch(texts, disallowed_special=()) == \
+        [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]

@@ -35,7 +35,7 @@ ALL = TIKTOKEN + HF
 def pair(shared, name):
     """(llmc tokenizer, function: list of str -> list of id lists) for one reference."""
     if name in TIKTOKEN:
-        tok, ref = tiktoken_pair(shared, name)
+        tok, ref = tiktoken_pair(name)
         return tok, lambda texts: ref.encode_ordinary_batch(texts, num_threads=2)
     tok, ref = hf_pair(shared, name)
     return tok, lambda texts: [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
