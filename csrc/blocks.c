@@ -1,9 +1,11 @@
 /* blocks.c: the forward pass: one function per block type (gpt2, llama family, bert), the embeddings, the final
- * norm, and the stack over a chunk of tokens appended to a session. */
+ * norm, and the stack over a chunk of tokens appended to a session. latent_fire() marks the hook points of the named
+ * activations (latent.c, docs/latent.md): with no hook attached each is one integer test. */
 #include <math.h>
 #include <string.h>
 
 #include "blas.h"
+#include "latent.h"
 #include "model_internal.h"
 
 /* ---------------------------------------------------------------- building blocks */
@@ -70,6 +72,29 @@ static void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* x += in @ W^T (+ b), the sublayer output (T, D) written to the residual stream x. Without bias and hooks BLAS adds
+ * it in place; otherwise it goes through tmp, where the hook point `act` sees it first. */
+static llmc_status project_add(llmc_session *s, int act, size_t l, const float *in, const float *w, const float *b,
+                               float *x, float *tmp, size_t T, size_t n_in, size_t D, int trans) {
+    if (!b && !s->n_hooks) return matmul_w(in, w, x, T, n_in, D, trans, 1.0f);
+    llmc_status st = linear(in, w, b, tmp, T, n_in, D, trans);
+    if (st || (st = latent_fire(s, act, l, tmp, T, T))) return st;
+    add_inplace(x, tmp, T * D);
+    return LLMC_OK;
+}
+
+/* the hook points of q, k, v (k and v are read in the cache, at rows n .. n+T-1) and where the pattern goes */
+static llmc_status fire_qkv(llmc_session *s, size_t l, float *qh, size_t T, float **probs) {
+    const size_t hd = s->m->c.head_dim;
+    llmc_status st;
+    if (!s->n_hooks) return LLMC_OK;
+    if ((st = latent_fire(s, LLMC_ACT_ATTN_Q, l, qh, T, T)) ||
+        (st = latent_fire(s, LLMC_ACT_ATTN_K, l, cache_k(s, l) + s->n * hd, s->cap, T)) ||
+        (st = latent_fire(s, LLMC_ACT_ATTN_V, l, cache_v(s, l) + s->n * hd, s->cap, T)))
+        return st;
+    return *probs ? LLMC_OK : latent_pattern(s, l, T, probs);
+}
+
 /* ---------------------------------------------------------------- attention */
 /* q: (H, T, hd) for positions n .. n+T-1; k, v: (Hk, cap, hd) holding the first Tk = n + T positions;
  * out: (H, T, hd); probs: (H, T, Tk) or NULL. Causal queries see keys up to their own position (and no further
@@ -109,7 +134,9 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
     const size_t D = c->d_model, H = c->n_heads, Hk = c->n_kv_heads, hd = c->head_dim, F = c->d_ff;
     llmc_status st;
     // h: (T, D)
-    if ((st = llmc_rms_norm(a->x, L->ln1_w, a->h, T, D, c->norm_eps))) return st;
+    if ((st = latent_fire(s, LLMC_ACT_RESID_PRE, l, a->x, T, T)) ||
+        (st = llmc_rms_norm(a->x, L->ln1_w, a->h, T, D, c->norm_eps)))
+        return st;
     // q: (T, H, hd); k, v: (T, Hk, hd)
     if ((st = linear(a->h, L->wq, L->bq, a->q, T, D, H * hd, 1)) || (st = linear(a->h, L->wk, L->bk, a->k, T, D, Hk * hd, 1)) ||
         (st = linear(a->h, L->wv, L->bv, a->v, T, D, Hk * hd, 1)))
@@ -126,16 +153,25 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
     to_heads(a->k, cache_k(s, l), T, Hk, hd, s->cap, s->n);
     to_heads(a->v, cache_v(s, l), T, Hk, hd, s->cap, s->n);
     // ah: (H, T, hd) -> a: (T, H*hd)
-    if ((st = attend(s, a->qh, cache_k(s, l), cache_v(s, l), T, s->n + T, a->ah, probs))) return st;
+    if ((st = fire_qkv(s, l, a->qh, T, &probs)) ||
+        (st = attend(s, a->qh, cache_k(s, l), cache_v(s, l), T, s->n + T, a->ah, probs)) ||
+        (st = latent_fire(s, LLMC_ACT_ATTN_Z, l, a->ah, T, T)))
+        return st;
     from_heads(a->ah, a->a, T, H, hd);
     // x += a @ Wo^T
-    if ((st = matmul_w(a->a, L->wo, a->x, T, H * hd, D, 1, 1.0f))) return st;
+    if ((st = project_add(s, LLMC_ACT_ATTN_OUT, l, a->a, L->wo, NULL, a->x, a->h, T, H * hd, D, 1)) ||
+        (st = latent_fire(s, LLMC_ACT_RESID_MID, l, a->x, T, T)))
+        return st;
     // SwiGLU MLP: f1 = silu(h Wg^T) * (h Wu^T): (T, F)
     if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) || (st = linear(a->h, L->w_gate, NULL, a->f1, T, D, F, 1)) ||
+        (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
         (st = linear(a->h, L->w_up, NULL, a->f2, T, D, F, 1)) || (st = llmc_silu(a->f1, a->f1, T * F)))
         return st;
     for (size_t i = 0; i < T * F; i++) a->f1[i] *= a->f2[i];
-    return matmul_w(a->f1, L->w_down, a->x, T, F, D, 1, 1.0f);
+    if ((st = latent_fire(s, LLMC_ACT_MLP_POST, l, a->f1, T, T)) ||
+        (st = project_add(s, LLMC_ACT_MLP_OUT, l, a->f1, L->w_down, NULL, a->x, a->h, T, F, D, 1)))
+        return st;
+    return latent_fire(s, LLMC_ACT_RESID_POST, l, a->x, T, T);
 }
 
 /* GPT-2 block, in place on x: (T, D); Conv1D weights are (in, out).
@@ -146,7 +182,9 @@ static llmc_status block_gpt2(llmc_session *s, size_t l, acts *a, size_t T, floa
     const layer_weights *L = &m->L[l];
     const size_t D = c->d_model, H = c->n_heads, hd = c->head_dim, F = c->d_ff;
     llmc_status st;
-    if ((st = llmc_layer_norm(a->x, L->ln1_w, L->ln1_b, a->h, T, D, c->norm_eps))) return st;
+    if ((st = latent_fire(s, LLMC_ACT_RESID_PRE, l, a->x, T, T)) ||
+        (st = llmc_layer_norm(a->x, L->ln1_w, L->ln1_b, a->h, T, D, c->norm_eps)))
+        return st;
     // qkv: (T, 3D) = [q | k | v], each (T, H, hd) with row stride 3D
     if ((st = linear(a->h, L->wqkv, L->bqkv, a->q, T, D, 3 * D, 0))) return st;
     float *kc = cache_k(s, l), *vc = cache_v(s, l);
@@ -157,17 +195,20 @@ static llmc_status block_gpt2(llmc_session *s, size_t l, acts *a, size_t T, floa
             memcpy(kc + (h * s->cap + s->n + t) * hd, row + D, hd * sizeof(float));
             memcpy(vc + (h * s->cap + s->n + t) * hd, row + 2 * D, hd * sizeof(float));
         }
-    if ((st = attend(s, a->qh, kc, vc, T, s->n + T, a->ah, probs))) return st;
+    if ((st = fire_qkv(s, l, a->qh, T, &probs)) || (st = attend(s, a->qh, kc, vc, T, s->n + T, a->ah, probs)) ||
+        (st = latent_fire(s, LLMC_ACT_ATTN_Z, l, a->ah, T, T)))
+        return st;
     from_heads(a->ah, a->a, T, H, hd);
     // x += a @ Wproj + b
-    if ((st = linear(a->a, L->wo, L->bo, a->h, T, D, D, 0))) return st;
-    add_inplace(a->x, a->h, T * D);
-    if ((st = llmc_layer_norm(a->x, L->ln2_w, L->ln2_b, a->h, T, D, c->norm_eps)) ||
-        (st = linear(a->h, L->w_fc, L->b_fc, a->f1, T, D, F, 0)) || (st = llmc_gelu(a->f1, a->f1, T * F, 1)) ||
-        (st = linear(a->f1, L->w_proj, L->b_proj, a->h, T, F, D, 0)))
+    if ((st = project_add(s, LLMC_ACT_ATTN_OUT, l, a->a, L->wo, L->bo, a->x, a->h, T, D, D, 0)) ||
+        (st = latent_fire(s, LLMC_ACT_RESID_MID, l, a->x, T, T)))
         return st;
-    add_inplace(a->x, a->h, T * D);
-    return LLMC_OK;
+    if ((st = llmc_layer_norm(a->x, L->ln2_w, L->ln2_b, a->h, T, D, c->norm_eps)) ||
+        (st = linear(a->h, L->w_fc, L->b_fc, a->f1, T, D, F, 0)) || (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
+        (st = llmc_gelu(a->f1, a->f1, T * F, 1)) || (st = latent_fire(s, LLMC_ACT_MLP_POST, l, a->f1, T, T)) ||
+        (st = project_add(s, LLMC_ACT_MLP_OUT, l, a->f1, L->w_proj, L->b_proj, a->x, a->h, T, F, D, 0)))
+        return st;
+    return latent_fire(s, LLMC_ACT_RESID_POST, l, a->x, T, T);
 }
 
 /* BERT encoder block (post-LN), in place on x: (T, D); weights (out, in).
@@ -178,22 +219,31 @@ static llmc_status block_bert(llmc_session *s, size_t l, acts *a, size_t T, floa
     const layer_weights *L = &m->L[l];
     const size_t D = c->d_model, H = c->n_heads, hd = c->head_dim, F = c->d_ff;
     llmc_status st;
-    if ((st = linear(a->x, L->wq, L->bq, a->q, T, D, D, 1)) || (st = linear(a->x, L->wk, L->bk, a->k, T, D, D, 1)) ||
+    if ((st = latent_fire(s, LLMC_ACT_RESID_PRE, l, a->x, T, T)) ||
+        (st = linear(a->x, L->wq, L->bq, a->q, T, D, D, 1)) || (st = linear(a->x, L->wk, L->bk, a->k, T, D, D, 1)) ||
         (st = linear(a->x, L->wv, L->bv, a->v, T, D, D, 1)))
         return st;
     to_heads(a->q, a->qh, T, H, hd, T, 0);
     to_heads(a->k, cache_k(s, l), T, H, hd, s->cap, s->n);
     to_heads(a->v, cache_v(s, l), T, H, hd, s->cap, s->n);
-    if ((st = attend(s, a->qh, cache_k(s, l), cache_v(s, l), T, s->n + T, a->ah, probs))) return st;
+    if ((st = fire_qkv(s, l, a->qh, T, &probs)) ||
+        (st = attend(s, a->qh, cache_k(s, l), cache_v(s, l), T, s->n + T, a->ah, probs)) ||
+        (st = latent_fire(s, LLMC_ACT_ATTN_Z, l, a->ah, T, T)))
+        return st;
     from_heads(a->ah, a->a, T, H, hd);
-    if ((st = linear(a->a, L->wo, L->bo, a->h, T, D, D, 1))) return st;
-    add_inplace(a->h, a->x, T * D);
-    if ((st = llmc_layer_norm(a->h, L->ln1_w, L->ln1_b, a->x, T, D, c->norm_eps)) ||
-        (st = linear(a->x, L->w_fc, L->b_fc, a->f1, T, D, F, 1)) || (st = llmc_gelu(a->f1, a->f1, T * F, m->gelu_tanh)) ||
-        (st = linear(a->f1, L->w_proj, L->b_proj, a->h, T, F, D, 1)))
+    // post-LN: x = LN(x + attn_out); x = LN(x + mlp_out)
+    if ((st = linear(a->a, L->wo, L->bo, a->h, T, D, D, 1)) || (st = latent_fire(s, LLMC_ACT_ATTN_OUT, l, a->h, T, T)))
         return st;
     add_inplace(a->h, a->x, T * D);
-    return llmc_layer_norm(a->h, L->ln2_w, L->ln2_b, a->x, T, D, c->norm_eps);
+    if ((st = llmc_layer_norm(a->h, L->ln1_w, L->ln1_b, a->x, T, D, c->norm_eps)) ||
+        (st = latent_fire(s, LLMC_ACT_RESID_MID, l, a->x, T, T)) ||
+        (st = linear(a->x, L->w_fc, L->b_fc, a->f1, T, D, F, 1)) || (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
+        (st = llmc_gelu(a->f1, a->f1, T * F, m->gelu_tanh)) || (st = latent_fire(s, LLMC_ACT_MLP_POST, l, a->f1, T, T)) ||
+        (st = linear(a->f1, L->w_proj, L->b_proj, a->h, T, F, D, 1)) || (st = latent_fire(s, LLMC_ACT_MLP_OUT, l, a->h, T, T)))
+        return st;
+    add_inplace(a->h, a->x, T * D);
+    if ((st = llmc_layer_norm(a->h, L->ln2_w, L->ln2_b, a->x, T, D, c->norm_eps))) return st;
+    return latent_fire(s, LLMC_ACT_RESID_POST, l, a->x, T, T);
 }
 
 /* token (+ position, + type) embeddings of T tokens at positions n .. n+T-1 -> x: (T, D) */
@@ -242,7 +292,7 @@ static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int6
     if (st) return st;
     acts a;
     session_carve(c, s->scratch, Tc, &a);
-    if ((st = embed_tokens(s, ids, types, Tc, &a))) return st;
+    if ((st = embed_tokens(s, ids, types, Tc, &a)) || (st = latent_fire(s, LLMC_ACT_EMBED, 0, a.x, Tc, Tc))) return st;
     if (c->rope_theta > 0) rope_table(m, s->n, Tc, a.cs, a.sn);
     if (hidden) memcpy(hidden + r0 * D, a.x, Tc * D * sizeof(float));
     for (size_t l = 0; l < c->n_layers; l++) {
@@ -255,19 +305,39 @@ static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int6
         if (st) return st;
         if (hidden && l + 1 < c->n_layers) memcpy(hidden + ((l + 1) * Tall + r0) * D, a.x, Tc * D * sizeof(float));
     }
+    // the final hidden state: all rows when asked for (or hooked), else only the last (for next-token logits)
+    const int need_all = hidden || last || (logits && all_logits) || s->n_hooks;
+    if (need_all || (logits && want_last_logits)) {
+        const size_t f0 = need_all ? 0 : Tc - 1;
+        if ((st = final_norm(m, a.x + f0 * D, a.h + f0 * D, Tc - f0)) ||
+            (c->arch != LLMC_ARCH_BERT && (st = latent_fire(s, LLMC_ACT_LN_FINAL, 0, a.h, Tc, Tc))))
+            return st;
+        if (hidden) memcpy(hidden + (c->n_layers * Tall + r0) * D, a.h, Tc * D * sizeof(float));
+        if (last) memcpy(last + r0 * D, a.h, Tc * D * sizeof(float));
+        if (logits && all_logits) // logits rows r0 .. r0+Tc-1 = h @ lm_head^T, lm_head (V, D)
+            st = matmul_w(a.h, m->lm_head, logits + r0 * c->vocab, Tc, D, c->vocab, 1, 0.0f);
+        else if (logits && want_last_logits)
+            st = matmul_w(a.h + (Tc - 1) * D, m->lm_head, logits, 1, D, c->vocab, 1, 0.0f);
+        if (st) return st;
+    }
     memmove(s->tokens + s->n, ids, Tc * sizeof(int64_t));
     s->n += Tc;
-    // the final hidden state: all rows when asked for, else only the last (for next-token logits)
-    const int need_all = hidden || last || (logits && all_logits);
-    if (!need_all && !(logits && want_last_logits)) return LLMC_OK;
-    const size_t f0 = need_all ? 0 : Tc - 1;
-    if ((st = final_norm(m, a.x + f0 * D, a.h + f0 * D, Tc - f0))) return st;
-    if (hidden) memcpy(hidden + (c->n_layers * Tall + r0) * D, a.h, Tc * D * sizeof(float));
-    if (last) memcpy(last + r0 * D, a.h, Tc * D * sizeof(float));
-    if (logits && all_logits) // logits rows r0 .. r0+Tc-1 = h @ lm_head^T, lm_head (V, D)
-        return matmul_w(a.h, m->lm_head, logits + r0 * c->vocab, Tc, D, c->vocab, 1, 0.0f);
-    if (logits && want_last_logits) return matmul_w(a.h + (Tc - 1) * D, m->lm_head, logits, 1, D, c->vocab, 1, 0.0f);
     return LLMC_OK;
+}
+
+llmc_status llmc_model_readout(const llmc_model *m, const float *x, size_t rows, float *logits) {
+    const llmc_model_config *c = &m->c;
+    if (!m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    if (rows == 0) return LLMC_OK;
+    size_t bytes;
+    if (!llmc_size3(rows, c->d_model, 1, sizeof(float), &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "%zu rows overflow", rows);
+    float *h = llmc_malloc(bytes, "normed rows");
+    if (!h) return LLMC_ERR_NOMEM;
+    // logits (rows, V) = final_norm(x) @ lm_head^T
+    llmc_status st = final_norm(m, x, h, rows);
+    if (!st) st = matmul_w(h, m->lm_head, logits, rows, c->d_model, c->vocab, 1, 0.0f);
+    llmc_free(h);
+    return st;
 }
 
 /* Prompts are processed in chunks of this many tokens: the activations stay a few MiB whatever the prompt length
@@ -281,7 +351,8 @@ llmc_status model_forward_tokens(llmc_session *s, const int64_t *ids, const int6
     if (T == 0) return llmc_fail(LLMC_ERR_INVALID, "need at least one token");
     if (s->n + T > s->cap) return llmc_fail(LLMC_ERR_INTERNAL, "forward past the cache capacity");
     if (logits && !m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
-    const size_t n0 = s->n, chunk = probs || !m->c.causal ? T : PREFILL_CHUNK;
+    const int whole = probs || !m->c.causal || (s->n_hooks && latent_needs_whole(s->hooks, s->n_hooks));
+    const size_t n0 = s->n, chunk = whole ? T : PREFILL_CHUNK;
     llmc_status st = LLMC_OK;
     for (size_t r0 = 0; r0 < T && !st; r0 += chunk) {
         const size_t Tc = T - r0 < chunk ? T - r0 : chunk;

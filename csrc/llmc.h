@@ -403,6 +403,62 @@ llmc_status llmc_session_copy(llmc_session *dst, const llmc_session *src);
 void llmc_session_set_attn(llmc_session *s, int attn);
 void llmc_session_free(llmc_session *s);
 
+
+/* ---------------------------------------------------------------- latent space: hooks on named activations
+ * Hook points of the forward pass (csrc/latent.c). Each activation has a public layout (U, P, W): U units (heads
+ * for head-major activations, else 1), P positions, W values per unit and position. D = d_model, F = d_ff,
+ * H / Hk = query / key-value heads, hd = head_dim, Tk = keys seen.
+ *   EMBED (1, T, D) input of block 0          RESID_PRE (1, T, D) input of block l
+ *   ATTN_Q (H, T, hd) queries after q_norm and RoPE, as attention reads them; ATTN_K / ATTN_V (Hk, T, hd) likewise
+ *   ATTN_PATTERN (H, T, Tk) softmax weights (capture only)      ATTN_Z (H, T, hd) attention output per head
+ *   ATTN_OUT (1, T, D) output projection (+ bias)   RESID_MID (1, T, D) residual stream between attention and MLP
+ *   MLP_PRE (1, T, F) gate (llama) / fc (gpt2, bert) before the activation; MLP_POST (1, T, F) input of the down
+ *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm */
+typedef enum {
+    LLMC_ACT_EMBED = 0, LLMC_ACT_RESID_PRE, LLMC_ACT_ATTN_Q, LLMC_ACT_ATTN_K, LLMC_ACT_ATTN_V, LLMC_ACT_ATTN_PATTERN,
+    LLMC_ACT_ATTN_Z, LLMC_ACT_ATTN_OUT, LLMC_ACT_RESID_MID, LLMC_ACT_MLP_PRE, LLMC_ACT_MLP_POST, LLMC_ACT_MLP_OUT,
+    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_COUNT
+} llmc_act;
+
+/* What a hook does where it fires. Positions are absolute (row t of a call at session position n is n + t); a hook
+ * touches positions in [pos_start, pos_stop) only. */
+typedef enum {
+    LLMC_HOOK_CAPTURE = 0, /* copy into data (U, rows, W) at row = position (positions >= rows are not copied) */
+    LLMC_HOOK_ADD = 1,     /* add scale * data (U, W) at each position (steering) */
+    LLMC_HOOK_SET = 2,     /* replace by data (U, rows, W), row = position (activation patching) */
+    LLMC_HOOK_ZERO = 3,    /* zero the units in index: heads when U > 1, else columns (neurons) */
+    LLMC_HOOK_MEAN = 4     /* replace the units in index by data (U, W) or, when data is NULL, by their mean over
+                              the positions of the call (the whole sequence: such a run is not chunked) */
+} llmc_hook_kind;
+
+typedef struct {
+    int kind;                     /* llmc_hook_kind */
+    int act;                      /* llmc_act */
+    size_t layer;                 /* block index (ignored for EMBED and LN_FINAL) */
+    float *data;                  /* see kind; the caller keeps it alive while the hook is attached */
+    size_t data_len;              /* floats in data (checked against the layout) */
+    size_t rows;                  /* CAPTURE / SET: positions in data */
+    float scale;                  /* ADD */
+    size_t pos_start, pos_stop;   /* affected positions [start, stop) */
+    const int64_t *index;         /* ZERO / MEAN: unit indices */
+    size_t n_index;
+} llmc_hook;
+
+/* The layout (U, W) of activation act for this model (W of ATTN_PATTERN: 0, it depends on the call). Returns
+ * LLMC_ERR_UNSUPPORTED for an activation the architecture lacks (LN_FINAL of bert). */
+llmc_status llmc_act_layout(const llmc_model *m, int act, size_t *units, size_t *width);
+/* Check hooks against the model: kinds, activations, layers, data sizes, unit indices, position ranges. */
+llmc_status llmc_hooks_check(const llmc_model *m, const llmc_hook *hooks, size_t n);
+/* A whole-sequence forward (like llmc_model_forward with all logits) with hooks firing in list order at each
+ * point. logits (T, V) may be NULL. */
+llmc_status llmc_model_forward_hooked(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
+                                      int attn, float *logits, const llmc_hook *hooks, size_t n_hooks);
+/* Attach hooks to a session (n = 0 detaches): they fire on every later append. The array and its data are the
+ * caller's and must outlive the attachment. CAPTURE and ATTN_PATTERN are not allowed on a session. */
+llmc_status llmc_session_set_hooks(llmc_session *s, const llmc_hook *hooks, size_t n);
+/* The logit lens readout: logits (rows, V) = lm_head(final_norm(x)) for x: (rows, D) residual-stream rows. */
+llmc_status llmc_model_readout(const llmc_model *m, const float *x, size_t rows, float *logits);
+
 #ifdef __cplusplus
 }
 #endif

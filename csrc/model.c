@@ -18,16 +18,32 @@ static llmc_status check_ids(const llmc_model *m, const int64_t *ids, size_t T) 
     return LLMC_OK;
 }
 
-static llmc_status run_once(const llmc_model *m, const int64_t *ids, const int64_t *types, size_t T, int attn,
-                            float *logits, float *hidden, float *last, size_t probs_layer, float *probs) {
+static llmc_status run_hooked(const llmc_model *m, const int64_t *ids, const int64_t *types, size_t T, int attn,
+                              float *logits, float *hidden, float *last, size_t probs_layer, float *probs,
+                              const llmc_hook *hooks, size_t n_hooks) {
     llmc_status st = check_ids(m, ids, T);
     if (st) return st;
     llmc_session *s;
     if ((st = session_alloc(m, T, &s))) return st;
     s->attn = attn;
+    s->hooks = hooks;
+    s->n_hooks = n_hooks;
     st = model_forward_tokens(s, ids, types, T, logits, 1, hidden, last, probs_layer, probs);
     llmc_session_free(s);
     return st;
+}
+
+static llmc_status run_once(const llmc_model *m, const int64_t *ids, const int64_t *types, size_t T, int attn,
+                            float *logits, float *hidden, float *last, size_t probs_layer, float *probs) {
+    return run_hooked(m, ids, types, T, attn, logits, hidden, last, probs_layer, probs, NULL, 0);
+}
+
+llmc_status llmc_model_forward_hooked(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
+                                      int attn, float *logits, const llmc_hook *hooks, size_t n_hooks) {
+    if (logits && !m->lm_head) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model (bert) has no language-model head");
+    llmc_status st = llmc_hooks_check(m, hooks, n_hooks);
+    if (st) return st;
+    return run_hooked(m, ids, type_ids, T, attn, logits, NULL, NULL, 0, NULL, hooks, n_hooks);
 }
 
 llmc_status llmc_model_forward(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T, int attn,

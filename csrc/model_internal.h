@@ -6,6 +6,7 @@
  *   blocks.c        the forward blocks (gpt2 / llama / bert), embeddings, final norm, the forward over a chunk
  *   session.c       sessions: KV cache, activation scratch, sliding window, append, copy
  *   model.c         whole-sequence entry points: forward, attention weights, embed
+ *   latent.c        hooks on named activations (capture, steering, ablation, patching), fired by the blocks
  *
  * Layout conventions (shapes in comments): D = d_model, H = query heads, Hk = key/value heads, hd = head_dim,
  * F = d_ff, V = vocab, T = tokens in this call, cap = session capacity, n = tokens already cached.
@@ -75,6 +76,8 @@ struct llmc_session {
     float *scratch;      /* activations for up to scratch_T tokens */
     size_t scratch_T;
     int64_t *tmp_ids;    /* (cap,) for re-encoding a slid window */
+    const llmc_hook *hooks; /* attached hooks (latent.c), the caller's memory; n_hooks = 0: none */
+    size_t n_hooks;
 };
 
 /* activation buffers of one forward call, carved from the session scratch */

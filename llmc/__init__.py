@@ -15,6 +15,8 @@ from .tokenizer import Tokenizer
 from .encodings import encoding_for_model, encoding_name_for_model, get_encoding, list_encoding_names
 from . import data
 from .model import Model, Session
+from .hooks import AblateHeads, AblateNeurons, Patch, Steer
+from . import latent
 from .default import default_training_summary, load_default
 from .generate import ContextWindowWarning, Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
@@ -71,4 +73,5 @@ __all__ = [
     "Tokenizer", "load_default", "default_training_summary", "get_encoding", "encoding_for_model",
     "encoding_name_for_model", "list_encoding_names", "data", "ContextWindowWarning", "NonFiniteLossError",
     "quantize", "dequantize", "quant_types",
+    "Steer", "AblateHeads", "AblateNeurons", "Patch", "latent",
 ]

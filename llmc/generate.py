@@ -172,7 +172,7 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
              do_sample: bool | None = None, num_beams: int = 1, length_penalty: float = 1.0, early_stopping=False,
              num_return_sequences: int = 1, stop: str | Sequence[str] | None = None, seed: int | None = None,
              stream: bool = False, return_logprobs: bool = False, overflow: str = "stop", keep_first: int = 0,
-             eos_token_id: int | Sequence[int] | None = None):
+             eos_token_id: int | Sequence[int] | None = None, interventions=None):
     """Continue ``prompt`` (a str, encoded with ``model.tokenizer``, or a list of token ids) by up to
     ``max_new_tokens`` tokens. See ``llmc.Model.generate`` for the parameters.
 
@@ -189,6 +189,8 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
     ``num_return_sequences > 1``; with ``return_logprobs=True`` each result is a pair (result, logprobs) where
     logprobs are the chosen tokens' log-probabilities (greedy / sampling) or the hypothesis score (beam search).
     """
+    if interventions:  # every session generation opens carries them (positions: absolute, prompt included)
+        model = _Intervened(model, interventions)
     text_mode = isinstance(prompt, str)
     tok = getattr(model, "tokenizer", None)
     if text_mode:
@@ -248,6 +250,22 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
             _warn_window(model, len(ids), len(out))
         results.append(_finish(out, lps, text_mode, tok, stops, return_logprobs))
     return results if num_return_sequences > 1 else results[0]
+
+
+class _Intervened:
+    """A model whose sessions apply interventions (llmc.Steer, ...): generation code stays unaware of them."""
+
+    def __init__(self, model, interventions):
+        from .hooks import _intervention_hooks
+
+        _intervention_hooks(model, interventions)  # validate once, before generating
+        self._model, self._interventions = model, interventions
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def session(self, **kwargs):
+        return self._model.session(interventions=self._interventions, **kwargs)
 
 
 def _fit_window(model, n_prompt: int, max_new_tokens: int, overflow: str) -> tuple[int, bool]:

@@ -87,6 +87,14 @@ class Session:
     def set_attention(self, attention: Literal["flash", "standard"]) -> None:
         self._s.set_attn(_attn(attention, "flash"))
 
+    def set_interventions(self, interventions) -> None:
+        """Apply interventions (llmc.Steer, AblateHeads, AblateNeurons, Patch) in every later append; [] or None
+        removes them. Positions are absolute positions in the session, so an intervention on positions 3..5 changes
+        exactly those tokens' activations when they are appended (and, through attention, what comes after)."""
+        from .hooks import _intervention_hooks
+
+        self._s.set_hooks(_intervention_hooks(self.model, interventions))
+
     def copy_from(self, other: "Session") -> None:
         """Take over other's cached tokens and keys/values (same model and capacity): how beam search forks beams
         without recomputing them."""
@@ -125,7 +133,7 @@ class Model:
                  length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
                  stop: str | Sequence[str] | None = None, seed: int | None = None, stream: bool = False,
                  return_logprobs: bool = False, overflow: Literal["stop", "slide", "error"] = "stop",
-                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None):
+                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None, interventions=None):
         """Continue a prompt (str, encoded with model.tokenizer, or a list of token ids) with KV-cached decoding.
 
         temperature: 0 = greedy; top_k / top_p / min_p: filters (0 / 1.0 / 0.0 = off); repetition_penalty (1.0 =
@@ -138,7 +146,9 @@ class Model:
         overflow: what happens when prompt + generated tokens would exceed the context window:
         "stop" (default) stops there with a llmc.ContextWindowWarning and returns what was generated; "slide"
         drops the oldest tokens after the first keep_first and continues; "error" raises ValueError before any
-        work. The sampler chain and beam search follow transformers' semantics (see llmc.generate, llmc.beam).
+        work. interventions: llmc.Steer, AblateHeads, AblateNeurons, Patch applied in C at every step (positions
+        count from the prompt's first token). The sampler chain and beam search follow transformers' semantics (see
+        llmc.generate, llmc.beam).
         Returns text for a str prompt, ids for an id prompt (without the prompt; with the EOS token when
         generation stopped on it), a list when num_return_sequences > 1."""
         from .generate import generate
@@ -149,7 +159,7 @@ class Model:
                         length_penalty=length_penalty, early_stopping=early_stopping,
                         num_return_sequences=num_return_sequences, stop=stop, seed=seed, stream=stream,
                         return_logprobs=return_logprobs, overflow=overflow, keep_first=keep_first,
-                        eos_token_id=eos_token_id)
+                        eos_token_id=eos_token_id, interventions=interventions)
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -195,9 +205,47 @@ class Model:
         return cls(core, config, attention)
 
     # ------------------------------------------------------------ running
-    def logits(self, ids: Sequence[int], attention: str | None = None) -> np.ndarray:
-        """Next-token logits at every position: (T, vocab) float32."""
+    def logits(self, ids: Sequence[int], attention: str | None = None, interventions=None) -> np.ndarray:
+        """Next-token logits at every position: (T, vocab) float32. interventions: llmc.Steer, AblateHeads,
+        AblateNeurons, Patch (or a list of them) applied in C during the pass (see llmc.hooks)."""
+        if interventions:
+            from .hooks import logits_with
+
+            return logits_with(self, ids, interventions, attention)
         return self._m.forward(_ids(ids), None, _attn(attention, self._attention), True, False, False)[0]
+
+    # ------------------------------------------------------------ latent space (llmc/hooks.py)
+    def run_with_cache(self, ids, names=None, interventions=None, token_type_ids=None,
+                       attention: str | None = None):
+        r"""One forward pass that keeps activations by name: returns (logits (T, vocab) or None for bert, cache)
+        with cache = {name: float32 array}. names: None (every activation), a regular expression (full match,
+        e.g. r"blocks\.\d+\.resid_post"), or a list of names; only those are kept. interventions apply first, so
+        the cache shows their effect. Names and shapes: model.activation_names(); the table is in llmc/hooks.py
+        and docs/latent.md. ids may be a str (encoded with model.tokenizer)."""
+        from .hooks import run_with_cache
+
+        return run_with_cache(self, ids, names, interventions, token_type_ids, attention)
+
+    def activation_names(self, T: int | None = None) -> dict:
+        """{name: shape} of every activation run_with_cache can keep, in forward order (T as "T" unless given)."""
+        from .hooks import activation_names
+
+        return activation_names(self, T)
+
+    def logit_lens(self, ids, k: int = 5, attention: str | None = None):
+        """The logit lens: each layer's residual stream (after the embedding and after each block) read through the
+        final norm and the unembedding; top-k tokens and probabilities per layer and position (llmc.hooks.LogitLens).
+        The last layer's logits equal model.logits(ids)."""
+        from .hooks import logit_lens
+
+        return logit_lens(self, ids, k, attention)
+
+    def direct_logit_attribution(self, ids, token: int, position: int = -1, attention: str | None = None):
+        """What the embedding and each block's attention and MLP outputs contribute to the logit of `token` at
+        `position` (read through the final norm with its scale frozen; they sum to the logit)."""
+        from .hooks import direct_logit_attribution
+
+        return direct_logit_attribution(self, ids, token, position, attention)
 
     def logits_batch(self, batch: Iterable[Sequence[int]], attention: str | None = None) -> np.ndarray:
         """Logits of several sequences of different lengths: (N, T_max, vocab), zero past each sequence's end.
@@ -260,22 +308,73 @@ class Model:
         return self._m.embed(ids, tt, lengths, _POOL[pooling], bool(normalize), _attn(attention, self._attention))
 
     def session(self, overflow: Literal["error", "slide"] = "error", keep_first: int = 0,
-                capacity: int | None = None, attention: str | None = None) -> Session:
+                capacity: int | None = None, attention: str | None = None, interventions=None) -> Session:
         """A KV-cached decoding state holding up to `capacity` tokens (default: the context length).
 
         overflow="error": append raises ValueError when the window is full. overflow="slide": the oldest tokens
         after the first `keep_first` are dropped first-in-first-out. RoPE models shift the cached keys by
         re-rotating them (cheap; deeper layers keep what the dropped tokens contributed: an approximation);
-        learned-position models (gpt2) re-encode the kept window (exact, costs one forward over the window)."""
+        learned-position models (gpt2) re-encode the kept window (exact, costs one forward over the window).
+        interventions: see Session.set_interventions."""
         if overflow not in ("error", "slide"):
             raise ValueError(f'overflow must be "error" or "slide", got {overflow!r}')
         cap = 0 if capacity is None else int(capacity)
         if capacity is not None and cap < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         core = self._m.session(cap, 0 if overflow == "error" else 1, int(keep_first), _attn(attention, self._attention))
-        return Session(core, self)
+        s = Session(core, self)
+        if interventions:
+            s.set_interventions(interventions)
+        return s
+
+    def hidden_states_batch(self, batch, attention: str | None = None) -> np.ndarray:
+        """hidden_states of several texts (encoded with model.tokenizer, special tokens added as the tokenizer file
+        says) or id sequences: (N, n_layers + 1, T_max, d_model), zero past each sequence's end. Each sequence sees
+        only its own tokens, so entry i equals hidden_states(batch[i])."""
+        items = [batch] if isinstance(batch, str) else list(batch)
+        if not items:
+            raise ValueError("hidden_states_batch needs at least one text or sequence")
+        seqs = [self._encode(it) for it in items]
+        out = np.zeros((len(seqs), self.n_layers + 1, max(len(s) for s in seqs), self.d_model), dtype=np.float32)
+        for i, s in enumerate(seqs):
+            out[i, :, : len(s)] = self.hidden_states(s, attention=attention)
+        return out
+
+    def _encode(self, text_or_ids) -> np.ndarray:
+        """A str through model.tokenizer (with the file's special tokens), else the ids as int64."""
+        if isinstance(text_or_ids, str):
+            if self.tokenizer is None:
+                raise ValueError("text input needs model.tokenizer (no tokenizer.json was loaded); pass token ids")
+            return _ids(self.tokenizer.encode(text_or_ids, add_special_tokens=True))
+        return _ids(text_or_ids)
 
     # ------------------------------------------------------------ weights
+    @property
+    def token_embeddings(self) -> np.ndarray:
+        """The input token-embedding matrix (vocab_size, d_model) as a read-only float32 view, whatever the
+        checkpoint calls it (wte, embed_tokens, word_embeddings). Row i is token i's vector."""
+        suffix = {"gpt2": "wte.weight", "bert": "word_embeddings.weight"}.get(self.arch, "embed_tokens.weight")
+        return _read_only(self._tensor(suffix))
+
+    @property
+    def unembedding(self) -> np.ndarray | None:
+        """The output matrix (vocab_size, d_model) that turns the final (normed) hidden state into logits
+        (logits = h @ unembedding.T), read-only: lm_head.weight, or the token embeddings when they are tied.
+        None for models without a language-model head (bert)."""
+        if self.arch == "bert":
+            return None
+        sd = self._m.tensors()
+        for name, t in sd:
+            if name == "lm_head.weight":
+                return _read_only(t)
+        return self.token_embeddings
+
+    def _tensor(self, suffix: str) -> np.ndarray:
+        for name, t in self._m.tensors():
+            if name == suffix or name.endswith("." + suffix):
+                return t
+        raise KeyError(f"{self.arch} model has no tensor named *{suffix}")
+
     def state_dict(self, writable: bool = False) -> dict[str, np.ndarray]:
         """{checkpoint tensor name: float32 array}: zero-copy views of the model's weights. Tied weights appear
         once, under the embedding's name.
@@ -325,6 +424,12 @@ class Model:
     def __repr__(self) -> str:
         return (f"llmc.Model({self.arch}, layers={self.n_layers}, d_model={self.d_model}, heads={self.n_heads}/"
                 f"{self.n_kv_heads}, vocab={self.vocab_size}, context={self.context_length})")
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def _write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:

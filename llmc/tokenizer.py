@@ -14,6 +14,7 @@ Quick tour::
 """
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from typing import AbstractSet, Collection, Iterable, Literal, Mapping, Sequence, Union
@@ -359,6 +360,40 @@ class Tokenizer:
         if isinstance(id, bool) or not hasattr(id, "__index__"):
             raise TypeError(f"token id must be an int, got {type(id).__name__}")
         return self._h.token_bytes(int(id))
+
+    def id_to_token(self, id: int) -> str:
+        """One token as readable text: the text it contributes when decoded (GPT-2's byte-level markers such as
+        'Ġ' become the space they stand for, WordPiece's word starts carry a leading space, special tokens are
+        their text). A token that holds only part of a UTF-8 character (byte-level BPE splits some characters over
+        tokens) shows each byte that is not valid UTF-8 on its own as <0xHH>, the notation of SentencePiece's byte
+        tokens: b"\\xe2\\x80" -> "<0xE2><0x80>", b" \\xc3" -> " <0xC3>"."""
+        return _readable(self.token_bytes(id))
+
+    def vocab(self) -> list[str]:
+        """[id_to_token(i) for i in range(n_vocab)]: index = token id. Ids that name no token (gaps in a
+        tokenizer's id space) are None."""
+        out = []
+        for i in range(self.n_vocab):
+            try:
+                out.append(_readable(self._h.token_bytes(i)))
+            except ValueError:
+                out.append(None)
+        return out
+
+
+def _readable(b: bytes) -> str:
+    """b as UTF-8 text with each undecodable byte shown as <0xHH>."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("utf-8", "_llmc_hexbyte")
+
+
+def _hexbyte(err: UnicodeDecodeError):
+    return "".join(f"<0x{x:02X}>" for x in err.object[err.start:err.end]), err.end
+
+
+codecs.register_error("_llmc_hexbyte", _hexbyte)
 
 
 def llmc_unsupported(msg: str) -> Exception:

@@ -37,6 +37,8 @@ class _LazyModule:
         self._name = name
 
     def __getattr__(self, attr: str):
+        if attr.startswith("_") or attr.startswith("pytest"):  # pytest's collection probes module globals
+            raise AttributeError(attr)
         mod = pytest.importorskip(self._name, reason=f"{self._name} is not installed (it comes with the "
                                                      f"'test' extra: pip install \".[test]\")")
         return getattr(mod, attr)

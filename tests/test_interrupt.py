@@ -1,6 +1,7 @@
 """Ctrl-C during long C calls: a timer thread sends SIGINT to the main thread while a call that would run for
 seconds is under way; KeyboardInterrupt must come promptly (the C core polls every ~20 ms; we allow 1 s on a busy
 machine), a progress callback must not swallow it, and the objects involved must work normally afterwards."""
+import os
 import signal
 import threading
 import time
@@ -10,7 +11,9 @@ import pytest
 
 import llmc
 
-LATENCY = 1.0  # seconds from SIGINT to KeyboardInterrupt, with slack for a loaded CI machine
+# seconds from SIGINT to KeyboardInterrupt, with slack for a loaded CI machine (CI's sanitizer builds, several times
+# slower, raise it: there the tests check that the interrupt arrives and leaves objects usable, not how fast)
+LATENCY = float(os.environ.get("LLMC_TEST_INTERRUPT_LATENCY", "1.0"))
 
 
 def interrupt_after(delay, fn, *args, **kw):

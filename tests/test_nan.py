@@ -10,7 +10,9 @@ import pytest
 
 import llmc
 
-torch = pytest.importorskip("torch")
+from conftest import lazy_import  # noqa: E402
+
+torch = lazy_import("torch")  # the NumPy-only checks run without torch
 
 
 @pytest.fixture(params=["best", "scalar", "avx2"])

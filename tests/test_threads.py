@@ -189,3 +189,34 @@ def test_file_readers_threads(tmp_path, small_model):
     same_concurrently(lambda p: llmc.Model.load(p).logits([1, 2, 3]), [(tmp_path / "m",)] * N_THREADS, reps=1)
     doc = b'{"a": [1, 2.5, "x\\u00e9"], "b": {"c": null, "d": true}}' * 1
     same_concurrently(lambda d: repr(_core.json_parse(d)), [(doc,)] * N_THREADS)
+
+
+def test_more_entry_points_threads(tmp_path, small_model):
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(size=(8, 64)).astype(np.float32) for _ in range(N_THREADS)]
+    for qt in ("q8_0", "q4_k"):  # quantize / dequantize / the typed matmul
+        if hasattr(llmc, "quantize"):
+            same_concurrently(lambda x: llmc.dequantize(llmc.quantize(np.tile(x, (1, 4)), qt), qt, (8, 256)),
+                              [(x,) for x in xs])
+    same_concurrently(lambda i: small_model.attention_weights([1, 2, 3, 4 + i], layer=1), [(i,) for i in range(4)])
+    bert = llmc.Model.init(dict(model_type="bert", vocab_size=100, hidden_size=32, num_hidden_layers=1,
+                                num_attention_heads=4, intermediate_size=48, max_position_embeddings=32), seed=0)
+    same_concurrently(lambda i: bert.embed([[1, 2, 3 + i], [4, 5]]), [(i,) for i in range(N_THREADS)])
+    small_model.save(tmp_path / "m")
+    st = str(tmp_path / "m" / "model.safetensors")
+    name = sorted(_core.safetensors_info(st))[0]
+    same_concurrently(lambda p: _core.safetensors_read(p, name), [(st,)] * N_THREADS)
+    tok = llmc.Tokenizer.train("abc abd abe " * 50, 270, progress=False)
+    tok.save(tmp_path / "t.json")
+    data = (tmp_path / "t.json").read_bytes()
+    same_concurrently(lambda d: np.array(llmc.Tokenizer.from_json_bytes(d).encode("abc abe")), [(data,)] * N_THREADS)
+
+    def adam(seed):  # in-place AdamW on arrays of each thread's own
+        r = np.random.default_rng(seed)
+        p, g = r.normal(size=300).astype(np.float32), r.normal(size=300).astype(np.float32)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        for step in range(1, 4):
+            _core.adamw_step(p, g, m, v, 1e-2, 0.9, 0.95, 1e-8, 0.1, step)
+        return p, m, v
+
+    same_concurrently(adam, [(s,) for s in range(N_THREADS)])

@@ -71,6 +71,8 @@ extern PyMethodDef llmc_py_attention_methods[];
 extern PyMethodDef llmc_py_tokenizer_methods[];
 extern PyTypeObject llmc_py_TokHandle_Type;
 extern PyMethodDef llmc_py_model_methods[];
+/* A Python list of hook tuples -> a PyMem-allocated llmc_hook array (latent_binding.c); -1 with an exception. */
+int llmc_py_hooks(PyObject *list, llmc_hook **out, size_t *n_out);
 extern PyMethodDef llmc_py_quant_methods[];
 /* Adds the Model and Session types to the module (model_binding.c). */
 int llmc_py_model_init(PyObject *m);

@@ -68,6 +68,8 @@ typedef struct {
     llmc_session *s;
     PyObject *owner; /* the ModelObject: keeps the weights alive while the session exists */
     int busy;        /* set while append runs without the GIL: a second thread gets an error, not a race */
+    llmc_hook *hooks;    /* attached interventions (PyMem), or NULL */
+    PyObject *hook_refs; /* the Python list whose arrays the hooks point into */
 } SessionObject;
 
 static PyTypeObject ModelType, SessionType;
@@ -320,12 +322,89 @@ static PyObject *model_session(ModelObject *self, PyObject *args) {
     }
     o->s = s;
     o->busy = 0;
+    o->hooks = NULL;
+    o->hook_refs = NULL;
     Py_INCREF(self);
     o->owner = (PyObject *)self;
     return (PyObject *)o;
 }
 
+/* forward_hooked(ids, type_ids, attn, want_logits, hooks) -> logits (T, V) | None; hooks fire during the pass */
+static PyObject *model_forward_hooked(ModelObject *self, PyObject *args) {
+    PyObject *io, *to, *list;
+    int attn, wl;
+    if (!PyArg_ParseTuple(args, "OOipO!", &io, &to, &attn, &wl, &PyList_Type, &list)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *lo = NULL;
+    llmc_hook *h = NULL;
+    size_t n = 0;
+    if (!ids) return NULL;
+    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
+    npy_intp T = PyArray_DIM(ids, 0);
+    if (types && PyArray_DIM(types, 0) != T) {
+        PyErr_Format(PyExc_ValueError, "token_type_ids has %zd entries for %zd tokens", (Py_ssize_t)PyArray_DIM(types, 0),
+                     (Py_ssize_t)T);
+        goto done;
+    }
+    npy_intp dl[2] = {T, (npy_intp)c->vocab};
+    if ((wl && !(lo = llmc_py_new_float(2, dl))) || llmc_py_hooks(list, &h, &n)) goto done;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_model_forward_hooked(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, (size_t)T, attn,
+                                   lo ? PyArray_DATA(lo) : NULL, h, n);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) Py_CLEAR(lo);
+    else if (!lo) {
+        Py_INCREF(Py_None);
+        lo = (PyArrayObject *)Py_None;
+    }
+done:
+    PyMem_Free(h);
+    Py_XDECREF(ids);
+    Py_XDECREF(types);
+    return (PyObject *)lo;
+}
+
+/* readout(x (rows, D)) -> logits (rows, V): the final norm and the unembedding (the logit lens) */
+static PyObject *model_readout(ModelObject *self, PyObject *args) {
+    PyObject *xo;
+    if (!PyArg_ParseTuple(args, "O", &xo)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    PyArrayObject *x = llmc_py_float_array(xo, "x"), *out = NULL;
+    if (!x) return NULL;
+    if (PyArray_NDIM(x) != 2 || PyArray_DIM(x, 1) != (npy_intp)c->d_model) {
+        char sh[128];
+        llmc_py_shape_str(x, sh, sizeof sh);
+        PyErr_Format(PyExc_ValueError, "x must be (rows, %zu), got shape %s", c->d_model, sh);
+        Py_DECREF(x);
+        return NULL;
+    }
+    npy_intp dims[2] = {PyArray_DIM(x, 0), (npy_intp)c->vocab};
+    if ((out = llmc_py_new_float(2, dims))) {
+        llmc_status st;
+        Py_BEGIN_ALLOW_THREADS
+        st = llmc_model_readout(self->m, PyArray_DATA(x), (size_t)dims[0], PyArray_DATA(out));
+        Py_END_ALLOW_THREADS
+        if (llmc_py_check(st)) Py_CLEAR(out);
+    }
+    Py_DECREF(x);
+    return (PyObject *)out;
+}
+
+/* act_layout(act) -> (units, width) of a named activation for this model (see llmc.h) */
+static PyObject *model_act_layout(ModelObject *self, PyObject *args) {
+    int act;
+    if (!PyArg_ParseTuple(args, "i", &act)) return NULL;
+    size_t U, W;
+    if (llmc_py_check(llmc_act_layout(self->m, act, &U, &W))) return NULL;
+    return Py_BuildValue("(nn)", (Py_ssize_t)U, (Py_ssize_t)W);
+}
+
 static PyMethodDef model_methods[] = {
+    {"forward_hooked", (PyCFunction)model_forward_hooked, METH_VARARGS,
+     "forward_hooked(ids, type_ids, attn, want_logits, hooks) -> logits | None"},
+    {"readout", (PyCFunction)model_readout, METH_VARARGS, "readout(x) -> lm_head(final_norm(x))"},
+    {"act_layout", (PyCFunction)model_act_layout, METH_VARARGS, "act_layout(act) -> (units, width)"},
     {"config", (PyCFunction)model_config, METH_NOARGS, "the parsed configuration"},
     {"forward", (PyCFunction)model_forward, METH_VARARGS, "forward(ids, type_ids, attn, logits, hidden, last)"},
     {"attention_weights", (PyCFunction)model_attention_weights, METH_VARARGS, "attention_weights(ids, type_ids, layer)"},
@@ -347,6 +426,8 @@ static PyTypeObject ModelType = {
 /* ---------------------------------------------------------------- Session */
 static void session_dealloc(SessionObject *self) {
     llmc_session_free(self->s);
+    PyMem_Free(self->hooks);
+    Py_XDECREF(self->hook_refs);
     Py_XDECREF(self->owner);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -417,7 +498,28 @@ static PyObject *session_set_attn(SessionObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* set_hooks(list): attach interventions (validated in C); [] detaches. The list is kept alive with the session. */
+static PyObject *session_set_hooks(SessionObject *self, PyObject *args) {
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &list)) return NULL;
+    if (session_enter(self)) return NULL;
+    llmc_hook *h;
+    size_t n;
+    if (llmc_py_hooks(list, &h, &n)) return NULL;
+    if (llmc_py_check(llmc_session_set_hooks(self->s, h, n))) {
+        PyMem_Free(h);
+        return NULL;
+    }
+    PyMem_Free(self->hooks);
+    Py_XDECREF(self->hook_refs);
+    self->hooks = h;
+    if (n) Py_INCREF(list);
+    self->hook_refs = n ? list : NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef session_methods[] = {
+    {"set_hooks", (PyCFunction)session_set_hooks, METH_VARARGS, "set_hooks(hooks): attach interventions"},
     {"append", (PyCFunction)session_append, METH_VARARGS, "append(ids) -> logits of the last token"},
     {"tokens", (PyCFunction)session_tokens, METH_NOARGS, "the tokens in the cache"},
     {"reset", (PyCFunction)session_reset, METH_NOARGS, "forget every token"},
