@@ -57,6 +57,11 @@ llmc_status llmc_simd_set_level(int level);
 const char *llmc_simd_level_name(int level);
 /* The BLAS library's own description (e.g. OpenBLAS's build config). */
 const char *llmc_blas_info(void);
+/* FLOP counter (flops.c): while switched on by at least one caller, every float32 BLAS product llmc runs adds
+ * 2 m n k (sgemm) or 2 m k (sgemv) to a process-wide running total, on every thread. enable(1) adds a user,
+ * enable(0) removes one; read the totals before and after and take the difference. Off by default. */
+void llmc_flop_counter_enable(int on);
+void llmc_flop_counter_read(uint64_t *flops, uint64_t *calls);
 
 /* Bytes of working memory llmc's kernels hold now, and the high-water mark since the last reset
  * (weights mapped from files are not counted). For memory benchmarks. */

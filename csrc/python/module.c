@@ -56,7 +56,25 @@ static PyObject *py_mem_reset_peak(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_flop_counter_enable(PyObject *self, PyObject *args) {
+    (void)self;
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
+    llmc_flop_counter_enable(on);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_flop_counter_read(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    uint64_t flops = 0, calls = 0;
+    llmc_flop_counter_read(&flops, &calls);
+    return Py_BuildValue("(KK)", (unsigned long long)flops, (unsigned long long)calls);
+}
+
 PyMethodDef llmc_py_core_methods[] = {
+    {"flop_counter_enable", py_flop_counter_enable, METH_VARARGS, "flop_counter_enable(on)"},
+    {"flop_counter_read", py_flop_counter_read, METH_NOARGS, "flop_counter_read() -> (flops, calls)"},
     {"set_num_threads", py_set_num_threads, METH_VARARGS, "set_num_threads(n)"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads()"},
     {"simd_info", py_simd_info, METH_NOARGS, "simd_info() -> {'active': ..., 'best': ...}"},
