@@ -55,6 +55,15 @@ int llmc_simd_get_level(void);
 /* Force a level (for tests and benchmarks); a level the CPU lacks is LLMC_ERR_UNSUPPORTED. */
 llmc_status llmc_simd_set_level(int level);
 const char *llmc_simd_level_name(int level);
+/* What the CPU and OS offer (cpu.c; read once at start-up): 1 = usable, 0 = absent. amx_os: the kernel supports
+ * AMX tile data (1), does not (0), or cannot say (-1); llmc detects AMX but has no AMX kernel (docs/quantization.md). */
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512_vnni, avx512_bf16, amx_tile, amx_bf16, amx_int8, amx_os;
+} llmc_cpu_features;
+const llmc_cpu_features *llmc_cpu_get_features(void);
+/* The quantized-dot kernels the current SIMD level runs ("scalar", "avx2") and, in words, why. */
+const char *llmc_quant_kernels_name(void);
+const char *llmc_quant_kernels_reason(void);
 /* The BLAS library's own description (e.g. OpenBLAS's build config). */
 const char *llmc_blas_info(void);
 /* FLOP counter (flops.c): while switched on by at least one caller, every float32 BLAS product llmc runs adds
@@ -134,6 +143,12 @@ llmc_status llmc_dequantize(int type, const void *src, float *y, size_t rows, si
  * beta == 0 ignores y's old contents (NaN there does not leak). w may sit at any address. */
 llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
                               float beta);
+/* The same with the kernel path forced (benchmarks and tests): AUTO as above; DOT: quantize x and take integer (or
+ * F16/BF16) dot products for any T (LLMC_ERR_UNSUPPORTED for types without one: f32, q8_1, q8_k); TILES:
+ * dequantize tiles of W and sgemm for any T. */
+typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2 } llmc_matmul_path;
+llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in,
+                                   size_t out, float beta, int path);
 
 /* ---------------------------------------------------------------- attention (attention.c) */
 /* Scaled dot-product attention, two implementations behind one call:

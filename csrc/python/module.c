@@ -25,8 +25,20 @@ static PyObject *py_get_num_threads(PyObject *self, PyObject *args) {
 static PyObject *py_simd_info(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
-    return Py_BuildValue("{s:s,s:s}", "active", llmc_simd_level_name(llmc_simd_get_level()), "best",
-                         llmc_simd_level_name(llmc_simd_best_level()));
+    const llmc_cpu_features *f = llmc_cpu_get_features();
+    PyObject *feat = Py_BuildValue("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "avx2", f->avx2 ? Py_True : Py_False,
+                                   "fma", f->fma ? Py_True : Py_False, "f16c", f->f16c ? Py_True : Py_False,
+                                   "avx512f", f->avx512f ? Py_True : Py_False, "avx512bw",
+                                   f->avx512bw ? Py_True : Py_False, "avx512vl", f->avx512vl ? Py_True : Py_False,
+                                   "avx512_vnni", f->avx512_vnni ? Py_True : Py_False, "avx512_bf16",
+                                   f->avx512_bf16 ? Py_True : Py_False, "amx_tile", f->amx_tile ? Py_True : Py_False,
+                                   "amx_bf16", f->amx_bf16 ? Py_True : Py_False, "amx_int8",
+                                   f->amx_int8 ? Py_True : Py_False);
+    if (!feat) return NULL;
+    return Py_BuildValue("{s:s,s:s,s:N,s:s,s:s,s:i}", "active", llmc_simd_level_name(llmc_simd_get_level()), "best",
+                         llmc_simd_level_name(llmc_simd_best_level()), "features", feat, "quant_kernels",
+                         llmc_quant_kernels_name(), "quant_reason", llmc_quant_kernels_reason(), "amx_os",
+                         f->amx_os);
 }
 
 static PyObject *py_set_simd_level(PyObject *self, PyObject *args) {
