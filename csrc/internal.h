@@ -42,6 +42,8 @@ llmc_status llmc_read_file(const char *path, size_t max_bytes, char **text, size
 int llmc_threads(void);
 /* Threads worth using for `work` units of roughly-equal cost (1 for small jobs, to skip the fork/join). */
 int llmc_threads_for(size_t work);
+/* flops.c: count 2 m n k FLOPs of one BLAS product when the FLOP counter is on (one atomic load when off) */
+void llmc_flops_note(size_t m, size_t n, size_t k);
 
 /* Attention backward with caller-provided scratch of 2 * T * T floats (see llmc_attention_backward). */
 llmc_status llmc_attention_backward_ws(const float *q, const float *k, const float *v, const float *dout, float *dq,

@@ -55,8 +55,22 @@ int llmc_simd_get_level(void);
 /* Force a level (for tests and benchmarks); a level the CPU lacks is LLMC_ERR_UNSUPPORTED. */
 llmc_status llmc_simd_set_level(int level);
 const char *llmc_simd_level_name(int level);
+/* What the CPU and OS offer (cpu.c; read once at start-up): 1 = usable, 0 = absent. amx_os: the kernel supports
+ * AMX tile data (1), does not (0), or cannot say (-1); llmc detects AMX but has no AMX kernel (docs/quantization.md). */
+typedef struct {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512_vnni, avx512_bf16, amx_tile, amx_bf16, amx_int8, amx_os;
+} llmc_cpu_features;
+const llmc_cpu_features *llmc_cpu_get_features(void);
+/* The quantized-dot kernels the current SIMD level runs ("scalar", "avx2") and, in words, why. */
+const char *llmc_quant_kernels_name(void);
+const char *llmc_quant_kernels_reason(void);
 /* The BLAS library's own description (e.g. OpenBLAS's build config). */
 const char *llmc_blas_info(void);
+/* FLOP counter (flops.c): while switched on by at least one caller, every float32 BLAS product llmc runs adds
+ * 2 m n k (sgemm) or 2 m k (sgemv) to a process-wide running total, on every thread. enable(1) adds a user,
+ * enable(0) removes one; read the totals before and after and take the difference. Off by default. */
+void llmc_flop_counter_enable(int on);
+void llmc_flop_counter_read(uint64_t *flops, uint64_t *calls);
 
 /* Bytes of working memory llmc's kernels hold now, and the high-water mark since the last reset
  * (weights mapped from files are not counted). For memory benchmarks. */
@@ -129,6 +143,12 @@ llmc_status llmc_dequantize(int type, const void *src, float *y, size_t rows, si
  * beta == 0 ignores y's old contents (NaN there does not leak). w may sit at any address. */
 llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
                               float beta);
+/* The same with the kernel path forced (benchmarks and tests): AUTO as above; DOT: quantize x and take integer (or
+ * F16/BF16) dot products for any T (LLMC_ERR_UNSUPPORTED for types without one: f32, q8_1, q8_k); TILES:
+ * dequantize tiles of W and sgemm for any T. */
+typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2 } llmc_matmul_path;
+llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in,
+                                   size_t out, float beta, int path);
 
 /* ---------------------------------------------------------------- attention (attention.c) */
 /* Scaled dot-product attention, two implementations behind one call:
@@ -205,6 +225,12 @@ enum { LLMC_SPECIAL_ALLOWED = 1, LLMC_SPECIAL_DISALLOWED = 2 };
  * (e.g. Llama's <s>). *ids: (*n_ids,) int32, free with llmc_tokenizer_free_buffer. */
 llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
                                   int add_special, int32_t **ids, size_t *n_ids);
+/* Like llmc_tokenizer_encode, but a text of any length is cut into chunks of at least `step` bytes (at the same cut
+ * points the long-text path uses) and encoded on num_threads threads; tokenizers that cannot be cut encode in one
+ * pass. For tests: a tiny step puts a cut at nearly every candidate point. */
+llmc_status llmc_tokenizer_encode_chunked(const llmc_tokenizer *t, const char *text, size_t len,
+                                          const uint8_t *special_mode, int add_special, size_t step, int num_threads,
+                                          int32_t **ids, size_t *n_ids);
 /* Encode n_texts texts in parallel on up to num_threads threads (<= 0: llmc_threads()). texts[i][0..lens[i]) ->
  * ids[i]: (n_ids[i],) (each freed with llmc_tokenizer_free_buffer; on error none are left allocated). */
 llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *const *texts, const size_t *lens,
@@ -215,8 +241,9 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
 llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, size_t n, char **out, size_t *out_len);
 /* The bytes of one token (pointer into the tokenizer; valid while it lives). */
 llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, const char **bytes, size_t *len);
-/* Pre-tokenize only: piece k is text[starts[k] .. starts[k+1]) (starts: (*n + 1,), free with llmc_tokenizer_free_buffer). */
-llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n);
+/* Pre-tokenize only (no special tokens, no normaliser): piece k is text[spans[2k] .. spans[2k+1]) (spans: (2 * *n,),
+ * free with llmc_tokenizer_free_buffer). A general pre-tokenizer may drop text (Removed spans). */
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **spans, size_t *n);
 
 /* The exact regex a built-in pre-tokenizer name ("gpt2", "gpt4"/"cl100k", "o200k", "llama3", "qwen2") implements
  * (a known regex string maps to itself), or NULL for anything else. */

@@ -4,6 +4,7 @@
 
 #include "internal.h"
 #include "quant.h"
+#include "simd.h"
 
 #define ROW(id, nm, bs, bb, sfx, dot, dot_type)                                                                    \
     [id] = {nm, bs, bb, llmc_dequantize_row_##sfx, llmc_quantize_row_##sfx, dot, dot_type}
@@ -102,7 +103,7 @@ static int threads_for_rows(size_t rows, size_t n) {
 // x: (rows, n) -> dst: rows * row_bytes(n)
 llmc_status llmc_quantize(int type, const float *x, void *dst, size_t rows, size_t n) {
     size_t rb;
-    const llmc_type_traits *t;
+    const llmc_type_traits *t = NULL;
     llmc_status st = check_matrix(type, rows, n, &rb, &t);
     if (st) return st;
     if (rows == 0 || n == 0) return LLMC_OK;
@@ -116,13 +117,16 @@ llmc_status llmc_quantize(int type, const float *x, void *dst, size_t rows, size
 // src: rows * row_bytes(n) -> y: (rows, n)
 llmc_status llmc_dequantize(int type, const void *src, float *y, size_t rows, size_t n) {
     size_t rb;
-    const llmc_type_traits *t;
+    const llmc_type_traits *t = NULL;
     llmc_status st = check_matrix(type, rows, n, &rb, &t);
     if (st) return st;
     if (rows == 0 || n == 0) return LLMC_OK;
     if (!src || !y) return llmc_fail(LLMC_ERR_INVALID, "llmc_dequantize: NULL pointer for a (%zu, %zu) matrix", rows, n);
+    /* the SIMD level's row (bit-identical to the reference) where it has one */
+    const llmc_quant_kernels *qk = llmc_quant_kernels_for(llmc_simd_get_level());
+    const llmc_to_float_fn to_float = qk->to_float[type] ? qk->to_float[type] : t->to_float;
     int nt = threads_for_rows(rows, n);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) t->to_float((const uint8_t *)src + r * rb, y + r * n, n);
+    for (size_t r = 0; r < rows; r++) to_float((const uint8_t *)src + r * rb, y + r * n, n);
     return LLMC_OK;
 }

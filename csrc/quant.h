@@ -50,8 +50,26 @@ typedef struct { uint8_t d[4]; int8_t qs[QK_K]; uint8_t bsums[QK_K / 16 * 2]; } 
 
 /* ---------------------------------------------------------------- scalars */
 /* fp16 <-> fp32 (IEEE half; round to nearest even, overflow to inf, NaN stays NaN) */
-float llmc_fp16_decode(uint16_t h);
 uint16_t llmc_fp16_encode(float f);
+static inline float llmc_fp16_decode(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+    if (exp == 0x1f) {
+        u = sign | 0x7f800000u | (man << 13); /* inf / NaN (payload kept) */
+    } else if (exp != 0) {
+        u = sign | ((exp + 112) << 23) | (man << 13); /* normal: rebias 15 -> 127 */
+    } else if (man == 0) {
+        u = sign; /* +-0 */
+    } else {
+        /* subnormal: man * 2^-24, exactly representable as a normal fp32 */
+        float f = (float)man * 5.9604644775390625e-8f;
+        memcpy(&u, &f, 4);
+        u |= sign;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* bf16: the top 16 bits of an fp32, rounded to nearest even; NaN becomes a quiet NaN (ggml / gguf-py exactly). */
 static inline float llmc_bf16_decode(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -94,14 +112,24 @@ typedef struct {
 const llmc_type_traits *llmc_type_traits_of(int type);
 
 /* ---------------------------------------------------------------- kernels per SIMD level (quant_simd_*.c) */
-/* The vector kernels replace the portable vec_dot of some types; NULL entries fall back to the traits table.
- * to_float_f32 converts a row of F16 / BF16 with the level's instructions (exact). */
+/* The vector kernels replace the portable vec_dot / to_float of some types; NULL entries fall back to the traits
+ * table. */
 typedef struct {
-    const char *name;                         /* what simd_info reports, e.g. "avx512-vnni" */
-    llmc_vec_dot_fn vec_dot[LLMC_TYPE_COUNT]; /* by weight type */
+    const char *name;                           /* what simd_info reports, e.g. "avx2" */
+    llmc_vec_dot_fn vec_dot[LLMC_TYPE_COUNT];   /* by weight type */
+    llmc_to_float_fn to_float[LLMC_TYPE_COUNT]; /* bit-identical to the reference rows, faster */
 } llmc_quant_kernels;
 
 extern const llmc_quant_kernels llmc_quant_scalar;
+/* quant_dequant_avx2.c */
+void llmc_dequant_avx2_q8_0(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q4_0(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q4_1(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q4_K(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q5_K(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_q6_K(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_f16(const void *src, float *y, size_t n);
+void llmc_dequant_avx2_bf16(const void *src, float *y, size_t n);
 /* The kernels used at SIMD level `level` on this CPU (scalar entries where the level has none). */
 const llmc_quant_kernels *llmc_quant_kernels_for(int level);
 

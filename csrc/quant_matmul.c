@@ -14,6 +14,7 @@
  * The SIMD level's kernel table (quant_simd.c) supplies the vector dot products; its scalar entries are the
  * portable reference of quant_dot.c. */
 #include <omp.h>
+#include <string.h>
 
 #include "blas.h"
 #include "internal.h"
@@ -27,7 +28,13 @@
 
 static inline void store(float *y, float v, float beta) { *y = beta == 0.0f ? v : beta * *y + v; }
 
-/* Decode: xq holds T activation rows of xrb bytes each in the vec_dot type. */
+/* Activation rows per pass and weight rows per block of the dot path: 8 quantized activation rows of a 4096-wide
+ * layer (8 x 4.6 KB of Q8_K) stay in L1 while a block of 16 weight rows (L2) is multiplied against them, so the
+ * integer path scales linearly in T instead of streaming all T activation rows from L2 for every weight row. */
+#define DOT_T_BLOCK 8
+#define DOT_ROW_BLOCK 16
+
+/* Integer dots: xq holds T activation rows of xrb bytes each in the vec_dot type. */
 static void matmul_dot(llmc_vec_dot_fn dot, const uint8_t *w, size_t wrb, const uint8_t *xq, size_t xrb, float *y,
                        size_t T, size_t in, size_t out, float beta, int nt) {
     /* contiguous row ranges (multiples of 4 rows) per thread keep each thread streaming its own slice of W */
@@ -36,15 +43,21 @@ static void matmul_dot(llmc_vec_dot_fn dot, const uint8_t *w, size_t wrb, const 
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int th = 0; th < nt; th++) {
         size_t lo = (size_t)th * chunk, hi = lo + chunk < out ? lo + chunk : out;
-        for (size_t r = lo; r < hi; r++) {
-            const uint8_t *wr = w + r * wrb; /* W row r: read once for all T activation rows */
-            for (size_t t = 0; t < T; t++) store(y + t * out + r, dot(in, wr, xq + t * xrb), beta);
+        for (size_t r0 = lo; r0 < hi; r0 += DOT_ROW_BLOCK) {
+            size_t r1 = r0 + DOT_ROW_BLOCK < hi ? r0 + DOT_ROW_BLOCK : hi;
+            for (size_t t0 = 0; t0 < T; t0 += DOT_T_BLOCK) {
+                size_t t1 = t0 + DOT_T_BLOCK < T ? t0 + DOT_T_BLOCK : T;
+                for (size_t r = r0; r < r1; r++) {
+                    const uint8_t *wr = w + r * wrb; /* W row r: read from memory once, then from cache */
+                    for (size_t t = t0; t < t1; t++) store(y + t * out + r, dot(in, wr, xq + t * xrb), beta);
+                }
+            }
         }
     }
 }
 
 /* Prefill: tiles of `tile` weight rows dequantized into buf (nt * tile * in floats), then sgemm. */
-static void matmul_tiles(const llmc_type_traits *tt, const uint8_t *w, size_t wrb, const float *x, float *y, size_t T,
+static void matmul_tiles(llmc_to_float_fn to_float, const uint8_t *w, size_t wrb, const float *x, float *y, size_t T,
                          size_t in, size_t out, float beta, int nt, size_t tile, float *buf) {
     size_t n_tiles = (out + tile - 1) / tile;
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -53,7 +66,7 @@ static void matmul_tiles(const llmc_type_traits *tt, const uint8_t *w, size_t wr
 #pragma omp for schedule(dynamic, 1)
         for (size_t k = 0; k < n_tiles; k++) {
             size_t r0 = k * tile, rows = r0 + tile <= out ? tile : out - r0;
-            for (size_t r = 0; r < rows; r++) tt->to_float(w + (r0 + r) * wrb, wt + r * in, in);
+            for (size_t r = 0; r < rows; r++) to_float(w + (r0 + r) * wrb, wt + r * in, in);
             // y[:, r0:r0+rows] (T, rows) = x (T, in) @ wt^T (in, rows) + beta * y[:, r0:r0+rows]
             LLMC_BLAS(cblas_sgemm)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, LLMC_CblasTrans, (llmc_blasint)T,
                                    (llmc_blasint)rows, (llmc_blasint)in, 1.0f, x, (llmc_blasint)in, wt,
@@ -64,6 +77,11 @@ static void matmul_tiles(const llmc_type_traits *tt, const uint8_t *w, size_t wr
 
 llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
                               float beta) {
+    return llmc_matmul_typed_path(type, w, x, y, T, in, out, beta, LLMC_MATMUL_AUTO);
+}
+
+llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
+                                   float beta, int path) {
     const llmc_type_traits *tt = llmc_type_traits_of(type);
     if (!tt) return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed: unknown weight type id %d", type);
     size_t wrb, total;
@@ -82,15 +100,23 @@ llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y,
         for (size_t i = 0; i < T * out; i++) y[i] = beta == 0.0f ? 0.0f : beta * y[i];
         return LLMC_OK;
     }
-    if (type == LLMC_TYPE_F32)
-        return llmc_sgemm(0, 1, T, out, in, 1.0f, x, in, (const float *)w, in, beta, y, out);
+    if (path < LLMC_MATMUL_AUTO || path > LLMC_MATMUL_TILES)
+        return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed_path: unknown path %d (0 auto, 1 dot, 2 tiles)", path);
+    if (type == LLMC_TYPE_F32 && path == LLMC_MATMUL_AUTO) {
+        if (T > 1) return llmc_sgemm(0, 1, T, out, in, 1.0f, x, in, (const float *)w, in, beta, y, out);
+        if (beta == 0.0f) memset(y, 0, out * sizeof(float)); /* so a NaN in y cannot survive 0 * y */
+        return llmc_sgemv(0, out, in, 1.0f, (const float *)w, in, x, beta, y); /* sgemm with one row is slow */
+    }
 
     const llmc_quant_kernels *qk = llmc_quant_kernels_for(llmc_simd_get_level());
     llmc_vec_dot_fn dot = qk->vec_dot[type] ? qk->vec_dot[type] : tt->vec_dot;
     int nt = llmc_threads();
     if (omp_in_parallel()) nt = 1; /* called from a parallel region: the caller already splits the work */
 
-    if (dot && T <= DECODE_MAX_T) {
+    if (path == LLMC_MATMUL_DOT && !dot)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "llmc_matmul_typed_path: %s weights have no integer-dot kernel",
+                         tt->name);
+    if (dot && (path == LLMC_MATMUL_DOT || (path == LLMC_MATMUL_AUTO && T <= DECODE_MAX_T))) {
         /* each thread should get a few hundred KB of weights or the fork/join dominates */
         size_t per = (out * wrb) / (128 * 1024);
         if ((size_t)nt > per) nt = per < 1 ? 1 : (int)per;
@@ -118,7 +144,8 @@ llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y,
     if (2.0 * (double)T * (double)in * (double)out < 4e6) nt = 1; /* too small to split */
     float *buf = llmc_malloc((size_t)nt * tile * in * sizeof(float), "dequantized weight tiles");
     if (!buf) return LLMC_ERR_NOMEM;
-    matmul_tiles(tt, w, wrb, x, y, T, in, out, beta, nt, tile, buf);
+    matmul_tiles(qk->to_float[type] ? qk->to_float[type] : tt->to_float, w, wrb, x, y, T, in, out, beta, nt, tile,
+                 buf);
     llmc_free(buf);
     return LLMC_OK;
 }

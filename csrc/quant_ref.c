@@ -11,25 +11,6 @@
 #include "quant.h"
 
 /* ---------------------------------------------------------------- fp16 */
-float llmc_fp16_decode(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-    if (exp == 0x1f) {
-        u = sign | 0x7f800000u | (man << 13); /* inf / NaN (payload kept) */
-    } else if (exp != 0) {
-        u = sign | ((exp + 112) << 23) | (man << 13); /* normal: rebias 15 -> 127 */
-    } else if (man == 0) {
-        u = sign; /* +-0 */
-    } else {
-        /* subnormal: man * 2^-24, exactly representable as a normal fp32 */
-        float f = (float)man * 5.9604644775390625e-8f;
-        memcpy(&u, &f, 4);
-        u |= sign;
-    }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 uint16_t llmc_fp16_encode(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);

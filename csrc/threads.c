@@ -53,6 +53,7 @@ llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, f
         return llmc_fail(LLMC_ERR_UNSUPPORTED, "matrix dimension too large for 32-bit BLAS (m=%zu, n=%zu, k=%zu)",
                          m, n, k);
     if (m == 0 || n == 0) return LLMC_OK;
+    llmc_flops_note(m, n, k);
     int nt = llmc_threads();
     /* small products, or a call from inside a parallel region (its caller already splits the work): one call */
     double flops = 2.0 * (double)m * (double)n * (double)k;
@@ -88,6 +89,7 @@ llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const f
     if (rows > lim || cols > lim || lda > lim)
         return llmc_fail(LLMC_ERR_UNSUPPORTED, "matrix dimension too large for 32-bit BLAS (%zu x %zu)", rows, cols);
     if (rows == 0 || cols == 0) return LLMC_OK;
+    llmc_flops_note(rows, cols, 1);
     int nt = llmc_threads();
     const size_t m = trans ? cols : rows;
     if (nt <= 1 || (double)rows * (double)cols < 1e5 || omp_in_parallel() || m < 64) nt = 1;

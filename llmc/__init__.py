@@ -56,8 +56,30 @@ def get_num_threads() -> int:
 
 
 def simd_info() -> dict:
-    """{'active': ..., 'best': ...}: the vector instruction set the kernels use and the best this CPU has."""
-    return _core.simd_info()
+    """What the vector kernels run and why.
+
+    - ``active`` / ``best``: the SIMD level in use and the best this CPU has ("scalar", "avx2", "avx512").
+    - ``features``: what the CPU and OS offer (avx2, fma, f16c, avx512f/bw/vl, avx512_vnni, avx512_bf16, amx_*).
+    - ``quant_kernels`` / ``quant_reason``: the quantized dot products the typed matmul runs, and why.
+    - ``bf16_path``: how BF16 / F16 weights are multiplied.
+    - ``amx``: what llmc does with Intel AMX (detects and reports it; it has no AMX kernel).
+    """
+    info = _core.simd_info()
+    feats = info["features"]
+    if info["quant_kernels"] == "avx2":
+        info["bf16_path"] = ("bf16 -> fp32 by a 16-bit shift, f16 -> fp32 by F16C, then FMA against fp32 activations "
+                             "(exact weights; vdpbf16ps is not used: it would round activations to bf16, and decode "
+                             "is bound by reading the weights)")
+    else:
+        info["bf16_path"] = "portable: each weight converted exactly to fp32, fp32 multiply-adds"
+    amx_os = {1: "the kernel supports AMX tile data", 0: "the kernel does not offer AMX tile data",
+              -1: "the kernel cannot say whether it supports AMX"}.get(info.pop("amx_os"), "")
+    if feats["amx_tile"]:
+        info["amx"] = (f"detected (amx_bf16={feats['amx_bf16']}, amx_int8={feats['amx_int8']}); {amx_os}; not used: "
+                       "llmc has no AMX kernel, so it never requests the tile permission or runs a tile instruction")
+    else:
+        info["amx"] = "not present on this CPU"
+    return info
 
 
 def blas_info() -> str:

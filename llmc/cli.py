@@ -8,6 +8,7 @@
     llmc info [MODEL]                          architecture, parameters, context window, memory; build info
     llmc quantize SRC DST --type q4_k          convert a checkpoint folder's weights (progress bar)
     llmc train --text F --tokenizer T --config C --out DIR [options]
+    llmc scaling --compute C | --params N | --tokens D [--config CFG]   compute-optimal size (Chinchilla laws), FLOPs
 
 MODEL is a checkpoint folder (config.json + *.safetensors [+ tokenizer.json]) or "default". TOKENIZER is a
 tokenizer.json, a .tiktoken file (pattern from the .json beside it, or --pattern), a model folder, "default", or
@@ -303,6 +304,99 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- llmc scaling (llmc/scaling.py)
+def _human(x: float) -> str:
+    for unit, v in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= v:
+            return f"{x / v:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def cmd_scaling(args) -> int:
+    from . import scaling
+
+    if args.compute is None and args.params is None and args.tokens is None:
+        raise CliError("give --compute C, --params N and/or --tokens D")
+    for flag, v in (("--compute", args.compute), ("--params", args.params), ("--tokens", args.tokens)):
+        if v is not None and not (0 < v < float("inf")):
+            raise CliError(f"{flag} must be a positive number, got {v!r}")
+    laws = list(scaling.LAWS) if args.law == "all" else [args.law]
+    out = {"laws": {}}
+    C = args.compute
+    if C is None and args.params is not None and args.tokens is not None:
+        C = 6.0 * args.params * args.tokens
+        print(f"N = {_human(args.params)} parameters on D = {_human(args.tokens)} tokens: C = 6ND = {C:.3g} FLOPs, "
+              f"{args.tokens / args.params:.1f} tokens/parameter")
+        for name in laws:
+            loss = scaling.LAWS[name].loss(args.params, args.tokens)
+            print(f"  predicted loss ({name}): {loss:.4f}")
+            out["laws"].setdefault(name, {})["loss_at_N_D"] = loss
+    print(f"{'law':<22} {'compute':>10} {'N_opt':>9} {'D_opt':>9} {'D/N':>6} {'loss':>7}")
+    for name in laws:
+        if C is not None:
+            o = scaling.compute_optimal(C, law=name)
+        elif args.params is not None:
+            o = scaling.optimal_for_params(args.params, law=name)
+        else:
+            o = scaling.optimal_for_tokens(args.tokens, law=name)
+        out["laws"].setdefault(name, {}).update(o.as_dict())
+        print(f"{name:<22} {o.compute:>10.3g} {_human(o.n_params):>9} {_human(o.tokens):>9} "
+              f"{o.tokens_per_param:>6.1f} {o.loss:>7.4f}")
+    rule_C = C if C is not None else None
+    if rule_C is None:  # the budget at which the ~20 tokens/parameter rule picks this N (or D)
+        rule_C = 6 * 20 * (args.params ** 2 if args.params is not None else (args.tokens / 20) ** 2)
+    r = scaling.chinchilla_optimal(rule_C)
+    out["rule_20"] = r.as_dict()
+    print(f"{'20 tokens/parameter':<22} {r.compute:>10.3g} {_human(r.n_params):>9} {_human(r.tokens):>9} "
+          f"{r.tokens_per_param:>6.1f} {'':>7}")
+    cfg = None
+    if args.config == "default":
+        from .default import DEFAULT_DIR
+
+        cfg = json.loads((DEFAULT_DIR / "config.json").read_text())
+    elif args.config:
+        p = Path(args.config)
+        p = p / "config.json" if p.is_dir() else p
+        if not p.is_file():
+            raise CliError(f"config {args.config!r}: no such file (give a config.json, a model folder or 'default')")
+        cfg = json.loads(p.read_text())
+    if cfg is not None:
+        f = scaling.flops(cfg, args.seq_len, kind="train", attention=args.attention)
+        n, n_ne = scaling.n_params(cfg), scaling.n_params(cfg, non_embedding=True)
+        print(f"\n{args.config}: {cfg.get('model_type')}, {_human(n)} parameters ({_human(n_ne)} non-embedding); "
+              f"training FLOPs per token at seq_len {args.seq_len} ({args.attention} attention):")
+        for part, v in f.parts.items():
+            if v:
+                print(f"  {part:<12} {v:>14,.0f}  {100 * v / f.total:5.1f}%")
+        print(f"  {'total':<12} {f.total:>14,.0f}  = {f.ratio_to_6n():.3f} x 6N (non-embedding), "
+              f"{f.ratio_to_6n(False):.3f} x 6N (all parameters)")
+        out["config"] = dict(flops=f.as_dict(), n_params=n, n_params_non_embedding=n_ne)
+        if C is not None:
+            D = C / f.total
+            out["config"]["tokens_for_budget"] = D
+            print(f"  {C:.3g} FLOPs train it on {_human(D)} tokens ({D / n:.3g} tokens/parameter)")
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+def _add_scaling_parser(sub) -> None:
+    what = "compute-optimal model size and tokens (Chinchilla laws), FLOPs per token"
+    s = sub.add_parser("scaling", help=what, description=what, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--compute", type=float, default=None, help="training budget in FLOPs, e.g. 1e21")
+    s.add_argument("--params", type=float, default=None, help="model size N (parameters)")
+    s.add_argument("--tokens", type=float, default=None, help="training tokens D")
+    s.add_argument("--law", choices=["all", "hoffmann", "besiroglu"], default="all",
+                   help="Hoffmann et al. 2022 (eq. 10), Besiroglu et al. 2024, or both")
+    s.add_argument("--config", default=None, help="a config.json, model folder or 'default': its FLOPs by part")
+    s.add_argument("--seq-len", type=int, default=2048, help="sequence length for the attention FLOPs")
+    s.add_argument("--attention", choices=["full", "causal"], default="full",
+                   help="count the whole score matrix, or only the unmasked keys")
+    s.add_argument("--json", action="store_true", help="also print the results as JSON")
+    s.set_defaults(fn=cmd_scaling)
+# ---------------------------------------------------------------- end of llmc scaling
+
+
 def _int_at_least(lo: int, what: str):
     def parse(text: str) -> int:
         try:
@@ -435,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="seeds the weights and the batches")
     tr.add_argument("--resume", default=None, help="a folder saved by an earlier run (continues at its step)")
     tr.set_defaults(fn=cmd_train)
+    _add_scaling_parser(sub)
     return ap
 
 

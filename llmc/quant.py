@@ -94,11 +94,20 @@ def dequantize(data, type, shape) -> np.ndarray:
     return _core.dequantize(buf, tid, rows, n).reshape(shape)
 
 
-def matmul(x, w, type, out_features: int | None = None) -> np.ndarray:
+_PATHS = {"auto": 0, "dot": 1, "tiles": 2}
+
+
+def matmul(x, w, type, out_features: int | None = None, *, out: np.ndarray | None = None, beta: float = 0.0,
+           path: str = "auto") -> np.ndarray:
     """``x @ W.T`` for a weight W: (out, in) stored as block bytes of ``type`` (the uint8 (out, row_bytes) array
-    ``quantize`` returns, or its bytes with ``out_features``). x: (T, in) or (in,). This is the kernel the models'
-    forward passes run: few rows quantize x to Q8 and take integer dot products, many rows dequantize tiles of W
-    and use sgemm."""
+    ``quantize`` returns, or its bytes with ``out_features``). x: (T, in) or (in,). With ``out`` (a float32
+    C-contiguous (T, out) array), computes ``out = beta * out + x @ W.T`` in place and returns it.
+
+    This is the kernel the models' forward passes run (``llmc_matmul_typed``): few rows quantize x to Q8 once and
+    take integer dot products with the weight blocks; many rows dequantize tiles of W and use sgemm. ``path``
+    forces one of them ("dot" or "tiles"; for benchmarks and tests)."""
+    if path not in _PATHS:
+        raise ValueError(f"path must be one of {sorted(_PATHS)}, got {path!r}")
     tid = type_id(type)
     xa = np.asarray(x, dtype=np.float32)
     vec = xa.ndim == 1
@@ -114,7 +123,11 @@ def matmul(x, w, type, out_features: int | None = None) -> np.ndarray:
                              f"got shape {wa.shape}; pass out_features with flat bytes")
         out_features = wa.shape[0]
     buf = np.ascontiguousarray(wa).reshape(-1).view(np.uint8)
-    y = _core.matmul_typed(x2, buf, tid, int(out_features))
+    if out is not None:
+        y2 = out.reshape(1, -1) if (vec and out.ndim == 1) else out
+        _core.matmul_typed(x2, buf, tid, int(out_features), _PATHS[path], y2, float(beta))
+        return out
+    y = _core.matmul_typed(x2, buf, tid, int(out_features), _PATHS[path])
     return y[0] if vec else y
 
 

@@ -59,7 +59,9 @@ while True:  # save B and A in turn until killed from outside
 
 
 def spawn_saver(path):
-    code = CHILD.format(root=str(ROOT), tests=str(ROOT / "tests"))
+    # the child imports the same llmc as this test: the installed one after `pip install .` (the repository root
+    # would shadow it with an unbuilt source tree), the in-place build in a development checkout
+    code = CHILD.format(root=str(Path(llmc.__file__).resolve().parent.parent), tests=str(ROOT / "tests"))
     return subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
 

@@ -297,3 +297,174 @@ def test_quantize_threads_identical():
     finally:
         llmc.set_num_threads(before)
     np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ SIMD kernels against the scalar reference
+LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2}
+
+
+def cpu_levels():
+    return list(range(LEVELS[llmc.simd_info()["best"]] + 1))
+
+
+@pytest.fixture
+def restore_level():
+    before = LEVELS[llmc.simd_info()["active"]]
+    yield
+    llmc._core.set_simd_level(before)
+
+
+DOT_TYPES = [t for t in ALL if t not in ("f32", "q8_1", "q8_k")]
+
+
+@pytest.mark.parametrize("name", DOT_TYPES)
+def test_simd_levels_match_scalar(name, restore_level):
+    """Every dot-product kernel of every level the CPU has, forced, against the portable one: the integer sums are
+    exact, so only the fp32 accumulation order may differ (relative 1e-5 of sum |w x|)."""
+    bs = llmc.quant_types()[name][0]
+    for n_in in ([bs, 7 * bs, 33 * bs] if bs > 1 else [1, 7, 100, 1027]):
+        if bs == 256 and n_in > 3 * bs:
+            n_in = 3 * bs
+        w = rng.standard_normal((37, n_in)).astype(np.float32)
+        x = rng.standard_normal((3, n_in)).astype(np.float32)
+        q = llmc.quantize(w, name)
+        llmc._core.set_simd_level(0)
+        ref = quant.matmul(x, q, name, path="dot")
+        bound = np.abs(x).astype(np.float64) @ np.abs(llmc.dequantize(q, name, w.shape)).T.astype(np.float64)
+        for level in cpu_levels()[1:]:
+            llmc._core.set_simd_level(level)
+            got = quant.matmul(x, q, name, path="dot")
+            assert (np.abs(got - ref) <= 1e-5 * bound + 1e-30).all(), (name, n_in, level)
+
+
+def test_q8_0_weights_with_minus_128(restore_level):
+    """Q8_0 bytes from other producers may hold -128 (llmc's quantizer never writes it): every level must still
+    multiply it exactly (the AVX2 sign trick turns -128 into the unsigned byte 128)."""
+    n_in = 64
+    blocks = rng.integers(-128, 128, (5, n_in // 32, 34), dtype=np.int64).astype(np.int8).view(np.uint8)
+    blocks[:, :, 0:2] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)
+    blocks[0, 0, 2:] = np.uint8(0x80)  # a whole block of -128
+    q = blocks.reshape(5, -1)
+    x = rng.standard_normal((1, n_in)).astype(np.float32)
+    wd = llmc.dequantize(q, "q8_0", (5, n_in)).astype(np.float64)
+    assert wd.min() == np.float16(0.01) * -128
+    ys = []
+    for level in cpu_levels():
+        llmc._core.set_simd_level(level)
+        ys.append(quant.matmul(x, q, "q8_0", path="dot"))
+    xq = llmc.dequantize(llmc.quantize(x, "q8_0"), "q8_0", x.shape).astype(np.float64)
+    for y in ys:  # exact integer products: only fp32 rounding of the block sums
+        np.testing.assert_allclose(y, xq @ wd.T, rtol=1e-5, atol=1e-5)
+
+
+def test_simd_info_reports_the_quant_path():
+    info = llmc.simd_info()
+    assert {"active", "best", "features", "quant_kernels", "quant_reason", "bf16_path", "amx"} <= set(info)
+    assert {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"} <= set(info["features"])
+    assert info["quant_kernels"] in ("scalar", "avx2")
+    if info["active"] == "scalar":
+        assert info["quant_kernels"] == "scalar"
+
+
+# ------------------------------------------------------------------ matmul paths, beta, shapes
+@pytest.mark.parametrize("name", ["q4_0", "q6_k", "f16", "q8_0"])
+def test_paths_agree_and_beta(name):
+    bs = llmc.quant_types()[name][0]
+    n_in = 3 * max(bs, 32)
+    w = rng.standard_normal((19, n_in)).astype(np.float32)
+    q = llmc.quantize(w, name)
+    wd = llmc.dequantize(q, name, w.shape).astype(np.float64)
+    for T in (1, 5, 13):
+        x = rng.standard_normal((T, n_in)).astype(np.float32)
+        ref = x.astype(np.float64) @ wd.T
+        tiles = quant.matmul(x, q, name, path="tiles")
+        np.testing.assert_allclose(tiles, ref, rtol=1e-5, atol=1e-5 * np.sqrt(n_in))
+        assert nmse(quant.matmul(x, q, name, path="dot"), ref) <= 5e-4
+        for path in ("dot", "tiles"):
+            y0 = rng.standard_normal((T, 19)).astype(np.float32)
+            out = y0.copy()
+            quant.matmul(x, q, name, out=out, beta=0.5, path=path)
+            assert nmse(out, 0.5 * y0 + ref) <= 5e-4
+            out = np.full((T, 19), np.nan, np.float32)  # beta 0 ignores what y held, NaN included
+            quant.matmul(x, q, name, out=out, beta=0.0, path=path)
+            assert np.isfinite(out).all()
+
+
+def test_f32_path_and_empty_shapes():
+    w = rng.standard_normal((7, 10)).astype(np.float32)
+    q = llmc.quantize(w, "f32")
+    x = rng.standard_normal((3, 10)).astype(np.float32)
+    np.testing.assert_allclose(quant.matmul(x, q, "f32"), x.astype(np.float64) @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(quant.matmul(x[0], q, "f32"), x[0].astype(np.float64) @ w.T, rtol=1e-5, atol=1e-5)
+    out = np.full((1, 7), np.nan, np.float32)
+    quant.matmul(x[:1], q, "f32", out=out)
+    assert np.isfinite(out).all()
+    assert quant.matmul(np.zeros((0, 32), np.float32), llmc.quantize(np.zeros((4, 32)), "q8_0"), "q8_0").shape == (0, 4)
+    np.testing.assert_allclose(quant.matmul(x, q, "f32", path="dot"), x.astype(np.float64) @ w.T, rtol=1e-5,
+                               atol=1e-5)
+    with pytest.raises(llmc.UnsupportedError, match="no integer-dot kernel"):
+        quant.matmul(np.zeros((1, 256), np.float32), np.zeros((7, 292), np.uint8), "q8_k", path="dot")
+    with pytest.raises(ValueError, match="path must be"):
+        quant.matmul(x, q, "f32", path="fast")
+
+
+@pytest.mark.parametrize("name", [t for t in ALL if t != "q8_k"])
+def test_dequantize_identical_at_every_level(name, restore_level):
+    """The vector dequantize rows (used by llmc.dequantize and the prefill tiles) are bit-identical to the
+    portable ones, on arbitrary bytes (NaN / inf scales included)."""
+    bs, bb = llmc.quant_types()[name]
+    n = bs * (4 if bs > 1 else 300)
+    q = rng.integers(0, 256, (8, n // bs * bb), dtype=np.uint8)
+    llmc._core.set_simd_level(0)
+    ref = llmc.dequantize(q, name, (8, n))
+    for level in cpu_levels()[1:]:
+        llmc._core.set_simd_level(level)
+        assert_same_floats(llmc.dequantize(q, name, (8, n)), ref)
+
+
+# ------------------------------------------------------------------ byte identity with ggml's own C quantizers
+def _ggml_lib():
+    """libggml-base from llama-cpp-python (or any build named by $LLMC_GGML_LIB), which exports ggml's reference
+    quantizers quantize_row_*_ref; None when neither is available."""
+    import ctypes
+    import glob
+    import os
+
+    path = os.environ.get("LLMC_GGML_LIB")
+    if not path:
+        try:
+            import llama_cpp
+        except Exception:
+            return None
+        libs = sorted(glob.glob(os.path.join(os.path.dirname(llama_cpp.__file__), "**", "libggml-base.*"),
+                                recursive=True))
+        if not libs:
+            return None
+        path = libs[0]
+    try:
+        return ctypes.CDLL(path, mode=os.RTLD_LAZY)  # lazy: a bare ggml-quants build leaves a few symbols unbound
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("name", ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"])
+def test_bytes_match_ggml_c_reference(name):
+    """K-quants have no gguf-py quantizer: compare with llama.cpp's own (when llama-cpp-python is installed)."""
+    import ctypes
+
+    lib = _ggml_lib()
+    if lib is None:
+        pytest.skip("no libggml (install llama-cpp-python or set LLMC_GGML_LIB)")
+    fn = getattr(lib, f"quantize_row_{name}_ref")
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    r = np.random.default_rng(3)
+    n = 1024
+    x = np.concatenate([r.standard_normal((24, n)), r.standard_t(2, (8, n)), r.uniform(-1, 3, (4, n)),
+                        r.standard_normal((4, n)) * (r.random((4, n)) < 0.05) + 0.0,  # + 0.0: no -0.0 blocks
+                        r.standard_normal((4, n)) * np.logspace(-6, 4, 4)[:, None]]).astype(np.float32)
+    got = llmc.quantize(x, name.lower())
+    want = np.zeros_like(got)
+    for i in range(x.shape[0]):
+        fn(x[i].ctypes.data, want[i].ctypes.data, n)
+    bad = np.nonzero((got != want).any(axis=1))[0]
+    assert bad.size == 0, f"{name}: rows {bad.tolist()} differ from ggml"

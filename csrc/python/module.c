@@ -25,8 +25,20 @@ static PyObject *py_get_num_threads(PyObject *self, PyObject *args) {
 static PyObject *py_simd_info(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
-    return Py_BuildValue("{s:s,s:s}", "active", llmc_simd_level_name(llmc_simd_get_level()), "best",
-                         llmc_simd_level_name(llmc_simd_best_level()));
+    const llmc_cpu_features *f = llmc_cpu_get_features();
+    PyObject *feat = Py_BuildValue("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "avx2", f->avx2 ? Py_True : Py_False,
+                                   "fma", f->fma ? Py_True : Py_False, "f16c", f->f16c ? Py_True : Py_False,
+                                   "avx512f", f->avx512f ? Py_True : Py_False, "avx512bw",
+                                   f->avx512bw ? Py_True : Py_False, "avx512vl", f->avx512vl ? Py_True : Py_False,
+                                   "avx512_vnni", f->avx512_vnni ? Py_True : Py_False, "avx512_bf16",
+                                   f->avx512_bf16 ? Py_True : Py_False, "amx_tile", f->amx_tile ? Py_True : Py_False,
+                                   "amx_bf16", f->amx_bf16 ? Py_True : Py_False, "amx_int8",
+                                   f->amx_int8 ? Py_True : Py_False);
+    if (!feat) return NULL;
+    return Py_BuildValue("{s:s,s:s,s:N,s:s,s:s,s:i}", "active", llmc_simd_level_name(llmc_simd_get_level()), "best",
+                         llmc_simd_level_name(llmc_simd_best_level()), "features", feat, "quant_kernels",
+                         llmc_quant_kernels_name(), "quant_reason", llmc_quant_kernels_reason(), "amx_os",
+                         f->amx_os);
 }
 
 static PyObject *py_set_simd_level(PyObject *self, PyObject *args) {
@@ -56,7 +68,25 @@ static PyObject *py_mem_reset_peak(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_flop_counter_enable(PyObject *self, PyObject *args) {
+    (void)self;
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
+    llmc_flop_counter_enable(on);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_flop_counter_read(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    uint64_t flops = 0, calls = 0;
+    llmc_flop_counter_read(&flops, &calls);
+    return Py_BuildValue("(KK)", (unsigned long long)flops, (unsigned long long)calls);
+}
+
 PyMethodDef llmc_py_core_methods[] = {
+    {"flop_counter_enable", py_flop_counter_enable, METH_VARARGS, "flop_counter_enable(on)"},
+    {"flop_counter_read", py_flop_counter_read, METH_NOARGS, "flop_counter_read() -> (flops, calls)"},
     {"set_num_threads", py_set_num_threads, METH_VARARGS, "set_num_threads(n)"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads()"},
     {"simd_info", py_simd_info, METH_NOARGS, "simd_info() -> {'active': ..., 'best': ...}"},

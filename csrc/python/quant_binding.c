@@ -83,13 +83,16 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
-/* matmul_typed(x: (T, in) float32, w: uint8 (out * row_bytes(in),), type, out) -> (T, out) float32 */
+/* matmul_typed(x: (T, in) float32, w: uint8 (out * row_bytes(in),), type, out, path, y, beta) -> y: (T, out).
+ * y None: a new array (beta ignored); else a C-contiguous float32 (T, out) array updated in place: beta * y + x W^T */
 static PyObject *py_matmul_typed(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *xo, *wo;
-    int type;
+    PyObject *xo, *wo, *yo = Py_None;
+    int type, path = LLMC_MATMUL_AUTO;
     Py_ssize_t n_out;
-    if (!PyArg_ParseTuple(args, "OOin", &xo, &wo, &type, &n_out) || check_type(type)) return NULL;
+    float beta = 0.0f;
+    if (!PyArg_ParseTuple(args, "OOin|iOf", &xo, &wo, &type, &n_out, &path, &yo, &beta) || check_type(type))
+        return NULL;
     if (n_out < 0) {
         PyErr_Format(PyExc_ValueError, "out_features must be >= 0, got %zd", n_out);
         return NULL;
@@ -98,26 +101,45 @@ static PyObject *py_matmul_typed(PyObject *self, PyObject *args) {
     if (!x) return NULL;
     if (PyArray_NDIM(x) != 2) {
         PyErr_Format(PyExc_ValueError, "x must be 2-D (T, in), got %d dimensions", PyArray_NDIM(x));
-        goto done;
+        goto fail;
     }
     size_t T = (size_t)PyArray_DIM(x, 0), in = (size_t)PyArray_DIM(x, 1), rb, need;
-    if (llmc_py_check(llmc_type_row_bytes(type, in, &rb))) goto done;
+    if (llmc_py_check(llmc_type_row_bytes(type, in, &rb))) goto fail;
     if (__builtin_mul_overflow(rb, (size_t)n_out, &need)) {
         PyErr_NoMemory();
-        goto done;
+        goto fail;
     }
-    if (!(w = byte_array(wo, need, "w", llmc_type_name(type)))) goto done;
-    npy_intp dims[2] = {(npy_intp)T, (npy_intp)n_out};
-    if (!(y = llmc_py_new_float(2, dims))) goto done;
+    if (!(w = byte_array(wo, need, "w", llmc_type_name(type)))) goto fail;
+    if (yo == Py_None) {
+        npy_intp dims[2] = {(npy_intp)T, (npy_intp)n_out};
+        if (!(y = llmc_py_new_float(2, dims))) goto fail;
+        beta = 0.0f;
+    } else {
+        if (!PyArray_Check(yo) || PyArray_TYPE((PyArrayObject *)yo) != NPY_FLOAT32 ||
+            !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)yo) || !PyArray_ISWRITEABLE((PyArrayObject *)yo) ||
+            PyArray_NDIM((PyArrayObject *)yo) != 2 || (size_t)PyArray_DIM((PyArrayObject *)yo, 0) != T ||
+            PyArray_DIM((PyArrayObject *)yo, 1) != n_out) {
+            PyErr_Format(PyExc_ValueError, "out must be a writable C-contiguous float32 array of shape (%zu, %zd)", T,
+                         n_out);
+            goto fail;
+        }
+        y = (PyArrayObject *)yo;
+        Py_INCREF(y);
+    }
     llmc_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = llmc_matmul_typed(type, PyArray_DATA(w), PyArray_DATA(x), PyArray_DATA(y), T, in, (size_t)n_out, 0.0f);
+    st = llmc_matmul_typed_path(type, PyArray_DATA(w), PyArray_DATA(x), PyArray_DATA(y), T, in, (size_t)n_out, beta,
+                                path);
     Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) Py_CLEAR(y);
-done:
+    if (llmc_py_check(st)) goto fail;
+    Py_DECREF(x);
+    Py_DECREF(w);
+    return (PyObject *)y;
+fail:
     Py_DECREF(x);
     Py_XDECREF(w);
-    return (PyObject *)y;
+    Py_XDECREF(y);
+    return NULL;
 }
 
 /* type_info(type) -> (name, block_size, block_bytes), or None for an id llmc does not know */
@@ -134,7 +156,7 @@ PyMethodDef llmc_py_quant_methods[] = {
     {"quantize", py_quantize, METH_VARARGS, "quantize(x (rows, n) float32, type_id) -> (rows, row_bytes) uint8"},
     {"dequantize", py_dequantize, METH_VARARGS, "dequantize(data uint8, type_id, rows, n) -> (rows, n) float32"},
     {"matmul_typed", py_matmul_typed, METH_VARARGS,
-     "matmul_typed(x (T, in) float32, w uint8 (out * row_bytes,), type_id, out) -> (T, out) float32"},
+     "matmul_typed(x (T, in) float32, w uint8 (out * row_bytes,), type_id, out, path=0, y=None, beta=0) -> y"},
     {"type_info", py_type_info, METH_VARARGS, "type_info(type_id) -> (name, block_size, block_bytes) or None"},
     {NULL, NULL, 0, NULL},
 };
