@@ -55,10 +55,14 @@ def hf_child(args):
 
     text = KJV.read_text(encoding="utf-8")
     lines = text.split("\n")
-    tok = tokenizers.Tokenizer.from_file(str(SHARED / "tokenizers" / "hf" / args.hf_child / "tokenizer.json"))
+    path = args.hf_child if args.hf_child.endswith(".json") else SHARED / "tokenizers" / "hf" / args.hf_child / "tokenizer.json"
+    tok = tokenizers.Tokenizer.from_file(str(path))
     res = {}
     t, _ = best(lambda: tok.encode_batch(lines, add_special_tokens=False), args.repeat)
     res["lines"] = t
+    if args.hf_lines_only:
+        print(json.dumps(res))
+        return
     t, _ = best(lambda: tok.encode_batch(lines * 10, add_special_tokens=False), max(1, args.repeat - 1))
     res["lines_x10"] = t
     if not args.quick:
@@ -67,9 +71,10 @@ def hf_child(args):
     print(json.dumps(res))
 
 
-def hf_times(name, threads, args):
+def hf_times(name, threads, args, lines_only=False):
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="true")
     cmd = [sys.executable, __file__, "--hf-child", name, "--repeat", str(args.repeat)] + (["--quick"] if args.quick else [])
+    cmd += ["--hf-lines-only"] if lines_only else []
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -177,6 +182,59 @@ def bench_train(args):
     return rows
 
 
+def general_tokenizers(tmp: Path) -> list[tuple[str, Path]]:
+    """tokenizer.json files for the general pre-tokenizer rows: Qwen 3 (a known regex: its scanner), Llama 3 with
+    its regex written so that only the regex engine can run it, and a Split/Sequence-based pre-tokenizer on Llama
+    3's vocabulary (individual digits, punctuation split off by a regex, then ByteLevel with its regex)."""
+    hf = SHARED / "tokenizers" / "hf"
+    out = [("qwen3 (scanner)", hf / "qwen3" / "tokenizer.json")]
+    j = json.loads((hf / "llama3" / "tokenizer.json").read_text(encoding="utf-8"))
+    pre = j["pre_tokenizer"]
+    split = next(p for p in pre["pretokenizers"] if p["type"] == "Split")
+    split["pattern"]["Regex"] = "(?:" + split["pattern"]["Regex"] + ")"  # not byte-identical: the engine runs it
+    (tmp / "llama3_engine.json").write_text(json.dumps(j, ensure_ascii=False), encoding="utf-8")
+    out.append(("llama3 (regex engine)", tmp / "llama3_engine.json"))
+    j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True},
+        {"type": "Split", "pattern": {"Regex": r"[\p{P}\p{S}]+"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+    (tmp / "split_sequence.json").write_text(json.dumps(j, ensure_ascii=False), encoding="utf-8")
+    out.append(("Split/Sequence (engine)", tmp / "split_sequence.json"))
+    return out
+
+
+def bench_general(args):
+    """The general pre-tokenizer: kjv lines, one thread, llmc vs HF tokenizers (RAYON_NUM_THREADS=1)."""
+    import llmc
+
+    text = KJV.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    mb = len(text.encode("utf-8")) / 1e6
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="llmc-bench-tok-"))
+    import tokenizers
+
+    for name, path in general_tokenizers(tmp):
+        tok = llmc.Tokenizer.from_file(path)
+        ref = tokenizers.Tokenizer.from_file(str(path))
+        assert tok.encode_batch(lines[:3000]) == [e.ids for e in ref.encode_batch(lines[:3000], add_special_tokens=False)]
+        llmc.set_num_threads(1)
+        t = interleaved({"llmc": lambda: tok.encode_batch(lines, num_threads=1)}, args.repeat)["llmc"]
+        hf = hf_times(str(path), 1, args, lines_only=True)["lines"]
+        rows.append({"tokenizer": name, "MB": round(mb, 3), "llmc_MBps": round(mb / t, 2), "hf_MBps": round(mb / hf, 2),
+                     "ratio": round(hf / t, 2)})
+        print(rows[-1], flush=True)
+    llmc.set_num_threads(os.cpu_count() or 1)
+    return rows
+
+
+def table_general(rows) -> str:
+    out = ["| tokenizer.json (kjv lines, 1 thread) | llmc MB/s | HF tokenizers MB/s | llmc / HF |", "|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['tokenizer']} | {r['llmc_MBps']:.1f} | {r['hf_MBps']:.1f} | {r['ratio']:.2f}x |")
+    return "\n".join(out)
+
+
 def table(enc, train) -> str:
     def f(r, k):
         return f"{r[k]:.1f}" if k in r else "n/a"
@@ -203,14 +261,17 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--only-general", action="store_true", help="only the general pre-tokenizer rows")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "tokenizer.json"),
                     help="the JSON file to write (benchmarks/results/tokenizer.json to refresh the committed one)")
     ap.add_argument("--hf-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--hf-lines-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hf_child:
         return hf_child(args)
-    enc = bench_encode(args)
-    train = [] if args.no_train else bench_train(args)
+    general = bench_general(args)
+    enc = [] if args.only_general else bench_encode(args)
+    train = [] if args.no_train or args.only_general else bench_train(args)
     import tiktoken
     import tokenizers
 
@@ -219,8 +280,10 @@ def main():
             "tokenizers": tokenizers.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "encode": enc, "train": train}, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps({"meta": meta, "encode": enc, "train": train, "general": general}, indent=1) + "\n")
     print(table(enc, train))
+    print()
+    print(table_general(general))
 
 
 if __name__ == "__main__":

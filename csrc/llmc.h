@@ -225,6 +225,12 @@ enum { LLMC_SPECIAL_ALLOWED = 1, LLMC_SPECIAL_DISALLOWED = 2 };
  * (e.g. Llama's <s>). *ids: (*n_ids,) int32, free with llmc_tokenizer_free_buffer. */
 llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
                                   int add_special, int32_t **ids, size_t *n_ids);
+/* Like llmc_tokenizer_encode, but a text of any length is cut into chunks of at least `step` bytes (at the same cut
+ * points the long-text path uses) and encoded on num_threads threads; tokenizers that cannot be cut encode in one
+ * pass. For tests: a tiny step puts a cut at nearly every candidate point. */
+llmc_status llmc_tokenizer_encode_chunked(const llmc_tokenizer *t, const char *text, size_t len,
+                                          const uint8_t *special_mode, int add_special, size_t step, int num_threads,
+                                          int32_t **ids, size_t *n_ids);
 /* Encode n_texts texts in parallel on up to num_threads threads (<= 0: llmc_threads()). texts[i][0..lens[i]) ->
  * ids[i]: (n_ids[i],) (each freed with llmc_tokenizer_free_buffer; on error none are left allocated). */
 llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *const *texts, const size_t *lens,
@@ -235,8 +241,9 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
 llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, size_t n, char **out, size_t *out_len);
 /* The bytes of one token (pointer into the tokenizer; valid while it lives). */
 llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, const char **bytes, size_t *len);
-/* Pre-tokenize only: piece k is text[starts[k] .. starts[k+1]) (starts: (*n + 1,), free with llmc_tokenizer_free_buffer). */
-llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n);
+/* Pre-tokenize only (no special tokens, no normaliser): piece k is text[spans[2k] .. spans[2k+1]) (spans: (2 * *n,),
+ * free with llmc_tokenizer_free_buffer). A general pre-tokenizer may drop text (Removed spans). */
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **spans, size_t *n);
 
 /* The exact regex a built-in pre-tokenizer name ("gpt2", "gpt4"/"cl100k", "o200k", "llama3", "qwen2") implements
  * (a known regex string maps to itself), or NULL for anything else. */

@@ -72,10 +72,12 @@ static inline size_t digits_upto(const uint8_t *s, size_t n, size_t j, size_t ma
     return j;
 }
 
-/* Length of a contraction after the apostrophe at s[i-1] ('s 't 'm 'd 're 've 'll), 0 if none. Case-insensitive
- * in ASCII when ci (no Unicode folding: HF's (?i:) does not turn 'ſ' into 's' here, tested). */
+/* Length of a contraction after the apostrophe at s[i-1] ('s 't 'm 'd 're 've 'll), 0 if none. ci = 0: exact;
+ * 1: ASCII case-insensitive (cl100k's and o200k's 's|'S|'t|'T|... alternatives); 2: (?i:...) as Oniguruma and the
+ * regex crate fold it, where U+017F LATIN SMALL LETTER LONG S also matches 's' (tested against both). */
 static inline size_t contraction(const uint8_t *s, size_t n, size_t i, int ci) {
     if (i >= n) return 0;
+    if (ci == 2 && s[i] == 0xC5 && i + 1 < n && s[i + 1] == 0xBF) return 2; /* 'ſ */
     uint8_t a = s[i], b = i + 1 < n ? s[i + 1] : 0;
     if (ci) { /* fold ASCII letters to lower case */
         if (a >= 'A' && a <= 'Z') a = (uint8_t)(a + 32);
@@ -133,11 +135,11 @@ static size_t next_gpt2(const uint8_t *s, size_t n, size_t i) {
 }
 
 /* ---------------------------------------------------------------- cl100k / llama3 / qwen2 */
-static size_t next_cl100k(const uint8_t *s, size_t n, size_t i, size_t max_digits) {
+static size_t next_cl100k(const uint8_t *s, size_t n, size_t i, size_t max_digits, int ci) {
     size_t l0, l1;
     uint32_t c0 = cp_at(s, n, i, &l0);
     if (c0 == '\'') {
-        size_t k = contraction(s, n, i + 1, 1);
+        size_t k = contraction(s, n, i + 1, ci);
         if (k) return i + 1 + k;
     }
     unsigned f0 = cls(c0);
@@ -215,9 +217,9 @@ static size_t next_o200k(const uint8_t *s, size_t n, size_t i) {
 size_t llmc_pretok_next(int kind, const uint8_t *s, size_t n, size_t i) {
     switch (kind) {
     case LLMC_PRE_GPT2: return next_gpt2(s, n, i);
-    case LLMC_PRE_CL100K:
-    case LLMC_PRE_LLAMA3: return next_cl100k(s, n, i, 3);
-    case LLMC_PRE_QWEN2: return next_cl100k(s, n, i, 1);
+    case LLMC_PRE_CL100K: return next_cl100k(s, n, i, 3, 1);
+    case LLMC_PRE_LLAMA3: return next_cl100k(s, n, i, 3, 2);
+    case LLMC_PRE_QWEN2: return next_cl100k(s, n, i, 1, 2);
     case LLMC_PRE_O200K: return next_o200k(s, n, i);
     default: return n;
     }

@@ -28,6 +28,40 @@ const char *llmc_pretok_name(int kind);
 /* The regex source a kind implements (the first listed: tiktoken's form for cl100k), or NULL for none. */
 const char *llmc_pretok_regex(int kind);
 
+/* ---------------------------------------------------------------- HF pre-tokenizer steps (pretok_split.c) */
+/* A general pre-tokenizer is a list of steps (HF's Sequence, flattened); each step splits every piece the steps
+ * before it made. A step finds matches in a piece (a regex, one of the hand-written scanners, a literal string, or
+ * single characters of a class) and keeps, drops or merges them per HF's SplitDelimiterBehavior. */
+typedef enum { LLMC_STEP_REGEX, LLMC_STEP_KNOWN, LLMC_STEP_STRING, LLMC_STEP_PRED } llmc_step_kind;
+typedef enum {
+    LLMC_SPLIT_REMOVED, LLMC_SPLIT_ISOLATED, LLMC_SPLIT_MERGED_PREV, LLMC_SPLIT_MERGED_NEXT, LLMC_SPLIT_CONTIGUOUS
+} llmc_split_behavior;
+typedef enum { LLMC_PRED_WHITESPACE, LLMC_PRED_PUNCT, LLMC_PRED_NUMERIC } llmc_pred_kind;
+struct llmc_regex;
+typedef struct {
+    int kind, behavior, invert;
+    int known;              /* LLMC_STEP_KNOWN: the llmc_pretok_kind scanner */
+    struct llmc_regex *re;  /* LLMC_STEP_REGEX */
+    uint8_t *lit;           /* LLMC_STEP_STRING (llmc_malloc'ed) */
+    size_t lit_len;
+    int pred;               /* LLMC_STEP_PRED */
+} llmc_pretok_step;
+
+/* Per-thread scratch for llmc_pretok_split. */
+typedef struct {
+    size_t *pieces[2]; /* (start, end) pairs, ping-pong between steps */
+    size_t cap[2];
+    size_t *m;         /* (start, end, is_match) triples of one piece */
+    size_t cap_m;
+    void *rx;          /* llmc_regex_scratch */
+} llmc_split_scratch;
+
+/* Run the steps over s[0..n): *out points at n_out (start, end) pairs (in sc; valid until the next call). */
+llmc_status llmc_pretok_split(const llmc_pretok_step *steps, size_t n_steps, llmc_split_scratch *sc,
+                              const uint8_t *s, size_t n, const size_t **out, size_t *n_out);
+void llmc_split_scratch_free(llmc_split_scratch *sc);
+void llmc_pretok_steps_free(llmc_pretok_step *steps, size_t n_steps);
+
 /* ---------------------------------------------------------------- NFC (nfc.c) */
 /* NFC of s[0..n) (valid UTF-8 expected; invalid bytes are copied through) into a new llmc_malloc buffer. */
 llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
@@ -61,6 +95,8 @@ typedef struct {
     uint32_t off, len; /* content bytes in blob */
     int32_t id;
     uint8_t special; /* 1: a special token (tiktoken's allowed/disallowed apply); 0: HF non-special added token */
+    uint8_t lstrip, rstrip, single_word; /* HF AddedToken options (whitespace taken on either side; whole words) */
+    uint8_t normalized;                  /* matched in a second pass, in the pieces between the other tokens */
 } llmc_added_tok;
 
 struct llmc_tokenizer {
@@ -71,6 +107,7 @@ struct llmc_tokenizer {
     int prefix_space;      /* HF ByteLevel add_prefix_space: a segment not starting with ' ' gets one */
     int strip_lead_space;  /* decoding: 1 drop one leading ' ' (HF Strip decoder), 2 drop the first token's U+2581s
                             * (HF Metaspace decoder) */
+    int join_space;        /* decoding: tokens joined by ' ' (HF with no decoder) */
     int fuse_unk;
     int32_t unk_id;        /* -1: none */
     size_t n_vocab;        /* max id + 1 */
@@ -93,6 +130,8 @@ struct llmc_tokenizer {
     size_t n_prefix, n_suffix;
     int ms_pre;           /* Metaspace pre-tokenizer: 0 none, else 1 + prepend scheme (0 never, 1 always, 2 first) */
     int ms_split;         /* Metaspace split=true: pieces start at each U+2581 */
+    llmc_pretok_step *steps; /* general pre-tokenizer (used when n_steps > 0; pretok is then LLMC_PRE_NONE) */
+    size_t n_steps;
     int bert_norm;        /* LLMC_BERT_* bits when normalizer == LLMC_NORM_BERT */
     int bert_pre;         /* BertPreTokenizer: split on whitespace, isolate punctuation */
     size_t wp_max_chars;  /* WordPiece: longer words become unk */

@@ -11,6 +11,7 @@
 
 #include <omp.h>
 
+#include "regex.h"
 #include "tok_internal.h"
 #include "unicode.h"
 
@@ -80,6 +81,7 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->added);
     llmc_free(t->prefix_ids);
     llmc_free(t->suffix_ids);
+    llmc_pretok_steps_free(t->steps, t->n_steps);
     llmc_free(t);
 }
 
@@ -156,7 +158,7 @@ llmc_status llmc_tok_add_added(llmc_tokenizer *t, const uint8_t *b, size_t n, in
         t->tok_off[id] = off;
         t->tok_len[id] = (uint32_t)n;
     }
-    t->added[t->n_added++] = (llmc_added_tok){(uint32_t)off, (uint32_t)n, (int32_t)id, (uint8_t)special};
+    t->added[t->n_added++] = (llmc_added_tok){(uint32_t)off, (uint32_t)n, (int32_t)id, (uint8_t)special, 0, 0, 0, 0};
     t->first_byte[b[0]] = 1;
     return LLMC_OK;
 }
@@ -449,6 +451,7 @@ typedef struct {
     uint8_t *tmp, *tmp2; /* normalised segment; Metaspace output */
     size_t cap_tmp, cap_tmp2;
     hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
+    llmc_split_scratch split; /* the general pre-tokenizer's pieces */
 } enc_ctx;
 
 static void ctx_free(enc_ctx *c) {
@@ -465,6 +468,7 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->tmp);
     llmc_free(c->tmp2);
     llmc_free(c->hot);
+    llmc_split_scratch_free(&c->split);
     memset(c, 0, sizeof *c);
 }
 
@@ -539,10 +543,7 @@ static llmc_status initial_symbols(const llmc_tokenizer *t, enc_ctx *c, const ui
                 } else if (t->unk_id >= 0) {
                     if (!(t->fuse_unk && last_unk)) c->sym[k++] = (uint32_t)t->unk_id; /* fuse_unk: one unk per run */
                     last_unk = 1;
-                } else {
-                    return llmc_fail(LLMC_ERR_INVALID, "character '%.*s' has no token and the model has no unk token",
-                                     (int)l, (const char *)p + i);
-                }
+                } /* else: no token, no byte fallback, no unk: HF's BPE drops the character, and so do we */
             }
             i += l;
         }
@@ -840,6 +841,16 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
             return bpe_piece(t, c, s + start, n - start);
         }
     }
+    if (t->n_steps) { /* the general pre-tokenizer */
+        const size_t *pc;
+        size_t np;
+        if ((st = llmc_pretok_split(t->steps, t->n_steps, &c->split, s, n, &pc, &np))) return st;
+        for (size_t k = 0; k < np; k++) {
+            if ((k & 4095) == 4095 && llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* Ctrl-C on a long text */
+            if ((st = bpe_piece(t, c, s + pc[2 * k], pc[2 * k + 1] - pc[2 * k]))) return st;
+        }
+        return LLMC_OK;
+    }
     if (t->pretok == LLMC_PRE_NONE) return bpe_piece(t, c, s, n);
     for (size_t i = 0, polls = 0; i < n;) {
         if ((++polls & 4095) == 0 && llmc_interrupted()) return LLMC_ERR_INTERRUPTED; /* Ctrl-C on a long text */
@@ -850,13 +861,16 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
     return LLMC_OK;
 }
 
-/* The added token that matches at s[i..n) (longest allowed one), or -1; a disallowed match sets *bad to it. */
+/* The added token of pass `pass` (its `normalized` flag) that matches at s[i..n) (the longest allowed one), or -1;
+ * a disallowed match sets *bad to it. */
 static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, size_t i, const uint8_t *mode,
-                        long *bad) {
+                        int pass, long *bad) {
     long best = -1;
     for (size_t k = 0; k < t->n_added; k++) {
         const llmc_added_tok *a = &t->added[k];
-        if (a->len > n - i || s[i] != t->blob[a->off] || memcmp(s + i, t->blob + a->off, a->len)) continue;
+        if (a->normalized != pass || a->len > n - i || s[i] != t->blob[a->off] ||
+            memcmp(s + i, t->blob + a->off, a->len))
+            continue;
         int m = a->special ? (mode ? mode[k] : 0) : LLMC_SPECIAL_ALLOWED;
         if (m & LLMC_SPECIAL_DISALLOWED) *bad = (long)k;
         else if ((m & LLMC_SPECIAL_ALLOWED) && (best < 0 || a->len > t->added[best].len)) best = (long)k;
@@ -864,8 +878,74 @@ static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, siz
     return best;
 }
 
-/* Encode s[0..n) into c->out: split off added/special tokens (tiktoken's allowed/disallowed rules), encode the
- * segments between them, wrap in the post-processor template when add_special. */
+/* The character that ends at byte j of s (j > 0): its code point, its start in *b. */
+static uint32_t cp_before(const uint8_t *s, size_t j, size_t *b) {
+    size_t k = j - 1, back = 0;
+    while (back < 3 && k > 0 && (s[k] & 0xC0) == 0x80) k--, back++; /* over continuation bytes */
+    size_t l;
+    uint32_t cp = llmc_utf8_next(s + k, j - k, &l);
+    if (k + l != j) { /* not one character ending at j: the last byte alone (invalid) */
+        *b = j - 1;
+        return LLMC_BAD_CP;
+    }
+    *b = k;
+    return cp;
+}
+
+static inline int ws_cp(uint32_t cp) { return (llmc_uflags(cp) & LLMC_U_WS) != 0; }
+
+/* Split s[0..n) (at offset `base` of the text) at the added tokens of `pass`, HF's AddedVocabulary way: leftmost-
+ * longest matches in turn (the next search starts at the end of a match); single_word drops a match that touches a
+ * word character (Rust's \w) on either side; lstrip / rstrip widen a match over the whitespace before / after it
+ * (lstrip not past the previous match). The pieces between matches go through the normalized tokens (pass 1),
+ * then to encode_segment. */
+static llmc_status split_added(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, size_t base,
+                               const uint8_t *mode, int pass, int has_normalized) {
+    llmc_status st;
+    size_t seg = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!t->first_byte[s[i]]) continue;
+        long bad = -1, k = match_added(t, s, n, i, mode, pass, &bad);
+        if (bad >= 0) {
+            const llmc_added_tok *a = &t->added[bad];
+            return llmc_fail(LLMC_ERR_INVALID,
+                             "text contains the special token '%.*s', which is disallowed (pass it in "
+                             "allowed_special to encode it as a special token, or remove it from "
+                             "disallowed_special to encode it as text)",
+                             (int)a->len, (const char *)t->blob + a->off);
+        }
+        if (k < 0) continue;
+        const llmc_added_tok *a = &t->added[k];
+        size_t start = i, stop = i + a->len, l, b;
+        i = stop - 1; /* the search goes on after the match (the loop's i++) */
+        if (a->single_word) {
+            int before = start > 0 && llmc_regex_is_word(cp_before(s, start, &b), LLMC_REGEX_RUST);
+            int after = stop < n && llmc_regex_is_word(llmc_utf8_next(s + stop, n - stop, &l), LLMC_REGEX_RUST);
+            if (before || after) continue; /* not a whole word: no match */
+        }
+        if (a->lstrip) {
+            while (start > seg && ws_cp(cp_before(s, start, &b)) && b >= seg) start = b;
+        }
+        if (a->rstrip) {
+            while (stop < n && ws_cp(llmc_utf8_next(s + stop, n - stop, &l))) stop += l;
+        }
+        if (start > seg) {
+            st = pass == 0 && has_normalized ? split_added(t, c, s + seg, start - seg, base + seg, mode, 1, 1)
+                                             : encode_segment(t, c, s + seg, start - seg, base + seg == 0);
+            if (st) return st;
+        }
+        if ((st = emit(c, a->id))) return st;
+        seg = stop;
+        if (stop > i + 1) i = stop - 1; /* rstrip took more: go on after it */
+    }
+    if (seg < n || (seg == 0 && n == 0))
+        return pass == 0 && has_normalized ? split_added(t, c, s + seg, n - seg, base + seg, mode, 1, 1)
+                                           : encode_segment(t, c, s + seg, n - seg, base + seg == 0);
+    return LLMC_OK;
+}
+
+/* Encode s[0..n) into c->out: split off added/special tokens (tiktoken's allowed/disallowed rules, HF's options),
+ * encode the segments between them, wrap in the post-processor template when add_special. */
 static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, const uint8_t *mode,
                                int add_special) {
     llmc_status st;
@@ -873,28 +953,15 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
     if (add_special)
         for (size_t k = 0; k < t->n_prefix; k++)
             if ((st = emit(c, t->prefix_ids[k]))) return st;
-    int scan = 0; /* is any added token active? */
-    for (size_t k = 0; k < t->n_added && !scan; k++) scan = !t->added[k].special || (mode && mode[k]);
-    size_t seg = 0;
-    if (scan) {
-        for (size_t i = 0; i < n; i++) {
-            if (!t->first_byte[s[i]]) continue;
-            long bad = -1, k = match_added(t, s, n, i, mode, &bad);
-            if (bad >= 0) {
-                const llmc_added_tok *a = &t->added[bad];
-                return llmc_fail(LLMC_ERR_INVALID,
-                                 "text contains the special token '%.*s', which is disallowed (pass it in "
-                                 "allowed_special to encode it as a special token, or remove it from "
-                                 "disallowed_special to encode it as text)",
-                                 (int)a->len, (const char *)t->blob + a->off);
-            }
-            if (k < 0) continue;
-            if ((st = encode_segment(t, c, s + seg, i - seg, seg == 0)) || (st = emit(c, t->added[k].id))) return st;
-            i += t->added[k].len - 1; /* the loop's i++ steps past the token */
-            seg = i + 1;
-        }
+    int scan = 0, has_normalized = 0; /* is any added token active? any matched in the second pass? */
+    for (size_t k = 0; k < t->n_added; k++) {
+        int on = !t->added[k].special || (mode && mode[k]);
+        scan |= on;
+        has_normalized |= on && t->added[k].normalized;
     }
-    if ((st = encode_segment(t, c, s + seg, n - seg, seg == 0))) return st;
+    if (scan) st = split_added(t, c, s, n, 0, mode, 0, has_normalized);
+    else st = encode_segment(t, c, s, n, 1);
+    if (st) return st;
     if (add_special)
         for (size_t k = 0; k < t->n_suffix; k++)
             if ((st = emit(c, t->suffix_ids[k]))) return st;
@@ -910,27 +977,99 @@ static llmc_status ctx_init(enc_ctx *c, int hot) {
 
 #define CHUNK_MIN (256u << 10) /* texts over 2 chunks of this size are split across threads */
 
-/* Can a long text be encoded in independent chunks cut after a '\n' that precedes a non-space? For the regex
- * pre-tokenizers every piece that holds such a '\n' ends right after it (\s*[\r\n]+, [\r\n]* after punctuation,
- * GPT-2's lone whitespace pieces), so the cut is a piece boundary. Not when the whole segment is one piece
- * (SentencePiece), a normaliser or prefix space acts per segment, or an added token contains '\n'. */
+/* Can a long text be encoded in independent chunks? Only for the hand-written regex pre-tokenizers, whose cut rule
+ * (cut_ok) is proven per pattern by the tests (tiny chunks on every kind of whitespace run). Not when the whole
+ * segment is one piece (SentencePiece), a normaliser or prefix space acts per segment, or an added token contains
+ * '\n' (it could span a cut). */
 static int chunkable(const llmc_tokenizer *t) {
-    if (t->model == LLMC_MODEL_WORDPIECE || t->pretok == LLMC_PRE_NONE || t->prefix_space || t->ms_pre) return 0;
+    if (t->model == LLMC_MODEL_WORDPIECE || t->prefix_space || t->ms_pre) return 0;
+    if (t->pretok != LLMC_PRE_GPT2 && t->pretok != LLMC_PRE_CL100K && t->pretok != LLMC_PRE_O200K &&
+        t->pretok != LLMC_PRE_LLAMA3 && t->pretok != LLMC_PRE_QWEN2)
+        return 0;
     if (t->normalizer != LLMC_NORM_NONE && t->normalizer != LLMC_NORM_NFC) return 0;
-    for (size_t k = 0; k < t->n_added; k++)
-        if (memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
+    for (size_t k = 0; k < t->n_added; k++) /* nor when one could take the '\n' before a cut (lstrip) */
+        if (t->added[k].lstrip || memchr(t->blob + t->added[k].off, '\n', t->added[k].len)) return 0;
     return 1;
 }
 
-/* A cut point at or after p: just after a '\n' followed by a non-whitespace character (or len). */
-static size_t next_cut(const uint8_t *s, size_t len, size_t p) {
+/* Is the candidate c (s[c-1] == '\n', s[c..] a valid non-whitespace character) a cut where the chunk before it,
+ * encoded as a text of its own, ends with the same pieces as the whole text?
+ *  - every pattern: the piece holding that '\n' must end at c. No piece starts before a '\n' and runs past it except
+ *    whitespace runs and [\r\n]* / [\r\n/]* tails, and those stop at the non-space s[c] -- except o200k's
+ *    [\r\n/]*, which takes a '/' at c: o200k needs s[c] != '/'.
+ *  - GPT-2 has no \s*[\r\n]+: its whitespace run before a non-space is split as \s+(?!\S) (all but the last
+ *    character) and \s+ (the last one); at the end of a chunk \s+(?!\S) takes the whole run. The two agree only
+ *    for a run of one character, so GPT-2 needs the character before the '\n' to be no whitespace.
+ * NFC (Qwen) cannot move a cut: '\n' is a starter that composes with nothing. */
+static int cut_ok(const llmc_tokenizer *t, const uint8_t *s, size_t len, size_t c) {
+    if (t->pretok == LLMC_PRE_O200K && s[c] == '/') return 0;
+    if (t->pretok == LLMC_PRE_GPT2) {
+        if (c < 2) return 0;
+        size_t b = c - 2, k = 0; /* start of the character before the '\n': back over continuation bytes */
+        while (k < 3 && b > 0 && (s[b] & 0xC0) == 0x80) b--, k++;
+        size_t l;
+        uint32_t cp = llmc_utf8_next(s + b, len - b, &l);
+        if (b + l != c - 1) { /* not one character ending at the '\n': the last byte is an invalid one */
+            cp = LLMC_BAD_CP;
+        }
+        if (cp != LLMC_BAD_CP && (llmc_uflags(cp) & LLMC_U_WS)) return 0;
+    }
+    return 1;
+}
+
+/* A cut point at or after p: just after a '\n' followed by a non-whitespace character, where cut_ok holds (or len). */
+static size_t next_cut(const llmc_tokenizer *t, const uint8_t *s, size_t len, size_t p) {
     for (size_t i = p; i < len; i++) {
-        if (s[i] != '\n' || i + 1 >= len) continue;
+        const uint8_t *nl = memchr(s + i, '\n', len - i);
+        if (!nl) return len;
+        i = (size_t)(nl - s);
+        if (i + 1 >= len) return len;
         size_t l;
         uint32_t cp = llmc_utf8_next(s + i + 1, len - i - 1, &l);
-        if (cp != LLMC_BAD_CP && !(llmc_uflags(cp) & LLMC_U_WS)) return i + 1;
+        if (cp != LLMC_BAD_CP && !(llmc_uflags(cp) & LLMC_U_WS) && cut_ok(t, s, len, i + 1)) return i + 1;
     }
     return len;
+}
+
+/* Encode text in chunks of at least `step` bytes (cut by next_cut) on nt threads, concatenating the ids. */
+static llmc_status encode_chunks(const llmc_tokenizer *t, const char *text, size_t len, const uint8_t *special_mode,
+                                 int add_special, size_t step, int nt, int32_t **ids, size_t *n_ids) {
+    size_t n = 0, max_chunks = len / step + 2;
+    const char **ptrs = llmc_malloc(max_chunks * sizeof(char *), "chunks");
+    size_t *lens = llmc_malloc(max_chunks * sizeof(size_t), "chunks");
+    size_t *counts = llmc_malloc(max_chunks * sizeof(size_t), "chunks");
+    int32_t **parts = llmc_malloc(max_chunks * sizeof(int32_t *), "chunks");
+    llmc_status st = (ptrs && lens && counts && parts) ? LLMC_OK : LLMC_ERR_NOMEM;
+    for (size_t p = 0; !st && p < len;) {
+        size_t e = next_cut(t, (const uint8_t *)text, len, p + step < len ? p + step : len);
+        ptrs[n] = text + p;
+        lens[n++] = e - p;
+        p = e;
+    }
+    if (!st) st = llmc_tokenizer_encode_batch(t, ptrs, lens, n, special_mode, 0, nt, parts, counts);
+    size_t total = add_special ? t->n_prefix + t->n_suffix : 0;
+    for (size_t k = 0; !st && k < n; k++) total += counts[k];
+    int32_t *out = st ? NULL : llmc_malloc((total + 1) * sizeof(int32_t), "token ids");
+    if (!st && !out) st = LLMC_ERR_NOMEM;
+    if (!st) { /* concatenate: [prefix] chunk ids... [suffix] */
+        size_t o = 0;
+        if (add_special)
+            for (size_t k = 0; k < t->n_prefix; k++) out[o++] = t->prefix_ids[k];
+        for (size_t k = 0; k < n; k++) {
+            if (counts[k]) memcpy(out + o, parts[k], counts[k] * sizeof(int32_t));
+            o += counts[k];
+        }
+        if (add_special)
+            for (size_t k = 0; k < t->n_suffix; k++) out[o++] = t->suffix_ids[k];
+        *ids = out;
+        *n_ids = o;
+        for (size_t k = 0; k < n; k++) llmc_free(parts[k]);
+    }
+    llmc_free(ptrs);
+    llmc_free(lens);
+    llmc_free(counts);
+    llmc_free(parts);
+    return st;
 }
 
 // text: (len,) bytes -> *ids: (*n_ids,) int32. Long texts run as chunks on llmc_threads() threads.
@@ -942,45 +1081,11 @@ llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, siz
     if (len >= 2 * CHUNK_MIN && chunkable(t)) {
         /* about 4 chunks per thread (cut points are uneven), each at least CHUNK_MIN; with one thread the chunks
          * run in turn, which lets a long encode stop between them on Ctrl-C (llmc_interrupted) */
-        size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN, n = 0;
+        size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN;
         /* at most 4 * CHUNK_MIN: the calling thread, which alone sees Ctrl-C, keeps taking chunks (dynamic
          * schedule below) instead of waiting at the barrier while the others work through huge ones */
         if (step > 4 * (size_t)CHUNK_MIN) step = 4 * (size_t)CHUNK_MIN;
-        const char **ptrs = llmc_malloc((len / step + 2) * sizeof(char *), "chunks");
-        size_t *lens = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
-        size_t *counts = llmc_malloc((len / step + 2) * sizeof(size_t), "chunks");
-        int32_t **parts = llmc_malloc((len / step + 2) * sizeof(int32_t *), "chunks");
-        llmc_status st = (ptrs && lens && counts && parts) ? LLMC_OK : LLMC_ERR_NOMEM;
-        for (size_t p = 0; !st && p < len;) {
-            size_t e = next_cut((const uint8_t *)text, len, p + step < len ? p + step : len);
-            ptrs[n] = text + p;
-            lens[n++] = e - p;
-            p = e;
-        }
-        if (!st) st = llmc_tokenizer_encode_batch(t, ptrs, lens, n, special_mode, 0, nt, parts, counts);
-        size_t total = add_special ? t->n_prefix + t->n_suffix : 0;
-        for (size_t k = 0; !st && k < n; k++) total += counts[k];
-        int32_t *out = st ? NULL : llmc_malloc((total + 1) * sizeof(int32_t), "token ids");
-        if (!st && !out) st = LLMC_ERR_NOMEM;
-        if (!st) { /* concatenate: [prefix] chunk ids... [suffix] */
-            size_t o = 0;
-            if (add_special)
-                for (size_t k = 0; k < t->n_prefix; k++) out[o++] = t->prefix_ids[k];
-            for (size_t k = 0; k < n; k++) {
-                if (counts[k]) memcpy(out + o, parts[k], counts[k] * sizeof(int32_t));
-                o += counts[k];
-            }
-            if (add_special)
-                for (size_t k = 0; k < t->n_suffix; k++) out[o++] = t->suffix_ids[k];
-            *ids = out;
-            *n_ids = o;
-            for (size_t k = 0; k < n; k++) llmc_free(parts[k]);
-        }
-        llmc_free(ptrs);
-        llmc_free(lens);
-        llmc_free(counts);
-        llmc_free(parts);
-        return st;
+        return encode_chunks(t, text, len, special_mode, add_special, step, nt, ids, n_ids);
     }
     enc_ctx c;
     llmc_status st = ctx_init(&c, len >= 16384);
@@ -995,6 +1100,18 @@ llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, siz
     return st;
 }
 
+// text: (len,) -> *ids: like llmc_tokenizer_encode, but cut into chunks of at least `step` bytes whatever the length
+// (for tests: tiny steps put a cut at nearly every candidate). Tokenizers that cannot be cut encode in one pass.
+llmc_status llmc_tokenizer_encode_chunked(const llmc_tokenizer *t, const char *text, size_t len,
+                                          const uint8_t *special_mode, int add_special, size_t step, int num_threads,
+                                          int32_t **ids, size_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (step == 0) return llmc_fail(LLMC_ERR_INVALID, "chunk step must be at least 1 byte, got 0");
+    if (!chunkable(t) || len == 0) return llmc_tokenizer_encode(t, text, len, special_mode, add_special, ids, n_ids);
+    return encode_chunks(t, text, len, special_mode, add_special, step, num_threads > 0 ? num_threads : 1, ids,
+                         n_ids);
+}
 /* poll function of encode_batch's worker threads: has the calling thread seen an interrupt? */
 static int poll_flag(void *flag) { return *(_Atomic int *)flag; }
 
@@ -1073,22 +1190,40 @@ llmc_status llmc_tokenizer_encode_batch(const llmc_tokenizer *t, const char *con
     return LLMC_OK;
 }
 
-// text: (len,) -> *starts: (*n + 1,) byte offsets of the pieces (after splitting off special tokens: not done here)
-llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **starts, size_t *n) {
+// text: (len,) -> *spans: (2 * *n,) byte offsets: piece k is text[spans[2k] .. spans[2k+1]) (no special tokens, no
+// normaliser; a general pre-tokenizer may drop spans, so pieces need not be contiguous)
+llmc_status llmc_tokenizer_pieces(const llmc_tokenizer *t, const char *text, size_t len, size_t **spans, size_t *n) {
     const uint8_t *s = (const uint8_t *)text;
+    *spans = NULL;
+    *n = 0;
+    if (t->n_steps) { /* the general pre-tokenizer */
+        llmc_split_scratch sc = {0};
+        const size_t *pc;
+        size_t np;
+        llmc_status st = llmc_pretok_split(t->steps, t->n_steps, &sc, s, len, &pc, &np);
+        if (!st && !(*spans = llmc_malloc((2 * np + 1) * sizeof(size_t), "piece offsets"))) st = LLMC_ERR_NOMEM;
+        if (!st) {
+            if (np) memcpy(*spans, pc, 2 * np * sizeof(size_t));
+            *n = np;
+        }
+        llmc_split_scratch_free(&sc);
+        return st;
+    }
     size_t cap = 0, k = 0;
-    *starts = NULL;
-    for (size_t i = 0;;) {
-        if (llmc_grow((void **)starts, &cap, k + 1, sizeof(size_t), "piece offsets")) {
-            llmc_free(*starts);
-            *starts = NULL;
+    for (size_t i = 0; i < len;) {
+        size_t e = t->pretok == LLMC_PRE_NONE ? len : llmc_pretok_next(t->pretok, s, len, i);
+        if (llmc_grow((void **)spans, &cap, 2 * k + 2, sizeof(size_t), "piece offsets")) {
+            llmc_free(*spans);
+            *spans = NULL;
             return LLMC_ERR_NOMEM;
         }
-        (*starts)[k++] = i;
-        if (i >= len) break;
-        i = t->pretok == LLMC_PRE_NONE ? len : llmc_pretok_next(t->pretok, s, len, i);
+        (*spans)[2 * k] = i;
+        (*spans)[2 * k + 1] = e;
+        k++;
+        i = e;
     }
-    *n = k - 1;
+    if (!*spans && !(*spans = llmc_malloc(sizeof(size_t), "piece offsets"))) return LLMC_ERR_NOMEM;
+    *n = k;
     return LLMC_OK;
 }
 
@@ -1120,6 +1255,7 @@ llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, s
         llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
         total += l;
     }
+    if (t->join_space && n > 1) total += n - 1;
     char *o = llmc_malloc(total + 1, "decoded bytes");
     if (!o) return LLMC_ERR_NOMEM;
     size_t k = 0;
@@ -1136,6 +1272,7 @@ llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, s
             continue;
         }
         llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
+        if (t->join_space && i) o[k++] = ' ';
         memcpy(o + k, b, l);
         k += l;
     }

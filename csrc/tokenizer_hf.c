@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "regex.h"
 #include "tok_internal.h"
 #include "unicode.h"
 
@@ -61,6 +62,7 @@ typedef struct {
     uint8_t *buf; /* scratch for unmapped strings */
     size_t cap;
     const char *what;
+    size_t vocab_count; /* entries in the model's vocabulary (HF's get_vocab_size, where added ids start) */
 } loader;
 
 static llmc_status unsupported(loader *L, const char *part, const char *detail) {
@@ -113,30 +115,89 @@ static llmc_status load_normalizer(loader *L, const llmc_json *nz) {
     return unsupported(L, "normalizer", type_of(nz));
 }
 
-static llmc_status load_split(loader *L, const llmc_json *sp) {
-    const llmc_json *re = llmc_json_get(llmc_json_get(sp, "pattern"), "Regex");
-    if (!llmc_json_is(re, LLMC_JSON_STRING)) return unsupported(L, "Split pre-tokenizer", "only a Regex pattern");
-    if (!str_is(llmc_json_get(sp, "behavior"), "Isolated") || get_bool(sp, "invert", 0))
-        return unsupported(L, "Split pre-tokenizer", "only behavior Isolated without invert");
-    int kind = llmc_pretok_from_regex(re->str, re->len);
-    if (kind < 0)
-        return llmc_fail(LLMC_ERR_UNSUPPORTED,
-                         "%s: Split pre-tokenizer regex '%.300s' is not supported by llmc (known: the GPT-2, cl100k, "
-                         "o200k, Llama 3 and Qwen 2 regexes)",
-                         L->what, re->str);
-    L->t->pretok = kind;
+static llmc_status add_step(loader *L, llmc_pretok_step st) {
+    llmc_tokenizer *t = L->t;
+    size_t cap = t->n_steps;
+    if (llmc_grow((void **)&t->steps, &cap, t->n_steps + 1, sizeof *t->steps, "pre-tokenizer steps")) {
+        llmc_regex_free(st.re);
+        llmc_free(st.lit);
+        return LLMC_ERR_NOMEM;
+    }
+    t->steps[t->n_steps++] = st;
     return LLMC_OK;
 }
 
+/* HF's SplitDelimiterBehavior name -> LLMC_SPLIT_*, or -1 */
+static int behavior_of(const llmc_json *b, int dflt) {
+    if (!b || b->type == LLMC_JSON_NULL) return dflt;
+    static const char *names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    for (int k = 0; k < 5; k++)
+        if (str_is(b, names[k])) return k;
+    return -1;
+}
+
+/* Split{pattern: {Regex | String}, behavior, invert}: a known regex runs on its hand-written scanner, any other
+ * regex on the regex engine (llmc.UnsupportedError naming a construct outside its subset). */
+static llmc_status load_split(loader *L, const llmc_json *sp) {
+    const llmc_json *pat = llmc_json_get(sp, "pattern");
+    const llmc_json *re = llmc_json_get(pat, "Regex"), *lit = llmc_json_get(pat, "String");
+    llmc_pretok_step st = {0};
+    st.behavior = behavior_of(llmc_json_get(sp, "behavior"), -1);
+    if (st.behavior < 0) return unsupported(L, "Split pre-tokenizer", "behavior must be Removed, Isolated, "
+                                                "MergedWithPrevious, MergedWithNext or Contiguous");
+    st.invert = get_bool(sp, "invert", 0);
+    if (llmc_json_is(re, LLMC_JSON_STRING)) {
+        int kind = llmc_pretok_from_regex(re->str, re->len);
+        if (kind >= 0) {
+            st.kind = LLMC_STEP_KNOWN;
+            st.known = kind;
+        } else {
+            st.kind = LLMC_STEP_REGEX;
+            llmc_status rc = llmc_regex_compile(re->str, re->len, LLMC_REGEX_ONIG, &st.re);
+            if (rc) {
+                char msg[512]; /* the message is rewritten below: copy it first */
+                snprintf(msg, sizeof msg, "%s", llmc_last_error());
+                return llmc_fail(rc, "%s: Split pre-tokenizer: %s", L->what, msg);
+            }
+        }
+    } else if (llmc_json_is(lit, LLMC_JSON_STRING)) {
+        st.kind = LLMC_STEP_STRING;
+        if (!(st.lit = llmc_malloc(lit->len + 1, "Split string"))) return LLMC_ERR_NOMEM;
+        memcpy(st.lit, lit->str, lit->len);
+        st.lit_len = lit->len;
+    } else {
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: Split pre-tokenizer needs a pattern {\"Regex\": ...} or {\"String\": ...}",
+                         L->what);
+    }
+    return add_step(L, st);
+}
+
+/* ByteLevel{add_prefix_space, use_regex}: byte-level vocabulary; with use_regex the GPT-2 regex splits (Isolated).
+ * add_prefix_space puts ' ' before each piece that reaches it: supported when it is the first step (then it acts
+ * on each segment between added tokens, like HF). */
 static llmc_status load_byte_level_pre(loader *L, const llmc_json *bl) {
     L->byte_level = 1;
-    if (get_bool(bl, "use_regex", 1)) {
-        if (L->t->pretok != LLMC_PRE_NONE)
-            return unsupported(L, "ByteLevel(use_regex=true) after a Split", "two regex splits");
-        L->t->pretok = LLMC_PRE_GPT2;
+    if (get_bool(bl, "add_prefix_space", 0)) {
+        if (L->t->n_steps) return unsupported(L, "ByteLevel(add_prefix_space=true) after another pre-tokenizer",
+                                              "a prefix space on every piece");
+        L->t->prefix_space = 1;
     }
-    L->t->prefix_space = get_bool(bl, "add_prefix_space", 0);
+    if (get_bool(bl, "use_regex", 1)) {
+        llmc_pretok_step st = {0};
+        st.kind = LLMC_STEP_KNOWN;
+        st.known = LLMC_PRE_GPT2;
+        st.behavior = LLMC_SPLIT_ISOLATED;
+        return add_step(L, st);
+    }
     return LLMC_OK;
+}
+
+static llmc_status pred_step(loader *L, int pred, int behavior) {
+    llmc_pretok_step st = {0};
+    st.kind = LLMC_STEP_PRED;
+    st.pred = pred;
+    st.behavior = behavior;
+    return add_step(L, st);
 }
 
 /* Metaspace{replacement: "▁", prepend_scheme: always|first|never (or the older add_prefix_space), split} */
@@ -154,34 +215,70 @@ static llmc_status load_metaspace(loader *L, const llmc_json *pt) {
     return LLMC_OK;
 }
 
-static llmc_status load_pre(loader *L, const llmc_json *pt) {
-    if (!pt || pt->type == LLMC_JSON_NULL) return LLMC_OK;
+/* One pre-tokenizer of a (possibly nested) Sequence, as steps. */
+static llmc_status load_pre_step(loader *L, const llmc_json *pt, int depth) {
     if (is_type(pt, "ByteLevel")) return load_byte_level_pre(L, pt);
     if (is_type(pt, "Split")) return load_split(L, pt);
-    if (is_type(pt, "BertPreTokenizer")) {
-        L->t->bert_pre = 1;
-        return LLMC_OK;
+    if (is_type(pt, "Digits")) /* Rust's char::is_numeric, each digit alone or runs of them */
+        return pred_step(L, LLMC_PRED_NUMERIC, get_bool(pt, "individual_digits", 0) ? LLMC_SPLIT_ISOLATED
+                                                                                        : LLMC_SPLIT_CONTIGUOUS);
+    if (is_type(pt, "Punctuation")) {
+        int b = behavior_of(llmc_json_get(pt, "behavior"), LLMC_SPLIT_ISOLATED);
+        if (b < 0) return unsupported(L, "Punctuation pre-tokenizer", "this behavior");
+        return pred_step(L, LLMC_PRED_PUNCT, b);
     }
-    if (is_type(pt, "Metaspace")) return load_metaspace(L, pt);
+    if (is_type(pt, "WhitespaceSplit")) return pred_step(L, LLMC_PRED_WHITESPACE, LLMC_SPLIT_REMOVED);
+    if (is_type(pt, "BertPreTokenizer")) { /* whitespace split, then punctuation isolated */
+        llmc_status st = pred_step(L, LLMC_PRED_WHITESPACE, LLMC_SPLIT_REMOVED);
+        return st ? st : pred_step(L, LLMC_PRED_PUNCT, LLMC_SPLIT_ISOLATED);
+    }
+    if (is_type(pt, "Whitespace")) { /* HF: the matches of \w+|[^\w\s]+ (Rust's regex crate) kept, the rest removed */
+        static const char ws_re[] = "\\w+|[^\\w\\s]+";
+        llmc_pretok_step st = {0};
+        st.kind = LLMC_STEP_REGEX;
+        st.behavior = LLMC_SPLIT_REMOVED;
+        st.invert = 1;
+        llmc_status rc = llmc_regex_compile(ws_re, sizeof ws_re - 1, LLMC_REGEX_RUST, &st.re);
+        return rc ? rc : add_step(L, st);
+    }
     if (is_type(pt, "Sequence")) {
         const llmc_json *list = llmc_json_get(pt, "pretokenizers");
         if (!llmc_json_is(list, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: bad Sequence", L->what);
+        if (depth > 8) return unsupported(L, "pre-tokenizer Sequence", "nested more than 8 deep");
         for (size_t i = 0; i < list->len; i++) {
-            const llmc_json *p = &list->items[i];
-            llmc_status st;
-            if (is_type(p, "Split") && L->t->pretok == LLMC_PRE_NONE) st = load_split(L, p);
-            else if (is_type(p, "ByteLevel")) st = load_byte_level_pre(L, p);
-            else st = unsupported(L, "pre-tokenizer in this Sequence", type_of(p));
+            llmc_status st = load_pre_step(L, &list->items[i], depth + 1);
             if (st) return st;
         }
         return LLMC_OK;
     }
+    if (is_type(pt, "Metaspace")) return unsupported(L, "Metaspace inside a Sequence", "Metaspace alone");
     return unsupported(L, "pre-tokenizer", type_of(pt));
+}
+
+static llmc_status load_pre(loader *L, const llmc_json *pt) {
+    if (!pt || pt->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (is_type(pt, "BertPreTokenizer")) L->t->bert_pre = 1; /* WordPiece's own fast path (BPE uses the steps) */
+    if (is_type(pt, "Metaspace")) return load_metaspace(L, pt);
+    llmc_status st = load_pre_step(L, pt, 0);
+    if (st) return st;
+    llmc_tokenizer *t = L->t;
+    /* one Isolated split by a known regex: the scanner alone (the fast path, chunkable across threads) */
+    if (t->n_steps == 1 && t->steps[0].kind == LLMC_STEP_KNOWN && t->steps[0].behavior == LLMC_SPLIT_ISOLATED &&
+        !t->steps[0].invert) {
+        t->pretok = t->steps[0].known;
+        llmc_pretok_steps_free(t->steps, t->n_steps);
+        t->steps = NULL;
+        t->n_steps = 0;
+    }
+    return LLMC_OK;
 }
 
 static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) {
     *sp_decoder = 0;
-    if (!d || d->type == LLMC_JSON_NULL) return LLMC_OK;
+    if (!d || d->type == LLMC_JSON_NULL) { /* HF joins the tokens' strings with spaces */
+        L->t->join_space = !L->byte_level;
+        return LLMC_OK;
+    }
     if (is_type(d, "Metaspace")) { /* U+2581 -> ' ', and the first token loses its leading space */
         const llmc_json *sch = llmc_json_get(d, "prepend_scheme");
         *sp_decoder = str_is(sch, "never") || (!sch && !get_bool(d, "add_prefix_space", 1)) ? 4 : 5;
@@ -317,6 +414,7 @@ static llmc_status load_wordpiece(loader *L, const llmc_json *model) {
         if ((size_t)v->integer > max_id) max_id = (size_t)v->integer;
     }
     if ((st = llmc_tok_build_map(t, max_id + 1))) return st;
+    L->vocab_count = vocab->len;
     if (llmc_json_is(unk, LLMC_JSON_STRING)) t->unk_id = llmc_tok_lookup(t, (const uint8_t *)unk->str, unk->len);
     if (pre && pre->type != LLMC_JSON_NULL) {
         if (!llmc_json_is(pre, LLMC_JSON_STRING) || pre->len > sizeof t->wp_prefix)
@@ -370,6 +468,7 @@ static llmc_status load_model(loader *L, const llmc_json *model) {
         if ((size_t)v->integer > max_id) max_id = (size_t)v->integer;
     }
     if (!vocab->len) return llmc_fail(LLMC_ERR_FORMAT, "%s: empty vocab", L->what);
+    L->vocab_count = vocab->len;
     if ((st = llmc_tok_build_map(t, max_id + 1))) return st;
     if (L->byte_level) {
         for (int b = 0; b < 256; b++) {
@@ -432,21 +531,79 @@ static llmc_status load_model(loader *L, const llmc_json *model) {
     return LLMC_OK;
 }
 
+/* The id HF gives an added token (AddedVocabulary::add_tokens): the id of an earlier added token with the same
+ * content, else the model's id for the content (a vocabulary string), else one past the largest added id when that
+ * is at least the model's vocabulary size, else that size. The "id" written in the file is not used. */
+static int64_t hf_added_id(loader *L, const char *c, size_t n, const int64_t *ids, const llmc_json *const *cont,
+                           size_t k, int64_t *max_added) {
+    for (size_t q = 0; q < k; q++)
+        if (cont[q]->len == n && !memcmp(cont[q]->str, c, n)) return ids[q];
+    long b = vocab_bytes(L, c, n);
+    int32_t v = b >= 0 ? llmc_tok_lookup(L->t, L->buf, (size_t)b) : -1;
+    int64_t id = v >= 0 ? v : (*max_added >= (int64_t)L->vocab_count ? *max_added + 1 : (int64_t)L->vocab_count);
+    if (id > *max_added) *max_added = id;
+    return id;
+}
+
 static llmc_status load_added(loader *L, const llmc_json *added) {
     if (!added || added->type == LLMC_JSON_NULL) return LLMC_OK;
     if (!llmc_json_is(added, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: added_tokens is not a list", L->what);
-    for (size_t i = 0; i < added->len; i++) {
-        const llmc_json *a = &added->items[i], *id = llmc_json_get(a, "id"), *c = llmc_json_get(a, "content");
-        if (!llmc_json_is(id, LLMC_JSON_NUMBER) || !id->is_integer || !llmc_json_is(c, LLMC_JSON_STRING) || !c->len)
-            return llmc_fail(LLMC_ERR_FORMAT, "%s: added token %zu lacks an id or content", L->what, i);
-        if (get_bool(a, "lstrip", 0) || get_bool(a, "rstrip", 0) || get_bool(a, "single_word", 0))
-            return unsupported(L, "added token lstrip/rstrip/single_word", c->str);
-        if (get_bool(a, "normalized", 0) && L->t->normalizer != LLMC_NORM_NONE)
-            return unsupported(L, "added token with normalized=true under a normalizer", c->str);
-        llmc_status st = llmc_tok_add_added(L->t, (const uint8_t *)c->str, c->len, id->integer, get_bool(a, "special", 0));
-        if (st) return st;
+    size_t n_add = added->len;
+    int64_t *ids = llmc_malloc((n_add + 1) * sizeof(int64_t), "added tokens");
+    const llmc_json **cont = llmc_malloc((n_add + 1) * sizeof(*cont), "added tokens");
+    llmc_status st = ids && cont ? LLMC_OK : LLMC_ERR_NOMEM;
+    int64_t max_added = -1;
+    for (size_t i = 0; !st && i < n_add; i++) {
+        const llmc_json *a = &added->items[i], *c = llmc_json_get(a, "content");
+        if (!llmc_json_is(c, LLMC_JSON_STRING) || !c->len) {
+            st = llmc_fail(LLMC_ERR_FORMAT, "%s: added token %zu lacks a content string", L->what, i);
+        } else if (get_bool(a, "normalized", 0) && L->t->normalizer != LLMC_NORM_NONE) {
+            st = unsupported(L, "added token with normalized=true under a normalizer", c->str);
+        } else {
+            if (need_buf(L, c->len + 1)) st = LLMC_ERR_NOMEM;
+            else ids[i] = hf_added_id(L, c->str, c->len, ids, cont, i, &max_added);
+            cont[i] = c;
+        }
     }
-    return LLMC_OK;
+    for (size_t i = 0; !st && i < n_add; i++) {
+        int live = 1; /* a later token with the same id (and another content) takes the id: HF drops this one */
+        for (size_t q = i + 1; q < n_add && live; q++)
+            live = ids[q] != ids[i] || (cont[q]->len == cont[i]->len && !memcmp(cont[q]->str, cont[i]->str, cont[i]->len));
+        int dup = 0; /* the same content earlier: already added */
+        for (size_t q = 0; q < i && !dup; q++) dup = cont[q]->len == cont[i]->len && !memcmp(cont[q]->str, cont[i]->str, cont[i]->len);
+        if (!live || dup) continue;
+        const llmc_json *c = cont[i];
+        llmc_tokenizer *t = L->t;
+        int64_t id = ids[i];
+        int in_vocab = (uint64_t)id < t->n_vocab && t->tok_len[id] != UINT32_MAX;
+        const llmc_json *ai = &added->items[i];
+        if ((st = llmc_tok_add_added(t, (const uint8_t *)c->str, c->len, id, get_bool(ai, "special", 0)))) break;
+        llmc_added_tok *at = &t->added[t->n_added - 1];
+        at->lstrip = (uint8_t)get_bool(ai, "lstrip", 0);
+        at->rstrip = (uint8_t)get_bool(ai, "rstrip", 0);
+        at->single_word = (uint8_t)get_bool(ai, "single_word", 0);
+        at->normalized = (uint8_t)get_bool(ai, "normalized", 0);
+        /* HF decodes an id through its added token's content and passes that through the decoder: ByteLevel maps it
+         * back to bytes when every character is in GPT-2's byte map, else keeps its UTF-8. When the id is also a
+         * vocabulary token of other content (a sparse vocabulary), the added content wins. The SentencePiece /
+         * WordPiece decode tables built later start from these bytes. */
+        if (need_buf(L, c->len + 1)) {
+            st = LLMC_ERR_NOMEM;
+            break;
+        }
+        long n = L->byte_level ? unmap_bytes(L->inv, c->str, c->len, L->buf) : -1;
+        if (n < 0) { /* not byte-mapped: the content's own bytes */
+            memcpy(L->buf, c->str, c->len);
+            n = (long)c->len;
+        }
+        const uint8_t *have = t->blob + t->tok_off[id];
+        if (!in_vocab ? ((size_t)n != c->len || memcmp(L->buf, c->str, c->len))
+                      : ((size_t)n != t->tok_len[id] || memcmp(L->buf, have, (size_t)n)))
+            if ((st = llmc_tok_set_decode(t, id, L->buf, (size_t)n))) break;
+    }
+    llmc_free(ids);
+    llmc_free(cont);
+    return st;
 }
 
 /* Replace every occurrence of pat by rep in b[0..*n) (in place; rep is never longer than pat). */
@@ -470,8 +627,9 @@ static llmc_status wp_decode_table(loader *L, int cleanup) {
     llmc_tokenizer *t = L->t;
     for (size_t id = 0; id < t->n_vocab; id++) {
         if (t->tok_len[id] == UINT32_MAX) continue;
-        const uint8_t *b = t->blob + t->tok_off[id];
-        size_t n = t->tok_len[id], o = 0;
+        int added = t->dec_off && t->dec_len[id] != UINT32_MAX; /* an added token's content (load_added) */
+        const uint8_t *b = t->blob + (added ? t->dec_off[id] : t->tok_off[id]);
+        size_t n = added ? t->dec_len[id] : t->tok_len[id], o = 0;
         if (need_buf(L, n + 2)) return LLMC_ERR_NOMEM;
         if (n >= 2 && b[0] == '#' && b[1] == '#') {
             memcpy(L->buf, b + 2, n - 2);
@@ -500,8 +658,9 @@ static llmc_status sp_decode_table(loader *L, int with_bytes, int strip) {
     llmc_tokenizer *t = L->t;
     for (size_t id = 0; id < t->n_vocab; id++) {
         if (t->tok_len[id] == UINT32_MAX) continue;
-        const uint8_t *b = t->blob + t->tok_off[id];
-        size_t n = t->tok_len[id], o = 0;
+        int added = t->dec_off && t->dec_len[id] != UINT32_MAX; /* an added token's content (load_added) */
+        const uint8_t *b = t->blob + (added ? t->dec_off[id] : t->tok_off[id]);
+        size_t n = added ? t->dec_len[id] : t->tok_len[id], o = 0;
         int is_byte = 0;
         for (int k = 0; with_bytes && k < 256 && !is_byte; k++) is_byte = t->byte_id[k] == (int32_t)id ? k + 1 : 0;
         if (need_buf(L, n + 1)) return LLMC_ERR_NOMEM;

@@ -18,6 +18,17 @@ enum {
     LLMC_U_MN = 256  /* Mn (accents that BERT's strip_accents removes) */
 };
 
+/* General categories (Unicode 16.0, what the regex engines of tiktoken and HF use), in this order; a uint32_t with
+ * bit (1 << cat) set for each member is a set of categories (\p{L} = Lu|Ll|Lt|Lm|Lo). */
+enum {
+    LLMC_UC_LU, LLMC_UC_LL, LLMC_UC_LT, LLMC_UC_LM, LLMC_UC_LO, LLMC_UC_MN, LLMC_UC_MC, LLMC_UC_ME, LLMC_UC_ND,
+    LLMC_UC_NL, LLMC_UC_NO, LLMC_UC_PC, LLMC_UC_PD, LLMC_UC_PS, LLMC_UC_PE, LLMC_UC_PI, LLMC_UC_PF, LLMC_UC_PO,
+    LLMC_UC_SM, LLMC_UC_SC, LLMC_UC_SK, LLMC_UC_SO, LLMC_UC_ZS, LLMC_UC_ZL, LLMC_UC_ZP, LLMC_UC_CC, LLMC_UC_CF,
+    LLMC_UC_CS, LLMC_UC_CO, LLMC_UC_CN, LLMC_UC_COUNT
+};
+extern const uint16_t llmc_ucat_stage1[];
+extern const uint8_t llmc_ucat_stage2[];
+
 extern const char llmc_unicode_version[];
 extern const uint16_t llmc_uflags_stage1[];
 extern const uint16_t llmc_uflags_stage2[];
@@ -33,6 +44,12 @@ extern const uint32_t llmc_lower_table[][4];
 static inline unsigned llmc_uflags(uint32_t cp) {
     if (cp > 0x10FFFF) return 0;
     return llmc_uflags_stage2[(size_t)llmc_uflags_stage1[cp >> 8] * 256 + (cp & 255)];
+}
+
+/* General category (LLMC_UC_*) of cp; anything above U+10FFFF (an invalid-byte marker) is Cn. */
+static inline unsigned llmc_ucat(uint32_t cp) {
+    if (cp > 0x10FFFF) return LLMC_UC_CN;
+    return llmc_ucat_stage2[(size_t)llmc_ucat_stage1[cp >> 8] * 256 + (cp & 255)];
 }
 
 /* A code point that marks one byte of invalid UTF-8 (never a real code point; classed as "other"). */

@@ -89,7 +89,9 @@ class Tokenizer:
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a str, got {type(pattern).__name__}")
         h = _core.tokenizer_from_tiktoken(data, pattern, specials)
-        return cls(h, kind="tiktoken", default_allowed=set(), default_disallowed="all", pattern=pattern)
+        tok = cls(h, kind="tiktoken", default_allowed=set(), default_disallowed="all", pattern=pattern)
+        tok._regex = _core.pretokenizer_regex(pattern) or pattern
+        return tok
 
     @classmethod
     def from_file(cls, path: PathLike) -> "Tokenizer":
@@ -98,7 +100,9 @@ class Tokenizer:
         """
         data = _read(path)
         h = _core.tokenizer_from_hf_json(data, os.fspath(path))
-        return cls(h, kind="hf", default_allowed="all", default_disallowed=set())
+        tok = cls(h, kind="hf", default_allowed="all", default_disallowed=set())
+        tok._json_bytes = data
+        return tok
 
     @classmethod
     def from_json_bytes(cls, data: bytes, name: str = "<tokenizer.json>") -> "Tokenizer":
@@ -106,7 +110,9 @@ class Tokenizer:
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         h = _core.tokenizer_from_hf_json(bytes(data), name)
-        return cls(h, kind="hf", default_allowed="all", default_disallowed=set())
+        tok = cls(h, kind="hf", default_allowed="all", default_disallowed=set())
+        tok._json_bytes = bytes(data)
+        return tok
 
     @classmethod
     def train(cls, text: Union[str, Iterable[str]], vocab_size: int, pattern: str = "gpt4",
@@ -163,8 +169,9 @@ class Tokenizer:
 
     def save(self, path: PathLike) -> None:
         """Write the tokenizer: a path ending in .tiktoken gets tiktoken's format ("base64 rank" lines, special
-        tokens not included: pass them to from_tiktoken), anything else a Hugging Face tokenizer.json.
-        tokenizer.json export is available for trained tokenizers; .tiktoken for any byte-level vocabulary."""
+        tokens not included: pass them to from_tiktoken), anything else a Hugging Face tokenizer.json: the trained
+        vocabulary, the tokenizer.json a tokenizer was loaded from, or for .tiktoken vocabularies a byte-level BPE
+        file (merges from the ranks, the regex as a Split, ignore_merges) that HF `tokenizers` loads."""
         import base64
 
         path = os.fspath(path)
@@ -183,13 +190,41 @@ class Tokenizer:
 
             _files.atomic_write(path, b"".join(lines))  # a killed save leaves the old file, not half of one
             return
-        saved = getattr(self, "_saved", None)
-        if saved is None:
-            raise llmc_unsupported("saving as tokenizer.json is supported for trained tokenizers only; "
-                                   "save a .tiktoken path, or copy the original file")
         from . import _files
 
-        _files.atomic_write(path, json.dumps(saved["json"], ensure_ascii=False))
+        saved = getattr(self, "_saved", None)
+        if saved is not None:
+            doc = saved["json"]
+        elif getattr(self, "_json_bytes", None) is not None:  # loaded from a tokenizer.json: that file, as it was
+            _files.atomic_write(path, self._json_bytes)
+            return
+        else:  # a .tiktoken vocabulary: byte-level BPE whose merges are the ranks
+            doc = self._tiktoken_json()
+        _files.atomic_write(path, json.dumps(doc, ensure_ascii=False))
+
+    def _tiktoken_json(self) -> dict:
+        """tokenizer.json for a .tiktoken vocabulary: every split of a token into two tokens is a merge, in the
+        order of the merged token's rank (tiktoken's rule), the regex as a Split, ignore_merges (tiktoken looks a
+        whole piece up first), the special tokens as added tokens."""
+        special_ids = set(self._special.values())
+        vocab = {}
+        for i in range(self.n_vocab):
+            if i in special_ids:
+                continue
+            try:
+                vocab[self.token_bytes(i)] = i
+            except ValueError:
+                continue
+        merges = []
+        for b, i in sorted(vocab.items(), key=lambda kv: kv[1]):
+            for k in range(1, len(b)):
+                if b[:k] in vocab and b[k:] in vocab:
+                    merges.append((vocab[b[:k]], vocab[b[k:]], i))
+        byid = {i: b for b, i in vocab.items()}
+        doc = _hf_json([byid.get(i, b"") for i in range(max(byid) + 1)], merges, self._regex, self._special)
+        doc["model"]["ignore_merges"] = True
+        doc["model"]["vocab"] = {k: v for k, v in doc["model"]["vocab"].items() if v in byid}
+        return doc
 
     # ------------------------------------------------------------------ properties
     @property
@@ -308,7 +343,7 @@ class Tokenizer:
         """The pre-tokenizer's pieces of `text` (no special-token handling, no normalizer): for inspection."""
         b = _utf8(text).encode("utf-8")
         offs = self._h.pieces(b)
-        return [b[offs[i]:offs[i + 1]].decode("utf-8", "replace") for i in range(len(offs) - 1)]
+        return [b[offs[i]:offs[i + 1]].decode("utf-8", "replace") for i in range(0, len(offs), 2)]
 
     # ------------------------------------------------------------------ decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:

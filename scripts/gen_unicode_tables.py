@@ -1,11 +1,24 @@
 """Generate csrc/unicode_tables.c: per-code-point class flags used by llmc's pre-tokenizers (and NFC tables).
 
 Run from the project root:  python scripts/gen_unicode_tables.py
-The data comes from Python's `unicodedata` (its Unicode version is written into the generated file's header).
+Two Unicode versions, each the one its reference uses (the tests walk every category run against them):
+- the regex classes (\p{L}, \p{N}, \p{M}, case classes, White_Space) come from `unicodedata2` (pip install
+  unicodedata2==16.0.0): Unicode 16.0, what tiktoken's regex crate and HF tokenizers' Oniguruma use;
+- punctuation (HF's Punctuation and BertPreTokenizer) is probed through `tokenizers.pre_tokenizers.Punctuation`;
+- NFC/NFD data, lower-casing and BERT's classes (control, Mn) come from Python 3.11's `unicodedata`
+  (Unicode 14.0), minus what HF's NFC does not know: tokenizers normalises with an older copy of the Unicode data
+  (its unicode-normalization-alignments crate), so each combining class and decomposition is probed through
+  `tokenizers.normalizers` and dropped when HF ignores it (e.g. U+07FD is not reordered, U+11938 not decomposed).
+Both versions are written into the generated file's header.
 White_Space is not exposed by unicodedata, so its (stable, 25-code-point) list from PropList.txt is spelled out here.
 """
 import sys
 import unicodedata
+
+try:
+    import unicodedata2 as ucd_regex
+except ImportError:
+    sys.exit("pip install unicodedata2==16.0.0 (the Unicode version of the regex classes)")
 from pathlib import Path
 
 BLOCK = 256  # two-stage table: stage1[cp >> 8] selects a 256-entry block of stage2
@@ -19,7 +32,7 @@ WHITE_SPACE |= set(range(0x2000, 0x200B))
 
 
 def flags(cp: int) -> int:
-    cat = unicodedata.category(chr(cp))
+    cat = ucd_regex.category(chr(cp))
     f = 0
     if cat[0] == "L":
         f |= F_L
@@ -33,7 +46,8 @@ def flags(cp: int) -> int:
         f |= F_LO
     if cp in WHITE_SPACE:
         f |= F_WS
-    if cat[0] == "P":
+    cat = unicodedata.category(chr(cp))  # BERT's classes: the older tables
+    if cp in HF_PUNCT:
         f |= F_P
     if cat in ("Cc", "Cf", "Co"):  # HF BertNormalizer's is_control: Cc, Cf, Co (unassigned code points stay)
         f |= F_C
@@ -42,7 +56,52 @@ def flags(cp: int) -> int:
     return f
 
 
+# general categories in the order of csrc/unicode.h's llmc_ucat values (a 32-bit mask holds any set of them)
+CATS = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
+        "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"]
+
+
+def hf_punctuation() -> set[int]:
+    """The characters HF's Punctuation / BertPreTokenizer isolate (ASCII punctuation and the P* categories of the
+    unicode_categories crate's old tables), probed through tokenizers.pre_tokenizers.Punctuation."""
+    from tokenizers.pre_tokenizers import Punctuation
+
+    split = Punctuation("removed").pre_tokenize_str
+    out = set()
+    cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    for k in range(0, len(cps), 4096):
+        chunk = cps[k:k + 4096]
+        kept = set("".join(p for p, _ in split("".join(chr(c) for c in chunk))))
+        out |= {c for c in chunk if chr(c) not in kept}
+    return out
+
+
+def hf_unknown() -> set[int]:
+    """Code points whose combining class or canonical decomposition HF tokenizers' NFD does not apply."""
+    from tokenizers.normalizers import NFD
+
+    nfd = NFD().normalize_str
+    out = set()
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        d, k = unicodedata.decomposition(c), unicodedata.combining(c)
+        if d and not d.startswith("<"):
+            if nfd(c) != unicodedata.normalize("NFD", c):
+                out.add(cp)
+        elif k > 1:  # a mark of class > 1 moves after U+0334 (class 1)
+            if nfd("!" + c + "\u0334") != "!\u0334" + c:
+                out.add(cp)
+        elif k == 1:  # class 1 moves before U+0301 (class 230)
+            if nfd("!\u0301" + c) != "!" + c + "\u0301":
+                out.add(cp)
+    return out
+
+
 def main() -> None:
+    global HF_PUNCT
+    HF_PUNCT = hf_punctuation()
     blocks, index, stage1 = [], {}, []
     for b in range(0x110000 // BLOCK):
         blk = tuple(flags(cp) for cp in range(b * BLOCK, (b + 1) * BLOCK))
@@ -61,9 +120,17 @@ def main() -> None:
             out += full_decomp(int(h, 16))
         return out
 
+    cat_blocks, cat_index, cat_stage1 = [], {}, []
+    for b in range(0x110000 // BLOCK):
+        blk = tuple(CATS.index(ucd_regex.category(chr(cp))) for cp in range(b * BLOCK, (b + 1) * BLOCK))
+        if blk not in cat_index:
+            cat_index[blk] = len(cat_blocks)
+            cat_blocks.append(blk)
+        cat_stage1.append(cat_index[blk])
+    unknown = hf_unknown()
     decomp, ccc, comp = [], [], []
     for cp in range(0x110000):
-        if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:
+        if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF or cp in unknown:
             continue  # Hangul syllables are algorithmic; surrogates never occur in UTF-8
         c = unicodedata.combining(chr(cp))
         if c:
@@ -93,18 +160,30 @@ def main() -> None:
     out = []
     w = out.append
     w("/* unicode_tables.c: GENERATED by scripts/gen_unicode_tables.py -- do not edit.\n")
-    w(f" * Unicode version {unicodedata.unidata_version} (Python {sys.version.split()[0]} unicodedata).\n")
+    w(f" * Unicode version {ucd_regex.unidata_version} for the regex classes (unicodedata2), {unicodedata.unidata_version} for"
+      f" NFC (minus {len(unknown)} code points HF tokenizers does not normalise), lower case and BERT's classes"
+      f" (Python {sys.version.split()[0]} unicodedata).\n")
     w(" * llmc_uflags: a two-stage table of per-code-point class flags (see unicode.h).\n")
     w(" * NFC data: canonical combining classes, full canonical decompositions, primary compositions (sorted);\n"
       " * single-character lower-case mappings. */\n")
     w('#include "unicode.h"\n\n')
-    w(f"const char llmc_unicode_version[] = \"{unicodedata.unidata_version}\";\n\n")
+    w(f"const char llmc_unicode_version[] = \"{ucd_regex.unidata_version}\";\n\n")
     w(f"const uint16_t llmc_uflags_stage1[{len(stage1)}] = {{\n")
     for i in range(0, len(stage1), 16):
         w("    " + ", ".join(str(x) for x in stage1[i:i + 16]) + ",\n")
     w("};\n\n")
     w(f"const uint16_t llmc_uflags_stage2[{len(blocks) * BLOCK}] = {{\n")
     for blk in blocks:
+        for i in range(0, BLOCK, 32):
+            w("    " + ",".join(str(x) for x in blk[i:i + 32]) + ",\n")
+    w("};\n\n")
+    w(f"/* general category (llmc_ucat order: {' '.join(CATS)}) of each code point, Unicode {ucd_regex.unidata_version} */\n")
+    w(f"const uint16_t llmc_ucat_stage1[{len(cat_stage1)}] = {{\n")
+    for i in range(0, len(cat_stage1), 16):
+        w("    " + ", ".join(str(x) for x in cat_stage1[i:i + 16]) + ",\n")
+    w("};\n\n")
+    w(f"const uint8_t llmc_ucat_stage2[{len(cat_blocks) * BLOCK}] = {{\n")
+    for blk in cat_blocks:
         for i in range(0, BLOCK, 32):
             w("    " + ",".join(str(x) for x in blk[i:i + 32]) + ",\n")
     w("};\n\n")
@@ -133,7 +212,7 @@ def main() -> None:
         w("    " + ", ".join("{0x%X, %s}" % (a, ", ".join("0x%X" % x for x in (b + [0, 0, 0])[:3])) for a, b in lower[i:i + 4]) + ",\n")
     w("};\n")
     Path("csrc/unicode_tables.c").write_text("".join(out))
-    print(f"unicode {unicodedata.unidata_version}: {len(blocks)} flag blocks, {len(ccc)} ccc, "
+    print(f"unicode {ucd_regex.unidata_version} / {unicodedata.unidata_version} (minus {len(unknown)} unknown to HF): {len(blocks)} flag blocks, {len(ccc)} ccc, "
           f"{len(dec_entries)} decompositions, {len(comp)} compositions")
 
 

@@ -93,6 +93,31 @@ static PyObject *tok_count(TokHandle *self, PyObject *args) {
     return PyLong_FromSize_t(k);
 }
 
+/* encode_chunked(text, step, num_threads): the chunked long-text path with a chosen chunk size (tests) */
+static PyObject *tok_encode_chunked(TokHandle *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t step;
+    int nthreads;
+    if (!PyArg_ParseTuple(args, "Oni", &text, &step, &nthreads)) return NULL;
+    if (step < 1) {
+        PyErr_Format(PyExc_ValueError, "step must be >= 1, got %zd", step);
+        return NULL;
+    }
+    const char *s;
+    Py_ssize_t n;
+    if (get_text(text, &s, &n)) return NULL;
+    int32_t *ids;
+    size_t k;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_encode_chunked(self->tok, s, (size_t)n, NULL, 0, (size_t)step, nthreads, &ids, &k);
+    Py_END_ALLOW_THREADS
+    if (llmc_py_check(st)) return NULL;
+    PyObject *l = ids_to_list(ids, k);
+    llmc_tokenizer_free_buffer(ids);
+    return l;
+}
+
 static PyObject *tok_encode_batch(TokHandle *self, PyObject *args) {
     PyObject *texts, *mode;
     int add_special, nthreads;
@@ -181,15 +206,15 @@ static PyObject *tok_pieces(TokHandle *self, PyObject *args) {
     const char *s;
     Py_ssize_t n;
     if (get_text(text, &s, &n)) return NULL;
-    size_t *starts, k;
-    if (llmc_py_check(llmc_tokenizer_pieces(self->tok, s, (size_t)n, &starts, &k))) return NULL;
-    PyObject *l = PyList_New((Py_ssize_t)k + 1);
-    for (size_t i = 0; l && i <= k; i++) {
-        PyObject *v = PyLong_FromSize_t(starts[i]);
+    size_t *spans, k;
+    if (llmc_py_check(llmc_tokenizer_pieces(self->tok, s, (size_t)n, &spans, &k))) return NULL;
+    PyObject *l = PyList_New((Py_ssize_t)(2 * k));
+    for (size_t i = 0; l && i < 2 * k; i++) {
+        PyObject *v = PyLong_FromSize_t(spans[i]);
         if (!v) Py_CLEAR(l);
         else PyList_SET_ITEM(l, (Py_ssize_t)i, v);
     }
-    llmc_tokenizer_free_buffer(starts);
+    llmc_tokenizer_free_buffer(spans);
     return l;
 }
 
@@ -220,9 +245,11 @@ static PyMethodDef tok_methods[] = {
     {"count", (PyCFunction)tok_count, METH_VARARGS, "count(text, mode) -> int"},
     {"encode_batch", (PyCFunction)tok_encode_batch, METH_VARARGS,
      "encode_batch(texts, mode, add_special, num_threads) -> list[list[int]]"},
+    {"encode_chunked", (PyCFunction)tok_encode_chunked, METH_VARARGS,
+     "encode_chunked(text, step, num_threads) -> list[int] (specials as text; for tests)"},
     {"decode", (PyCFunction)tok_decode, METH_VARARGS, "decode(ids) -> bytes"},
     {"token_bytes", (PyCFunction)tok_token_bytes, METH_VARARGS, "token_bytes(id) -> bytes"},
-    {"pieces", (PyCFunction)tok_pieces, METH_VARARGS, "pieces(text) -> piece start offsets (+ end)"},
+    {"pieces", (PyCFunction)tok_pieces, METH_VARARGS, "pieces(text) -> [start0, end0, start1, end1, ...] byte offsets of the pieces"},
     {"n_vocab", (PyCFunction)tok_n_vocab, METH_NOARGS, "n_vocab() -> int"},
     {"added", (PyCFunction)tok_added, METH_NOARGS, "added() -> [(bytes, id, special)]"},
     {NULL, NULL, 0, NULL},
