@@ -920,7 +920,7 @@ llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char
         goto done;
     if (sp_decoder == 1 && (st = sp_decode_table(&L, 1, 1))) goto done;
     if (sp_decoder >= 6 && sp_decoder <= 8 && (st = sp_decode_table(&L, sp_decoder == 6, sp_decoder == 7))) goto done;
-    if (sp_decoder >= 4 && (st = sp_decode_table(&L, 0, sp_decoder == 5 ? 2 : 0))) goto done;
+    if ((sp_decoder == 4 || sp_decoder == 5) && (st = sp_decode_table(&L, 0, sp_decoder == 5 ? 2 : 0))) goto done;
     if ((sp_decoder == 2 || sp_decoder == 3) && (st = wp_decode_table(&L, sp_decoder == 3))) goto done;
     if (L.t->model == LLMC_MODEL_WORDPIECE && L.t->bert_pre == 0) {
         st = unsupported(&L, "WordPiece without BertPreTokenizer", "other pre-tokenizers");
