@@ -322,8 +322,11 @@ class ModelPool:
         if runtime_env:
             opts["runtime_env"] = runtime_env
         self._actor_cls = ray.remote(**opts)(_Worker)
-        self.actors: list = []  # live actor handles; a dead one is replaced in place
+        self.actors: list = []  # live actor handles; a dead one is replaced in place (None: out of restarts)
         self._restarts: list[int] = []
+        self._starting: dict = {}  # slot -> ready() ref of a replacement actor still loading the model
+        self._last_start_error = None
+        self.start_timeout = float(start_timeout)
         self.retries = 0  # shards re-run after an actor died, over the pool's life
         try:
             self.actors = [self._new_actor() for _ in range(int(num_actors))]
@@ -388,8 +391,9 @@ class ModelPool:
     def _run(self, method: str, payloads: list, args: tuple, sizes: list[int], progress) -> Iterator[tuple[int, Any]]:
         """Run actor.method(payload, *args) for every payload; yield (shard index, result) as shards finish.
 
-        Each live actor holds up to two shards. A shard whose actor died goes back to the front of the queue and the
-        actor is replaced (each slot at most max_retries times); a shard is tried at most 1 + max_retries times."""
+        Each live actor holds up to two shards. A shard whose actor died goes back to the front of the queue; the
+        actor is replaced (each slot at most max_retries times) and gets work once it has loaded the model; a shard
+        is tried at most 1 + max_retries times."""
         ray = _ray()
         if not self.actors:
             raise RuntimeError("this ModelPool is closed")
@@ -405,17 +409,34 @@ class ModelPool:
             progress(0, total_items)
         try:
             while queue or inflight:
-                for slot, actor in enumerate(self.actors):  # keep every live actor busy
-                    while queue and actor is not None and load[slot] < _INFLIGHT_PER_ACTOR:
+                for slot, actor in enumerate(self.actors):  # keep every live (started) actor busy
+                    while queue and actor is not None and slot not in self._starting \
+                            and load[slot] < _INFLIGHT_PER_ACTOR:
                         k = queue.popleft()
                         attempts[k] += 1
                         inflight[getattr(actor, method).remote(payloads[k], *args)] = (k, slot, actor)
                         load[slot] += 1
-                if not inflight:
+                starting = {ref: slot for slot, ref in self._starting.items()}
+                if not inflight and not starting:
                     k = queue[0]
-                    raise ShardFailedError(f"no live actor is left to run shard {k}; last error: {last_error[k]}")
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+                    raise ShardFailedError(f"no live actor is left to run shard {k} ({sizes[k]} items); last "
+                                           f"error: {last_error[k] or self._last_start_error}")
+                # only replacements starting: wait for them at most start_timeout; running shards: as long as needed
+                ready, _ = ray.wait(list(inflight) + list(starting), num_returns=1,
+                                    timeout=None if inflight else self.start_timeout)
+                if not ready:
+                    raise TimeoutError(f"{len(starting)} replacement actors did not start within "
+                                       f"{self.start_timeout} s and no other actor is left")
                 for ref in ready:
+                    if ref in starting:  # a replacement finished loading (or failed to)
+                        slot = starting[ref]
+                        del self._starting[slot]
+                        try:
+                            self.info[slot] = self._get(ref)
+                        except Exception as e:
+                            self._last_start_error = f"{type(e).__name__}: {e}"
+                            self._replace(slot, self.actors[slot], load)
+                        continue
                     k, slot, actor = inflight.pop(ref)
                     if self.actors[slot] is actor:
                         load[slot] -= 1
@@ -443,7 +464,8 @@ class ModelPool:
                     pass
 
     def _replace(self, slot: int, dead, load: list[int]) -> None:
-        """The actor in `slot` died: kill it for good and start a new one, unless the slot used up its restarts."""
+        """The actor in `slot` died: kill it for good and start a new one, unless the slot used up its restarts.
+        The new actor gets work once its ready() call returns (it loads the model first)."""
         ray = _ray()
         if self.actors[slot] is not dead:
             return  # already replaced (it held two shards)
@@ -452,9 +474,11 @@ class ModelPool:
         except Exception:
             pass
         load[slot] = 0
+        self._starting.pop(slot, None)
         if self._restarts[slot] < self.max_retries:
             self._restarts[slot] += 1
-            self.actors[slot] = self._new_actor()  # loads the model again; its first shard waits for that
+            self.actors[slot] = self._new_actor()
+            self._starting[slot] = self.actors[slot].ready.remote()
         else:
             self.actors[slot] = None
 
@@ -601,6 +625,8 @@ class ModelPool:
               progress=None) -> np.ndarray:
         """``model.embed`` of a corpus: (N, d_model) float32, rows in input order. texts_or_ids: strings (encoded by
         each actor's tokenizer with the file's special tokens) or token-id sequences."""
+        if not isinstance(texts_or_ids, str):
+            texts_or_ids = list(texts_or_ids)
         n = 1 if isinstance(texts_or_ids, str) else len(texts_or_ids)
         out = None
         for i, row in self.iter_embed(texts_or_ids, pooling=pooling, normalize=normalize, shard_size=shard_size,
@@ -639,6 +665,8 @@ class ModelPool:
         kwargs are model.generate's (temperature, top_k, top_p, num_beams, stop, seed, return_logprobs, ...), the
         same for every prompt: with ``seed=s`` each prompt's sampler starts from seed s, exactly as
         ``[model.generate(p, n, seed=s) for p in prompts]`` in one process, so the outputs are identical."""
+        if not isinstance(prompts, str):
+            prompts = list(prompts)
         out: list = [None] * (len(prompts) if not isinstance(prompts, str) else 1)
         for i, o in self.iter_generate(prompts, max_new_tokens, shard_size=shard_size, progress=progress, **kwargs):
             out[i] = o

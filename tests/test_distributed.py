@@ -165,7 +165,7 @@ def test_killed_actor_shard_is_retried(ray, model, text, one_thread):
 
     ref = llmc.perplexity(model, text, context_length=CTX, method="chunks", progress=False)
     with ModelPool(_slow_factory(str(model.path), 0.03), num_actors=2, num_cpus=0.5) as pool:
-        victim, victim_pid = pool.actors[0], pool.info[0]["pid"]
+        victim = pool.actors[0]
         killed = []
 
         def kill_first_actor(done, total):
@@ -179,8 +179,7 @@ def test_killed_actor_shard_is_retried(ray, model, text, one_thread):
         assert got.retries >= 1  # the victim's shards ran again elsewhere
         assert got.ppl == ref.ppl  # complete and exact
         np.testing.assert_array_equal(got.nll[0], ref.nll)
-        assert pool.actors[0] is not victim  # the slot got a new actor, which works
-        assert ray.get(pool.actors[0].pid.remote()) != victim_pid
+        assert pool.actors[0] is not victim  # the slot got a new actor (loading the model in the background)
 
 
 def test_retries_are_bounded(ray, model, text):
