@@ -511,11 +511,14 @@ void llmc_session_free(llmc_session *s);
  *   ATTN_PATTERN (H, T, Tk) softmax weights (capture only)      ATTN_Z (H, T, hd) attention output per head
  *   ATTN_OUT (1, T, D) output projection (+ bias)   RESID_MID (1, T, D) residual stream between attention and MLP
  *   MLP_PRE (1, T, F) gate (llama) / fc (gpt2, bert) before the activation; MLP_POST (1, T, F) input of the down
- *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm */
+ *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm
+ *   MOE_ROUTER (1, T, E) router logits of a mixture-of-experts layer, before the softmax: a hook that changes them
+ *   changes the routing. A MoE layer has no MLP_PRE / MLP_POST (each token's experts differ); MLP_OUT is the
+ *   block's output (experts + shared expert). */
 typedef enum {
     LLMC_ACT_EMBED = 0, LLMC_ACT_RESID_PRE, LLMC_ACT_ATTN_Q, LLMC_ACT_ATTN_K, LLMC_ACT_ATTN_V, LLMC_ACT_ATTN_PATTERN,
     LLMC_ACT_ATTN_Z, LLMC_ACT_ATTN_OUT, LLMC_ACT_RESID_MID, LLMC_ACT_MLP_PRE, LLMC_ACT_MLP_POST, LLMC_ACT_MLP_OUT,
-    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_COUNT
+    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_MOE_ROUTER, LLMC_ACT_COUNT
 } llmc_act;
 
 /* What a hook does where it fires. Positions are absolute (row t of a call at session position n is n + t); a hook

@@ -111,13 +111,17 @@ static llmc_status swiglu_ffn(const wmat *gate, const wmat *up, const wmat *down
     return llmc_matmul_typed(down->type, down->data, g, y, n, F, D, 0.0f);
 }
 
-/* out (T, D) = moe(h (T, D)); b: buffers carved for T tokens; leaves the routing in b->logits/experts/w. */
+/* logits (T, E) = h @ router^T into b->logits */
+static llmc_status router_logits(const moe_shape *p, const float *h, size_t T, moe_buf *b) {
+    return llmc_matmul_typed(p->w->router.type, p->w->router.data, h, b->logits, T, p->D, p->E, 0.0f);
+}
+
+/* out (T, D) = moe(h (T, D)) from the router logits in b->logits; b: buffers carved for T tokens; leaves the
+ * routing in b->experts / b->w. */
 static llmc_status moe_apply(const moe_shape *p, const float *h, size_t T, moe_buf *b, float *out) {
     const moe_weights *W = p->w;
     const size_t D = p->D, E = p->E, k = p->k, Fe = p->Fe;
     llmc_status st;
-    // logits (T, E) = h @ router^T
-    if ((st = llmc_matmul_typed(W->router.type, W->router.data, h, b->logits, T, D, E, 0.0f))) return st;
     route(b->logits, T, E, k, p->normalize, b->prob, b->experts, b->w);
     // counting sort of the T*k assignments by expert: start[e] = first slot of expert e
     memset(b->start, 0, (E + 1) * sizeof(size_t));
@@ -197,7 +201,10 @@ llmc_status moe_block_forward(llmc_session *s, size_t l, const float *h, float *
     moe_buf b;
     const size_t used = moe_carve(s->moe_scratch, T, D, c->n_experts, c->n_experts_used, fmax_of(&p), &b);
     float *out = (float *)(void *)((char *)s->moe_scratch + used); // out: (T, D) the block's output
-    if ((st = moe_apply(&p, h, T, &b, out))) return st;
+    // the router logits hook point: what a hook leaves here is what the routing sees
+    if ((st = router_logits(&p, h, T, &b)) || (st = latent_fire(s, LLMC_ACT_MOE_ROUTER, l, b.logits, T, T)) ||
+        (st = moe_apply(&p, h, T, &b, out)))
+        return st;
     if (s->moe_rec) { /* routing report: rows at the tokens' absolute positions */
         const struct moe_record *r = s->moe_rec;
         const size_t li = moe_index(c, l), E = c->n_experts, k = c->n_experts_used;
@@ -289,7 +296,7 @@ llmc_status llmc_moe(const float *x, size_t T, size_t D, const float *router, co
     else if (!(buf = llmc_malloc(bytes, "mixture-of-experts buffers"))) st = LLMC_ERR_NOMEM;
     if (!st) {
         moe_carve(buf, T, D, E, k, F, &b);
-        st = moe_apply(&p, x, T, &b, out);
+        if (!(st = router_logits(&p, x, T, &b))) st = moe_apply(&p, x, T, &b, out);
     }
     if (!st && experts) memcpy(experts, b.experts, T * k * sizeof(int32_t));
     if (!st && weights) memcpy(weights, b.w, T * k * sizeof(float));
