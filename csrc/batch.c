@@ -129,6 +129,10 @@ static llmc_status pass_linear(const pass *p, const float *x, const wmat *w, con
     return seg_matmul(p->sg, p->nseg, x, w, y, in, out, b ? 1.0f : 0.0f);
 }
 
+static void clamp(float *x, size_t n, float lim) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < -lim ? -lim : x[i] > lim ? lim : x[i];
+}
+
 static void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
@@ -222,10 +226,19 @@ static llmc_status pass_llama(const pass *p, size_t l) {
         (st = pass_linear(p, a->h, &L->wk, L->bk, a->k, D, Hk * hd)) ||
         (st = pass_linear(p, a->h, &L->wv, L->bv, a->v, D, Hk * hd)))
         return st;
-    if (L->q_norm) { /* qwen3: RMSNorm over each head vector before RoPE */
+    if (L->q_norm && c->qk_norm_full) { /* olmoe: RMSNorm over the whole projection of each token */
+        if ((st = llmc_rms_norm(a->q, L->q_norm, a->q, T, H * hd, c->norm_eps)) ||
+            (st = llmc_rms_norm(a->k, L->k_norm, a->k, T, Hk * hd, c->norm_eps)))
+            return st;
+    } else if (L->q_norm) { /* qwen3: RMSNorm over each head vector before RoPE */
         if ((st = llmc_rms_norm(a->q, L->q_norm, a->q, T * H, hd, c->norm_eps)) ||
             (st = llmc_rms_norm(a->k, L->k_norm, a->k, T * Hk, hd, c->norm_eps)))
             return st;
+    }
+    if (c->clip_qkv > 0) { /* olmoe: q, k, v clamped to [-clip, clip] */
+        clamp(a->q, T * H * hd, c->clip_qkv);
+        clamp(a->k, T * Hk * hd, c->clip_qkv);
+        clamp(a->v, T * Hk * hd, c->clip_qkv);
     }
     model_rope_rows(a->q, T, H, hd, a->cs, a->sn); /* cs, sn hold each row's own position */
     model_rope_rows(a->k, T, Hk, hd, a->cs, a->sn);
@@ -234,8 +247,12 @@ static llmc_status pass_llama(const pass *p, size_t l) {
     if ((st = attend_all(p, l, a->q, H * hd, a->a, H * hd)) ||
         (st = seg_matmul(p->sg, p->nseg, a->a, &L->wo, a->x, H * hd, D, 1.0f))) // x += a @ Wo^T
         return st;
+    if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps))) return st;
+    /* a sparse mixture of experts in place of the MLP (moe.c): routing is per token, so the stacked rows of all
+     * sessions go through it together (the first session lends its MoE scratch) */
+    if (L->moe) return moe_block_forward(p->sg[0].s, l, a->h, a->x, T);
     // SwiGLU MLP: f1 = silu(h Wg^T) * (h Wu^T): (Tp, F); x += f1 @ Wd^T
-    if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) ||
+    if (
         (st = pass_linear(p, a->h, &L->w_gate, NULL, a->f1, D, F)) ||
         (st = pass_linear(p, a->h, &L->w_up, NULL, a->f2, D, F)) || (st = llmc_silu(a->f1, a->f1, T * F)))
         return st;

@@ -258,3 +258,26 @@ def test_embed_batched_equals_each_sequence_alone(tmp_path):
         with torch.no_grad():
             h = hf(torch.tensor([s]), token_type_ids=torch.tensor([types[i]])).last_hidden_state[0].numpy()
         np.testing.assert_allclose(got[i], h.mean(0), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["olmoe", "qwen2_moe"])
+def test_batched_appends_with_moe_layers(arch):
+    """Mixture-of-experts layers route every stacked row on its own: batched equals unbatched."""
+    base = dict(vocab_size=V, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=64, rms_norm_eps=1e-5, initializer_range=0.2)
+    cfg = (transformers.OlmoeConfig(**base, intermediate_size=28, num_hidden_layers=2, num_experts=4,
+                                    num_experts_per_tok=3, clip_qkv=2.5) if arch == "olmoe" else
+           transformers.Qwen2MoeConfig(**base, intermediate_size=96, moe_intermediate_size=32,
+                                       shared_expert_intermediate_size=64, num_hidden_layers=2, num_experts=6,
+                                       num_experts_per_tok=3, decoder_sparse_step=2, norm_topk_prob=False))
+    m = llmc.Model.init(cfg.to_dict(), seed=5)
+    rng = np.random.default_rng(5)
+    prompts = [[int(t) for t in rng.integers(0, V, size=k)] for k in (4, 1, 9)]
+    sessions, singles = [m.session() for _ in prompts], [m.session() for _ in prompts]
+    got = m.append_batch(sessions, prompts)
+    want = np.stack([s.append(p) for s, p in zip(singles, prompts)])
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    for _ in range(3):
+        toks = [int(t) for t in rng.integers(0, V, size=len(prompts))]
+        np.testing.assert_allclose(m.append_batch(sessions, toks), np.stack([s.append([t]) for s, t in
+                                                                            zip(singles, toks)]), atol=1e-5, rtol=0)
