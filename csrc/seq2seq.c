@@ -120,16 +120,16 @@ static llmc_status feed_forward(const llmc_s2s_config *c, const s2s_layer *L, si
     return linear(a->f1, &L->wff, L->bff, y, R, F, D);
 }
 
-/* token embeddings of R ids, times scale: x (R, D); F16/BF16 tables are decoded row by row */
-static llmc_status embed(const llmc_s2s *m, const int64_t *ids, size_t R, float *x) {
+/* token embeddings of R ids from table (V, D), times scale: x (R, D); F16/BF16 tables are decoded row by row */
+static llmc_status embed(const llmc_s2s *m, const wmat *table, const int64_t *ids, size_t R, float *x) {
     const size_t D = m->c.d_model, V = m->c.vocab;
     llmc_status st = LLMC_OK;
-    if (m->shared.type == LLMC_TYPE_F32) st = llmc_embedding(m->shared.data, V, D, ids, R, x);
+    if (table->type == LLMC_TYPE_F32) st = llmc_embedding(table->data, V, D, ids, R, x);
     else {
         size_t rb;
-        st = llmc_type_row_bytes(m->shared.type, D, &rb);
+        st = llmc_type_row_bytes(table->type, D, &rb);
         for (size_t r = 0; r < R && !st; r++)
-            st = llmc_dequantize(m->shared.type, (const char *)m->shared.data + (size_t)ids[r] * rb, x + r * D, 1, D);
+            st = llmc_dequantize(table->type, (const char *)table->data + (size_t)ids[r] * rb, x + r * D, 1, D);
     }
     if (!st && m->c.embed_scale != 1.0f)
         for (size_t i = 0; i < R * D; i++) x[i] *= m->c.embed_scale;
@@ -221,7 +221,7 @@ llmc_status llmc_s2s_encode(const llmc_s2s *m, const int64_t *ids, size_t T, int
     s2s_acts a;
     float *buf = alloc_acts(c, T, T, T, &a);
     if (!buf) return LLMC_ERR_NOMEM;
-    if ((st = embed(m, ids, T, a.x))) goto done;
+    if ((st = embed(m, &m->enc_emb, ids, T, a.x))) goto done;
     if (c->arch == LLMC_S2S_BART && (st = bart_positions(m, m->enc_pos, m->enc_lne_w, m->enc_lne_b, a.x, 1, T, 0)))
         goto done;
     if (c->arch == LLMC_S2S_T5) s2s_rel_table(c, m->enc_rel, c->enc_heads, T, T, 1, a.rel);
@@ -464,7 +464,7 @@ llmc_status llmc_s2s_dec_append(llmc_s2s_dec *d, const int64_t *ids, size_t T, f
     if (st) return st;
     s2s_acts a;
     if ((st = dec_scratch(d, R, T, &a))) return st;
-    if ((st = embed(m, ids, R, a.x))) return st;
+    if ((st = embed(m, &m->dec_emb, ids, R, a.x))) return st;
     if (c->arch == LLMC_S2S_BART && (st = bart_positions(m, m->dec_pos, m->dec_lne_w, m->dec_lne_b, a.x, B, T, d->n)))
         return st;
     if (c->arch == LLMC_S2S_T5) s2s_rel_table(c, m->dec_rel, c->dec_heads, T, d->n + T, 0, a.rel);

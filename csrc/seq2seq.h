@@ -33,6 +33,8 @@ struct llmc_s2s {
     size_t n_t, cap_t;
     s2s_layer *enc, *dec;
     wmat shared;                       /* (V, D) token embedding of both sides */
+    wmat enc_emb_own, dec_emb_own;     /* (V, D) per-side embed_tokens when the checkpoint has its own */
+    wmat enc_emb, dec_emb;             /* the views used: own or shared */
     wmat lm_head_own;                  /* (V, D) lm_head.weight when the checkpoint has its own */
     wmat lm_head;                      /* the view used: lm_head_own or shared */
     float *enc_pos, *dec_pos;          /* BART (max_positions + 2, D) */
@@ -61,9 +63,12 @@ struct llmc_s2s_dec {
 llmc_status s2s_parse_config(const llmc_json *root, const char *file, llmc_s2s_config *c);
 
 /* ---------------------------------------------------------------- seq2seq_weights.c */
-/* The model's tables and tensor list (no weights yet); pass has_lm_head = 1 for T5 with its own lm_head.weight and
- * has_flb = 1 for BART checkpoints with final_logits_bias. */
-llmc_status s2s_create(const llmc_s2s_config *c, int has_lm_head, int has_flb, llmc_s2s **out);
+/* Tensors a checkpoint may or may not hold (S2S_HAS_* flags): lm_head.weight (else the shared embedding), per-side
+ * embed_tokens (else shared; transformers 5 unties them from shared when tie_word_embeddings is false), BART's
+ * final_logits_bias (else zeros). */
+enum { S2S_HAS_LM_HEAD = 1, S2S_HAS_ENC_EMB = 2, S2S_HAS_DEC_EMB = 4, S2S_HAS_FLB = 8 };
+/* The model's tables and tensor list (no weights yet) for a config and the optional tensors present. */
+llmc_status s2s_create(const llmc_s2s_config *c, int has, llmc_s2s **out);
 /* publish every tensor's bytes to its slot and set the lm_head view */
 void s2s_finish(llmc_s2s *m);
 

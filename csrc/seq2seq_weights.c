@@ -74,11 +74,13 @@ static llmc_status t5_ff(llmc_s2s *m, const char *side, size_t l, int sub, s2s_l
     return LLMC_OK;
 }
 
-static llmc_status spec_t5(llmc_s2s *m, int has_lm_head) {
+static llmc_status spec_t5(llmc_s2s *m, int has) {
     const llmc_s2s_config *c = &m->c;
     const size_t D = c->d_model, H = c->enc_heads, hd = c->enc_head_dim;
     llmc_status st;
     MAT(&m->shared, c->vocab, D, "shared.weight");
+    if (has & S2S_HAS_ENC_EMB) MAT(&m->enc_emb_own, c->vocab, D, "encoder.embed_tokens.weight");
+    if (has & S2S_HAS_DEC_EMB) MAT(&m->dec_emb_own, c->vocab, D, "decoder.embed_tokens.weight");
     TAB(&m->enc_rel, c->num_buckets, H, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
     for (size_t l = 0; l < c->enc_layers; l++) {
         s2s_layer *L = &m->enc[l];
@@ -99,7 +101,7 @@ static llmc_status spec_t5(llmc_s2s *m, int has_lm_head) {
             return st;
     }
     VEC(&m->dec_final, INIT_ONES, D, "decoder.final_layer_norm.weight");
-    if (has_lm_head) MAT(&m->lm_head_own, c->vocab, D, "lm_head.weight");
+    if (has & S2S_HAS_LM_HEAD) MAT(&m->lm_head_own, c->vocab, D, "lm_head.weight");
     return LLMC_OK;
 }
 
@@ -149,30 +151,32 @@ static llmc_status bart_side(llmc_s2s *m, const char *side, s2s_layer *layers, s
     return LLMC_OK;
 }
 
-static llmc_status spec_bart(llmc_s2s *m, int has_lm_head, int has_flb) {
+static llmc_status spec_bart(llmc_s2s *m, int has) {
     const llmc_s2s_config *c = &m->c;
     llmc_status st;
     MAT(&m->shared, c->vocab, c->d_model, "model.shared.weight");
+    if (has & S2S_HAS_ENC_EMB) MAT(&m->enc_emb_own, c->vocab, c->d_model, "model.encoder.embed_tokens.weight");
+    if (has & S2S_HAS_DEC_EMB) MAT(&m->dec_emb_own, c->vocab, c->d_model, "model.decoder.embed_tokens.weight");
     if ((st = bart_side(m, "model.encoder", m->enc, c->enc_layers, c->enc_ff, &m->enc_pos, &m->enc_lne_w,
                         &m->enc_lne_b)) ||
         (st = bart_side(m, "model.decoder", m->dec, c->dec_layers, c->dec_ff, &m->dec_pos, &m->dec_lne_w,
                         &m->dec_lne_b)))
         return st;
-    if (has_flb) ADD(&m->final_logits_bias, NULL, INIT_ZEROS, 1, c->vocab, "final_logits_bias");
-    if (has_lm_head) MAT(&m->lm_head_own, c->vocab, c->d_model, "lm_head.weight");
+    if (has & S2S_HAS_FLB) ADD(&m->final_logits_bias, NULL, INIT_ZEROS, 1, c->vocab, "final_logits_bias");
+    if (has & S2S_HAS_LM_HEAD) MAT(&m->lm_head_own, c->vocab, c->d_model, "lm_head.weight");
     return LLMC_OK;
 }
 
-llmc_status s2s_create(const llmc_s2s_config *c, int has_lm_head, int has_flb, llmc_s2s **out) {
+llmc_status s2s_create(const llmc_s2s_config *c, int has, llmc_s2s **out) {
     llmc_s2s *m = llmc_calloc(1, sizeof *m, "seq2seq model");
     if (!m) return LLMC_ERR_NOMEM;
     m->c = *c;
-    m->c.untied_head = has_lm_head;
+    m->c.untied_head = (has & S2S_HAS_LM_HEAD) != 0;
     llmc_status st = LLMC_OK;
     if (!(m->enc = llmc_calloc(c->enc_layers, sizeof(s2s_layer), "encoder layer table")) ||
         !(m->dec = llmc_calloc(c->dec_layers, sizeof(s2s_layer), "decoder layer table")))
         st = LLMC_ERR_NOMEM;
-    if (!st) st = c->arch == LLMC_S2S_T5 ? spec_t5(m, has_lm_head) : spec_bart(m, has_lm_head, has_flb);
+    if (!st) st = c->arch == LLMC_S2S_T5 ? spec_t5(m, has) : spec_bart(m, has);
     if (st) {
         llmc_s2s_free(m);
         return st;
@@ -192,6 +196,8 @@ void s2s_finish(llmc_s2s *m) {
         }
     }
     m->lm_head = m->lm_head_own.data ? m->lm_head_own : m->shared;
+    m->enc_emb = m->enc_emb_own.data ? m->enc_emb_own : m->shared;
+    m->dec_emb = m->dec_emb_own.data ? m->dec_emb_own : m->shared;
 }
 
 void llmc_s2s_free(llmc_s2s *m) {
@@ -288,10 +294,17 @@ llmc_status llmc_s2s_load(const char *dir, llmc_s2s **out) {
         llmc_st_close(sf);
         return st;
     }
-    const int has_head = llmc_st_find(sf, "lm_head.weight") != NULL;
-    const int has_flb = llmc_st_find(sf, "final_logits_bias") != NULL;
+    const char *pre = c.arch == LLMC_S2S_BART ? "model." : "";
+    char name[NAME_MAX_LEN];
+    int has = 0;
+    if (llmc_st_find(sf, "lm_head.weight")) has |= S2S_HAS_LM_HEAD;
+    if (llmc_st_find(sf, "final_logits_bias")) has |= S2S_HAS_FLB;
+    snprintf(name, sizeof name, "%sencoder.embed_tokens.weight", pre);
+    if (llmc_st_find(sf, name)) has |= S2S_HAS_ENC_EMB;
+    snprintf(name, sizeof name, "%sdecoder.embed_tokens.weight", pre);
+    if (llmc_st_find(sf, name)) has |= S2S_HAS_DEC_EMB;
     llmc_s2s *m = NULL;
-    if ((st = s2s_create(&c, has_head, has_flb, &m))) {
+    if ((st = s2s_create(&c, has, &m))) {
         llmc_st_close(sf);
         return st;
     }
@@ -340,7 +353,7 @@ llmc_status llmc_s2s_init(const char *config_json, size_t len, uint64_t seed, ll
     llmc_json_free(doc);
     if (st) return st;
     llmc_s2s *m;
-    if ((st = s2s_create(&c, 0, 0, &m))) return st;
+    if ((st = s2s_create(&c, 0, &m))) return st;
     uint64_t s = seed;
     for (size_t i = 0; i < m->n_t; i++) {
         tensor_spec *t = &m->t[i];
