@@ -281,10 +281,12 @@ llmc_status llmc_apply_rope_backward(const float *dy, float *dx, size_t outer, s
  * logits, dlogits: (T, V); targets: (T,) */
 llmc_status llmc_cross_entropy_backward(const float *logits, const int64_t *targets, size_t T, size_t V, float scale,
                                         float *dlogits, double *loss_sum);
-/* Self-attention backward (scores recomputed per head). q, dq, dout: (Hq, T, d); k, v, dk, dv: (Hkv, T, d) */
+/* Self-attention backward (scores recomputed per head), with the masks of llmc_attention (Tq = Tk = T): causal,
+ * window W > 0 (causal: keys i - W < j <= i; non-causal: |j - i| < W). q, dq, dout: (Hq, T, d); k, v, dk, dv:
+ * (Hkv, T, d) */
 llmc_status llmc_attention_backward(const float *q, const float *k, const float *v, const float *dout, float *dq,
                                     float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
-                                    int causal);
+                                    int causal, size_t window);
 /* One AdamW step (torch.optim.AdamW arithmetic, decoupled weight decay); step counts from 1. param, grad, m, v: (n,) */
 llmc_status llmc_adamw_step(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
                             float beta2, float eps, float weight_decay, int64_t step);
@@ -294,15 +296,34 @@ double llmc_sumsq(const float *g, size_t n);
 float llmc_lr_cosine(int64_t step, int64_t warmup, int64_t total, float lr_max, float lr_min);
 
 /* ---------------------------------------------------------------- training (train.c) */
-/* Forward with saved activations + full backward of a gpt2 or llama model whose weights the caller owns, as one
- * pointer per tensor in llmc_train_tensor_info() order (Hugging Face checkpoint names and shapes). */
+/* Forward with saved activations + full backward of a gpt2 or llama-family model (llama, mistral, qwen2, qwen3)
+ * whose weights the caller owns, as one pointer per tensor in llmc_train_tensor_info() order (Hugging Face
+ * checkpoint names and shapes). */
 typedef enum { LLMC_TRAIN_GPT2 = 0, LLMC_TRAIN_LLAMA = 1 } llmc_train_arch;
+/* fp32: every product in float32. bf16: the operands of every linear layer's matmul (weights, activations and
+ * output gradients, forward and backward) are rounded to bfloat16 and multiplied with float32 accumulation and a
+ * float32 result (what AVX512_BF16's vdpbf16ps computes, emulated here by rounding + sgemm); weights stay float32
+ * masters, and norms, softmax, attention, cross-entropy and gradient sums stay float32. */
+typedef enum { LLMC_PRECISION_FP32 = 0, LLMC_PRECISION_BF16 = 1 } llmc_train_precision;
+/* RoPE frequency scaling of rope_scaling / rope_parameters type llama3 (llama3 = 0: none) */
+typedef struct {
+    int llama3;
+    float factor, low_freq_factor, high_freq_factor;
+    size_t original_context;
+} llmc_rope_scaling;
 typedef struct {
     int arch;                 /* llmc_train_arch */
     size_t n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab, n_positions;
     float eps;                /* LayerNorm / RMSNorm epsilon */
-    float rope_theta;         /* llama: RoPE base (rotate-half layout, no scaling) */
+    float rope_theta;         /* llama: RoPE base (rotate-half layout) */
     int tied;                 /* llama: lm_head shares the embedding matrix (gpt2 always does) */
+    size_t window;            /* llama: sliding-window attention (Mistral): keys p - W < j <= p; 0 = full causal */
+    int qkv_bias;             /* llama: q/k/v projections have biases (Qwen2) */
+    int qk_norm;              /* llama: RMSNorm of each q and k head before RoPE (Qwen3) */
+    llmc_rope_scaling rope;   /* llama: RoPE frequency scaling */
+    const float *rope_divisors; /* llama: (head_dim / 2,) divisors of the RoPE frequencies (GGUF rope_freqs) or
+                                 * NULL; copied by llmc_trainer_create */
+    int precision;            /* llmc_train_precision */
 } llmc_train_config;
 typedef struct llmc_trainer llmc_trainer;
 size_t llmc_train_n_tensors(const llmc_train_config *c);

@@ -153,25 +153,9 @@ static llmc_status build_spec(llmc_model *m, const char *pre) {
 /* RoPE inverse frequencies (hd/2,), in float32 like transformers, with llama3's frequency-dependent scaling */
 static void rope_init(llmc_model *m) {
     const llmc_model_config *c = &m->c;
-    const size_t half = c->head_dim / 2;
-    for (size_t i = 0; i < half; i++) {
-        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-        if (c->rope_llama3) {
-            /* wavelengths longer than the original context / low_freq_factor are slowed down by `factor`, shorter
-             * than original / high_freq_factor are kept, and the band between is interpolated smoothly */
-            const float orig = (float)c->rope_original_context;
-            const float low_wl = orig / c->rope_low_freq_factor, high_wl = orig / c->rope_high_freq_factor;
-            const float wl = 2.0f * (float)M_PI / f;
-            if (wl > low_wl) {
-                f = f / c->rope_factor;
-            } else if (wl >= high_wl) {
-                float smooth = (orig / wl - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
-                f = (1.0f - smooth) * f / c->rope_factor + smooth * f;
-            }
-        }
-        if (m->rope_factors) f /= m->rope_factors[i]; /* llama.cpp's rope_freqs (Llama 3 scaling from GGUF) */
-        m->inv_freq[i] = f;
-    }
+    const llmc_rope_scaling s = {c->rope_llama3, c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor,
+                                 c->rope_original_context};
+    llmc_rope_inv_freq(c->rope_theta, c->head_dim, &s, m->rope_factors, m->inv_freq);
 }
 
 /* The model's tables and tensor list from its config; the weights themselves come with model_alloc, so a checkpoint

@@ -490,6 +490,18 @@ class Model:
                 raise ValueError(f"load_state_dict: '{name}' has shape {v.shape}, the model's is {own[name].shape}")
             own[name][...] = v
 
+    def loss_and_grads(self, input_ids, target_ids, *, precision: str = "fp32") -> tuple[float, dict[str, np.ndarray]]:
+        """The mean next-token cross-entropy of a batch and its gradient with respect to every weight.
+
+        input_ids, target_ids: integer arrays of shape (B, T) (or (T,)); target_ids[b, t] is the token expected
+        after input_ids[b, :t + 1] (usually input_ids shifted by one). Returns (loss, grads): grads maps each
+        checkpoint tensor name (as in state_dict(); tied weights once) to a float32 array of that weight's shape.
+        The weights are not changed. Runs the C trainer (csrc/train.c; gpt2, llama, mistral, qwen2, qwen3), so it
+        needs float32 weights; precision='bf16' uses bf16 matmul operands. Same as llmc.loss_and_grads(model, ...)."""
+        from .training import loss_and_grads
+
+        return loss_and_grads(self, input_ids, target_ids, precision=precision)
+
     def _need_f32(self, what: str) -> None:
         bad = sorted({ty for ty in self.weight_types().values() if ty != "f32"})
         if bad:
