@@ -150,6 +150,17 @@ typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2 
 llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in,
                                    size_t out, float beta, int path);
 
+/* ---------------------------------------------------------------- mixture of experts (moe.c) */
+/* A sparse MoE feed-forward on fp32 arrays (docs/moe.md):
+ *   p = softmax(x @ router^T) (T, E); the k most probable experts per token (ties: the lowest index), their
+ *   probabilities renormalised to sum 1 when normalize; out[t] = sum_j w[t, j] * down_e(silu(gate_e(x_t)) * up_e(x_t)).
+ * x: (T, D); router: (E, D); w_gate, w_up: (E, F, D); w_down: (E, D, F); out: (T, D);
+ * experts: (T, k) int32 by descending probability, weights: (T, k) (either may be NULL).
+ * Tokens are grouped by expert: one matrix product per expert over its tokens. */
+llmc_status llmc_moe(const float *x, size_t T, size_t D, const float *router, const float *w_gate, const float *w_up,
+                     const float *w_down, size_t E, size_t F, size_t k, int normalize, float *out, int32_t *experts,
+                     float *weights);
+
 /* ---------------------------------------------------------------- attention (attention.c) */
 /* Scaled dot-product attention, two implementations behind one call:
  *   out[b, h, i] = sum_j softmax_j(scale * q[b, h, i] . k[b, h / G, j]) v[b, h / G, j],  G = Hq / Hkv,
@@ -378,8 +389,16 @@ typedef enum {
     LLMC_ARCH_MISTRAL = 2, /* llama + sliding-window attention */
     LLMC_ARCH_QWEN2 = 3,   /* llama + q/k/v bias */
     LLMC_ARCH_QWEN3 = 4,   /* llama + per-head RMSNorm of q and k */
-    LLMC_ARCH_BERT = 5     /* encoder: absolute + token-type positions, post-LN, GELU; no lm_head */
+    LLMC_ARCH_BERT = 5,    /* encoder: absolute + token-type positions, post-LN, GELU; no lm_head */
+    /* mixtures of experts (csrc/moe.c, docs/moe.md): llama-family attention, sparse MoE feed-forward */
+    LLMC_ARCH_MIXTRAL = 6,   /* mistral + top-k of E SwiGLU experts, weights always renormalised */
+    LLMC_ARCH_QWEN2_MOE = 7, /* qwen2 + experts + a shared expert behind a sigmoid gate; some layers may stay dense */
+    LLMC_ARCH_QWEN3_MOE = 8, /* qwen3 + experts; some layers may stay dense */
+    LLMC_ARCH_OLMOE = 9      /* llama + RMSNorm over the whole q / k projections, optional clip_qkv + experts */
 } llmc_arch;
+
+/* mlp_only_layers is kept as a bitmap over the first LLMC_MOE_MAX_LAYERS layers */
+#define LLMC_MOE_MAX_LAYERS 1024
 
 typedef struct {
     int arch;                 /* llmc_arch */
@@ -394,7 +413,22 @@ typedef struct {
     int rope_llama3;          /* rope_scaling / rope_parameters of type llama3 */
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     size_t rope_original_context;
+    int qkv_bias;             /* q/k/v projections have biases (qwen2; qwen2_moe's qkv_bias) */
+    float clip_qkv;           /* olmoe: q, k, v clamped to [-clip_qkv, clip_qkv] after projection; 0 = off */
+    int qk_norm_full;         /* olmoe: q_norm / k_norm are RMSNorms over the whole (H*hd) / (Hk*hd) projection */
+    /* mixture of experts (n_experts == 0: a dense model) */
+    size_t n_experts;         /* E: routed experts per sparse layer */
+    size_t n_experts_used;    /* k: experts per token (num_experts_per_tok), 1 <= k <= E */
+    size_t moe_d_ff;          /* each expert's hidden width */
+    size_t shared_d_ff;       /* qwen2_moe's shared expert hidden width; 0 = no shared expert */
+    int norm_topk_prob;       /* renormalise the k chosen probabilities to sum to 1 (mixtral: always) */
+    size_t decoder_sparse_step; /* layer l is sparse when (l + 1) % step == 0 and l is not in mlp_only_layers */
+    uint64_t mlp_only[LLMC_MOE_MAX_LAYERS / 64]; /* bit l: layer l keeps a dense MLP (d_ff) */
+    float router_aux_loss_coef; /* weight of the load-balancing loss in training */
 } llmc_model_config;
+
+/* 1 when layer l of a model with this config has a sparse MoE feed-forward */
+int llmc_layer_is_moe(const llmc_model_config *c, size_t l);
 
 typedef struct llmc_model llmc_model;
 
@@ -447,6 +481,13 @@ typedef struct {
 } llmc_tensor_view;
 llmc_status llmc_model_tensor_typed(const llmc_model *m, size_t i, llmc_tensor_view *view);
 
+/* The MoE layers' routing over one sequence (a forward pass). Lm = the number of MoE layers (llmc_layer_is_moe).
+ * logits: (Lm, T, E) router logits; experts: (Lm, T, k) chosen experts by descending probability; weights:
+ * (Lm, T, k) their weights (after renormalisation when the config asks for it); any may be NULL.
+ * LLMC_ERR_UNSUPPORTED for a dense model. */
+llmc_status llmc_model_routing(const llmc_model *m, const int64_t *ids, size_t T, float *logits, int32_t *experts,
+                               float *weights);
+
 /* One sequence through the whole model. ids: (T,); type_ids: (T,) or NULL (BERT token types, default 0);
  * attn: llmc_attn_impl.
  * Any output may be NULL: logits: (T, vocab); hidden: (n_layers + 1, T, d_model) as transformers reports them
@@ -491,11 +532,14 @@ void llmc_session_free(llmc_session *s);
  *   ATTN_PATTERN (H, T, Tk) softmax weights (capture only)      ATTN_Z (H, T, hd) attention output per head
  *   ATTN_OUT (1, T, D) output projection (+ bias)   RESID_MID (1, T, D) residual stream between attention and MLP
  *   MLP_PRE (1, T, F) gate (llama) / fc (gpt2, bert) before the activation; MLP_POST (1, T, F) input of the down
- *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm */
+ *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm
+ *   MOE_ROUTER (1, T, E) router logits of a mixture-of-experts layer, before the softmax: a hook that changes them
+ *   changes the routing. A MoE layer has no MLP_PRE / MLP_POST (each token's experts differ); MLP_OUT is the
+ *   block's output (experts + shared expert). */
 typedef enum {
     LLMC_ACT_EMBED = 0, LLMC_ACT_RESID_PRE, LLMC_ACT_ATTN_Q, LLMC_ACT_ATTN_K, LLMC_ACT_ATTN_V, LLMC_ACT_ATTN_PATTERN,
     LLMC_ACT_ATTN_Z, LLMC_ACT_ATTN_OUT, LLMC_ACT_RESID_MID, LLMC_ACT_MLP_PRE, LLMC_ACT_MLP_POST, LLMC_ACT_MLP_OUT,
-    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_COUNT
+    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_MOE_ROUTER, LLMC_ACT_COUNT
 } llmc_act;
 
 /* What a hook does where it fires. Positions are absolute (row t of a call at session position n is n + t); a hook

@@ -25,6 +25,8 @@ from .generate import ContextWindowWarning, Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
 from .training import NonFiniteLossError, TrainHistory, loss_and_grads, train
 from .quant import dequantize, quant_types, quantize
+from . import experts
+from .experts import moe
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -99,5 +101,5 @@ __all__ = [
     "Tokenizer", "load_default", "default_training_summary", "get_encoding", "encoding_for_model",
     "encoding_name_for_model", "list_encoding_names", "data", "ContextWindowWarning", "NonFiniteLossError",
     "quantize", "dequantize", "quant_types",
-    "Steer", "AblateHeads", "AblateNeurons", "Patch", "latent", "gguf", "gguf_info",
+    "Steer", "AblateHeads", "AblateNeurons", "Patch", "latent", "gguf", "gguf_info", "moe", "experts",
 ]

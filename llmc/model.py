@@ -7,8 +7,9 @@
     s = model.session()                                # KV-cached decoding
     next_logits = s.append([464, 2068]); s.append([int(next_logits.argmax())])
 
-Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders) and bert (encoder, for embeddings); t5 and bart folders
-load as llmc.Seq2SeqModel (encoder-decoder, llmc/seq2seq.py). Weights are typed:
+Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders), bert (encoder, for embeddings) and the mixtures of
+experts mixtral, qwen2_moe, qwen3_moe, olmoe (model.routing / model.expert_usage show their routing; docs/moe.md);
+t5 and bart folders load as llmc.Seq2SeqModel (encoder-decoder, llmc/seq2seq.py). Weights are typed:
 F32/F16/BF16 checkpoint tensors are used as stored (mapped from the file), or converted on load to a dtype recipe,
 ``Model.load(path, dtype="q8_0")``, with llama.cpp's block formats and its rules for which tensors keep more bits
 (docs/quantization.md). Activations are float32.
@@ -40,6 +41,8 @@ _HF_DTYPES = {"f32": ("F32", "float32"), "bf16": ("BF16", "bfloat16"), "f16": ("
 _ARCHITECTURES = {
     "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "bert": "BertModel",
+    "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+    "olmoe": "OlmoeForCausalLM",
 }
 
 
@@ -254,6 +257,21 @@ class Model:
 
             return logits_with(self, ids, interventions, attention)
         return self._m.forward(_ids(ids), None, _attn(attention, self._attention), True, False, False)[0]
+
+    # ------------------------------------------------------------ mixture of experts (llmc/experts.py)
+    def routing(self, ids: Sequence[int]):
+        """Per MoE layer: llmc.experts.Routing(layer, router_logits (T, E), experts (T, k) int32, weights (T, k)) for
+        the token ids, as the forward pass routed them. llmc.UnsupportedError for a dense model."""
+        from .experts import routing
+
+        return routing(self, ids)
+
+    def expert_usage(self, ids_or_texts):
+        """How often each expert was chosen over a corpus (one or more token-id sequences or texts):
+        llmc.experts.ExpertUsage with counts (MoE layers, E) and fractions."""
+        from .experts import expert_usage
+
+        return expert_usage(self, ids_or_texts)
 
     # ------------------------------------------------------------ latent space (llmc/hooks.py)
     def run_with_cache(self, ids, names=None, interventions=None, token_type_ids=None,

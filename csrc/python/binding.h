@@ -62,6 +62,7 @@ PyArrayObject *llmc_py_new_float(int nd, const npy_intp *dims);
 
 extern PyMethodDef llmc_py_core_methods[];
 extern PyMethodDef llmc_py_ops_methods[];
+extern PyMethodDef llmc_py_moe_methods[];
 extern PyMethodDef llmc_py_json_methods[];
 extern PyMethodDef llmc_py_backward_methods[];
 extern PyTypeObject llmc_py_SamplerType;

@@ -119,6 +119,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyMethodDef *tables[] = {
         llmc_py_core_methods,
         llmc_py_ops_methods,
+        llmc_py_moe_methods,
         llmc_py_json_methods,
         llmc_py_backward_methods,
         llmc_py_attention_methods,
