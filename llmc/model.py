@@ -8,7 +8,8 @@
     next_logits = s.append([464, 2068]); s.append([int(next_logits.argmax())])
 
 Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders), bert (encoder, for embeddings) and the mixtures of
-experts mixtral, qwen2_moe, qwen3_moe, olmoe (model.routing / model.expert_usage show their routing; docs/moe.md). Weights are typed:
+experts mixtral, qwen2_moe, qwen3_moe, olmoe (model.routing / model.expert_usage show their routing; docs/moe.md);
+t5 and bart folders load as llmc.Seq2SeqModel (encoder-decoder, llmc/seq2seq.py). Weights are typed:
 F32/F16/BF16 checkpoint tensors are used as stored (mapped from the file), or converted on load to a dtype recipe,
 ``Model.load(path, dtype="q8_0")``, with llama.cpp's block formats and its rules for which tensors keep more bits
 (docs/quantization.md). Activations are float32.
@@ -208,6 +209,12 @@ class Model:
 
             return _load_gguf(cls, p, attention, dtype, progress)
         dt = _dtype(dtype)
+        if _seq2seq_folder(p):  # T5 / BART: encoder-decoder models live in llmc/seq2seq.py
+            from .seq2seq import Seq2SeqModel
+
+            if dt is not None:
+                raise _core.UnsupportedError(f"dtype={dt!r}: encoder-decoder models load as stored (f32/f16/bf16)")
+            return Seq2SeqModel.load(p, attention)
         if not p.is_dir():
             if p.exists():
                 raise NotADirectoryError(f"{_files.display(p)}: a checkpoint is a folder (config.json + *.safetensors)")
@@ -241,6 +248,10 @@ class Model:
         seed = int(seed)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        from .seq2seq import Seq2SeqModel, is_seq2seq_config
+
+        if is_seq2seq_config(config):
+            return Seq2SeqModel.init(config, seed, attention)
         core = _core.model_init(json.dumps(config), seed)
         return cls(core, config, attention)
 
@@ -626,6 +637,16 @@ def _write_safetensors(path: Path, tensors: dict) -> None:
             yield tensors[n][2].tobytes()
 
     _files.write_chunks(path, chunks())
+
+
+def _seq2seq_folder(p: Path) -> bool:
+    """True when p/config.json names an encoder-decoder model_type (t5, bart); errors are left to the loaders."""
+    try:
+        from .seq2seq import is_seq2seq_config
+
+        return is_seq2seq_config(json.loads(_files.read_regular(p / "config.json")))
+    except (OSError, ValueError):
+        return False
 
 
 def _load_tokenizer(path: Path):
