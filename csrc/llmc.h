@@ -522,6 +522,29 @@ llmc_status llmc_session_copy(llmc_session *dst, const llmc_session *src);
 void llmc_session_set_attn(llmc_session *s, int attn);
 void llmc_session_free(llmc_session *s);
 
+/* Batched sessions (csrc/batch.c): B sessions of one model advanced together. Session i gets n[i] >= 1 new tokens;
+ * ids holds them packed, session 0's first, then session 1's, ... Every weight multiplies the new tokens of all
+ * sessions in one matrix product (the weights are read once per call, not once per session); attention runs per
+ * session over its own cache. The results equal B llmc_session_append calls up to the rounding of the products.
+ * A workspace keeps the activations between calls (decoding never allocates); one workspace serves one call at a
+ * time. */
+typedef struct llmc_batch llmc_batch;
+llmc_status llmc_batch_new(const llmc_model *m, llmc_batch **out);
+void llmc_batch_free(llmc_batch *b);
+/* logits: NULL, or the next-token logits (B, vocab) after each session's last new token; with all_logits the
+ * logits of every new token, session i's rows starting at row out_rows[i] (out_rows NULL: packed rows, session i
+ * from row n[0] + ... + n[i-1]). The sessions must be distinct, of the workspace's model, without hooks. On error
+ * every session keeps the tokens it had (an overflow="slide" session may have dropped its oldest ones). */
+llmc_status llmc_batch_append(llmc_batch *b, llmc_session *const *s, size_t B, const int64_t *ids, const size_t *n,
+                              float *logits, int all_logits, const size_t *out_rows);
+/* N whole sequences of different lengths through the model together (batched prefill; each sees only its own
+ * tokens, so sequence i's outputs equal llmc_model_forward on it alone). ids, type_ids: packed (sum lengths,)
+ * (type_ids may be NULL); logits: (rows, vocab) or NULL; last: (rows, d_model) final hidden states or NULL; sequence
+ * i's rows start at out_rows[i] (NULL: packed). */
+llmc_status llmc_model_forward_batch(const llmc_model *m, const int64_t *ids, const int64_t *type_ids,
+                                     const size_t *lengths, size_t N, int attn, float *logits, float *last,
+                                     const size_t *out_rows);
+
 
 /* ---------------------------------------------------------------- latent space: hooks on named activations
  * Hook points of the forward pass (csrc/latent.c). Each activation has a public layout (U, P, W): U units (heads
