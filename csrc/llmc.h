@@ -533,6 +533,29 @@ llmc_status llmc_session_copy(llmc_session *dst, const llmc_session *src);
 void llmc_session_set_attn(llmc_session *s, int attn);
 void llmc_session_free(llmc_session *s);
 
+/* Batched sessions (csrc/batch.c): B sessions of one model advanced together. Session i gets n[i] >= 1 new tokens;
+ * ids holds them packed, session 0's first, then session 1's, ... Every weight multiplies the new tokens of all
+ * sessions in one matrix product (the weights are read once per call, not once per session); attention runs per
+ * session over its own cache. The results equal B llmc_session_append calls up to the rounding of the products.
+ * A workspace keeps the activations between calls (decoding never allocates); one workspace serves one call at a
+ * time. */
+typedef struct llmc_batch llmc_batch;
+llmc_status llmc_batch_new(const llmc_model *m, llmc_batch **out);
+void llmc_batch_free(llmc_batch *b);
+/* logits: NULL, or the next-token logits (B, vocab) after each session's last new token; with all_logits the
+ * logits of every new token, session i's rows starting at row out_rows[i] (out_rows NULL: packed rows, session i
+ * from row n[0] + ... + n[i-1]). The sessions must be distinct, of the workspace's model, without hooks. On error
+ * every session keeps the tokens it had (an overflow="slide" session may have dropped its oldest ones). */
+llmc_status llmc_batch_append(llmc_batch *b, llmc_session *const *s, size_t B, const int64_t *ids, const size_t *n,
+                              float *logits, int all_logits, const size_t *out_rows);
+/* N whole sequences of different lengths through the model together (batched prefill; each sees only its own
+ * tokens, so sequence i's outputs equal llmc_model_forward on it alone). ids, type_ids: packed (sum lengths,)
+ * (type_ids may be NULL); logits: (rows, vocab) or NULL; last: (rows, d_model) final hidden states or NULL; sequence
+ * i's rows start at out_rows[i] (NULL: packed). */
+llmc_status llmc_model_forward_batch(const llmc_model *m, const int64_t *ids, const int64_t *type_ids,
+                                     const size_t *lengths, size_t N, int attn, float *logits, float *last,
+                                     const size_t *out_rows);
+
 
 /* ---------------------------------------------------------------- latent space: hooks on named activations
  * Hook points of the forward pass (csrc/latent.c). Each activation has a public layout (U, P, W): U units (heads
@@ -591,6 +614,66 @@ llmc_status llmc_model_forward_hooked(const llmc_model *m, const int64_t *ids, c
 llmc_status llmc_session_set_hooks(llmc_session *s, const llmc_hook *hooks, size_t n);
 /* The logit lens readout: logits (rows, V) = lm_head(final_norm(x)) for x: (rows, D) residual-stream rows. */
 llmc_status llmc_model_readout(const llmc_model *m, const float *x, size_t rows, float *logits);
+
+
+/* ---------------------------------------------------------------- encoder-decoder models (seq2seq*.c)
+ * T5 (v1.0 ReLU and v1.1 / flan gated-GELU; relative position buckets; RMS "T5 LayerNorm") and BART (learned
+ * positions with offset 2, post-LayerNorm, GELU) from Hugging Face folders. The encoder reads the whole source with
+ * bidirectional attention; a decoder state holds the encoder's cross-attention keys/values of every decoder layer
+ * (computed once per source) and the self-attention caches of n_beams sequences that grow together. */
+typedef enum { LLMC_S2S_T5 = 0, LLMC_S2S_BART = 1 } llmc_s2s_arch;
+typedef enum { LLMC_FN_RELU = 0, LLMC_FN_GELU = 1, LLMC_FN_GELU_TANH = 2, LLMC_FN_SILU = 3 } llmc_act_fn;
+
+typedef struct {
+    int arch;                 /* llmc_s2s_arch */
+    size_t vocab, d_model;
+    size_t enc_layers, enc_heads, enc_head_dim, enc_ff;
+    size_t dec_layers, dec_heads, dec_head_dim, dec_ff;
+    size_t max_positions;     /* BART: positions per side (its tables hold 2 more rows); T5: 0 = no limit */
+    size_t num_buckets, max_distance; /* T5 relative position buckets */
+    float eps;                /* layer norm / T5 RMS norm epsilon */
+    int act;                  /* llmc_act_fn of the feed-forward */
+    int gated;                /* T5 v1.1: wo(act(wi_0 x) * wi_1 x) */
+    float embed_scale;        /* BART scale_embedding: sqrt(d_model); else 1 */
+    float out_scale;          /* T5 with scale_decoder_outputs (tied heads): d_model^-0.5; else 1 */
+    int untied_head;          /* a separate lm_head.weight was loaded */
+} llmc_s2s_config;
+
+typedef struct llmc_s2s llmc_s2s;
+/* dir: config.json (model_type t5 or bart) + model.safetensors (or shards). Tensors of F32/F16/BF16 are used as
+ * stored (mapped); norms and biases become fp32. */
+llmc_status llmc_s2s_load(const char *dir, llmc_s2s **out);
+/* random weights (normal(0, 0.02), norms 1, biases 0) for a config.json text; deterministic in seed */
+llmc_status llmc_s2s_init(const char *config_json, size_t len, uint64_t seed, llmc_s2s **out);
+void llmc_s2s_free(llmc_s2s *m);
+const llmc_s2s_config *llmc_s2s_get_config(const llmc_s2s *m);
+size_t llmc_s2s_n_tensors(const llmc_s2s *m);
+llmc_status llmc_s2s_tensor_typed(const llmc_s2s *m, size_t i, llmc_tensor_view *view);
+/* How many times the encoder has run on this model (tests: a generate call encodes its source once). */
+uint64_t llmc_s2s_encoder_runs(const llmc_s2s *m);
+
+/* The encoder over ids (T,): out (T, d_model) = the final encoder states (after the encoder's final norm for T5).
+ * probs: (enc_heads, T, T) self-attention weights of encoder layer probs_layer, or NULL. */
+llmc_status llmc_s2s_encode(const llmc_s2s *m, const int64_t *ids, size_t T, int attn, float *out,
+                            size_t probs_layer, float *probs);
+
+typedef struct llmc_s2s_dec llmc_s2s_dec;
+/* A decoding state over encoder states enc (T_in, d_model) (copied into cross K/V: enc may be freed afterwards)
+ * for n_beams sequences of up to capacity tokens (BART: at most max_positions). */
+llmc_status llmc_s2s_dec_new(const llmc_s2s *m, const float *enc, size_t T_in, size_t n_beams, size_t capacity,
+                             int attn, llmc_s2s_dec **out);
+/* Append T tokens to every beam: ids (n_beams, T). logits: (n_beams, T, vocab) when all_logits, else
+ * (n_beams, vocab) of each beam's last token; may be NULL. cross_probs: (dec_heads, T, T_in) cross-attention
+ * weights of decoder layer probs_layer (n_beams must be 1), or NULL. On error the state is as before the call. */
+llmc_status llmc_s2s_dec_append(llmc_s2s_dec *d, const int64_t *ids, size_t T, float *logits, int all_logits,
+                                size_t probs_layer, float *cross_probs);
+/* Beam search: beam i continues beam parents[i]'s cache (n_beams entries in [0, n_beams)). */
+llmc_status llmc_s2s_dec_reorder(llmc_s2s_dec *d, const int64_t *parents);
+size_t llmc_s2s_dec_n_tokens(const llmc_s2s_dec *d);
+void llmc_s2s_dec_reset(llmc_s2s_dec *d);
+void llmc_s2s_dec_free(llmc_s2s_dec *d);
+/* T5's relative position bucket of rel = key position - query position (transformers' float32 arithmetic). */
+int64_t llmc_t5_bucket(int64_t rel, int bidirectional, size_t num_buckets, size_t max_distance);
 
 #ifdef __cplusplus
 }

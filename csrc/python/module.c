@@ -128,6 +128,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         llmc_py_model_methods,
         llmc_py_quant_methods,
         llmc_py_gguf_methods,
+        llmc_py_seq2seq_methods,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
@@ -150,7 +151,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_DECREF(bases);
     if (!llmc_py_UnsupportedError || PyModule_AddObjectRef(m, "UnsupportedError", llmc_py_UnsupportedError) < 0)
         goto fail;
-    if (llmc_py_model_init(m) < 0) goto fail;
+    if (llmc_py_model_init(m) < 0 || llmc_py_seq2seq_init(m) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);
