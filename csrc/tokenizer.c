@@ -338,13 +338,34 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
     *out = NULL;
     int kind = llmc_pretok_from_name(pattern);
     if (kind < 0) kind = llmc_pretok_from_regex(pattern, strlen(pattern));
-    if (kind < 0)
-        return llmc_fail(LLMC_ERR_UNSUPPORTED,
-                         "pre-tokenizer pattern '%.200s' is not supported: use one of gpt2, cl100k, o200k, llama3, "
-                         "qwen2 (or their exact regex)",
-                         pattern);
+    llmc_pretok_step step = {0};
+    if (kind < 0) { /* any other regex runs on the general engine: its matches are the pieces (tiktoken's find_iter) */
+        llmc_status rc = llmc_regex_compile(pattern, strlen(pattern), LLMC_REGEX_RUST, &step.re);
+        if (rc) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", llmc_last_error());
+            return llmc_fail(rc, "pre-tokenizer pattern '%.200s': %s (the built-in names are gpt2, cl100k, o200k, "
+                                 "llama3, qwen2)", pattern, msg);
+        }
+        step.kind = LLMC_STEP_REGEX;
+        step.behavior = LLMC_SPLIT_REMOVED; /* text between matches is dropped, as tiktoken drops it */
+        step.invert = 1;
+        kind = LLMC_PRE_NONE;
+    }
     llmc_tokenizer *t = llmc_tok_new();
-    if (!t) return LLMC_ERR_NOMEM;
+    if (!t) {
+        llmc_regex_free(step.re);
+        return LLMC_ERR_NOMEM;
+    }
+    if (step.re) {
+        if (!(t->steps = llmc_malloc(sizeof *t->steps, "pre-tokenizer steps"))) {
+            llmc_regex_free(step.re);
+            llmc_tokenizer_free(t);
+            return LLMC_ERR_NOMEM;
+        }
+        t->steps[0] = step;
+        t->n_steps = 1;
+    }
     t->pretok = kind;
     t->whole_piece_first = 1; /* tiktoken looks the whole piece up first */
     t->id_limit = len + n_special + ((size_t)1 << 20); /* a line holds at least one token: ranks beyond are absurd */
