@@ -52,6 +52,20 @@ llmc_status llmc_model_forward(const llmc_model *m, const int64_t *ids, const in
     return run_once(m, ids, type_ids, T, attn, logits, hidden, last, 0, NULL);
 }
 
+llmc_status llmc_model_routing(const llmc_model *m, const int64_t *ids, size_t T, float *logits, int32_t *experts,
+                               float *weights) {
+    if (!m->c.n_experts) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model has no mixture-of-experts layers");
+    llmc_status st = check_ids(m, ids, T);
+    if (st) return st;
+    llmc_session *s;
+    if ((st = session_alloc(m, T, &s))) return st;
+    struct moe_record rec = {T, logits, experts, weights};
+    s->moe_rec = &rec; /* moe.c writes each MoE layer's routing here */
+    st = model_forward_tokens(s, ids, NULL, T, NULL, 1, NULL, NULL, 0, NULL);
+    llmc_session_free(s);
+    return st;
+}
+
 llmc_status llmc_model_attention_weights(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
                                          size_t layer, float *probs) {
     if (layer >= m->c.n_layers)

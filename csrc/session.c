@@ -72,6 +72,7 @@ void llmc_session_free(llmc_session *s) {
     llmc_free(s->tokens);
     llmc_free(s->tmp_ids);
     llmc_free(s->scratch);
+    llmc_free(s->moe_scratch);
     llmc_free(s);
 }
 

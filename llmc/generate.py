@@ -191,6 +191,9 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
     """
     if interventions:  # every session generation opens carries them (positions: absolute, prompt included)
         model = _Intervened(model, interventions)
+    if _is_batch(prompt):
+        raise ValueError("generate got a list of prompts (a nested list or a 2-D array): batched generation is not "
+                         "available in this version; call generate once per prompt")
     text_mode = isinstance(prompt, str)
     tok = getattr(model, "tokenizer", None)
     if text_mode:
@@ -250,6 +253,16 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
             _warn_window(model, len(ids), len(out))
         results.append(_finish(out, lps, text_mode, tok, stops, return_logprobs))
     return results if num_return_sequences > 1 else results[0]
+
+
+def _is_batch(prompt) -> bool:
+    """True for a list of prompts: a list/tuple of str, of sequences or arrays, or a 2-D array (never a flat list of
+    ids, which is one prompt)."""
+    if isinstance(prompt, np.ndarray):
+        return prompt.ndim > 1
+    if isinstance(prompt, (list, tuple)):
+        return any(isinstance(p, (str, list, tuple, np.ndarray)) for p in prompt)
+    return False
 
 
 class _Intervened:

@@ -12,7 +12,9 @@ before it. Two standard ways to fit a long text into a finite context window:
   ``context_length / 2`` tokens of context. llama.cpp also replaces each chunk's first token by BOS for vocabularies
   that use one; llmc scores the text's own tokens and leaves that substitution out.
 
-The very first token of a text is never scored (nothing predicts it).
+The very first token of a text is never scored (nothing predicts it). The mean NLL is ``math.fsum(nll) / n``: the
+correctly rounded sum, independent of the order the tokens are added in, so a corpus scored in pieces
+(``llmc.distributed``) reduces to exactly the same value.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ __all__ = ["PerplexityResult", "perplexity"]
 
 @dataclass
 class PerplexityResult:
-    """``ppl`` = exp(mean(nll)); ``nll[i]`` is the negative log-likelihood (nats) of token ``positions[i]``."""
+    """``ppl`` = exp(mean(nll)); ``nll[i]`` is the negative log-likelihood (nats) of token ``positions[i]``. The mean
+    is ``math.fsum(nll) / n_tokens`` (the correctly rounded sum, whatever the order of the terms)."""
     ppl: float
     nll: np.ndarray
     positions: np.ndarray
@@ -40,8 +43,13 @@ class PerplexityResult:
     windows: int = field(default=0)
 
     @property
+    def nll_sum(self) -> float:
+        """The summed NLL (nats), correctly rounded (math.fsum)."""
+        return math.fsum(self.nll.tolist())
+
+    @property
     def mean_nll(self) -> float:
-        return float(self.nll.mean())
+        return self.nll_sum / len(self.nll)
 
     def __repr__(self) -> str:
         return (f"PerplexityResult(ppl={self.ppl:.4f}, mean_nll={self.mean_nll:.4f}, n_tokens={self.n_tokens}, "
@@ -147,6 +155,7 @@ def perplexity(model, text_or_ids, *, context_length: int | None = None, stride:
         if bar is not None:
             bar.close()
     nll = np.concatenate(nll_parts)
-    return PerplexityResult(ppl=math.exp(nll.mean()), nll=nll, positions=np.concatenate(pos_parts),
+    # fsum: exact (correctly rounded) whatever the order, so sharded runs (llmc.distributed) reduce to the same bits
+    return PerplexityResult(ppl=math.exp(math.fsum(nll.tolist()) / len(nll)), nll=nll, positions=np.concatenate(pos_parts),
                             n_tokens=len(nll), method=method, context_length=ctx,
                             stride=stride if method == "sliding" else None, windows=len(windows))

@@ -342,10 +342,15 @@ def test_bf16_checkpoint_resident_memory_is_file_size(tmp_path):
         m.logits([1, 2, 3])
         print(rss() - r0, m.dtype)
     """)
-    env = {**os.environ, "PYTHONPATH": str(Path(llmc.__file__).parent.parent)}
+    # The child imports the same llmc as this test (the installed one after `pip install .`). It runs outside the
+    # repository root: `python -c` puts the working directory first on sys.path, where the unbuilt source tree would
+    # shadow the installed package.
+    env = {**os.environ, "PYTHONPATH": str(Path(llmc.__file__).resolve().parent.parent)}
     grew = {}
     for arg in ([], ["f32"]):
-        out = subprocess.run([sys.executable, "-c", probe, *arg], capture_output=True, text=True, env=env, check=True)
+        out = subprocess.run([sys.executable, "-c", probe, *arg], capture_output=True, text=True, env=env,
+                             cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
         delta, dt = out.stdout.split()
         grew[dt] = int(delta)
     assert 0.8 * size < grew["bf16"] < 1.3 * size, (grew, size)

@@ -186,21 +186,35 @@ static PyObject *py_model_init(PyObject *self, PyObject *args) {
 }
 
 static const char *arch_name(int arch) {
-    static const char *const names[] = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "bert"};
-    return arch >= 0 && arch <= 5 ? names[arch] : "?";
+    static const char *const names[] = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "bert",
+                                        "mixtral", "qwen2_moe", "qwen3_moe", "olmoe"};
+    return arch >= 0 && arch < (int)(sizeof names / sizeof names[0]) ? names[arch] : "?";
 }
 
 static PyObject *model_config(ModelObject *self, PyObject *args) {
     (void)args;
     const llmc_model_config *c = llmc_model_get_config(self->m);
-    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:f,s:O,s:O,s:n,s:f}", "arch", arch_name(c->arch),
+    PyObject *moe_layers = PyList_New(0);
+    if (!moe_layers) return NULL;
+    for (size_t l = 0; l < c->n_layers; l++) {
+        PyObject *v = llmc_layer_is_moe(c, l) ? PyLong_FromSize_t(l) : NULL;
+        if (v && PyList_Append(moe_layers, v) < 0) Py_CLEAR(moe_layers);
+        Py_XDECREF(v);
+        if (!moe_layers) return NULL;
+    }
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:f,s:O,s:O,s:n,s:f,s:n,s:n,s:n,s:n,s:O,s:f,s:N}",
+                         "arch", arch_name(c->arch),
                          "n_layers", (Py_ssize_t)c->n_layers, "d_model", (Py_ssize_t)c->d_model, "n_heads",
                          (Py_ssize_t)c->n_heads, "n_kv_heads", (Py_ssize_t)c->n_kv_heads, "head_dim",
                          (Py_ssize_t)c->head_dim, "d_ff", (Py_ssize_t)c->d_ff, "vocab_size", (Py_ssize_t)c->vocab,
                          "context_length", (Py_ssize_t)c->context_length, "type_vocab_size",
                          (Py_ssize_t)c->type_vocab, "norm_eps", (double)c->norm_eps, "tied_embeddings",
                          c->tied_embeddings ? Py_True : Py_False, "causal", c->causal ? Py_True : Py_False,
-                         "sliding_window", (Py_ssize_t)c->sliding_window, "rope_theta", (double)c->rope_theta);
+                         "sliding_window", (Py_ssize_t)c->sliding_window, "rope_theta", (double)c->rope_theta,
+                         "n_experts", (Py_ssize_t)c->n_experts, "n_experts_used", (Py_ssize_t)c->n_experts_used,
+                         "moe_d_ff", (Py_ssize_t)c->moe_d_ff, "shared_d_ff", (Py_ssize_t)c->shared_d_ff,
+                         "norm_topk_prob", c->norm_topk_prob ? Py_True : Py_False, "router_aux_loss_coef",
+                         (double)c->router_aux_loss_coef, "moe_layers", moe_layers);
 }
 
 /* 1-D int64 ids (new reference) or NULL */
@@ -292,6 +306,42 @@ done:
     Py_XDECREF(ids);
     Py_XDECREF(types);
     return (PyObject *)out;
+}
+
+/* routing(ids) -> (logits (Lm, T, E), experts (Lm, T, k) int32, weights (Lm, T, k)) over the MoE layers */
+static PyObject *model_routing(ModelObject *self, PyObject *args) {
+    PyObject *io;
+    if (!PyArg_ParseTuple(args, "O", &io)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    if (!c->n_experts) {
+        PyErr_SetString(llmc_py_UnsupportedError, "this model has no mixture-of-experts layers");
+        return NULL;
+    }
+    PyArrayObject *ids = ids_1d(io, "ids"), *lg = NULL, *ex = NULL, *wt = NULL;
+    PyObject *res = NULL;
+    if (!ids) return NULL;
+    size_t Lm = 0;
+    for (size_t l = 0; l < c->n_layers; l++) Lm += (size_t)llmc_layer_is_moe(c, l);
+    npy_intp T = PyArray_DIM(ids, 0);
+    npy_intp dl[3] = {(npy_intp)Lm, T, (npy_intp)c->n_experts}, dk[3] = {(npy_intp)Lm, T, (npy_intp)c->n_experts_used};
+    if (!(lg = llmc_py_new_float(3, dl)) || !(wt = llmc_py_new_float(3, dk)) ||
+        !(ex = (PyArrayObject *)PyArray_SimpleNew(3, dk, NPY_INT32)))
+        goto done;
+    if (model_busy(self)) goto done;
+    llmc_status st;
+    self->active++;
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
+    st = llmc_model_routing(self->m, PyArray_DATA(ids), (size_t)T, PyArray_DATA(lg), PyArray_DATA(ex),
+                            PyArray_DATA(wt));
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->active--;
+    if (!llmc_py_finish(st, &pc)) res = Py_BuildValue("OOO", lg, ex, wt);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(lg);
+    Py_XDECREF(ex);
+    Py_XDECREF(wt);
+    return res;
 }
 
 /* embed(ids (N, T) int64, type_ids (N, T) | None, lengths (N,), pooling, normalize, attn) -> (N, D) */
@@ -528,6 +578,7 @@ static PyMethodDef model_methods[] = {
     {"config", (PyCFunction)model_config, METH_NOARGS, "the parsed configuration"},
     {"forward", (PyCFunction)model_forward, METH_VARARGS, "forward(ids, type_ids, attn, logits, hidden, last)"},
     {"attention_weights", (PyCFunction)model_attention_weights, METH_VARARGS, "attention_weights(ids, type_ids, layer)"},
+    {"routing", (PyCFunction)model_routing, METH_VARARGS, "routing(ids) -> (logits, experts, weights) per MoE layer"},
     {"embed", (PyCFunction)model_embed, METH_VARARGS, "embed(ids, type_ids, lengths, pooling, normalize, attn)"},
     {"tensors", (PyCFunction)model_tensors, METH_VARARGS, "tensors(writable=False) -> [(name, view, type, shape)]"},
     {"convert", (PyCFunction)model_convert, METH_VARARGS, "convert(dtype, progress=None)"},

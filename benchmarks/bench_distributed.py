@@ -1,0 +1,117 @@
+"""Corpus perplexity throughput: one process vs a local Ray cluster (llmc.distributed.ModelPool), same CPUs.
+
+The corpus is the King James Bible's held-out lines (llmc.data), --tokens tokens scored with method="chunks"
+(llama.cpp's: disjoint --ctx-token chunks, second half scored). Three ways on the same 2 CPUs:
+
+  1 process x 2 threads   llmc.perplexity with llmc.set_num_threads(2)
+  1 process x 1 thread    the same with 1 thread (what one actor does)
+  2 actors x 1 thread     ModelPool(num_actors=2, threads=1) on ray.init(num_cpus=2): the corpus sharded
+                          (~4 shards per actor), NLL sums reduced exactly
+
+Throughput is processed tokens (windows x ctx: what the model computes) per second, best of --repeats after a
+warm-up; the pool is started once before timing (its start-up: ray.init + actors loading the model, is reported
+apart). Ray overhead = time(2 actors x 1) / (time(1 x 1) / 2) - 1: what sharding, scheduling and the object store
+cost against perfect 2x scaling of one thread. Models: the shipped default model (3.2 M parameters) and a random
+Llama of --d-model width and --layers layers (saved to a temporary folder the actors load).
+Prints a table and writes JSON (--out benchmarks/results/distributed.json to refresh the committed one).
+
+    python benchmarks/bench_distributed.py [--tokens 16384] [--ctx 256] [--repeats 3]
+"""
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+import llmc
+
+
+def best(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=16384, help="corpus tokens (whole chunks are kept)")
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--d-model", type=int, default=512)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "distributed.json"),
+                    help="the JSON file to write (benchmarks/results/distributed.json to refresh the committed one)")
+    args = ap.parse_args()
+    import ray
+
+    from llmc.distributed import ModelPool
+
+    default = llmc.load_default()
+    ids = np.concatenate([default.tokenizer.encode(line + "\n") for line in llmc.data.kjv_lines("heldout")])
+    ids = ids[: (min(args.tokens, len(ids)) // args.ctx) * args.ctx]
+    tmp = tempfile.TemporaryDirectory()
+    cfg = dict(default.config, hidden_size=args.d_model, intermediate_size=args.d_model * 8 // 3 // 64 * 64,
+               num_hidden_layers=args.layers, num_attention_heads=args.d_model // 64, num_key_value_heads=
+               max(1, args.d_model // 256), head_dim=64, max_position_embeddings=max(args.ctx, 256))
+    llmc.Model.init(cfg, seed=0).save(tmp.name)
+    models = [("default (3.2 M)", default.path), (None, tmp.name)]
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False)
+    t_init = time.perf_counter() - t0
+    rows = []
+    try:
+        for name, path in models:
+            lm = llmc.Model.load(path)
+            n_params = sum(int(np.prod(s)) for _, _, _, s, _ in lm._m.tensors())
+            name = name or f"llama d={args.d_model} L={args.layers} ({n_params / 1e6:.1f} M)"
+            n_proc = len(ids) // args.ctx * args.ctx  # tokens the model computes (every chunk, both halves)
+
+            def single(threads):
+                llmc.set_num_threads(threads)
+                return best(lambda: llmc.perplexity(lm, ids, context_length=args.ctx, method="chunks",
+                                                    progress=False), args.repeats)
+
+            t2, r2 = single(2)
+            t1, r1 = single(1)
+            t0 = time.perf_counter()
+            with ModelPool(path, num_actors=2, threads=1) as pool:
+                t_start = time.perf_counter() - t0
+                tr, rr = best(lambda: pool.perplexity(ids, context_length=args.ctx, method="chunks", progress=False),
+                              args.repeats)
+            assert rr.ppl == r1.ppl, (rr.ppl, r1.ppl)  # exact: same kernels, 1 thread on both sides
+            rows.append(dict(model=name, params=n_params, tokens=n_proc, windows=rr.windows,
+                             tok_s_1x2=n_proc / t2, tok_s_1x1=n_proc / t1, tok_s_ray_2x1=n_proc / tr,
+                             ray_vs_1x2=t2 / tr, ray_overhead=tr / (t1 / 2) - 1, pool_start_s=t_start,
+                             ppl=rr.ppl, ppl_equal_1thread=rr.ppl == r1.ppl, ppl_2threads=r2.ppl))
+    finally:
+        ray.shutdown()
+        tmp.cleanup()
+    load = os.getloadavg()[0]
+    print(f"corpus perplexity, method=chunks ctx={args.ctx}, {len(ids)} KJV held-out tokens; 2 CPUs; "
+          f"simd={llmc.simd_info()['active']}; load average {load:.1f}; ray.init {t_init:.1f} s")
+    print(f"{'model':<28} {'1x2 thr tok/s':>13} {'1x1 thr tok/s':>13} {'Ray 2x1 tok/s':>13} {'Ray/1x2':>8} "
+          f"{'overhead':>9} {'pool start':>10}")
+    for r in rows:
+        print(f"{r['model']:<28} {r['tok_s_1x2']:>13.0f} {r['tok_s_1x1']:>13.0f} {r['tok_s_ray_2x1']:>13.0f} "
+              f"{r['ray_vs_1x2']:>7.2f}x {100 * r['ray_overhead']:>8.1f}% {r['pool_start_s']:>9.1f}s")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(dict(rows=rows, ctx=args.ctx, tokens=len(ids), repeats=args.repeats, ray_init_s=t_init,
+                       load_average=load, machine=platform.machine(), cpu_count=os.cpu_count(),
+                       simd=llmc.simd_info()["active"], ray=ray.__version__), f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
