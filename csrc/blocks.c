@@ -393,3 +393,17 @@ llmc_status model_forward_tokens(llmc_session *s, const int64_t *ids, const int6
     if (st) s->n = n0; /* cache rows past n are unused, so this undoes the partial call */
     return st;
 }
+
+/* ---------------------------------------------------------------- the building blocks batch.c shares */
+llmc_status model_matmul_w(const float *x, const wmat *w, float *y, size_t T, size_t in, size_t out, float beta) {
+    return matmul_w(x, w, y, T, in, out, beta);
+}
+llmc_status model_embed_rows(const wmat *table, size_t vocab, size_t dim, const int64_t *ids, size_t n, float *out) {
+    return embed_rows(table, vocab, dim, ids, n, out);
+}
+void model_rope_rows(float *x, size_t T, size_t nh, size_t hd, const float *cs, const float *sn) {
+    rope_rows(x, T, nh, hd, cs, sn);
+}
+llmc_status model_final_norm(const llmc_model *m, const float *in, float *out, size_t rows) {
+    return final_norm(m, in, out, rows);
+}

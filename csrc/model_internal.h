@@ -206,4 +206,19 @@ static inline float *cache_v(const llmc_session *s, size_t l) {
 llmc_status model_forward_tokens(llmc_session *s, const int64_t *ids, const int64_t *types, size_t T, float *logits,
                                  int all_logits, float *hidden, float *last, size_t probs_layer, float *probs);
 
+/* The building blocks batch.c shares with blocks.c: y = beta * y + x @ W^T for a weight of any type (x: (T, in),
+ * y: (T, out)); embedding rows of a table of any type; RoPE on x: (T, nh, hd) with cs, sn: (T, hd/2) the angles of
+ * each row; the final norm of the architecture (rows, D). */
+llmc_status model_matmul_w(const float *x, const wmat *w, float *y, size_t T, size_t in, size_t out, float beta);
+llmc_status model_embed_rows(const wmat *table, size_t vocab, size_t dim, const int64_t *ids, size_t n, float *out);
+void model_rope_rows(float *x, size_t T, size_t nh, size_t hd, const float *cs, const float *sn);
+llmc_status model_final_norm(const llmc_model *m, const float *in, float *out, size_t rows);
+
+/* ---------------------------------------------------------------- session.c, for batch.c */
+/* Check that n tokens ids can be appended to s (ids in the vocabulary, room in the window or overflow="slide");
+ * changes nothing. */
+llmc_status session_check_append(const llmc_session *s, const int64_t *ids, size_t n);
+/* After session_check_append: drop the oldest tokens (overflow="slide") so that n more fit. */
+llmc_status session_make_room(llmc_session *s, size_t n);
+
 #endif

@@ -153,8 +153,15 @@ class Model:
                  length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
                  stop: str | Sequence[str] | None = None, seed: int | None = None, stream: bool = False,
                  return_logprobs: bool = False, overflow: Literal["stop", "slide", "error"] = "stop",
-                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None, interventions=None):
+                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None, interventions=None,
+                 batch_size: int | None = None):
         """Continue a prompt (str, encoded with model.tokenizer, or a list of token ids) with KV-cached decoding.
+
+        A list of prompts ([p1, p2, ...], strs or id lists of different lengths) decodes them together: each step
+        is one batched call for all running sequences (one matrix product per weight), at most batch_size at once
+        (default: all, up to 64), a finished sequence's slot going to the next prompt (continuous batching). Each
+        keeps its own stop conditions; the result is a list, one entry per prompt, each what generate(prompt)
+        returns (sampling: prompt i uses seed + i). Beam search also runs its beams as one batch (docs/batching.md).
 
         temperature: 0 = greedy; top_k / top_p / min_p: filters (0 / 1.0 / 0.0 = off); repetition_penalty (1.0 =
         off) and no_repeat_ngram_size (0 = off) act on the prompt and the generated tokens. do_sample: None
@@ -179,7 +186,7 @@ class Model:
                         length_penalty=length_penalty, early_stopping=early_stopping,
                         num_return_sequences=num_return_sequences, stop=stop, seed=seed, stream=stream,
                         return_logprobs=return_logprobs, overflow=overflow, keep_first=keep_first,
-                        eos_token_id=eos_token_id, interventions=interventions)
+                        eos_token_id=eos_token_id, interventions=interventions, batch_size=batch_size)
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -312,10 +319,26 @@ class Model:
         seqs = [_ids(s) for s in batch]
         if not seqs:
             raise ValueError("logits_batch needs at least one sequence")
-        out = np.zeros((len(seqs), max(len(s) for s in seqs), self.vocab_size), dtype=np.float32)
-        for i, s in enumerate(seqs):
-            out[i, : len(s)] = self.logits(s, attention)
-        return out
+        if self.arch == "bert":
+            raise _core.UnsupportedError("this model (bert) has no language-model head")
+        # packed prefill (csrc/batch.c): all sequences' tokens go through each weight together, attention per
+        # sequence; sequence i's rows land at row i * T_max of the padded output
+        T = max(len(s) for s in seqs)
+        lengths = np.array([len(s) for s in seqs], np.int64)
+        rows = np.arange(len(seqs), dtype=np.int64) * T
+        out, _ = self._m.forward_batch(np.concatenate(seqs), None, lengths, _attn(attention, self._attention), True,
+                                       False, rows, len(seqs) * T)
+        return out.reshape(len(seqs), T, self.vocab_size)
+
+    def append_batch(self, sessions: Sequence[Session], ids) -> np.ndarray:
+        """Append ids[i] (a token or a sequence of tokens) to sessions[i] for every i in one batched call: every
+        weight is read once for all of them (one matrix product per weight), attention runs per session over its
+        own cache. Returns the next-token logits (B, vocab), row i equal to sessions[i].append(ids[i]) up to float
+        rounding. Sessions of different lengths and positions mix freely; they must be distinct sessions of this
+        model without interventions. On error no session changes (see docs/batching.md)."""
+        from .batch import append_batch
+
+        return append_batch(self, sessions, ids)
 
     def hidden_states(self, ids: Sequence[int], token_type_ids=None, attention: str | None = None) -> np.ndarray:
         """(n_layers + 1, T, d_model), as transformers' output_hidden_states reports them: the embedding output,
