@@ -15,7 +15,7 @@ cost against perfect 2x scaling of one thread. Models: the shipped default model
 Llama of --d-model width and --layers layers (saved to a temporary folder the actors load).
 Prints a table and writes JSON (--out benchmarks/results/distributed.json to refresh the committed one).
 
-    python benchmarks/bench_distributed.py [--tokens 16384] [--ctx 256] [--repeats 3]
+    python benchmarks/bench_distributed.py [--tokens 8192] [--ctx 256] [--repeats 3]
 """
 import argparse
 import json
@@ -42,11 +42,11 @@ def best(fn, repeats):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", type=int, default=16384, help="corpus tokens (whole chunks are kept)")
+    ap.add_argument("--tokens", type=int, default=8192, help="corpus tokens (whole chunks are kept)")
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--d-model", type=int, default=512)
-    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--d-model", type=int, default=384)
+    ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "distributed.json"),
                     help="the JSON file to write (benchmarks/results/distributed.json to refresh the committed one)")
     args = ap.parse_args()

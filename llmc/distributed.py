@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -311,6 +312,7 @@ class ModelPool:
 
         self._owns_ray = False
         if not ray.is_initialized():
+            self._sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it; close() puts it back
             ray.init(address=address, include_dashboard=False)
             self._owns_ray = True
         if num_actors is None:
@@ -375,6 +377,10 @@ class ModelPool:
         self.actors = []
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
+            try:
+                signal.signal(signal.SIGTERM, self._sigterm)
+            except ValueError:  # not the main thread: leave Ray's handler
+                pass
         self._owns_ray = False
 
     def __enter__(self) -> "ModelPool":
@@ -396,7 +402,7 @@ class ModelPool:
         is tried at most 1 + max_retries times."""
         ray = _ray()
         if not self.actors:
-            raise RuntimeError("this ModelPool is closed")
+            raise ValueError("this ModelPool is closed")
         retryable = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                      ray.exceptions.OutOfMemoryError, ray.exceptions.ObjectLostError)
         queue = deque(range(len(payloads)))

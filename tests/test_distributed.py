@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -29,6 +30,7 @@ def ray():
     if any(s in os.environ.get("LD_PRELOAD", "") for s in ("libasan", "libtsan")):
         pytest.skip("Ray's own binaries (raylet, gcs_server) do not run under the sanitizer runtime in LD_PRELOAD")
     # the workers import the same llmc as this test; 1 CPU-thread each; a small object store (the default is 30% of RAM)
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own SIGTERM handler and leaves it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # Ray's note about a future accelerator-variable default
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False,
@@ -36,7 +38,8 @@ def ray():
     try:
         yield ray
     finally:
-        ray.shutdown()
+        ray.shutdown()  # stops the raylet, GCS and every worker this cluster started
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +212,8 @@ def test_gguf_file_and_load_errors(ray, model, text, tmp_path, one_thread):
         assert pool.perplexity(ids, context_length=CTX, method="chunks", progress=False).ppl == ref.ppl
         with pytest.raises(ValueError, match="no tokenizer"):
             pool.perplexity(text, progress=False)
+    with pytest.raises(ValueError, match="closed"):
+        pool.perplexity(ids, progress=False)
     with pytest.raises(FileNotFoundError):  # raised by Model.load inside the actor, with its own type
         ModelPool(str(tmp_path / "missing"), num_actors=1, num_cpus=0.5)
     with pytest.raises(FileNotFoundError, match="must be absolute"):
