@@ -124,11 +124,12 @@ def _exact_partials(x: np.ndarray) -> list[float]:
     if not all(map(math.isfinite, vals)):
         return [math.fsum(vals)]  # inf / nan: the total is not finite either, nothing to keep exact
     out: list[float] = []
-    while True:
+    for _ in range(64):  # float64 spans ~2100 bits: at most ~40 steps of 53 bits
         r = math.fsum(vals + [-p for p in out])
         if r == 0.0:
-            return out
+            break
         out.append(r)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------------- actor
@@ -527,7 +528,8 @@ class ModelPool:
                 raise ValueError("the model has no tokenizer: pass token ids instead of text")
             size = _shard_size(len(texts), self._live(), None)  # texts per shard (shard_size counts windows)
             groups = [texts[j: j + size] for j in range(0, len(texts), size)]
-            bar = _progress_fn(progress, "tokenize", "texts") if len(texts) > 1 else None
+            # a bar for many texts; a progress callable counts windows only
+            bar = _progress_fn(progress, "tokenize", "texts") if len(texts) > 1 and not callable(progress) else None
             for k, ids in self._run("tokenize", [[docs[i] for i in g] for g in groups], (), [len(g) for g in groups],
                                     bar):
                 for i, a in zip(groups[k], ids):
