@@ -105,8 +105,8 @@ class CorpusPerplexity:
 
     @property
     def doc_ppl(self) -> np.ndarray:
-        """Each document's own perplexity, (n_docs,) float64."""
-        return np.exp(self.doc_nll_sum / self.doc_tokens)
+        """Each document's own perplexity, (n_docs,) float64 (math.exp, as llmc.perplexity: the same bits)."""
+        return np.array([math.exp(s / n) for s, n in zip(self.doc_nll_sum.tolist(), self.doc_tokens.tolist())])
 
     def __repr__(self) -> str:
         return (f"CorpusPerplexity(ppl={self.ppl:.4f}, mean_nll={self.mean_nll:.4f}, n_tokens={self.n_tokens}, "
