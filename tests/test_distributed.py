@@ -27,7 +27,8 @@ CTX = 64
 @pytest.fixture(scope="module")
 def ray():
     if any(s in os.environ.get("LD_PRELOAD", "") for s in ("libasan", "libtsan")):
-        pytest.skip("Ray's own binaries (raylet, gcs_server) do not run under the sanitizer runtime in LD_PRELOAD")
+        # raylet / gcs_server would inherit the sanitizer runtime; these tests add no C code for the sanitizers to check
+        pytest.skip("a sanitizer runtime is preloaded (LD_PRELOAD): Ray's own binaries are not started under it")
     ray = pytest.importorskip("ray", reason='Ray is not installed (it comes with the "ray" extra: pip install ".[ray]")')
     # the workers import the same llmc as this test; 1 CPU-thread each; a small object store (the default is 30% of RAM)
     sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own SIGTERM handler and leaves it
