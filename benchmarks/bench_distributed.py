@@ -10,14 +10,15 @@ The corpus is the King James Bible's held-out lines (llmc.data), --tokens tokens
   2 actors x 1 thread     ModelPool(num_actors=2, threads=1): the corpus sharded (~4 shards per actor)
 
 Throughput is processed tokens (windows x ctx: what the model computes) per second, best of --repeats after a
-warm-up; the pool is started once before timing (its start-up: ray.init + actors loading the model, is reported
-apart). Overheads: Ray 1x1 = time(1 actor) / time(1 process, 1 thread) - 1; Ray 2x1 = time(2 actors) /
+warm-up round; the four ways run round robin (each repeat runs each once), so a change in the machine's load hits
+all of them alike. The pools are started before timing (their start-up, the actors loading the model, is reported
+apart, as is ray.init). Overheads: Ray 1x1 = time(1 actor) / time(1 process, 1 thread) - 1; Ray 2x1 = time(2 actors) /
 (time(1 process, 1 thread) / 2) - 1, against perfect 2x scaling of one thread (on a machine shared with other jobs
 this one also measures whether 2 cores were free). Models: the shipped default model (3.2 M parameters) and a random
 Llama of --d-model width and --layers layers (saved to a temporary folder the actors load).
 Prints a table and writes JSON (--out benchmarks/results/distributed.json to refresh the committed one).
 
-    python benchmarks/bench_distributed.py [--tokens 8192] [--ctx 256] [--repeats 3]
+    python benchmarks/bench_distributed.py [--tokens 8192] [--ctx 256] [--repeats 5]
 """
 import argparse
 import json
@@ -46,7 +47,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=8192, help="corpus tokens (whole chunks are kept)")
     ap.add_argument("--ctx", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--d-model", type=int, default=384)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "distributed.json"),
@@ -81,19 +82,31 @@ def main():
 
             def single(threads):
                 llmc.set_num_threads(threads)
-                return best(lambda: llmc.perplexity(lm, ids, context_length=args.ctx, method="chunks",
-                                                    progress=False), args.repeats)
+                return llmc.perplexity(lm, ids, context_length=args.ctx, method="chunks", progress=False)
 
-            t2, r2 = single(2)
-            t1, r1 = single(1)
-            ray_t, start_s = {}, {}
-            for n_act in (1, 2):
-                t0 = time.perf_counter()
-                with ModelPool(path, num_actors=n_act, threads=1) as pool:
-                    start_s[n_act] = time.perf_counter() - t0
-                    ray_t[n_act], rr = best(lambda: pool.perplexity(ids, context_length=args.ctx, method="chunks",
-                                                                    progress=False), args.repeats)
-                assert rr.ppl == r1.ppl, (rr.ppl, r1.ppl)  # exact: same kernels, 1 thread on both sides
+            t0 = time.perf_counter()
+            pool1 = ModelPool(path, num_actors=1, threads=1, num_cpus=0.5)  # half-CPU reservations: both pools fit
+            pool2 = ModelPool(path, num_actors=2, threads=1, num_cpus=0.5)
+            pool_start = time.perf_counter() - t0
+            runs = {"1x2": lambda: single(2), "1x1": lambda: single(1),
+                    "ray1": lambda: pool1.perplexity(ids, context_length=args.ctx, method="chunks", progress=False),
+                    "ray2": lambda: pool2.perplexity(ids, context_length=args.ctx, method="chunks", progress=False)}
+            # round robin: every repeat runs each way once, so a change in the machine's load hits all of them
+            times, res = {k: [] for k in runs}, {}
+            try:
+                for rep in range(args.repeats + 1):  # the first round is the warm-up
+                    for k, fn in runs.items():
+                        t0 = time.perf_counter()
+                        res[k] = fn()
+                        if rep:
+                            times[k].append(time.perf_counter() - t0)
+            finally:
+                pool1.close()
+                pool2.close()
+            t2, t1, ray_t = min(times["1x2"]), min(times["1x1"]), {1: min(times["ray1"]), 2: min(times["ray2"])}
+            r1, r2, rr = res["1x1"], res["1x2"], res["ray2"]
+            assert rr.ppl == r1.ppl == res["ray1"].ppl, (rr.ppl, r1.ppl)  # exact: same kernels, 1 thread each
+            start_s = {2: pool_start}
             rows.append(dict(model=name, params=n_params, tokens=n_proc, windows=rr.windows,
                              tok_s_1x2=n_proc / t2, tok_s_1x1=n_proc / t1, tok_s_ray_1x1=n_proc / ray_t[1],
                              tok_s_ray_2x1=n_proc / ray_t[2], ray_2x1_vs_1x2=t2 / ray_t[2],
@@ -107,11 +120,11 @@ def main():
     print(f"corpus perplexity, method=chunks ctx={args.ctx}, {len(ids)} KJV held-out tokens; 2 CPUs; "
           f"simd={llmc.simd_info()['active']}; load average {load:.1f}; ray.init {t_init:.1f} s")
     print(f"{'model':<26} {'1 proc x2':>9} {'1 proc x1':>9} {'Ray 1x1':>8} {'Ray 2x1':>8} {'2x1 / 1x2':>9} "
-          f"{'Ray 1x1 ovh':>11} {'Ray 2x1 ovh':>11} {'pool start':>10}")
+          f"{'Ray 1x1 ovh':>11} {'Ray 2x1 ovh':>11} {'pools start':>11}")
     for r in rows:
         print(f"{r['model']:<26} {r['tok_s_1x2']:>9.0f} {r['tok_s_1x1']:>9.0f} {r['tok_s_ray_1x1']:>8.0f} "
               f"{r['tok_s_ray_2x1']:>8.0f} {r['ray_2x1_vs_1x2']:>8.2f}x {100 * r['ray_1x1_overhead']:>10.1f}% "
-              f"{100 * r['ray_2x1_overhead']:>10.1f}% {r['pool_start_s']:>9.1f}s")
+              f"{100 * r['ray_2x1_overhead']:>10.1f}% {r['pool_start_s']:>10.1f}s")
     print("tok/s: processed tokens per second (windows x ctx); Ray 1x1 ovh = time(1 actor) / time(1 process, 1 "
           "thread) - 1; Ray 2x1 ovh = time(2 actors) / (time(1 process, 1 thread) / 2) - 1")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
