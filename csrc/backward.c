@@ -178,11 +178,18 @@ double llmc_cross_entropy_grad_inplace(float *logits_to_grad, const int64_t *tar
     return total;
 }
 
-/* ---------------------------------------------------------------- causal self-attention (standard) */
+/* ---------------------------------------------------------------- self-attention (standard) */
+/* The keys [*lo, *hi) query i of T may see: causal (j <= i), optionally within a sliding window W > 0 (causal:
+ * i - W < j; non-causal: |j - i| < W), as llmc_attention masks them when Tq = Tk. */
+static void key_range(size_t i, size_t T, int causal, size_t window, size_t *lo, size_t *hi) {
+    *lo = window && i + 1 > window ? i + 1 - window : 0;
+    *hi = causal ? i + 1 : (window && i + window < T ? i + window : T);
+}
+
 // q, dq, dout: (Hq, T, d); k, v, dk, dv: (Hkv, T, d); scratch: (2, T, T)
 llmc_status llmc_attention_backward_ws(const float *q, const float *k, const float *v, const float *dout, float *dq,
                                        float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
-                                       int causal, float *scratch) {
+                                       int causal, size_t window, float *scratch) {
     if (Hkv == 0 || Hq % Hkv) return llmc_fail(LLMC_ERR_INVALID, "Hq (%zu) must be a multiple of Hkv (%zu)", Hq, Hkv);
     float *P = scratch, *dP = scratch + T * T;
     llmc_status st = LLMC_OK;
@@ -190,21 +197,23 @@ llmc_status llmc_attention_backward_ws(const float *q, const float *k, const flo
     for (size_t h = 0; h < Hq && !st; h++) {
         const float *qh = q + h * T * d, *kh = k + (h / group) * T * d, *vh = v + (h / group) * T * d;
         const float *doh = dout + h * T * d;
-        /* recompute P = softmax(scale * q k^T) with the causal mask */
+        /* recompute P = softmax(scale * q k^T) over the keys each query sees; 0 elsewhere */
         if ((st = llmc_sgemm(0, 1, T, T, d, scale, qh, d, kh, d, 0.0f, P, T))) break;
         for (size_t i = 0; i < T; i++) {
-            size_t n = causal ? i + 1 : T;
+            size_t lo, hi;
+            key_range(i, T, causal, window, &lo, &hi);
             float *row = P + i * T;
-            float m = llmc_k->max(row, n);
-            float s = llmc_k->exp_shift_sum(row, row, m, 1.0f, n);
-            llmc_k->scale(row, 1.0f / s, n);
-            if (n < T) memset(row + n, 0, (T - n) * sizeof(float));
+            float m = llmc_k->max(row + lo, hi - lo);
+            float s = llmc_k->exp_shift_sum(row + lo, row + lo, m, 1.0f, hi - lo);
+            llmc_k->scale(row + lo, 1.0f / s, hi - lo);
+            memset(row, 0, lo * sizeof(float));
+            memset(row + hi, 0, (T - hi) * sizeof(float));
         }
         /* dV += P^T dO */
         if (dv && (st = llmc_sgemm(1, 0, T, d, T, 1.0f, P, T, doh, d, 1.0f, dv + (h / group) * T * d, d))) break;
         /* dP = dO V^T */
         if ((st = llmc_sgemm(0, 1, T, T, d, 1.0f, doh, d, vh, d, 0.0f, dP, T))) break;
-        /* softmax backward per row: dS = P * (dP - sum_j P_j dP_j) */
+        /* softmax backward per row: dS = P * (dP - sum_j P_j dP_j) (0 where P is masked) */
         for (size_t i = 0; i < T; i++) {
             float *p = P + i * T, *g = dP + i * T;
             float dot = llmc_k->dot(p, g, T);
@@ -219,12 +228,13 @@ llmc_status llmc_attention_backward_ws(const float *q, const float *k, const flo
 
 llmc_status llmc_attention_backward(const float *q, const float *k, const float *v, const float *dout, float *dq,
                                     float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
-                                    int causal) {
+                                    int causal, size_t window) {
     size_t tt;
     if (!llmc_size3(T, T, 2, sizeof(float), &tt)) return llmc_fail(LLMC_ERR_NOMEM, "attention backward size overflows");
     float *scratch = llmc_malloc(tt, "attention backward scores");
     if (!scratch) return LLMC_ERR_NOMEM;
-    llmc_status st = llmc_attention_backward_ws(q, k, v, dout, dq, dk, dv, Hq, Hkv, T, d, scale, causal, scratch);
+    llmc_status st =
+        llmc_attention_backward_ws(q, k, v, dout, dq, dk, dv, Hq, Hkv, T, d, scale, causal, window, scratch);
     llmc_free(scratch);
     return st;
 }

@@ -48,7 +48,12 @@ void llmc_flops_note(size_t m, size_t n, size_t k);
 /* Attention backward with caller-provided scratch of 2 * T * T floats (see llmc_attention_backward). */
 llmc_status llmc_attention_backward_ws(const float *q, const float *k, const float *v, const float *dout, float *dq,
                                        float *dk, float *dv, size_t Hq, size_t Hkv, size_t T, size_t d, float scale,
-                                       int causal, float *scratch);
+                                       int causal, size_t window, float *scratch);
+/* rope_freq.c: RoPE inverse frequencies theta^(-2i/d) (i < head_dim / 2) with optional llama3 scaling (s may be
+ * NULL) and per-frequency divisors (NULL: none). out: (head_dim / 2,) */
+void llmc_rope_inv_freq(float theta, size_t head_dim, const llmc_rope_scaling *s, const float *divisors, float *out);
+/* train_bf16.c: x rounded to the nearest bfloat16 (ties to even), kept as float32. src, dst: (n,); may alias */
+void llmc_round_bf16(const float *src, float *dst, size_t n);
 /* Overwrite logits (T, V) with scale * (softmax - onehot(targets)); return the summed NLL. Targets must be valid. */
 double llmc_cross_entropy_grad_inplace(float *logits_to_grad, const int64_t *targets, size_t T, size_t V, float scale);
 

@@ -3,7 +3,9 @@
 The model's weights stay where they are (zero-copy NumPy views of the model's own buffers); the C trainer
 computes the loss and accumulates gradients into arrays with the checkpoint's tensor names, and AdamW
 (decoupled weight decay, bias correction), global-norm clipping and a warmup + cosine schedule update the
-weights in place. Supported architectures: ``gpt2`` and ``llama`` (RoPE without scaling, no biases).
+weights in place. Supported architectures: ``gpt2``, ``llama`` (with llama3 RoPE scaling, tied or untied head),
+``mistral`` (sliding-window attention), ``qwen2`` (q/k/v biases) and ``qwen3`` (q/k norms), in float32 or bf16
+mixed precision. Anything else raises llmc.UnsupportedError naming the setting.
 
 Anything with ``.config`` (a Hugging Face config dict) and ``.state_dict()`` (name -> writable float32 array
 shared with the model; ``state_dict(writable=True)`` is asked for first) can be trained; ``llmc.Model`` is one.
@@ -106,9 +108,44 @@ def _get(cfg: dict, key: str, default=None, *, required=True):
     raise ValueError(f"config.json: missing field {key!r} needed for training")
 
 
+_LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3")
+_PRECISIONS = {"fp32": 0, "float32": 0, "bf16": 1, "bfloat16": 1}
+
+
+def _precision(precision) -> int:
+    """The C trainer's precision code for 'fp32' / 'bf16' (aliases 'float32', 'bfloat16')."""
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be a string ('fp32' or 'bf16'), got {type(precision).__name__} {precision!r}")
+    if precision.lower() not in _PRECISIONS:
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    return _PRECISIONS[precision.lower()]
+
+
+def _rope_scaling(config: dict) -> dict:
+    """RoPE base and scaling of a llama-family config (transformers 5 'rope_parameters' or the older top-level
+    'rope_theta' + 'rope_scaling'), as the C trainer's keyword arguments."""
+    rp = config.get("rope_parameters") or {}
+    sc = config.get("rope_scaling") or rp
+    theta = rp.get("rope_theta", config.get("rope_theta", 10000.0))
+    kind = sc.get("rope_type") or sc.get("type") or "default"
+    out = dict(rope_theta=float(theta))
+    if kind == "llama3":
+        for key in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"):
+            if sc.get(key) is None:
+                raise ValueError(f"config.json: rope scaling llama3 needs {key!r}")
+        out.update(rope_llama3=True, rope_factor=float(sc["factor"]), rope_low_freq_factor=float(sc["low_freq_factor"]),
+                   rope_high_freq_factor=float(sc["high_freq_factor"]),
+                   rope_original_context=int(sc["original_max_position_embeddings"]))
+    elif kind != "default":
+        raise _core.UnsupportedError(f"config.json: rope scaling of type {kind!r} is not supported for training "
+                                     "(default and llama3 are)")
+    return out
+
+
 def trainer_config(config: dict) -> dict:
-    """Map a Hugging Face config dict (gpt2 or llama) to the C trainer's sizes; unsupported settings raise an error
-    naming the field."""
+    """Map a Hugging Face config dict (gpt2, llama, mistral, qwen2, qwen3) to the C trainer's sizes and options;
+    a setting training does not implement raises llmc.UnsupportedError naming the field (never a silently wrong
+    gradient)."""
     mt = config.get("model_type")
     if mt == "gpt2":
         d = _get(config, "n_embd")
@@ -118,36 +155,58 @@ def trainer_config(config: dict) -> dict:
                                          "(gelu_new only)")
         if config.get("tie_word_embeddings", True) is False:
             raise _core.UnsupportedError("config.json: tie_word_embeddings=false is not supported for gpt2 training")
+        if config.get("scale_attn_by_inverse_layer_idx") or config.get("reorder_and_upcast_attn"):
+            raise _core.UnsupportedError("config.json: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are "
+                                         "not supported for gpt2 training")
         h = _get(config, "n_head")
         return dict(arch=0, n_layers=_get(config, "n_layer"), d_model=d, n_heads=h, n_kv_heads=h, head_dim=d // h,
                     d_ff=config.get("n_inner") or 4 * d, vocab=_get(config, "vocab_size"),
                     n_positions=_get(config, "n_positions"), eps=float(config.get("layer_norm_epsilon", 1e-5)),
                     rope_theta=0.0, tied=True)
-    if mt == "llama":
-        for key, ok in [("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)]:
-            if config.get(key, ok) != ok:
+    if mt in _LLAMA_FAMILY:
+        checks = [("hidden_act", "silu"), ("mlp_bias", False)]
+        if mt != "qwen2":  # qwen2's q/k/v biases are part of the architecture; the others have none
+            checks.append(("attention_bias", False))
+        if mt in ("qwen2", "qwen3"):
+            checks.append(("use_sliding_window", False))
+        for key, ok in checks:
+            if config.get(key, ok) not in (ok, None):
                 raise _core.UnsupportedError(f"config.json: {key}={config[key]!r} is not supported for training")
-        rope = config.get("rope_parameters") or {}
-        if config.get("rope_scaling") or rope.get("rope_type", "default") != "default":
-            raise _core.UnsupportedError("config.json: rope scaling is not supported for training")
-        theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
+        layer_types = config.get("layer_types") or []
+        if any(lt != "full_attention" for lt in layer_types) and mt != "mistral":
+            raise _core.UnsupportedError(f"config.json: layer_types {sorted(set(layer_types))} are not supported for "
+                                         "training (full_attention only)")
+        window = int(config.get("sliding_window") or 0) if mt == "mistral" else 0
         d, h = _get(config, "hidden_size"), _get(config, "num_attention_heads")
         return dict(arch=1, n_layers=_get(config, "num_hidden_layers"), d_model=d, n_heads=h,
                     n_kv_heads=config.get("num_key_value_heads") or h, head_dim=config.get("head_dim") or d // h,
                     d_ff=_get(config, "intermediate_size"), vocab=_get(config, "vocab_size"),
                     n_positions=_get(config, "max_position_embeddings"), eps=float(config.get("rms_norm_eps", 1e-6)),
-                    rope_theta=float(theta), tied=bool(config.get("tie_word_embeddings", False)))
-    raise _core.UnsupportedError(f"config.json: training supports model_type gpt2 and llama, not {mt!r}")
+                    tied=bool(config.get("tie_word_embeddings", False)), window=window, qkv_bias=mt == "qwen2",
+                    qk_norm=mt == "qwen3", **_rope_scaling(config))
+    raise _core.UnsupportedError(f"config.json: training supports model_type gpt2, llama, mistral, qwen2 and qwen3, "
+                                 f"not {mt!r}")
 
 
 class Trainer:
     """Loss and gradients of a model for batches of up to (batch, seq_len) tokens; activations allocated once.
 
-    ``params``: name -> float32 array (the model's own weights, updated in place by :meth:`adamw_step`)."""
+    ``params``: name -> float32 array (the model's own weights, updated in place by :meth:`adamw_step`).
+    ``precision``: 'fp32', or 'bf16' for mixed precision (bf16 matmul operands, float32 accumulation, float32
+    master weights and gradients; see :func:`train`). ``rope_divisors``: per-frequency RoPE divisors of a GGUF
+    model (its rope_freqs tensor), if any."""
 
-    def __init__(self, config: dict, params: dict, batch: int, seq_len: int):
+    def __init__(self, config: dict, params: dict, batch: int, seq_len: int, precision: str = "fp32",
+                 rope_divisors=None):
         self.config = dict(config)
-        self._t = _core.Trainer(**trainer_config(config), batch=int(batch), seq_len=int(seq_len))
+        code = _precision(precision)
+        self.precision = "bf16" if code else "fp32"
+        kw = trainer_config(config)
+        if rope_divisors is not None:
+            if kw["arch"] != 1:
+                raise _core.UnsupportedError("RoPE frequency divisors apply to llama-family models only")
+            kw["rope_divisors"] = np.ascontiguousarray(rope_divisors, dtype=np.float32)
+        self._t = _core.Trainer(**kw, batch=int(batch), seq_len=int(seq_len), precision=code)
         self.names = [n for n, _ in self._t.tensors()]
         shapes = dict(self._t.tensors())
         missing = [n for n in self.names if n not in params]
@@ -211,14 +270,30 @@ def _params_of(model) -> tuple[dict, dict]:
         return cfg, model.state_dict()
 
 
-def loss_and_grads(model, input_ids, target_ids) -> tuple[float, dict]:
-    """(mean loss, {tensor name: gradient}) for one (B, T) batch, with the checkpoint's tensor names."""
-    inputs = np.asarray(input_ids)
-    if inputs.ndim == 1:
-        inputs, target_ids = inputs[None], np.asarray(target_ids)[None]
+def _trainer_for(model, batch: int, seq_len: int, precision: str = "fp32") -> Trainer:
     cfg, params = _params_of(model)
-    t = Trainer(cfg, params, inputs.shape[0], inputs.shape[1])
-    loss = t.accumulate(inputs, target_ids)
+    return Trainer(cfg, params, batch, seq_len, precision, getattr(model, "_rope_factors", None))
+
+
+def loss_and_grads(model, input_ids, target_ids, *, precision: str = "fp32") -> tuple[float, dict]:
+    """The mean next-token loss of one batch and its gradient with respect to every weight.
+
+    input_ids, target_ids: integer arrays of shape (B, T) (or (T,) for one sequence); target_ids[b, t] is the
+    token that should follow input_ids[b, :t + 1]. Returns (loss, {checkpoint tensor name: float32 gradient of
+    the same shape as the weight}); tied weights appear once, under the embedding's name. The model is not changed.
+    precision='bf16' computes them with bf16 matmul operands (see :func:`train`). Also ``model.loss_and_grads``."""
+    _precision(precision)
+    inputs = np.asarray(input_ids)
+    targets = np.asarray(target_ids)
+    if inputs.ndim == 1:
+        inputs, targets = inputs[None], targets[None]
+    if inputs.ndim != 2 or inputs.shape != targets.shape:
+        raise ValueError(f"input_ids and target_ids must both have shape (B, T) or (T,), got {np.shape(input_ids)} "
+                         f"and {np.shape(target_ids)}")
+    if inputs.size == 0:
+        raise ValueError(f"input_ids is empty (shape {inputs.shape})")
+    t = _trainer_for(model, inputs.shape[0], inputs.shape[1], precision)
+    loss = t.accumulate(inputs, targets)
     return loss, dict(zip(t.names, t.grads))
 
 
@@ -242,7 +317,8 @@ def train(model, train_ids=None, *, steps: int, batch_size: int = 8, seq_len: in
           weight_decay: float = 0.1, warmup: int | None = None, grad_clip: float = 1.0, grad_accum: int = 1,
           min_lr_ratio: float = 0.1, eval_ids=None, eval_every: int | None = None, eval_batches: int = 8,
           seed: int = 0, progress: bool = True, callback: Callable | None = None,
-          batches: Iterable | None = None, start_step: int = 0, trainer: Trainer | None = None) -> TrainHistory:
+          batches: Iterable | None = None, start_step: int = 0, trainer: Trainer | None = None,
+          precision: str = "fp32") -> TrainHistory:
     """Train ``model`` in place on next-token prediction.
 
     train_ids: 1-D token ids (a NumPy array, memory-mapped for large files); each step draws ``batch_size`` random
@@ -256,7 +332,14 @@ def train(model, train_ids=None, *, steps: int, batch_size: int = 8, seq_len: in
     naming it, e.g. lr <= 0, NaN, lr > 1, or seq_len beyond the model's max_position_embeddings. When the loss or
     the gradient norm of a step is NaN or infinite, training stops with NonFiniteLossError naming the step; that
     step's update is not applied, so the model keeps the weights of the last good step.
+
+    precision: 'fp32' (default) or 'bf16': mixed precision as on accelerators: every linear layer's matmul (forward
+    and backward, the lm head included) multiplies bf16-rounded operands with float32 accumulation, while the
+    weights stay float32 masters updated by AdamW in float32, and norms, attention, softmax, cross-entropy and
+    gradient sums stay float32 (no loss scaling: bf16 has float32's exponent range). This CPU path emulates the bf16
+    products (rounding + float32 sgemm), so it shows bf16's numerics, not a speed-up; see benchmarks/README.md.
     """
+    code = _precision(precision)
     cfg, params = _params_of(model)
     tcfg = trainer_config(cfg)
     validate_hyperparameters(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, weight_decay=weight_decay,
@@ -288,7 +371,9 @@ def train(model, train_ids=None, *, steps: int, batch_size: int = 8, seq_len: in
             raise ValueError(f"batches have {seq_len} tokens per row, more than the model's context window "
                              f"(max_position_embeddings / n_positions = {tcfg['n_positions']})")
         batch_iter = itertools.chain([first], batch_iter)
-    t = trainer or Trainer(cfg, params, batch_size, seq_len)
+    if trainer is not None and trainer.precision != ("bf16" if code else "fp32"):
+        raise ValueError(f"precision={precision!r} but the given trainer runs in {trainer.precision}")
+    t = trainer or Trainer(cfg, params, batch_size, seq_len, precision, getattr(model, "_rope_factors", None))
     hist = TrainHistory()
 
     def window_batch(ids, step, n):

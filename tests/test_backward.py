@@ -134,6 +134,25 @@ def test_attention(Hq, Hkv, T, d, causal):
     close(dv, tv.grad)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("window", [1, 4, 40])
+def test_attention_sliding_window(causal, window):
+    """Mistral's sliding window: causal keys i - W < j <= i; non-causal |j - i| < W (the masks llmc_attention uses)."""
+    Hq, Hkv, T, d = 4, 2, 23, 8
+    q, k, v, do = randn(Hq, T, d), randn(Hkv, T, d), randn(Hkv, T, d), randn(Hq, T, d)
+    tq, tk, tv = t64(q), t64(k), t64(v)
+    i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+    allowed = (j <= i) & (i - j < window) if causal else np.abs(i - j) < window
+    mask = torch.from_numpy(np.where(allowed, 0.0, -np.inf))
+    out = torch.nn.functional.scaled_dot_product_attention(tq, tk.repeat_interleave(2, 0), tv.repeat_interleave(2, 0),
+                                                           attn_mask=mask)
+    out.backward(torch.from_numpy(do.astype(np.float64)))
+    dq, dk, dv = _core.attention_backward(q, k, v, do, 1 / math.sqrt(d), causal, window)
+    close(dq, tq.grad)
+    close(dk, tk.grad)
+    close(dv, tv.grad)
+
+
 def test_attention_bad_heads():
     with pytest.raises(ValueError, match="multiple"):
         _core.attention_backward(randn(3, 4, 8), randn(2, 4, 8), randn(2, 4, 8), randn(3, 4, 8), 0.3, True)

@@ -191,7 +191,12 @@ static PyObject *py_attention_backward(PyObject *self, PyObject *args) {
     PyObject *qo, *ko, *vo, *doo, *res = NULL;
     float scale;
     int causal;
-    if (!PyArg_ParseTuple(args, "OOOOfp", &qo, &ko, &vo, &doo, &scale, &causal)) return NULL;
+    Py_ssize_t window = 0;
+    if (!PyArg_ParseTuple(args, "OOOOfp|n", &qo, &ko, &vo, &doo, &scale, &causal, &window)) return NULL;
+    if (window < 0) {
+        PyErr_Format(PyExc_ValueError, "window must be >= 0, got %zd", window);
+        return NULL;
+    }
     PyArrayObject *q = f32(qo, "q", 3), *k = q ? f32(ko, "k", 3) : NULL, *v = k ? f32(vo, "v", 3) : NULL;
     PyArrayObject *dout = v ? f32(doo, "dout", 3) : NULL, *dq = NULL, *dk = NULL, *dv = NULL;
     if (!dout || same_shape(q, dout, "q", "dout") || same_shape(k, v, "k", "v")) goto done;
@@ -203,7 +208,7 @@ static PyObject *py_attention_backward(PyObject *self, PyObject *args) {
     llmc_status st;
     Py_BEGIN_ALLOW_THREADS
     st = llmc_attention_backward(F(q), F(k), F(v), F(dout), F(dq), F(dk), F(dv), DIM(q, 0), DIM(k, 0), DIM(q, 1),
-                                 DIM(q, 2), scale, causal);
+                                 DIM(q, 2), scale, causal, (size_t)window);
     Py_END_ALLOW_THREADS
     if (!llmc_py_check(st)) res = Py_BuildValue("(OOO)", dq, dk, dv);
 done:
@@ -279,7 +284,7 @@ PyMethodDef llmc_py_backward_methods[] = {
     {"embedding_backward", py_embedding_backward, METH_VARARGS, "embedding_backward(dy, ids, vocab) -> dtable"},
     {"rope_backward", py_rope_backward, METH_VARARGS, "rope_backward(dy, positions, theta, layout) -> dx"},
     {"cross_entropy_backward", py_cross_entropy_backward, METH_VARARGS, "cross_entropy_backward(logits, targets) -> (loss, dlogits)"},
-    {"attention_backward", py_attention_backward, METH_VARARGS, "attention_backward(q, k, v, dout, scale, causal) -> (dq, dk, dv)"},
+    {"attention_backward", py_attention_backward, METH_VARARGS, "attention_backward(q, k, v, dout, scale, causal, window=0) -> (dq, dk, dv)"},
     {"adamw_step", py_adamw_step, METH_VARARGS, "adamw_step(param, grad, m, v, lr, beta1, beta2, eps, wd, step) in place"},
     {"grad_sumsq", py_grad_sumsq, METH_VARARGS, "grad_sumsq([float32 arrays]) -> sum of squares"},
     {"lr_cosine", py_lr_cosine, METH_VARARGS, "lr_cosine(step, warmup, total, lr_max, lr_min) -> lr"},

@@ -20,11 +20,17 @@ static int trainer_enter(TrainerObject *self) {
 
 static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
     static char *names[] = {"arch", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab",
-                            "n_positions", "eps", "rope_theta", "tied", "batch", "seq_len", NULL};
+                            "n_positions", "eps", "rope_theta", "tied", "batch", "seq_len", "window", "qkv_bias",
+                            "qk_norm", "rope_llama3", "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+                            "rope_original_context", "rope_divisors", "precision", NULL};
     llmc_train_config c = {0};
-    Py_ssize_t v[9], B, T;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "innnnnnnnffpnn", names, &c.arch, &v[0], &v[1], &v[2], &v[3], &v[4],
-                                     &v[5], &v[6], &v[7], &c.eps, &c.rope_theta, &c.tied, &B, &T))
+    Py_ssize_t v[9], B, T, window = 0, orig = 0;
+    PyObject *div_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "innnnnnnnffpnn|$npppfffnOi", names, &c.arch, &v[0], &v[1], &v[2],
+                                     &v[3], &v[4], &v[5], &v[6], &v[7], &c.eps, &c.rope_theta, &c.tied, &B, &T,
+                                     &window, &c.qkv_bias, &c.qk_norm, &c.rope.llama3, &c.rope.factor,
+                                     &c.rope.low_freq_factor, &c.rope.high_freq_factor, &orig, &div_obj,
+                                     &c.precision))
         return -1;
     for (int i = 0; i < 8; i++)
         if (v[i] < 0) {
@@ -35,15 +41,37 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
         PyErr_Format(PyExc_ValueError, "batch and seq_len must be >= 1, got %zd and %zd", B, T);
         return -1;
     }
+    if (window < 0 || orig < 0) {
+        PyErr_Format(PyExc_ValueError, "window and rope_original_context must be >= 0, got %zd and %zd", window, orig);
+        return -1;
+    }
     c.n_layers = (size_t)v[0]; c.d_model = (size_t)v[1]; c.n_heads = (size_t)v[2]; c.n_kv_heads = (size_t)v[3];
     c.head_dim = (size_t)v[4]; c.d_ff = (size_t)v[5]; c.vocab = (size_t)v[6]; c.n_positions = (size_t)v[7];
-    if (trainer_enter(self)) return -1;
+    c.window = (size_t)window;
+    c.rope.original_context = (size_t)orig;
+    PyArrayObject *div = NULL;
+    if (div_obj != Py_None) { /* RoPE frequency divisors: float32 (head_dim / 2,) */
+        div = (PyArrayObject *)PyArray_FROM_OTF(div_obj, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY);
+        if (!div) return -1;
+        if (PyArray_NDIM(div) != 1 || (size_t)PyArray_DIM(div, 0) != c.head_dim / 2) {
+            PyErr_Format(PyExc_ValueError, "rope_divisors must have shape (%zu,) (head_dim / 2)", c.head_dim / 2);
+            Py_DECREF(div);
+            return -1;
+        }
+        c.rope_divisors = PyArray_DATA(div);
+    }
+    if (trainer_enter(self)) {
+        Py_XDECREF(div);
+        return -1;
+    }
     llmc_trainer_free(self->t);
     self->t = NULL;
     llmc_status st;
     Py_BEGIN_ALLOW_THREADS
     st = llmc_trainer_create(&c, (size_t)B, (size_t)T, &self->t);
     Py_END_ALLOW_THREADS
+    Py_XDECREF(div);
+    c.rope_divisors = NULL; /* the trainer copied what it needs */
     if (llmc_py_check(st)) return -1;
     self->c = c;
     self->n_tensors = llmc_train_n_tensors(&c);
@@ -160,7 +188,9 @@ PyTypeObject llmc_py_TrainerType = {
     .tp_basicsize = sizeof(TrainerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Trainer(arch, n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab, n_positions, eps, "
-              "rope_theta, tied, batch, seq_len)",
+              "rope_theta, tied, batch, seq_len, *, window=0, qkv_bias=False, qk_norm=False, rope_llama3=False, "
+              "rope_factor=0, rope_low_freq_factor=0, rope_high_freq_factor=0, rope_original_context=0, "
+              "rope_divisors=None, precision=0)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Trainer_init,
     .tp_dealloc = (destructor)Trainer_dealloc,
