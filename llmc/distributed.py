@@ -20,13 +20,16 @@ tried at most ``1 + max_retries`` times, after which ``ShardFailedError`` says w
 failed. An exception raised by llmc itself (bad input: ValueError, TypeError, ...) is not retried: it is raised
 again in the driver as the same exception type.
 
-Exactness. Every item is computed by the same code as in one process (``model.logits`` per window,
-``model.embed``, ``model.generate``), so on the same kernels (same CPU features and thread count) every per-token
-NLL, embedding and generated token is bit-identical to the single-process result. Corpus perplexity is reduced from
-summed NLL and token counts: each shard returns, per window, floats whose exact sum is the exact sum of the window's
-NLLs (``math.fsum`` residues), and the driver adds them with ``math.fsum``: the correctly rounded total, whatever
-the sharding and whatever order shards finish in. ``llmc.perplexity`` computes its mean with ``math.fsum`` too, so
-``ModelPool.perplexity(ids).ppl == llmc.perplexity(model, ids).ppl`` exactly, for both methods.
+Exactness. Every item is computed by the same code as in one process (``model.logits`` per window, ``model.embed``,
+``model.generate`` of a list), so on the same kernels (same CPU features and thread count) every per-token NLL is
+bit-identical to the single-process result, and the generations are those of ``model.generate(prompts)`` in one
+process (prompt i keeps its seed, seed + i, whatever its shard). Embeddings are bit-identical to ``model.embed`` of
+the same shard; ``model.embed`` packs the texts it is given into batches, so the whole list at once groups them
+differently and rounds differently (~1e-7; the batched-inference tolerance is 1e-5). Corpus perplexity is reduced
+from summed NLL and token counts: each shard returns, per window, floats whose exact sum is the exact sum of the
+window's NLLs (``math.fsum`` residues), and the driver adds them with ``math.fsum``: the correctly rounded total,
+whatever the sharding and whatever order shards finish in. ``llmc.perplexity`` computes its mean with ``math.fsum``
+too, so ``ModelPool.perplexity(ids).ppl == llmc.perplexity(model, ids).ppl`` exactly, for both methods.
 
 Shard boundaries. Shards are cut *between windows of the single-process schedule*, never inside a text:
 
@@ -199,10 +202,15 @@ class _Worker:
     def embed(self, items: list, kwargs: dict) -> np.ndarray:
         return self._model().embed(items, **kwargs)
 
-    def generate(self, prompts: list, max_new_tokens: int, kwargs: dict) -> list:
-        # one prompt at a time: today's single-process API (batched decoding will make each shard faster)
-        m = self._model()
-        return [m.generate(p, max_new_tokens, **kwargs) for p in prompts]
+    def generate(self, shard: tuple, max_new_tokens: int, kwargs: dict) -> list:
+        """model.generate of the shard's prompts as one list (continuous batching in one process: llmc/batch.py).
+        A list seeds prompt j with seed + j; this shard starts at prompt `start` of the whole list, so its prompt j
+        gets seed + start + j: the seed it has in model.generate(whole list)."""
+        start, prompts = shard
+        kw = dict(kwargs)
+        if kw.get("seed") is not None:
+            kw["seed"] = int(kw["seed"]) + start
+        return self._model().generate(list(prompts), max_new_tokens, **kw)
 
 
 # ---------------------------------------------------------------------------------------------------------- progress
@@ -661,18 +669,22 @@ class ModelPool:
         size = _shard_size(len(prompts), self._live(), shard_size)
         starts = list(range(0, len(prompts), size))
         bar = _progress_fn(progress, "generate", "prompts")
-        for k, outs in self._run("generate", [prompts[s: s + size] for s in starts], (int(max_new_tokens), kwargs),
-                                 [len(prompts[s: s + size]) for s in starts], bar):
+        if kwargs.get("seed") is not None and (isinstance(kwargs["seed"], bool) or
+                                              not isinstance(kwargs["seed"], (int, np.integer)) or kwargs["seed"] < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {kwargs['seed']!r}")
+        shards = [(s, prompts[s: s + size]) for s in starts]
+        for k, outs in self._run("generate", shards, (int(max_new_tokens), kwargs), [len(p) for _, p in shards], bar):
             for j, o in enumerate(outs):
                 yield starts[k] + j, o
 
     def generate(self, prompts, max_new_tokens: int = 64, *, shard_size: int | None = None, progress=None,
                  **kwargs) -> list:
-        """``model.generate(prompt, max_new_tokens, **kwargs)`` for every prompt, in input order.
+        """``model.generate(prompts, max_new_tokens, **kwargs)`` across the pool: one output per prompt, in input order.
 
-        kwargs are model.generate's (temperature, top_k, top_p, num_beams, stop, seed, return_logprobs, ...), the
-        same for every prompt: with ``seed=s`` each prompt's sampler starts from seed s, exactly as
-        ``[model.generate(p, n, seed=s) for p in prompts]`` in one process, so the outputs are identical."""
+        Each actor runs ``model.generate`` on its shard's prompts as one list (continuous batching). kwargs are
+        model.generate's (temperature, top_k, top_p, num_beams, stop, seed, return_logprobs, batch_size, ...). As in
+        one process, prompt i of the list samples from its own generator seeded ``seed + i`` (whatever shard it is
+        in), so the outputs equal ``model.generate(prompts, max_new_tokens, **kwargs)`` in one process."""
         if not isinstance(prompts, str):
             prompts = list(prompts)
         out: list = [None] * (len(prompts) if not isinstance(prompts, str) else 1)
@@ -687,7 +699,8 @@ _POOL_ARGS = ("num_actors", "threads", "dtype", "attention", "max_retries", "add
 
 
 def _split(kwargs: dict) -> tuple[dict, dict]:
-    return ({k: v for k, v in kwargs.items() if k in _POOL_ARGS}, {k: v for k, v in kwargs.items() if k not in _POOL_ARGS})
+    pool = {k: v for k, v in kwargs.items() if k in _POOL_ARGS}
+    return pool, {k: v for k, v in kwargs.items() if k not in _POOL_ARGS}
 
 
 def perplexity(model, corpus, **kwargs) -> CorpusPerplexity:
