@@ -28,7 +28,7 @@ import numpy as np
 from . import _files
 from ._native import _core
 
-__all__ = ["Seq2SeqModel", "Seq2SeqDecoder", "is_seq2seq_config"]
+__all__ = ["Seq2SeqModel", "Seq2SeqDecoder", "is_seq2seq_config", "t5_relative_position_bucket"]
 
 _ATTN = {"standard": 0, "flash": 1}
 _SEQ2SEQ_TYPES = ("t5", "bart")
@@ -41,6 +41,13 @@ _GEN_KEYS = ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_toke
 def is_seq2seq_config(config: dict) -> bool:
     """True when a config.json dict describes a model this module runs (model_type t5 or bart)."""
     return isinstance(config, dict) and config.get("model_type") in _SEQ2SEQ_TYPES
+
+
+def t5_relative_position_bucket(relative_position: int, bidirectional: bool = True, num_buckets: int = 32,
+                                max_distance: int = 128) -> int:
+    """T5's bucket of a key at ``relative_position`` = key position - query position (csrc/seq2seq_attn.c; the
+    float32 arithmetic of transformers' T5Attention._relative_position_bucket, bucket for bucket)."""
+    return _core.t5_bucket(int(relative_position), bool(bidirectional), int(num_buckets), int(max_distance))
 
 
 def _attn(name: str | None, default: str) -> int:

@@ -11,6 +11,7 @@ import pytest
 
 import llmc
 from conftest import lazy_import
+from llmc.seq2seq import t5_relative_position_bucket
 
 torch = lazy_import("torch")
 transformers = lazy_import("transformers")
@@ -139,7 +140,7 @@ def test_t5_buckets_match_transformers():
         for bidirectional in (True, False):
             ref = T5Attention._relative_position_bucket(rel, bidirectional=bidirectional, num_buckets=nb,
                                                         max_distance=md).numpy()
-            ours = [llmc._core.t5_bucket(int(r), bidirectional, nb, md) for r in rel]
+            ours = [t5_relative_position_bucket(int(r), bidirectional, nb, md) for r in rel]
             np.testing.assert_array_equal(ours, ref, err_msg=f"num_buckets={nb} max_distance={md} bi={bidirectional}")
 
 
