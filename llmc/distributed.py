@@ -108,8 +108,10 @@ class CorpusPerplexity:
 
     @property
     def doc_ppl(self) -> np.ndarray:
-        """Each document's own perplexity, (n_docs,) float64 (math.exp, as llmc.perplexity: the same bits)."""
-        return np.array([math.exp(s / n) for s, n in zip(self.doc_nll_sum.tolist(), self.doc_tokens.tolist())])
+        """Each document's own perplexity, (n_docs,) float64 (math.exp, as llmc.perplexity: the same bits); NaN for
+        a document too short for one window."""
+        return np.array([math.exp(s / n) if n else math.nan
+                         for s, n in zip(self.doc_nll_sum.tolist(), self.doc_tokens.tolist())])
 
     def __repr__(self) -> str:
         return (f"CorpusPerplexity(ppl={self.ppl:.4f}, mean_nll={self.mean_nll:.4f}, n_tokens={self.n_tokens}, "
@@ -551,13 +553,15 @@ class ModelPool:
 
         context_length, stride, method, batch_size: as ``llmc.perplexity`` (the same windows, planned on the
         driver; see the module docstring for what a shard boundary does to them). Each document is scored on its
-        own and must be long enough for one window (2 tokens; one full chunk for "chunks"). return_nll: also the
-        per-token NLLs and positions per document. shard_size: windows per shard (default: ~4 shards per actor).
+        own, as ``llmc.perplexity(model, texts=documents)`` does; one too short for a window (2 tokens; one full
+        chunk for "chunks") adds no tokens and gets a NaN ``doc_ppl``. return_nll: also the per-token NLLs and
+        positions per document. shard_size: windows per shard (default: ~4 shards per actor).
         progress: True / False / None (a bar on a terminal) / callable(done_windows, total_windows).
 
-        For a single text, ``ppl`` equals ``llmc.perplexity(model, text, ...).ppl`` exactly on the same kernels
-        (batch_size=1; with batch_size > 1 the windows are grouped per shard, so a batched forward may differ in the
-        last bits)."""
+        ``ppl`` equals ``llmc.perplexity(model, text, ...).ppl`` (one text) or ``llmc.perplexity(model,
+        texts=documents, batch_size=1, ...).ppl`` exactly on the same kernels, with batch_size=1 (the default). With
+        batch_size > 1 each call is one batched prefill of windows grouped per shard, which rounds by batch
+        composition: equal within the batched-inference tolerance."""
         from .perplexity import _windows_chunks, _windows_sliding
 
         if method not in ("sliding", "chunks"):
@@ -581,13 +585,14 @@ class ModelPool:
 
         # the single-process window schedule of every document: (document, begin, end, first scored position)
         items = []
-        for d, x in enumerate(ids):
-            w = list(_windows_sliding(len(x), ctx, stride) if method == "sliding" else _windows_chunks(len(x), ctx))
-            if len(x) < 2 or not w:
-                what = "the text" if single else f"document {d}"
-                raise ValueError(f"{what}: need at least 2 tokens (and one full chunk of {ctx} for method='chunks'); "
-                                 f"got {len(x)}")
-            items += [(d, b, e, f) for b, e, f in w]
+        for d, x in enumerate(ids):  # a document too short for a window adds no tokens (as llmc.perplexity(texts=))
+            if len(x) >= 2:
+                w = _windows_sliding(len(x), ctx, stride) if method == "sliding" else _windows_chunks(len(x), ctx)
+                items += [(d, b, e, f) for b, e, f in w]
+        if not items:
+            what = "got" if single else "the documents have"
+            raise ValueError(f"need at least 2 tokens (and one full chunk of {ctx} for method='chunks'); {what} "
+                             f"{max(len(x) for x in ids)}")
         size = _shard_size(len(items), self._live(), shard_size)
         shards = [items[j: j + size] for j in range(0, len(items), size)]
         payloads = [[(ids[d][b:e], f - b) for d, b, e, f in s] for s in shards]
@@ -612,8 +617,8 @@ class ModelPool:
             per_doc: list[list] = [[] for _ in ids]
             for d, b, _, _ in items:
                 per_doc[d].append(nlls.pop((d, b)))
-            nll_out = [np.concatenate([a for a, _ in w]) for w in per_doc]
-            pos_out = [np.concatenate([p for _, p in w]) for w in per_doc]
+            nll_out = [np.concatenate([a for a, _ in w]) if w else np.zeros(0) for w in per_doc]
+            pos_out = [np.concatenate([p for _, p in w]) if w else np.zeros(0, np.int64) for w in per_doc]
         return CorpusPerplexity(ppl=math.exp(total / n), nll_sum=total, n_tokens=n, doc_nll_sum=doc_sum,
                                 doc_tokens=counts, method=method, context_length=ctx,
                                 stride=stride if method == "sliding" else None, windows=len(items),

@@ -84,20 +84,21 @@ def test_perplexity_of_a_text_is_exact(pool, model, text, method, one_thread):
 
 def test_perplexity_of_documents(pool, model, text, one_thread):
     lines = llmc.data.kjv_lines("heldout")[:30]
-    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100]]
-    refs = [llmc.perplexity(model, d, context_length=32, stride=16, progress=False) for d in docs]
-    got = pool.perplexity(docs, context_length=32, stride=16, shard_size=2, progress=False)
-    all_nll = np.concatenate([r.nll for r in refs])
-    assert got.n_tokens == len(all_nll)
-    assert got.nll_sum == math.fsum(all_nll.tolist())
-    assert got.ppl == math.exp(math.fsum(all_nll.tolist()) / len(all_nll))
-    np.testing.assert_array_equal(got.doc_tokens, [r.n_tokens for r in refs])
-    np.testing.assert_array_equal(got.doc_ppl, [r.ppl for r in refs])
+    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100], [7]]
+    ref = llmc.perplexity(model, texts=docs, context_length=32, stride=16, batch_size=1, progress=False)
+    got = pool.perplexity(docs, context_length=32, stride=16, shard_size=2, return_nll=True, progress=False)
+    assert got.ppl == ref.ppl and got.n_tokens == ref.n_tokens and got.nll_sum == ref.nll_sum
+    np.testing.assert_array_equal(got.doc_ppl, ref.text_ppl)  # the 1-token document: NaN on both sides
+    np.testing.assert_array_equal(np.concatenate(got.nll), ref.nll)
+    np.testing.assert_array_equal(got.doc_tokens, np.bincount(ref.text_index, minlength=len(docs)))
+    alone = llmc.perplexity(model, docs[3], context_length=32, stride=16, progress=False)  # texts= scores each alone
+    assert got.doc_ppl[3] == alone.ppl
+    np.testing.assert_array_equal(got.nll[3], alone.nll)
 
 
 def test_perplexity_input_errors(pool):
-    with pytest.raises(ValueError, match="document 1: need at least 2 tokens"):
-        pool.perplexity([[1, 2, 3], [5]], context_length=CTX, progress=False)
+    with pytest.raises(ValueError, match="need at least 2 tokens"):
+        pool.perplexity([[4], [5]], context_length=CTX, progress=False)
     with pytest.raises(ValueError, match="one full chunk"):
         pool.perplexity([1, 2, 3, 4, 5], context_length=CTX, method="chunks", progress=False)
     with pytest.raises(ValueError, match="exceeds the model's context window"):
