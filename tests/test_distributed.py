@@ -230,6 +230,21 @@ def test_gguf_file_and_load_errors(ray, model, text, tmp_path, one_thread):
         ModelPool(llmc.Model.init(dict(model.config)), num_actors=1)
 
 
+def test_pool_argument_errors(ray, model):
+    from llmc.distributed import ModelPool
+
+    with pytest.raises(TypeError, match="threads must be an int"):
+        ModelPool(model.path, threads="2")
+    with pytest.raises(ValueError, match="num_actors must be >= 1"):
+        ModelPool(model.path, num_actors=0)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        ModelPool(model.path, dtype="q3_z")
+    with pytest.raises(ValueError, match="num_cpus"):
+        ModelPool(model.path, num_cpus=0)
+    with pytest.raises(TypeError, match="model must be"):
+        ModelPool(42)
+
+
 def test_import_without_ray():
     """`import llmc` never imports Ray; without Ray a pool raises ImportError naming the extra."""
     code = ("import sys; sys.modules['ray'] = None\n"
