@@ -538,7 +538,7 @@ class ModelPool:
         for i, d in enumerate(docs):
             if not isinstance(d, str):
                 ids = np.asarray(d)
-                if ids.dtype.kind not in "iu":
+                if ids.dtype.kind not in "iu" and ids.size:  # (an empty list is float64 to NumPy)
                     raise TypeError(f"document {i}: token ids must be integers, got dtype {ids.dtype}")
                 out[i] = ids.astype(np.int64).reshape(-1)
         if texts:

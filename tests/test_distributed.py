@@ -84,7 +84,7 @@ def test_perplexity_of_a_text_is_exact(pool, model, text, method, one_thread):
 
 def test_perplexity_of_documents(pool, model, text, one_thread):
     lines = llmc.data.kjv_lines("heldout")[:30]
-    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100], [7]]
+    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100], [7], []]
     ref = llmc.perplexity(model, texts=docs, context_length=32, stride=16, batch_size=1, progress=False)
     got = pool.perplexity(docs, context_length=32, stride=16, shard_size=2, return_nll=True, progress=False)
     assert got.ppl == ref.ppl and got.n_tokens == ref.n_tokens and got.nll_sum == ref.nll_sum
