@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* mixture of experts: mlp_only_layers is kept as a bitmap over the first LLMC_MOE_MAX_LAYERS layers */
+#define LLMC_MOE_MAX_LAYERS 1024
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -219,6 +222,8 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
 /* data[0..len): the bytes of a Hugging Face tokenizer.json; `what` names it in error messages. */
 llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char *what, llmc_tokenizer **out);
+/* data[0..len): the bytes of a SentencePiece .model file (Unigram or BPE); `what` names it in error messages. */
+llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, const char *what, llmc_tokenizer **out);
 void llmc_tokenizer_free(llmc_tokenizer *t);
 /* Free a buffer returned by a tokenizer function (ids, bytes, offsets, merges). */
 void llmc_tokenizer_free_buffer(void *p);
@@ -335,6 +340,14 @@ typedef struct {
     const float *rope_divisors; /* llama: (head_dim / 2,) divisors of the RoPE frequencies (GGUF rope_freqs) or
                                  * NULL; copied by llmc_trainer_create */
     int precision;            /* llmc_train_precision */
+    /* mixture of experts (moe_train.c; llama family, fp32): n_experts == 0 for a dense model. A sparse layer
+     * (decoder_sparse_step, mlp_only) has E SwiGLU experts of width moe_d_ff behind a router, and a shared expert
+     * of width shared_d_ff (0: none) behind a sigmoid gate; dense layers use d_ff. */
+    size_t n_experts, n_experts_used, moe_d_ff, shared_d_ff, decoder_sparse_step;
+    int norm_topk_prob;       /* renormalise the k routing weights to sum 1 */
+    int moe_names;            /* checkpoint names: 1 Mixtral's (block_sparse_moe, w1/w3/w2), 0 mlp.experts.{e}.*_proj */
+    float aux_loss_coef;      /* router_aux_loss_coef: the loss adds coef * the Switch load-balancing loss */
+    uint64_t mlp_only[LLMC_MOE_MAX_LAYERS / 64]; /* bit l: layer l keeps a dense MLP */
 } llmc_train_config;
 typedef struct llmc_trainer llmc_trainer;
 size_t llmc_train_n_tensors(const llmc_train_config *c);
@@ -344,8 +357,10 @@ llmc_status llmc_train_tensor_info(const llmc_train_config *c, size_t i, char *n
 /* Activations for batches of up to B sequences of T tokens, allocated once. */
 llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, llmc_trainer **out);
 void llmc_trainer_free(llmc_trainer *t);
-/* inputs, targets: (B, T) token ids. *loss_mean = mean next-token NLL. If grads != NULL, grads[i] += grad_scale *
- * d(summed NLL)/d params[i] (grad_scale = 1 / (B * T) gives the gradient of the mean). */
+/* inputs, targets: (B, T) token ids. *loss_mean = mean next-token NLL (+ aux_loss_coef * the load-balancing loss
+ * for a mixture of experts, as transformers' loss with output_router_logits). If grads != NULL, grads[i] +=
+ * grad_scale * d(summed NLL)/d params[i] (grad_scale = 1 / (B * T) gives the gradient of the mean; the aux loss,
+ * already a mean, enters with grad_scale * B * T). */
 llmc_status llmc_trainer_step(llmc_trainer *t, float *const *params, float *const *grads, const int64_t *inputs,
                               const int64_t *targets, size_t B, size_t T, float grad_scale, double *loss_mean);
 /* n random window starts in [0, max_start] for training step `step` (a pure function of seed, step and i). */
@@ -397,8 +412,6 @@ typedef enum {
     LLMC_ARCH_OLMOE = 9      /* llama + RMSNorm over the whole q / k projections, optional clip_qkv + experts */
 } llmc_arch;
 
-/* mlp_only_layers is kept as a bitmap over the first LLMC_MOE_MAX_LAYERS layers */
-#define LLMC_MOE_MAX_LAYERS 1024
 
 typedef struct {
     int arch;                 /* llmc_arch */
