@@ -222,6 +222,8 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
 /* data[0..len): the bytes of a Hugging Face tokenizer.json; `what` names it in error messages. */
 llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char *what, llmc_tokenizer **out);
+/* data[0..len): the bytes of a SentencePiece .model file (Unigram or BPE); `what` names it in error messages. */
+llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, const char *what, llmc_tokenizer **out);
 void llmc_tokenizer_free(llmc_tokenizer *t);
 /* Free a buffer returned by a tokenizer function (ids, bytes, offsets, merges). */
 void llmc_tokenizer_free_buffer(void *p);

@@ -1,6 +1,7 @@
 """Batched inference (issue 18, csrc/batch.c, llmc/batch.py): B sessions advanced together with one matrix product per
 weight. Oracles: transformers (logits of each sequence alone, generate per prompt) and llmc's unbatched sessions
 (logits within 1e-5 in fp32, identical tokens for greedy and beam search)."""
+import math
 import warnings
 
 import numpy as np
@@ -281,3 +282,44 @@ def test_batched_appends_with_moe_layers(arch):
         toks = [int(t) for t in rng.integers(0, V, size=len(prompts))]
         np.testing.assert_allclose(m.append_batch(sessions, toks), np.stack([s.append([t]) for s, t in
                                                                             zip(singles, toks)]), atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------- perplexity
+def test_perplexity_of_texts_is_batched_and_equals_each_text_alone(pair):
+    """texts=[...]: each text windowed on its own, windows of all texts batched; every text's NLLs equal the
+    single-text run (llmc's unbatched logits) and transformers' loss on the same windows."""
+    hf, m = pair("llama")
+    rng = np.random.default_rng(7)
+    docs = [[int(t) for t in rng.integers(0, V, size=k)] for k in (40, 1, 9, 70, 2)]
+    for method, ctx in (("sliding", 16), ("chunks", 8)):
+        res = llmc.perplexity(m, texts=docs, context_length=ctx, method=method, progress=False)
+        assert res.n_texts == len(docs)
+        nll_sum, n = 0.0, 0
+        for d, ids in enumerate(docs):
+            mine = res.nll[res.text_index == d]
+            if len(ids) < 2 or (method == "chunks" and len(ids) < ctx):
+                assert len(mine) == 0 and np.isnan(res.text_ppl[d])  # too short: scored nothing
+                continue
+            alone = llmc.perplexity(m, ids, context_length=ctx, method=method, progress=False)
+            np.testing.assert_allclose(mine, alone.nll, atol=1e-5, rtol=0)
+            np.testing.assert_array_equal(res.positions[res.text_index == d], alone.positions)
+            assert res.text_ppl[d] == pytest.approx(alone.ppl, rel=1e-5)
+            # transformers on the same windows: logits of each window, the same scored rows
+            for b, e, first in (llmc.perplexity.__globals__["_windows_sliding"](len(ids), ctx, ctx // 2)
+                                if method == "sliding" else llmc.perplexity.__globals__["_windows_chunks"](len(ids), ctx)):
+                lg = torch.log_softmax(torch.tensor(hf_logits(hf, ids[b:e])).double(), -1).numpy()
+                rows = np.arange(first - 1 - b, e - 1 - b)
+                nll_sum += -lg[rows, np.asarray(ids)[b + rows + 1]].sum()
+                n += len(rows)
+                if e == len(ids):
+                    break
+        assert res.n_tokens == n
+        assert res.ppl == pytest.approx(math.exp(nll_sum / n), rel=1e-5)
+    with pytest.raises(TypeError, match="not both"):
+        llmc.perplexity(m, docs[0], texts=docs)
+    with pytest.raises(TypeError, match="list of texts"):
+        llmc.perplexity(m, texts="abc")
+    with pytest.raises(ValueError, match="empty"):
+        llmc.perplexity(m, texts=[])
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        llmc.perplexity(m, texts=[[1], [2]])
