@@ -81,6 +81,10 @@ static void from_heads(const float *x, float *dst, size_t T, size_t nh, size_t h
         for (size_t t = 0; t < T; t++) memcpy(dst + (t * nh + h) * hd, x + (h * T + t) * hd, hd * sizeof(float));
 }
 
+static void clamp(float *x, size_t n, float lim) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < -lim ? -lim : x[i] > lim ? lim : x[i];
+}
+
 static void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
@@ -154,10 +158,19 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
     if ((st = linear(a->h, &L->wq, L->bq, a->q, T, D, H * hd)) || (st = linear(a->h, &L->wk, L->bk, a->k, T, D, Hk * hd)) ||
         (st = linear(a->h, &L->wv, L->bv, a->v, T, D, Hk * hd)))
         return st;
-    if (L->q_norm) { /* qwen3: RMSNorm over each head vector before RoPE */
+    if (L->q_norm && c->qk_norm_full) { /* olmoe: RMSNorm over the whole projection of each token */
+        if ((st = llmc_rms_norm(a->q, L->q_norm, a->q, T, H * hd, c->norm_eps)) ||
+            (st = llmc_rms_norm(a->k, L->k_norm, a->k, T, Hk * hd, c->norm_eps)))
+            return st;
+    } else if (L->q_norm) { /* qwen3: RMSNorm over each head vector before RoPE */
         if ((st = llmc_rms_norm(a->q, L->q_norm, a->q, T * H, hd, c->norm_eps)) ||
             (st = llmc_rms_norm(a->k, L->k_norm, a->k, T * Hk, hd, c->norm_eps)))
             return st;
+    }
+    if (c->clip_qkv > 0) { /* olmoe: q, k, v clamped to [-clip, clip] */
+        clamp(a->q, T * H * hd, c->clip_qkv);
+        clamp(a->k, T * Hk * hd, c->clip_qkv);
+        clamp(a->v, T * Hk * hd, c->clip_qkv);
     }
     rope_rows(a->q, T, H, hd, a->cs, a->sn);
     rope_rows(a->k, T, Hk, hd, a->cs, a->sn);
@@ -175,6 +188,11 @@ static llmc_status block_llama(llmc_session *s, size_t l, acts *a, size_t T, flo
     if ((st = project_add(s, LLMC_ACT_ATTN_OUT, l, a->a, &L->wo, NULL, a->x, a->h, T, H * hd, D)) ||
         (st = latent_fire(s, LLMC_ACT_RESID_MID, l, a->x, T, T)))
         return st;
+    if (L->moe) { /* a sparse mixture of experts in place of the MLP (moe.c) */
+        if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) || (st = moe_block_forward(s, l, a->h, a->x, T)))
+            return st;
+        return latent_fire(s, LLMC_ACT_RESID_POST, l, a->x, T, T);
+    }
     // SwiGLU MLP: f1 = silu(h Wg^T) * (h Wu^T): (T, F)
     if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps)) || (st = linear(a->h, &L->w_gate, NULL, a->f1, T, D, F)) ||
         (st = latent_fire(s, LLMC_ACT_MLP_PRE, l, a->f1, T, T)) ||
@@ -374,4 +392,18 @@ llmc_status model_forward_tokens(llmc_session *s, const int64_t *ids, const int6
     }
     if (st) s->n = n0; /* cache rows past n are unused, so this undoes the partial call */
     return st;
+}
+
+/* ---------------------------------------------------------------- the building blocks batch.c shares */
+llmc_status model_matmul_w(const float *x, const wmat *w, float *y, size_t T, size_t in, size_t out, float beta) {
+    return matmul_w(x, w, y, T, in, out, beta);
+}
+llmc_status model_embed_rows(const wmat *table, size_t vocab, size_t dim, const int64_t *ids, size_t n, float *out) {
+    return embed_rows(table, vocab, dim, ids, n, out);
+}
+void model_rope_rows(float *x, size_t T, size_t nh, size_t hd, const float *cs, const float *sn) {
+    rope_rows(x, T, nh, hd, cs, sn);
+}
+llmc_status model_final_norm(const llmc_model *m, const float *in, float *out, size_t rows) {
+    return final_norm(m, in, out, rows);
 }

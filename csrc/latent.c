@@ -16,7 +16,7 @@
 
 static const char *const ACT_NAMES[LLMC_ACT_COUNT] = {
     "embed", "resid_pre", "attn.q", "attn.k", "attn.v", "attn.pattern", "attn.z",
-    "attn_out", "resid_mid", "mlp.pre_act", "mlp.post_act", "mlp_out", "resid_post", "ln_final"};
+    "attn_out", "resid_mid", "mlp.pre_act", "mlp.post_act", "mlp_out", "resid_post", "ln_final", "moe.router_logits"};
 
 const char *latent_act_name(int act) { return act >= 0 && act < LLMC_ACT_COUNT ? ACT_NAMES[act] : "?"; }
 
@@ -46,6 +46,10 @@ llmc_status llmc_act_layout(const llmc_model *m, int act, size_t *units, size_t 
     case LLMC_ACT_MLP_PRE: case LLMC_ACT_MLP_POST:
         *width = c->d_ff;
         return LLMC_OK;
+    case LLMC_ACT_MOE_ROUTER:
+        if (!c->n_experts) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model has no mixture-of-experts router");
+        *width = c->n_experts;
+        return LLMC_OK;
     default:
         return llmc_fail(LLMC_ERR_INVALID, "unknown activation id %d (valid: 0 .. %d)", act, LLMC_ACT_COUNT - 1);
     }
@@ -65,6 +69,13 @@ llmc_status llmc_hooks_check(const llmc_model *m, const llmc_hook *hooks, size_t
         if (!model_wide(h->act) && h->layer >= m->c.n_layers)
             return llmc_fail(LLMC_ERR_INVALID, "hook %zu (%s): layer %zu out of range: the model has %zu layers", i,
                              name, h->layer, m->c.n_layers);
+        if (!model_wide(h->act) && (h->act == LLMC_ACT_MLP_PRE || h->act == LLMC_ACT_MLP_POST) && m->L[h->layer].moe)
+            return llmc_fail(LLMC_ERR_UNSUPPORTED, "hook %zu (%s): layer %zu is a mixture of experts, whose tokens run "
+                             "different experts: it has no single %s (use mlp_out or moe.router_logits)", i, name,
+                             h->layer, name);
+        if (h->act == LLMC_ACT_MOE_ROUTER && !m->L[h->layer].moe)
+            return llmc_fail(LLMC_ERR_UNSUPPORTED, "hook %zu (%s): layer %zu has a dense MLP, no router", i, name,
+                             h->layer);
         if (h->pos_start > h->pos_stop)
             return llmc_fail(LLMC_ERR_INVALID, "hook %zu (%s): empty position range [%zu, %zu)", i, name,
                              h->pos_start, h->pos_stop);

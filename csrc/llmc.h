@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* mixture of experts: mlp_only_layers is kept as a bitmap over the first LLMC_MOE_MAX_LAYERS layers */
+#define LLMC_MOE_MAX_LAYERS 1024
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -150,6 +153,17 @@ typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2 
 llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in,
                                    size_t out, float beta, int path);
 
+/* ---------------------------------------------------------------- mixture of experts (moe.c) */
+/* A sparse MoE feed-forward on fp32 arrays (docs/moe.md):
+ *   p = softmax(x @ router^T) (T, E); the k most probable experts per token (ties: the lowest index), their
+ *   probabilities renormalised to sum 1 when normalize; out[t] = sum_j w[t, j] * down_e(silu(gate_e(x_t)) * up_e(x_t)).
+ * x: (T, D); router: (E, D); w_gate, w_up: (E, F, D); w_down: (E, D, F); out: (T, D);
+ * experts: (T, k) int32 by descending probability, weights: (T, k) (either may be NULL).
+ * Tokens are grouped by expert: one matrix product per expert over its tokens. */
+llmc_status llmc_moe(const float *x, size_t T, size_t D, const float *router, const float *w_gate, const float *w_up,
+                     const float *w_down, size_t E, size_t F, size_t k, int normalize, float *out, int32_t *experts,
+                     float *weights);
+
 /* ---------------------------------------------------------------- attention (attention.c) */
 /* Scaled dot-product attention, two implementations behind one call:
  *   out[b, h, i] = sum_j softmax_j(scale * q[b, h, i] . k[b, h / G, j]) v[b, h / G, j],  G = Hq / Hkv,
@@ -208,6 +222,8 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
 /* data[0..len): the bytes of a Hugging Face tokenizer.json; `what` names it in error messages. */
 llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char *what, llmc_tokenizer **out);
+/* data[0..len): the bytes of a SentencePiece .model file (Unigram or BPE); `what` names it in error messages. */
+llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, const char *what, llmc_tokenizer **out);
 void llmc_tokenizer_free(llmc_tokenizer *t);
 /* Free a buffer returned by a tokenizer function (ids, bytes, offsets, merges). */
 void llmc_tokenizer_free_buffer(void *p);
@@ -324,6 +340,14 @@ typedef struct {
     const float *rope_divisors; /* llama: (head_dim / 2,) divisors of the RoPE frequencies (GGUF rope_freqs) or
                                  * NULL; copied by llmc_trainer_create */
     int precision;            /* llmc_train_precision */
+    /* mixture of experts (moe_train.c; llama family, fp32): n_experts == 0 for a dense model. A sparse layer
+     * (decoder_sparse_step, mlp_only) has E SwiGLU experts of width moe_d_ff behind a router, and a shared expert
+     * of width shared_d_ff (0: none) behind a sigmoid gate; dense layers use d_ff. */
+    size_t n_experts, n_experts_used, moe_d_ff, shared_d_ff, decoder_sparse_step;
+    int norm_topk_prob;       /* renormalise the k routing weights to sum 1 */
+    int moe_names;            /* checkpoint names: 1 Mixtral's (block_sparse_moe, w1/w3/w2), 0 mlp.experts.{e}.*_proj */
+    float aux_loss_coef;      /* router_aux_loss_coef: the loss adds coef * the Switch load-balancing loss */
+    uint64_t mlp_only[LLMC_MOE_MAX_LAYERS / 64]; /* bit l: layer l keeps a dense MLP */
 } llmc_train_config;
 typedef struct llmc_trainer llmc_trainer;
 size_t llmc_train_n_tensors(const llmc_train_config *c);
@@ -333,8 +357,10 @@ llmc_status llmc_train_tensor_info(const llmc_train_config *c, size_t i, char *n
 /* Activations for batches of up to B sequences of T tokens, allocated once. */
 llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, llmc_trainer **out);
 void llmc_trainer_free(llmc_trainer *t);
-/* inputs, targets: (B, T) token ids. *loss_mean = mean next-token NLL. If grads != NULL, grads[i] += grad_scale *
- * d(summed NLL)/d params[i] (grad_scale = 1 / (B * T) gives the gradient of the mean). */
+/* inputs, targets: (B, T) token ids. *loss_mean = mean next-token NLL (+ aux_loss_coef * the load-balancing loss
+ * for a mixture of experts, as transformers' loss with output_router_logits). If grads != NULL, grads[i] +=
+ * grad_scale * d(summed NLL)/d params[i] (grad_scale = 1 / (B * T) gives the gradient of the mean; the aux loss,
+ * already a mean, enters with grad_scale * B * T). */
 llmc_status llmc_trainer_step(llmc_trainer *t, float *const *params, float *const *grads, const int64_t *inputs,
                               const int64_t *targets, size_t B, size_t T, float grad_scale, double *loss_mean);
 /* n random window starts in [0, max_start] for training step `step` (a pure function of seed, step and i). */
@@ -378,8 +404,14 @@ typedef enum {
     LLMC_ARCH_MISTRAL = 2, /* llama + sliding-window attention */
     LLMC_ARCH_QWEN2 = 3,   /* llama + q/k/v bias */
     LLMC_ARCH_QWEN3 = 4,   /* llama + per-head RMSNorm of q and k */
-    LLMC_ARCH_BERT = 5     /* encoder: absolute + token-type positions, post-LN, GELU; no lm_head */
+    LLMC_ARCH_BERT = 5,    /* encoder: absolute + token-type positions, post-LN, GELU; no lm_head */
+    /* mixtures of experts (csrc/moe.c, docs/moe.md): llama-family attention, sparse MoE feed-forward */
+    LLMC_ARCH_MIXTRAL = 6,   /* mistral + top-k of E SwiGLU experts, weights always renormalised */
+    LLMC_ARCH_QWEN2_MOE = 7, /* qwen2 + experts + a shared expert behind a sigmoid gate; some layers may stay dense */
+    LLMC_ARCH_QWEN3_MOE = 8, /* qwen3 + experts; some layers may stay dense */
+    LLMC_ARCH_OLMOE = 9      /* llama + RMSNorm over the whole q / k projections, optional clip_qkv + experts */
 } llmc_arch;
+
 
 typedef struct {
     int arch;                 /* llmc_arch */
@@ -394,7 +426,22 @@ typedef struct {
     int rope_llama3;          /* rope_scaling / rope_parameters of type llama3 */
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     size_t rope_original_context;
+    int qkv_bias;             /* q/k/v projections have biases (qwen2; qwen2_moe's qkv_bias) */
+    float clip_qkv;           /* olmoe: q, k, v clamped to [-clip_qkv, clip_qkv] after projection; 0 = off */
+    int qk_norm_full;         /* olmoe: q_norm / k_norm are RMSNorms over the whole (H*hd) / (Hk*hd) projection */
+    /* mixture of experts (n_experts == 0: a dense model) */
+    size_t n_experts;         /* E: routed experts per sparse layer */
+    size_t n_experts_used;    /* k: experts per token (num_experts_per_tok), 1 <= k <= E */
+    size_t moe_d_ff;          /* each expert's hidden width */
+    size_t shared_d_ff;       /* qwen2_moe's shared expert hidden width; 0 = no shared expert */
+    int norm_topk_prob;       /* renormalise the k chosen probabilities to sum to 1 (mixtral: always) */
+    size_t decoder_sparse_step; /* layer l is sparse when (l + 1) % step == 0 and l is not in mlp_only_layers */
+    uint64_t mlp_only[LLMC_MOE_MAX_LAYERS / 64]; /* bit l: layer l keeps a dense MLP (d_ff) */
+    float router_aux_loss_coef; /* weight of the load-balancing loss in training */
 } llmc_model_config;
+
+/* 1 when layer l of a model with this config has a sparse MoE feed-forward */
+int llmc_layer_is_moe(const llmc_model_config *c, size_t l);
 
 typedef struct llmc_model llmc_model;
 
@@ -447,6 +494,13 @@ typedef struct {
 } llmc_tensor_view;
 llmc_status llmc_model_tensor_typed(const llmc_model *m, size_t i, llmc_tensor_view *view);
 
+/* The MoE layers' routing over one sequence (a forward pass). Lm = the number of MoE layers (llmc_layer_is_moe).
+ * logits: (Lm, T, E) router logits; experts: (Lm, T, k) chosen experts by descending probability; weights:
+ * (Lm, T, k) their weights (after renormalisation when the config asks for it); any may be NULL.
+ * LLMC_ERR_UNSUPPORTED for a dense model. */
+llmc_status llmc_model_routing(const llmc_model *m, const int64_t *ids, size_t T, float *logits, int32_t *experts,
+                               float *weights);
+
 /* One sequence through the whole model. ids: (T,); type_ids: (T,) or NULL (BERT token types, default 0);
  * attn: llmc_attn_impl.
  * Any output may be NULL: logits: (T, vocab); hidden: (n_layers + 1, T, d_model) as transformers reports them
@@ -481,6 +535,29 @@ llmc_status llmc_session_copy(llmc_session *dst, const llmc_session *src);
 void llmc_session_set_attn(llmc_session *s, int attn);
 void llmc_session_free(llmc_session *s);
 
+/* Batched sessions (csrc/batch.c): B sessions of one model advanced together. Session i gets n[i] >= 1 new tokens;
+ * ids holds them packed, session 0's first, then session 1's, ... Every weight multiplies the new tokens of all
+ * sessions in one matrix product (the weights are read once per call, not once per session); attention runs per
+ * session over its own cache. The results equal B llmc_session_append calls up to the rounding of the products.
+ * A workspace keeps the activations between calls (decoding never allocates); one workspace serves one call at a
+ * time. */
+typedef struct llmc_batch llmc_batch;
+llmc_status llmc_batch_new(const llmc_model *m, llmc_batch **out);
+void llmc_batch_free(llmc_batch *b);
+/* logits: NULL, or the next-token logits (B, vocab) after each session's last new token; with all_logits the
+ * logits of every new token, session i's rows starting at row out_rows[i] (out_rows NULL: packed rows, session i
+ * from row n[0] + ... + n[i-1]). The sessions must be distinct, of the workspace's model, without hooks. On error
+ * every session keeps the tokens it had (an overflow="slide" session may have dropped its oldest ones). */
+llmc_status llmc_batch_append(llmc_batch *b, llmc_session *const *s, size_t B, const int64_t *ids, const size_t *n,
+                              float *logits, int all_logits, const size_t *out_rows);
+/* N whole sequences of different lengths through the model together (batched prefill; each sees only its own
+ * tokens, so sequence i's outputs equal llmc_model_forward on it alone). ids, type_ids: packed (sum lengths,)
+ * (type_ids may be NULL); logits: (rows, vocab) or NULL; last: (rows, d_model) final hidden states or NULL; sequence
+ * i's rows start at out_rows[i] (NULL: packed). */
+llmc_status llmc_model_forward_batch(const llmc_model *m, const int64_t *ids, const int64_t *type_ids,
+                                     const size_t *lengths, size_t N, int attn, float *logits, float *last,
+                                     const size_t *out_rows);
+
 
 /* ---------------------------------------------------------------- latent space: hooks on named activations
  * Hook points of the forward pass (csrc/latent.c). Each activation has a public layout (U, P, W): U units (heads
@@ -491,11 +568,14 @@ void llmc_session_free(llmc_session *s);
  *   ATTN_PATTERN (H, T, Tk) softmax weights (capture only)      ATTN_Z (H, T, hd) attention output per head
  *   ATTN_OUT (1, T, D) output projection (+ bias)   RESID_MID (1, T, D) residual stream between attention and MLP
  *   MLP_PRE (1, T, F) gate (llama) / fc (gpt2, bert) before the activation; MLP_POST (1, T, F) input of the down
- *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm */
+ *   projection; MLP_OUT (1, T, D); RESID_POST (1, T, D) output of block l; LN_FINAL (1, T, D) after the final norm
+ *   MOE_ROUTER (1, T, E) router logits of a mixture-of-experts layer, before the softmax: a hook that changes them
+ *   changes the routing. A MoE layer has no MLP_PRE / MLP_POST (each token's experts differ); MLP_OUT is the
+ *   block's output (experts + shared expert). */
 typedef enum {
     LLMC_ACT_EMBED = 0, LLMC_ACT_RESID_PRE, LLMC_ACT_ATTN_Q, LLMC_ACT_ATTN_K, LLMC_ACT_ATTN_V, LLMC_ACT_ATTN_PATTERN,
     LLMC_ACT_ATTN_Z, LLMC_ACT_ATTN_OUT, LLMC_ACT_RESID_MID, LLMC_ACT_MLP_PRE, LLMC_ACT_MLP_POST, LLMC_ACT_MLP_OUT,
-    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_COUNT
+    LLMC_ACT_RESID_POST, LLMC_ACT_LN_FINAL, LLMC_ACT_MOE_ROUTER, LLMC_ACT_COUNT
 } llmc_act;
 
 /* What a hook does where it fires. Positions are absolute (row t of a call at session position n is n + t); a hook
@@ -536,6 +616,66 @@ llmc_status llmc_model_forward_hooked(const llmc_model *m, const int64_t *ids, c
 llmc_status llmc_session_set_hooks(llmc_session *s, const llmc_hook *hooks, size_t n);
 /* The logit lens readout: logits (rows, V) = lm_head(final_norm(x)) for x: (rows, D) residual-stream rows. */
 llmc_status llmc_model_readout(const llmc_model *m, const float *x, size_t rows, float *logits);
+
+
+/* ---------------------------------------------------------------- encoder-decoder models (seq2seq*.c)
+ * T5 (v1.0 ReLU and v1.1 / flan gated-GELU; relative position buckets; RMS "T5 LayerNorm") and BART (learned
+ * positions with offset 2, post-LayerNorm, GELU) from Hugging Face folders. The encoder reads the whole source with
+ * bidirectional attention; a decoder state holds the encoder's cross-attention keys/values of every decoder layer
+ * (computed once per source) and the self-attention caches of n_beams sequences that grow together. */
+typedef enum { LLMC_S2S_T5 = 0, LLMC_S2S_BART = 1 } llmc_s2s_arch;
+typedef enum { LLMC_FN_RELU = 0, LLMC_FN_GELU = 1, LLMC_FN_GELU_TANH = 2, LLMC_FN_SILU = 3 } llmc_act_fn;
+
+typedef struct {
+    int arch;                 /* llmc_s2s_arch */
+    size_t vocab, d_model;
+    size_t enc_layers, enc_heads, enc_head_dim, enc_ff;
+    size_t dec_layers, dec_heads, dec_head_dim, dec_ff;
+    size_t max_positions;     /* BART: positions per side (its tables hold 2 more rows); T5: 0 = no limit */
+    size_t num_buckets, max_distance; /* T5 relative position buckets */
+    float eps;                /* layer norm / T5 RMS norm epsilon */
+    int act;                  /* llmc_act_fn of the feed-forward */
+    int gated;                /* T5 v1.1: wo(act(wi_0 x) * wi_1 x) */
+    float embed_scale;        /* BART scale_embedding: sqrt(d_model); else 1 */
+    float out_scale;          /* T5 with scale_decoder_outputs (tied heads): d_model^-0.5; else 1 */
+    int untied_head;          /* a separate lm_head.weight was loaded */
+} llmc_s2s_config;
+
+typedef struct llmc_s2s llmc_s2s;
+/* dir: config.json (model_type t5 or bart) + model.safetensors (or shards). Tensors of F32/F16/BF16 are used as
+ * stored (mapped); norms and biases become fp32. */
+llmc_status llmc_s2s_load(const char *dir, llmc_s2s **out);
+/* random weights (normal(0, 0.02), norms 1, biases 0) for a config.json text; deterministic in seed */
+llmc_status llmc_s2s_init(const char *config_json, size_t len, uint64_t seed, llmc_s2s **out);
+void llmc_s2s_free(llmc_s2s *m);
+const llmc_s2s_config *llmc_s2s_get_config(const llmc_s2s *m);
+size_t llmc_s2s_n_tensors(const llmc_s2s *m);
+llmc_status llmc_s2s_tensor_typed(const llmc_s2s *m, size_t i, llmc_tensor_view *view);
+/* How many times the encoder has run on this model (tests: a generate call encodes its source once). */
+uint64_t llmc_s2s_encoder_runs(const llmc_s2s *m);
+
+/* The encoder over ids (T,): out (T, d_model) = the final encoder states (after the encoder's final norm for T5).
+ * probs: (enc_heads, T, T) self-attention weights of encoder layer probs_layer, or NULL. */
+llmc_status llmc_s2s_encode(const llmc_s2s *m, const int64_t *ids, size_t T, int attn, float *out,
+                            size_t probs_layer, float *probs);
+
+typedef struct llmc_s2s_dec llmc_s2s_dec;
+/* A decoding state over encoder states enc (T_in, d_model) (copied into cross K/V: enc may be freed afterwards)
+ * for n_beams sequences of up to capacity tokens (BART: at most max_positions). */
+llmc_status llmc_s2s_dec_new(const llmc_s2s *m, const float *enc, size_t T_in, size_t n_beams, size_t capacity,
+                             int attn, llmc_s2s_dec **out);
+/* Append T tokens to every beam: ids (n_beams, T). logits: (n_beams, T, vocab) when all_logits, else
+ * (n_beams, vocab) of each beam's last token; may be NULL. cross_probs: (dec_heads, T, T_in) cross-attention
+ * weights of decoder layer probs_layer (n_beams must be 1), or NULL. On error the state is as before the call. */
+llmc_status llmc_s2s_dec_append(llmc_s2s_dec *d, const int64_t *ids, size_t T, float *logits, int all_logits,
+                                size_t probs_layer, float *cross_probs);
+/* Beam search: beam i continues beam parents[i]'s cache (n_beams entries in [0, n_beams)). */
+llmc_status llmc_s2s_dec_reorder(llmc_s2s_dec *d, const int64_t *parents);
+size_t llmc_s2s_dec_n_tokens(const llmc_s2s_dec *d);
+void llmc_s2s_dec_reset(llmc_s2s_dec *d);
+void llmc_s2s_dec_free(llmc_s2s_dec *d);
+/* T5's relative position bucket of rel = key position - query position (transformers' float32 arithmetic). */
+int64_t llmc_t5_bucket(int64_t rel, int bidirectional, size_t num_buckets, size_t max_distance);
 
 #ifdef __cplusplus
 }

@@ -52,6 +52,20 @@ llmc_status llmc_model_forward(const llmc_model *m, const int64_t *ids, const in
     return run_once(m, ids, type_ids, T, attn, logits, hidden, last, 0, NULL);
 }
 
+llmc_status llmc_model_routing(const llmc_model *m, const int64_t *ids, size_t T, float *logits, int32_t *experts,
+                               float *weights) {
+    if (!m->c.n_experts) return llmc_fail(LLMC_ERR_UNSUPPORTED, "this model has no mixture-of-experts layers");
+    llmc_status st = check_ids(m, ids, T);
+    if (st) return st;
+    llmc_session *s;
+    if ((st = session_alloc(m, T, &s))) return st;
+    struct moe_record rec = {T, logits, experts, weights};
+    s->moe_rec = &rec; /* moe.c writes each MoE layer's routing here */
+    st = model_forward_tokens(s, ids, NULL, T, NULL, 1, NULL, NULL, 0, NULL);
+    llmc_session_free(s);
+    return st;
+}
+
 llmc_status llmc_model_attention_weights(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, size_t T,
                                          size_t layer, float *probs) {
     if (layer >= m->c.n_layers)
@@ -59,48 +73,4 @@ llmc_status llmc_model_attention_weights(const llmc_model *m, const int64_t *ids
     return run_once(m, ids, type_ids, T, LLMC_ATTN_STANDARD, NULL, NULL, NULL, layer, probs);
 }
 
-llmc_status llmc_model_embed(const llmc_model *m, const int64_t *ids, const int64_t *type_ids, const size_t *lengths,
-                             size_t N, size_t T_max, int pooling, int normalize, int attn, float *out) {
-    const size_t D = m->c.d_model;
-    if (pooling != LLMC_POOL_MEAN && pooling != LLMC_POOL_CLS && pooling != LLMC_POOL_LAST)
-        return llmc_fail(LLMC_ERR_INVALID, "unknown pooling %d", pooling);
-    for (size_t i = 0; i < N; i++)
-        if (lengths[i] == 0 || lengths[i] > T_max)
-            return llmc_fail(LLMC_ERR_INVALID, "sequence %zu has length %zu, outside [1, %zu]", i, lengths[i], T_max);
-    size_t bytes;
-    if (!llmc_size3(T_max, D, 1, sizeof(float), &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "embedding buffer overflows");
-    float *last = llmc_malloc(bytes, "final hidden states");
-    if (!last) return LLMC_ERR_NOMEM;
-    llmc_status st = LLMC_OK;
-    /* each sequence runs over its own tokens only: exactly what an attention mask over the padding does */
-    for (size_t i = 0; i < N && !st; i++) {
-        const size_t T = lengths[i];
-        st = run_once(m, ids + i * T_max, type_ids ? type_ids + i * T_max : NULL, T, attn, NULL, NULL, last, 0, NULL);
-        if (st) {
-            char msg[900];
-            snprintf(msg, sizeof msg, "%s", llmc_last_error());
-            st = llmc_fail(st, "sequence %zu: %s", i, msg);
-            break;
-        }
-        float *o = out + i * D;
-        if (pooling == LLMC_POOL_CLS) memcpy(o, last, D * sizeof(float));
-        else if (pooling == LLMC_POOL_LAST) memcpy(o, last + (T - 1) * D, D * sizeof(float));
-        else {
-            /* mean over the sequence's tokens, accumulated in double */
-            for (size_t d = 0; d < D; d++) {
-                double acc = 0.0;
-                for (size_t t = 0; t < T; t++) acc += last[t * D + d];
-                o[d] = (float)(acc / (double)T);
-            }
-        }
-        if (normalize) {
-            double ss = 0.0;
-            for (size_t d = 0; d < D; d++) ss += (double)o[d] * o[d];
-            /* like torch.nn.functional.normalize: divide by max(norm, 1e-12) */
-            float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
-            for (size_t d = 0; d < D; d++) o[d] *= inv;
-        }
-    }
-    llmc_free(last);
-    return st;
-}
+/* llmc_model_embed (batched prefill of whole sequences) lives in batch.c */

@@ -114,10 +114,14 @@ static int arch_from_name(const char *mt) {
     static const struct { const char *name; int arch; } map[] = {
         {"gpt2", LLMC_ARCH_GPT2}, {"llama", LLMC_ARCH_LLAMA}, {"mistral", LLMC_ARCH_MISTRAL},
         {"qwen2", LLMC_ARCH_QWEN2}, {"qwen3", LLMC_ARCH_QWEN3}, {"bert", LLMC_ARCH_BERT},
+        {"mixtral", LLMC_ARCH_MIXTRAL}, {"qwen2_moe", LLMC_ARCH_QWEN2_MOE}, {"qwen3_moe", LLMC_ARCH_QWEN3_MOE},
+        {"olmoe", LLMC_ARCH_OLMOE},
         /* architectures[0] spellings */
         {"GPT2LMHeadModel", LLMC_ARCH_GPT2}, {"GPT2Model", LLMC_ARCH_GPT2}, {"LlamaForCausalLM", LLMC_ARCH_LLAMA},
         {"MistralForCausalLM", LLMC_ARCH_MISTRAL}, {"Qwen2ForCausalLM", LLMC_ARCH_QWEN2},
         {"Qwen3ForCausalLM", LLMC_ARCH_QWEN3}, {"BertModel", LLMC_ARCH_BERT}, {"BertForMaskedLM", LLMC_ARCH_BERT},
+        {"MixtralForCausalLM", LLMC_ARCH_MIXTRAL}, {"Qwen2MoeForCausalLM", LLMC_ARCH_QWEN2_MOE},
+        {"Qwen3MoeForCausalLM", LLMC_ARCH_QWEN3_MOE}, {"OlmoeForCausalLM", LLMC_ARCH_OLMOE},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(mt, map[i].name)) return map[i].arch;
@@ -177,6 +181,79 @@ static llmc_status check_rope(const cfg_src *s, const llmc_model_config *c) {
     return LLMC_OK;
 }
 
+int llmc_layer_is_moe(const llmc_model_config *c, size_t l) {
+    if (c->n_experts == 0 || (l + 1) % c->decoder_sparse_step) return 0;
+    return !(l < LLMC_MOE_MAX_LAYERS && (c->mlp_only[l / 64] >> (l % 64) & 1));
+}
+
+/* a boolean field that must be false (a feature llmc does not implement) */
+static llmc_status cfg_must_be_false(const cfg_src *s, const char *key, const char *arch) {
+    int v = 0;
+    llmc_status st = cfg_bool(s, key, 0, &v);
+    if (st) return st;
+    if (v) return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field '%s' = true is not supported for %s", s->file, key, arch);
+    return LLMC_OK;
+}
+
+/* The mixture-of-experts fields of mixtral / qwen2_moe / qwen3_moe / olmoe, with transformers' defaults. */
+static llmc_status cfg_moe(const cfg_src *s, int arch, llmc_model_config *c) {
+    const char *name = arch == LLMC_ARCH_MIXTRAL ? "mixtral" : arch == LLMC_ARCH_QWEN2_MOE ? "qwen2_moe"
+                       : arch == LLMC_ARCH_QWEN3_MOE ? "qwen3_moe" : "olmoe";
+    const size_t def_e = arch == LLMC_ARCH_MIXTRAL ? 8 : arch == LLMC_ARCH_QWEN2_MOE ? 60
+                         : arch == LLMC_ARCH_QWEN3_MOE ? 128 : 64;
+    const size_t def_k = arch == LLMC_ARCH_MIXTRAL ? 2 : arch == LLMC_ARCH_QWEN2_MOE ? 4 : 8;
+    /* transformers maps num_experts <-> num_local_experts, and a config may carry either spelling */
+    const char *ekey = llmc_json_get(s->root, "num_experts") ? "num_experts" : "num_local_experts";
+    llmc_status st;
+    if ((st = cfg_size(s, ekey, 0, def_e, 0, &c->n_experts)) ||
+        (st = cfg_size(s, "num_experts_per_tok", 0, def_k, 0, &c->n_experts_used)))
+        return st;
+    if (c->n_experts == 0)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field '%s' = 0: a %s model needs at least one expert", s->file, ekey,
+                         name);
+    if (c->n_experts_used == 0 || c->n_experts_used > c->n_experts)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'num_experts_per_tok' = %zu must be in [1, %s = %zu]", s->file,
+                         c->n_experts_used, ekey, c->n_experts);
+    if (c->n_experts > 65536)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field '%s' = %zu: at most 65536 experts are supported", s->file,
+                         ekey, c->n_experts);
+    if ((st = cfg_float(s, s->root, "router_aux_loss_coef", 0, arch == LLMC_ARCH_OLMOE ? 0.01 : 0.001, CFG_NONNEG,
+                        &c->router_aux_loss_coef)))
+        return st;
+    c->decoder_sparse_step = 1;
+    if (arch == LLMC_ARCH_MIXTRAL || arch == LLMC_ARCH_OLMOE) {
+        c->moe_d_ff = c->d_ff; /* intermediate_size is each expert's width */
+        if (arch == LLMC_ARCH_MIXTRAL) c->norm_topk_prob = 1;
+        else if ((st = cfg_bool(s, "norm_topk_prob", 0, &c->norm_topk_prob))) return st;
+        return LLMC_OK;
+    }
+    if ((st = cfg_size(s, "moe_intermediate_size", 0, arch == LLMC_ARCH_QWEN2_MOE ? 1408 : 768, 1, &c->moe_d_ff)) ||
+        (st = cfg_bool(s, "norm_topk_prob", 0, &c->norm_topk_prob)) ||
+        (st = cfg_size(s, "decoder_sparse_step", 0, 1, 1, &c->decoder_sparse_step)))
+        return st;
+    if (arch == LLMC_ARCH_QWEN2_MOE &&
+        (st = cfg_size(s, "shared_expert_intermediate_size", 0, 5632, 1, &c->shared_d_ff)))
+        return st;
+    const llmc_json *mo = llmc_json_get(s->root, "mlp_only_layers");
+    if (mo && mo->type != LLMC_JSON_NULL) {
+        if (mo->type != LLMC_JSON_ARRAY)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'mlp_only_layers' must be a list of layer indices", s->file);
+        for (size_t i = 0; i < mo->len; i++) {
+            const llmc_json *v = &mo->items[i];
+            if (v->type != LLMC_JSON_NUMBER || !v->is_integer || v->integer < 0)
+                return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'mlp_only_layers' item %zu must be a layer index >= 0",
+                                 s->file, i);
+            const uint64_t l = (uint64_t)v->integer;
+            if (l >= c->n_layers) continue; /* as transformers: an index past the last layer selects nothing */
+            if (l >= LLMC_MOE_MAX_LAYERS)
+                return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'mlp_only_layers' names layer %llu; llmc supports "
+                                 "mlp_only_layers below %d", s->file, (unsigned long long)l, LLMC_MOE_MAX_LAYERS);
+            c->mlp_only[l / 64] |= (uint64_t)1 << (l % 64);
+        }
+    }
+    return LLMC_OK;
+}
+
 llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_model_config *c, int *gelu_tanh) {
     cfg_src S = {root, file}, *s = &S;
     memset(c, 0, sizeof *c);
@@ -196,7 +273,8 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
     }
     if (arch < 0)
         return llmc_fail(LLMC_ERR_UNSUPPORTED,
-                         "%s: model_type '%s' is not supported (supported: gpt2, llama, mistral, qwen2, qwen3, bert)",
+                         "%s: model_type '%s' is not supported (supported: gpt2, llama, mistral, qwen2, qwen3, bert, "
+                         "mixtral, qwen2_moe, qwen3_moe, olmoe)",
                          file, mt);
     c->arch = arch;
     /* token ids are int32 in the tokenizers and the samplers' sort keys */
@@ -259,13 +337,32 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
         int mlp_bias = 0;
         if ((st = cfg_bool(s, "mlp_bias", 0, &mlp_bias))) return st;
         if (mlp_bias) return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'mlp_bias' = true is not supported", file);
-        if (arch == LLMC_ARCH_MISTRAL && (st = cfg_size(s, "sliding_window", 0, 0, 1, &c->sliding_window))) return st;
+        if ((arch == LLMC_ARCH_MISTRAL || arch == LLMC_ARCH_MIXTRAL) &&
+            (st = cfg_size(s, "sliding_window", 0, 0, 1, &c->sliding_window)))
+            return st;
         if (arch == LLMC_ARCH_QWEN2) {
             int sw = 0;
             if ((st = cfg_bool(s, "use_sliding_window", 0, &sw))) return st;
             if (sw) return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: field 'use_sliding_window' = true is not supported for "
                                                            "qwen2", file);
         }
+        c->qkv_bias = arch == LLMC_ARCH_QWEN2;
+        if (arch == LLMC_ARCH_QWEN2_MOE && (st = cfg_bool(s, "qkv_bias", 1, &c->qkv_bias))) return st;
+        if ((arch == LLMC_ARCH_QWEN2_MOE || arch == LLMC_ARCH_QWEN3_MOE) &&
+            (st = cfg_must_be_false(s, "use_sliding_window", mt)))
+            return st;
+        if ((arch == LLMC_ARCH_QWEN3_MOE || arch == LLMC_ARCH_OLMOE) &&
+            (st = cfg_must_be_false(s, "attention_bias", mt)))
+            return st;
+        if (arch == LLMC_ARCH_OLMOE) {
+            c->qk_norm_full = 1;
+            if ((st = cfg_float(s, root, "clip_qkv", 0, 0.0, CFG_NONNEG, &c->clip_qkv))) return st;
+            if (llmc_json_get(root, "clip_qkv") && llmc_json_get(root, "clip_qkv")->type != LLMC_JSON_NULL &&
+                !(c->clip_qkv > 0))
+                return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'clip_qkv' must be > 0 or null, got %g", file,
+                                 (double)c->clip_qkv);
+        }
+        if (arch >= LLMC_ARCH_MIXTRAL && (st = cfg_moe(s, arch, c))) return st;
         c->causal = c->has_lm_head = 1;
     }
     if (arch != LLMC_ARCH_GPT2 && arch != LLMC_ARCH_BERT) {
@@ -275,6 +372,9 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
             return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'hidden_size' = %zu over 'num_attention_heads' = %zu gives a "
                                               "head dimension of %zu (it must be >= 2; set 'head_dim' or fix the sizes)",
                              file, c->d_model, c->n_heads, c->head_dim);
+        if (arch == LLMC_ARCH_OLMOE && c->head_dim * c->n_heads != c->d_model)
+            return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: olmoe's q_norm spans hidden_size = %zu, so head_dim (%zu) times "
+                             "num_attention_heads (%zu) must equal it", file, c->d_model, c->head_dim, c->n_heads);
         if (c->head_dim % 2)
             return llmc_fail(LLMC_ERR_FORMAT, "%s: field 'head_dim' must be even for RoPE, got %zu", file, c->head_dim);
         if ((st = check_rope(s, c))) return st;

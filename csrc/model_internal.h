@@ -36,6 +36,14 @@ typedef struct {
     int in_out;       /* F32 GPT-2 Conv1D weight kept as the checkpoint stores it, (in, out) (see weights.c) */
 } wmat;
 
+/* A sparse mixture-of-experts feed-forward (moe.c). Fe = moe_d_ff, Fs = shared_d_ff, E experts. */
+typedef struct {
+    wmat router;                /* (E, D): router logits = x @ router^T (kept F32 by every recipe, as llama.cpp) */
+    wmat *gate, *up, *down;     /* E each: (Fe, D), (Fe, D), (D, Fe) */
+    wmat sh_gate, sh_up, sh_down; /* qwen2_moe shared expert: (Fs, D), (Fs, D), (D, Fs); data NULL when absent */
+    wmat sh_router;             /* (1, D): the shared expert's sigmoid gate */
+} moe_weights;
+
 typedef struct {
     float *ln1_w, *ln1_b;       /* (D,): llama input_layernorm / gpt2 ln_1 / bert attention.output.LayerNorm */
     wmat wq, wk, wv, wo;        /* (H*hd, D), (Hk*hd, D), (Hk*hd, D), (D, H*hd), all (out, in) */
@@ -47,6 +55,7 @@ typedef struct {
     wmat w_gate, w_up, w_down;  /* llama: (F, D), (F, D), (D, F) */
     wmat w_fc, w_proj;          /* gpt2 / bert MLP: (F, D), (D, F) (gpt2's transposed when in_out) */
     float *b_fc, *b_proj;       /* (F,), (D,) */
+    moe_weights *moe;           /* a sparse MoE feed-forward in place of w_gate / w_up / w_down, or NULL */
 } layer_weights;
 
 /* What a tensor is for: llama.cpp's type recipes key on it (docs/quantization.md). */
@@ -54,7 +63,8 @@ enum {
     ROLE_VECTOR = 0, /* norms and biases: always F32 */
     ROLE_TOKEN_EMBD, ROLE_POS_EMBD, ROLE_TOKEN_TYPES, ROLE_OUTPUT,
     ROLE_ATTN_Q, ROLE_ATTN_K, ROLE_ATTN_V, ROLE_ATTN_QKV, ROLE_ATTN_OUT,
-    ROLE_FFN_GATE, ROLE_FFN_UP, ROLE_FFN_DOWN
+    ROLE_FFN_GATE, ROLE_FFN_UP, ROLE_FFN_DOWN,
+    ROLE_FFN_ROUTER /* MoE router and shared-expert gate: F32 whatever the recipe */
 };
 
 typedef struct {
@@ -120,12 +130,35 @@ struct llmc_session {
     int64_t *tmp_ids;    /* (cap,) for re-encoding a slid window */
     const llmc_hook *hooks; /* attached hooks (latent.c), the caller's memory; n_hooks = 0: none */
     size_t n_hooks;
+    void *moe_scratch;   /* moe.c's buffers for up to moe_T tokens */
+    size_t moe_T;
+    struct moe_record *moe_rec; /* where MoE layers report their routing (llmc_model_routing), or NULL */
 };
 
 /* activation buffers of one forward call, carved from the session scratch */
 typedef struct {
     float *x, *h, *q, *k, *v, *qh, *ah, *a, *f1, *f2, *cs, *sn;
 } acts;
+
+/* ---------------------------------------------------------------- moe.c */
+/* What llmc_model_routing collects, the caller's memory; row = the token's absolute position. Lm MoE layers. */
+struct moe_record {
+    size_t T;          /* rows of each layer's block */
+    float *logits;     /* (Lm, T, E) router logits */
+    int32_t *experts;  /* (Lm, T, k) chosen experts, by descending probability */
+    float *weights;    /* (Lm, T, k) their weights (renormalised when norm_topk_prob) */
+};
+/* The MoE feed-forward of layer l over T rows: x: (T, D) += moe(h), h: (T, D) the normed input (clobbered rows
+ * are not; h is read only). Fires mlp_out on the block's output. */
+llmc_status moe_block_forward(llmc_session *s, size_t l, const float *h, float *x, size_t T);
+/* Register the MoE tensors of layer l (prefix pre) and allocate its moe_weights. */
+llmc_status moe_build_spec(llmc_model *m, const char *pre, size_t l);
+/* Free what moe_build_spec allocated. */
+void moe_free(llmc_model *m);
+
+/* ---------------------------------------------------------------- weights.c, shared with moe.c */
+llmc_status model_add_tensor(llmc_model *m, float **vslot, wmat *mslot, int role, int layer, int init, int conv1d,
+                             size_t d0, size_t d1, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
 
 /* ---------------------------------------------------------------- model_config.c */
 /* Validate a parsed config.json (file names it in messages) into c; *gelu_tanh: the activation of gpt2 / bert. */
@@ -172,5 +205,20 @@ static inline float *cache_v(const llmc_session *s, size_t l) {
  * as it was before the call. */
 llmc_status model_forward_tokens(llmc_session *s, const int64_t *ids, const int64_t *types, size_t T, float *logits,
                                  int all_logits, float *hidden, float *last, size_t probs_layer, float *probs);
+
+/* The building blocks batch.c shares with blocks.c: y = beta * y + x @ W^T for a weight of any type (x: (T, in),
+ * y: (T, out)); embedding rows of a table of any type; RoPE on x: (T, nh, hd) with cs, sn: (T, hd/2) the angles of
+ * each row; the final norm of the architecture (rows, D). */
+llmc_status model_matmul_w(const float *x, const wmat *w, float *y, size_t T, size_t in, size_t out, float beta);
+llmc_status model_embed_rows(const wmat *table, size_t vocab, size_t dim, const int64_t *ids, size_t n, float *out);
+void model_rope_rows(float *x, size_t T, size_t nh, size_t hd, const float *cs, const float *sn);
+llmc_status model_final_norm(const llmc_model *m, const float *in, float *out, size_t rows);
+
+/* ---------------------------------------------------------------- session.c, for batch.c */
+/* Check that n tokens ids can be appended to s (ids in the vocabulary, room in the window or overflow="slide");
+ * changes nothing. */
+llmc_status session_check_append(const llmc_session *s, const int64_t *ids, size_t n);
+/* After session_check_append: drop the oldest tokens (overflow="slide") so that n more fit. */
+llmc_status session_make_room(llmc_session *s, size_t n);
 
 #endif

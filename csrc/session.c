@@ -72,6 +72,7 @@ void llmc_session_free(llmc_session *s) {
     llmc_free(s->tokens);
     llmc_free(s->tmp_ids);
     llmc_free(s->scratch);
+    llmc_free(s->moe_scratch);
     llmc_free(s);
 }
 
@@ -149,7 +150,7 @@ static llmc_status slide(llmc_session *s, size_t drop) {
     return keep ? model_forward_tokens(s, s->tmp_ids, NULL, keep, NULL, 0, NULL, NULL, 0, NULL) : LLMC_OK;
 }
 
-llmc_status llmc_session_append(llmc_session *s, const int64_t *ids, size_t n, float *logits) {
+llmc_status session_check_append(const llmc_session *s, const int64_t *ids, size_t n) {
     if (n == 0) return llmc_fail(LLMC_ERR_INVALID, "append needs at least one token");
     const llmc_model_config *c = &s->m->c;
     for (size_t i = 0; i < n; i++)
@@ -167,10 +168,17 @@ llmc_status llmc_session_append(llmc_session *s, const int64_t *ids, size_t n, f
                              "cannot append %zu tokens at once: a window of %zu keeping the first %zu holds at most "
                              "%zu new tokens",
                              n, s->cap, s->keep_first, s->cap - s->keep_first);
-        size_t drop = s->n + n - s->cap;
-        llmc_status st = slide(s, drop);
-        if (st) return st;
     }
+    return LLMC_OK;
+}
+
+llmc_status session_make_room(llmc_session *s, size_t n) {
+    return s->n + n > s->cap ? slide(s, s->n + n - s->cap) : LLMC_OK;
+}
+
+llmc_status llmc_session_append(llmc_session *s, const int64_t *ids, size_t n, float *logits) {
+    llmc_status st = session_check_append(s, ids, n);
+    if (st || (st = session_make_room(s, n))) return st;
     return model_forward_tokens(s, ids, NULL, n, logits, 0, NULL, NULL, 0, NULL);
 }
 

@@ -22,6 +22,7 @@
 
 #include "blas.h"
 #include "internal.h"
+#include "moe_train.h"
 #include "simd.h"
 
 struct llmc_trainer {
@@ -37,6 +38,7 @@ struct llmc_trainer {
     float **wmm;                /* bf16: per tensor, the bf16-rounded copy its matmuls read (NULL if none); else NULL */
     float *wmm_mem;
     size_t scratch_threads; /* att_scratch holds 2 * T * T floats for each of this many threads */
+    moe_train *moe;         /* mixture of experts: the sparse layers' saved activations (moe_train.c), or NULL */
 };
 
 /* ---------------------------------------------------------------- tensor layout */
@@ -53,8 +55,11 @@ static size_t first_layer(const llmc_train_config *c) { return c->arch == LLMC_T
 size_t llmc_train_n_tensors(const llmc_train_config *c) {
     size_t n = first_layer(c) + per_layer(c) * c->n_layers;
     if (c->arch == LLMC_TRAIN_GPT2) return n + 2;  /* ln_f weight, bias (lm_head tied to wte) */
-    return n + 1 + (c->tied ? 0 : 1);              /* norm, lm_head */
+    return n + 1 + (c->tied ? 0 : 1) + moe_train_tail_tensors(c); /* norm, lm_head, the MoE tail (moe_train.h) */
 }
+
+/* the llama family's tensors before the MoE tail */
+static size_t dense_tensors(const llmc_train_config *c) { return first_layer(c) + per_layer(c) * c->n_layers + 1 + !c->tied; }
 
 llmc_status llmc_train_tensor_info(const llmc_train_config *c, size_t i, char *name, size_t cap, size_t shape[2],
                                    int *ndim) {
@@ -96,6 +101,10 @@ llmc_status llmc_train_tensor_info(const llmc_train_config *c, size_t i, char *n
         }
         return LLMC_OK;
     }
+    if (i >= dense_tensors(c)) {
+        moe_train_tail_info(c, i - dense_tensors(c), name, cap, shape, ndim);
+        return LLMC_OK;
+    }
     if (i == 0) { snprintf(name, cap, "model.embed_tokens.weight"); shape[0] = c->vocab; shape[1] = d; return LLMC_OK; }
     if (i == L0 + P * c->n_layers) { snprintf(name, cap, "model.norm.weight"); shape[0] = d; *ndim = 1; return LLMC_OK; }
     if (i == L0 + P * c->n_layers + 1) { snprintf(name, cap, "lm_head.weight"); shape[0] = c->vocab; shape[1] = d; return LLMC_OK; }
@@ -111,6 +120,10 @@ llmc_status llmc_train_tensor_info(const llmc_train_config *c, size_t i, char *n
         } else {
             SET("model.layers.%zu.self_attn.k_norm.weight", hd, 0);
         }
+        return LLMC_OK;
+    }
+    if (j >= L_GATE && j <= L_DOWN && moe_train_sparse(c, l)) { /* a sparse layer's MLP slots hold expert 0 */
+        moe_train_slot_info(c, l, (int)(j - L_GATE), name, cap, shape);
         return LLMC_OK;
     }
     switch (j) {
@@ -132,6 +145,8 @@ llmc_status llmc_train_tensor_info(const llmc_train_config *c, size_t i, char *n
 static llmc_status check_config(const llmc_train_config *c) {
     if (c->arch != LLMC_TRAIN_GPT2 && c->arch != LLMC_TRAIN_LLAMA)
         return llmc_fail(LLMC_ERR_UNSUPPORTED, "training supports the gpt2 and llama architectures (got arch %d)", c->arch);
+    llmc_status mst = moe_train_check(c);
+    if (mst) return mst;
     if (c->precision != LLMC_PRECISION_FP32 && c->precision != LLMC_PRECISION_BF16)
         return llmc_fail(LLMC_ERR_INVALID, "training precision must be fp32 (0) or bf16 (1), got %d", c->precision);
     if (!c->n_layers || !c->d_model || !c->n_heads || !c->n_kv_heads || !c->head_dim || !c->d_ff || !c->vocab)
@@ -242,6 +257,10 @@ llmc_status llmc_trainer_create(const llmc_train_config *c, size_t B, size_t T, 
             }
         llmc_free(inv_freq);
     }
+    if ((st = moe_train_create(c, N, &t->moe))) {
+        llmc_trainer_free(t);
+        return st;
+    }
     if (bf16) { /* the bf16 copies of the matmul weights */
         const size_t n = llmc_train_n_tensors(c);
         size_t wtotal = 0;
@@ -276,6 +295,7 @@ nomem:
 
 void llmc_trainer_free(llmc_trainer *t) {
     if (!t) return;
+    moe_train_free(t->moe);
     llmc_free(t->mem);
     llmc_free(t->wmm_mem);
     llmc_free(t->wmm);
@@ -445,6 +465,11 @@ static llmc_status forward(llmc_trainer *t, float *const *P, const int64_t *ids,
             /* ff_a = gate, ff_b = up, ff_c = silu(gate) * up (SwiGLU); out += ff_c @ W_down^T */
             if ((st = llmc_rms_norm(t->x_mid[l], w[L_LN2], t->xn2[l], N, d, c->eps))) return st;
             mm_round(t, t->xn2[l], N * d);
+            if (moe_train_sparse(c, l)) { /* a mixture of experts instead (moe_train.c) */
+                const moe_train_where mw = moe_train_locate(c, l, L0 + PL * l + L_GATE, dense_tensors(c));
+                if ((st = moe_train_forward(t->moe, &mw, P, t->xn2[l], N, xout))) return st;
+                continue;
+            }
             if ((st = lin_fwd(t->xn2[l], d, MW(L_GATE), NULL, t->ff_a[l], ff, N, d, ff, 0, 0.0f))) return st;
             if ((st = lin_fwd(t->xn2[l], d, MW(L_UP), NULL, t->ff_b[l], ff, N, d, ff, 0, 0.0f))) return st;
             if ((st = llmc_silu(t->ff_a[l], t->ff_c[l], N * ff))) return st;
@@ -499,6 +524,13 @@ static llmc_status backward(llmc_trainer *t, float *const *P, float *const *G, c
             if ((st = lin_bwd(t->dff_a, ff, t->xn2[li], d, MW(8), t->dxn, 0.0f, g[8], N, d, ff, 1))) return st;
             if ((st = llmc_layer_norm_backward(t->dxn, t->x_mid[li], w[6], t->dres, g[6], g[7], N, d, c->eps))) return st;
         } else {
+            if (moe_train_sparse(c, li)) { /* a mixture of experts (moe_train.c): dxn, then through the norm */
+                const moe_train_where mw = moe_train_locate(c, li, L0 + PL * li + L_GATE, dense_tensors(c));
+                if ((st = moe_train_backward(t->moe, &mw, P, G, t->xn2[li], t->dres, N, t->dxn)) ||
+                    (st = llmc_rms_norm_backward(t->dxn, t->x_mid[li], w[L_LN2], t->dres, g[L_LN2], N, d, c->eps)))
+                    return st;
+                goto attention;
+            }
             /* dff_c = d(silu(gate) * up) = dres @ W_down */
             if ((st = lin_bwd(dres_mm, d, t->ff_c[li], ff, MW(L_DOWN), t->dff_c, 0.0f, g[L_DOWN], N, ff, d, 0)))
                 return st;
@@ -517,6 +549,7 @@ static llmc_status backward(llmc_trainer *t, float *const *P, float *const *G, c
             if ((st = llmc_rms_norm_backward(t->dxn, t->x_mid[li], w[L_LN2], t->dres, g[L_LN2], N, d, c->eps)))
                 return st;
         }
+    attention:
         /* dres = d x_mid. Attention: x_mid = x_in + proj(att) */
         dres_mm = mm_dres(t, N * d);
         if (gpt2) bias_grad(g[5], t->dres, d, N, d);
@@ -610,7 +643,8 @@ llmc_status llmc_trainer_step(llmc_trainer *t, float *const *params, float *cons
     if (st) return st;
     /* the logits buffer becomes dloss/dlogits; grad_scale is usually 1 / (N * accumulation steps) */
     double sum = llmc_cross_entropy_grad_inplace(t->logits, targets, N, V, grad_scale);
-    if (loss_mean) *loss_mean = sum / (double)N;
+    const double aux = moe_train_aux(t->moe, N, grad_scale); /* coef * load-balancing loss (0 when dense) */
+    if (loss_mean) *loss_mean = sum / (double)N + aux;
     if (!grads) return LLMC_OK;
     return backward(t, params, grads, inputs, B, T);
 }

@@ -53,7 +53,8 @@ llmc_status model_recipe_type(const llmc_model *m, const char *recipe, const ten
     llmc_status st = model_recipe_check(recipe);
     if (st) return st;
     const int r = find_recipe(recipe), base = recipes[r].type, mix = recipes[r].mix;
-    if (t->ndim == 1 || t->role == ROLE_VECTOR || t->role == ROLE_POS_EMBD || t->role == ROLE_TOKEN_TYPES) {
+    if (t->ndim == 1 || t->role == ROLE_VECTOR || t->role == ROLE_POS_EMBD || t->role == ROLE_TOKEN_TYPES ||
+        t->role == ROLE_FFN_ROUTER) {
         *type = LLMC_TYPE_F32;
         return LLMC_OK;
     }

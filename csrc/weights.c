@@ -18,13 +18,9 @@
 #include "safetensors.h"
 
 /* ---------------------------------------------------------------- tensor table */
-static llmc_status add_tensor(llmc_model *m, float **vslot, wmat *mslot, int role, int layer, int init,
-                              int conv1d, size_t d0, size_t d1, const char *fmt, ...)
-    __attribute__((format(printf, 10, 11)));
-
 /* Register tensor `name` of shape (d0,) (d1 == 0, vslot) or (d0, d1) (mslot). */
-static llmc_status add_tensor(llmc_model *m, float **vslot, wmat *mslot, int role, int layer, int init,
-                              int conv1d, size_t d0, size_t d1, const char *fmt, ...) {
+llmc_status model_add_tensor(llmc_model *m, float **vslot, wmat *mslot, int role, int layer, int init, int conv1d,
+                             size_t d0, size_t d1, const char *fmt, ...) {
     if (m->n_t == m->cap_t) {
         size_t cap = m->cap_t ? 2 * m->cap_t : 64, bytes;
         if (!llmc_mul_ok(cap, sizeof(tensor_spec), &bytes)) return llmc_fail(LLMC_ERR_NOMEM, "tensor table overflows");
@@ -59,7 +55,7 @@ static llmc_status add_tensor(llmc_model *m, float **vslot, wmat *mslot, int rol
 
 #define ADD_(...)                                                                                                    \
     do {                                                                                                             \
-        llmc_status st_ = add_tensor(m, __VA_ARGS__);                                                                 \
+        llmc_status st_ = model_add_tensor(m, __VA_ARGS__);                                                                 \
         if (st_) return st_;                                                                                         \
     } while (0)
 /* a norm weight or bias (d0,) */
@@ -121,7 +117,7 @@ static llmc_status build_spec(llmc_model *m, const char *pre) {
             VEC(&L->ln2_b, INIT_ZEROS, D, "%s%s.%zu.output.LayerNorm.bias", pre, e, l);
         }
     } else {
-        const int qkv_bias = c->arch == LLMC_ARCH_QWEN2;
+        const int qkv_bias = c->arch == LLMC_ARCH_QWEN2 || c->qkv_bias;
         MAT(&m->wte, ROLE_TOKEN_EMBD, -1, V, D, "%sembed_tokens.weight", pre);
         for (size_t l = 0; l < c->n_layers; l++) {
             layer_weights *L = &m->L[l];
@@ -134,12 +130,20 @@ static llmc_status build_spec(llmc_model *m, const char *pre) {
                 VEC(&L->bk, INIT_ZEROS, kd, "%slayers.%zu.self_attn.k_proj.bias", pre, l);
                 VEC(&L->bv, INIT_ZEROS, kd, "%slayers.%zu.self_attn.v_proj.bias", pre, l);
             }
-            if (c->arch == LLMC_ARCH_QWEN3) {
-                VEC(&L->q_norm, INIT_ONES, c->head_dim, "%slayers.%zu.self_attn.q_norm.weight", pre, l);
-                VEC(&L->k_norm, INIT_ONES, c->head_dim, "%slayers.%zu.self_attn.k_norm.weight", pre, l);
+            if (c->arch == LLMC_ARCH_QWEN3 || c->arch == LLMC_ARCH_QWEN3_MOE || c->qk_norm_full) {
+                /* qwen3: one (hd,) norm for every head; olmoe: over the whole projection */
+                VEC(&L->q_norm, INIT_ONES, c->qk_norm_full ? qd : c->head_dim, "%slayers.%zu.self_attn.q_norm.weight",
+                    pre, l);
+                VEC(&L->k_norm, INIT_ONES, c->qk_norm_full ? kd : c->head_dim, "%slayers.%zu.self_attn.k_norm.weight",
+                    pre, l);
             }
             MAT(&L->wo, ROLE_ATTN_OUT, (int)l, D, qd, "%slayers.%zu.self_attn.o_proj.weight", pre, l);
             VEC(&L->ln2_w, INIT_ONES, D, "%slayers.%zu.post_attention_layernorm.weight", pre, l);
+            if (llmc_layer_is_moe(c, l)) {
+                llmc_status st_ = moe_build_spec(m, pre, l);
+                if (st_) return st_;
+                continue;
+            }
             MAT(&L->w_gate, ROLE_FFN_GATE, (int)l, F, D, "%slayers.%zu.mlp.gate_proj.weight", pre, l);
             MAT(&L->w_up, ROLE_FFN_UP, (int)l, F, D, "%slayers.%zu.mlp.up_proj.weight", pre, l);
             MAT(&L->w_down, ROLE_FFN_DOWN, (int)l, D, F, "%slayers.%zu.mlp.down_proj.weight", pre, l);
@@ -211,6 +215,7 @@ void llmc_model_free(llmc_model *m) {
     if (m->gguf) llmc_gguf_close(m->gguf);
     llmc_free(m->rope_factors);
     llmc_free(m->t);
+    moe_free(m);
     llmc_free(m->L);
     llmc_free(m->inv_freq);
     llmc_free(m);
@@ -392,7 +397,8 @@ llmc_status llmc_model_load_as(const char *dir, const char *dtype, llmc_progress
         const llmc_st_tensor *x = llmc_st_find(sf, t->name);
         if (!x) {
             st = llmc_fail(LLMC_ERR_FORMAT, "%s: missing tensor '%s' (needed by this %s config)", dir, t->name,
-                           c.arch == LLMC_ARCH_GPT2 ? "gpt2" : c.arch == LLMC_ARCH_BERT ? "bert" : "llama-family");
+                           c.arch == LLMC_ARCH_GPT2 ? "gpt2" : c.arch == LLMC_ARCH_BERT ? "bert"
+                           : c.n_experts ? "mixture-of-experts" : "llama-family");
             break;
         }
         int shape_ok = x->ndim == t->ndim && x->shape[0] == t->shape[0] && (t->ndim == 1 || x->shape[1] == t->shape[1]);

@@ -17,6 +17,7 @@ from . import data
 from . import gguf
 from .gguf import gguf_info
 from .model import Model, Session
+from .seq2seq import Seq2SeqDecoder, Seq2SeqModel
 from .hooks import AblateHeads, AblateNeurons, Patch, Steer
 from . import latent
 from .default import default_training_summary, load_default
@@ -24,6 +25,8 @@ from .generate import ContextWindowWarning, Sampler, process_logits, sample
 from .perplexity import PerplexityResult, perplexity
 from .training import NonFiniteLossError, TrainHistory, loss_and_grads, train
 from .quant import dequantize, quant_types, quantize
+from . import experts
+from .experts import moe
 from .ops import (
     apply_rope,
     cross_entropy,
@@ -43,6 +46,15 @@ from .ops import (
 __version__ = "0.1.0"
 
 UnsupportedError = _core.UnsupportedError
+
+
+def __getattr__(name: str):
+    """``llmc.distributed`` (Ray, an optional extra) is imported on first use, so ``import llmc`` never needs Ray."""
+    if name == "distributed":
+        import importlib
+
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'llmc' has no attribute {name!r}")
 
 
 def set_num_threads(n: int) -> None:
@@ -94,8 +106,9 @@ __all__ = [
     "perplexity_from_logits", "rms_norm", "silu", "sinusoidal_positions", "softmax", "set_num_threads",
     "get_num_threads", "simd_info", "blas_info", "UnsupportedError", "Sampler", "sample", "process_logits",
     "perplexity", "PerplexityResult", "attention", "train", "loss_and_grads", "TrainHistory", "Model", "Session",
+    "Seq2SeqModel", "Seq2SeqDecoder",
     "Tokenizer", "load_default", "default_training_summary", "get_encoding", "encoding_for_model",
     "encoding_name_for_model", "list_encoding_names", "data", "ContextWindowWarning", "NonFiniteLossError",
     "quantize", "dequantize", "quant_types",
-    "Steer", "AblateHeads", "AblateNeurons", "Patch", "latent", "gguf", "gguf_info",
+    "Steer", "AblateHeads", "AblateNeurons", "Patch", "latent", "gguf", "gguf_info", "moe", "experts",
 ]

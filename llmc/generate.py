@@ -172,9 +172,13 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
              do_sample: bool | None = None, num_beams: int = 1, length_penalty: float = 1.0, early_stopping=False,
              num_return_sequences: int = 1, stop: str | Sequence[str] | None = None, seed: int | None = None,
              stream: bool = False, return_logprobs: bool = False, overflow: str = "stop", keep_first: int = 0,
-             eos_token_id: int | Sequence[int] | None = None, interventions=None):
+             eos_token_id: int | Sequence[int] | None = None, interventions=None, batch_size: int | None = None):
     """Continue ``prompt`` (a str, encoded with ``model.tokenizer``, or a list of token ids) by up to
     ``max_new_tokens`` tokens. See ``llmc.Model.generate`` for the parameters.
+
+    A list of prompts (strs or id lists; a nested list is never read as one prompt) decodes them together with
+    continuous batching (``llmc.batch.generate_batch``; ``batch_size`` sequences at once) and returns a list with
+    one result per prompt.
 
     The context window (``model.context_length`` tokens) holds the prompt and the generated tokens. ``overflow``
     says what happens when they would not fit:
@@ -191,9 +195,22 @@ def generate(model, prompt, max_new_tokens: int = 64, *, temperature: float = 1.
     """
     if interventions:  # every session generation opens carries them (positions: absolute, prompt included)
         model = _Intervened(model, interventions)
-    if _is_batch(prompt):
-        raise ValueError("generate got a list of prompts (a nested list or a 2-D array): batched generation is not "
-                         "available in this version; call generate once per prompt")
+    batch_kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                    repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                    do_sample=do_sample, num_beams=num_beams, length_penalty=length_penalty,
+                    early_stopping=early_stopping, num_return_sequences=num_return_sequences, stop=stop, seed=seed,
+                    stream=stream, return_logprobs=return_logprobs, overflow=overflow, keep_first=keep_first,
+                    eos_token_id=eos_token_id, interventions=interventions, batch_size=batch_size)
+    if _is_batch(prompt):  # a list of prompts: decoded together (llmc/batch.py)
+        from .batch import generate_batch
+
+        return generate_batch(model, list(prompt), max_new_tokens, **batch_kw)
+    if batch_size is not None:
+        raise ValueError("batch_size is for a list of prompts (or beam search, whose beams are the batch)")
+    if num_beams > 1 and not interventions and not stream:  # the beams of one prompt are a batch
+        from .batch import generate_batch
+
+        return generate_batch(model, [prompt], max_new_tokens, **batch_kw)[0]
     text_mode = isinstance(prompt, str)
     tok = getattr(model, "tokenizer", None)
     if text_mode:

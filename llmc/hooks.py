@@ -27,7 +27,9 @@ Names (H query heads, Hk key/value heads, hd head_dim, F MLP width, T tokens):
 | `blocks.{l}.resid_post` | (T, D) | output of block l (bert: after its LayerNorm) |
 | `ln_final` | (T, D) | after the final norm: what the unembedding reads (decoders) |
 
-`blocks.{l}.moe.router_logits` is reserved for mixture-of-experts models (none is supported yet).
+Mixture-of-experts layers (mixtral, qwen2_moe, qwen3_moe, olmoe; docs/moe.md) have `blocks.{l}.moe.router_logits`
+(T, E): the router logits before the softmax (a Steer/Patch there changes which experts run), and no
+`mlp.pre_act` / `mlp.post_act` (each token runs different experts); their `mlp_out` is the whole MoE block's output.
 """
 from __future__ import annotations
 
@@ -42,9 +44,17 @@ from ._native import _core
 __all__ = ["AblateHeads", "AblateNeurons", "DirectLogitAttribution", "LogitLens", "Patch", "Steer"]
 
 _ACTS = ["embed", "resid_pre", "attn.q", "attn.k", "attn.v", "attn.pattern", "attn.z", "attn_out", "resid_mid",
-         "mlp.pre_act", "mlp.post_act", "mlp_out", "resid_post", "ln_final"]
+         "mlp.pre_act", "mlp.post_act", "mlp_out", "resid_post", "ln_final", "moe.router_logits"]
 _ACT_ID = {n: i for i, n in enumerate(_ACTS)}
-_BLOCK_ACTS = _ACTS[1:-1]
+_BLOCK_ACTS = _ACTS[1:13] + ["moe.router_logits"]
+_DENSE_ONLY = ("mlp.pre_act", "mlp.post_act")
+
+
+def _layer_acts(model, layer: int) -> list[str]:
+    """the activations block `layer` has: a MoE layer has a router and no single MLP hidden layer"""
+    if layer in model.info.get("moe_layers", ()):
+        return [a for a in _BLOCK_ACTS if a not in _DENSE_ONLY]
+    return [a for a in _BLOCK_ACTS if a != "moe.router_logits"]
 _CAPTURE, _ADD, _SET, _ZERO, _MEAN = range(5)
 _NAME_RE = re.compile(r"blocks\.(-?\d+)\.(.+)")
 
@@ -54,7 +64,8 @@ def activation_names(model, T: int | None = None) -> dict[str, tuple]:
     """{name: shape} of every activation, in forward order; T (the tokens of a run) appears as "T" unless given."""
     t = "T" if T is None else int(T)
     out = {}
-    for name in ["embed"] + [f"blocks.{l}.{a}" for l in range(model.n_layers) for a in _BLOCK_ACTS] + ["ln_final"]:
+    for name in ["embed"] + [f"blocks.{l}.{a}" for l in range(model.n_layers) for a in _layer_acts(model, l)] + \
+            ["ln_final"]:
         try:
             out[name] = _shape(model, _parse(model, name)[0], t)
         except _core.UnsupportedError:
@@ -75,13 +86,18 @@ def _parse(model, name: str) -> tuple[int, int]:
         raise ValueError(f"unknown activation name {name!r}: names are 'embed', 'ln_final' or 'blocks.{{l}}.{{act}}' "
                          f"with act one of {', '.join(_BLOCK_ACTS)} (see model.activation_names())")
     layer, act = int(m.group(1)), m.group(2)
-    if act == "moe.router_logits":
-        raise _core.UnsupportedError(f"{name!r}: this {model.arch} model has no mixture-of-experts router")
     if act not in _BLOCK_ACTS:
         raise ValueError(f"unknown activation {act!r} in {name!r}: one of {', '.join(_BLOCK_ACTS)}")
     if not 0 <= layer < model.n_layers:
         raise ValueError(f"layer {layer} out of range in {name!r}: the model has {model.n_layers} layers "
                          f"(0 .. {model.n_layers - 1})")
+    if act not in _layer_acts(model, layer):
+        if act == "moe.router_logits":
+            what = "model" if not model.info.get("moe_layers") else f"model's layer {layer}"
+            raise _core.UnsupportedError(f"{name!r}: this {model.arch} {what} has no mixture-of-experts router")
+        raise _core.UnsupportedError(f"{name!r}: layer {layer} is a mixture of experts; each token runs different "
+                                     "experts, so there is no single MLP hidden layer (use mlp_out or "
+                                     "moe.router_logits)")
     return _ACT_ID[act], layer
 
 

@@ -7,7 +7,9 @@
     s = model.session()                                # KV-cached decoding
     next_logits = s.append([464, 2068]); s.append([int(next_logits.argmax())])
 
-Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders) and bert (encoder, for embeddings). Weights are typed:
+Supported: gpt2, llama, mistral, qwen2, qwen3 (decoders), bert (encoder, for embeddings) and the mixtures of
+experts mixtral, qwen2_moe, qwen3_moe, olmoe (model.routing / model.expert_usage show their routing; docs/moe.md);
+t5 and bart folders load as llmc.Seq2SeqModel (encoder-decoder, llmc/seq2seq.py). Weights are typed:
 F32/F16/BF16 checkpoint tensors are used as stored (mapped from the file), or converted on load to a dtype recipe,
 ``Model.load(path, dtype="q8_0")``, with llama.cpp's block formats and its rules for which tensors keep more bits
 (docs/quantization.md). Activations are float32.
@@ -39,6 +41,8 @@ _HF_DTYPES = {"f32": ("F32", "float32"), "bf16": ("BF16", "bfloat16"), "f16": ("
 _ARCHITECTURES = {
     "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "bert": "BertModel",
+    "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+    "olmoe": "OlmoeForCausalLM",
 }
 
 
@@ -149,8 +153,15 @@ class Model:
                  length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
                  stop: str | Sequence[str] | None = None, seed: int | None = None, stream: bool = False,
                  return_logprobs: bool = False, overflow: Literal["stop", "slide", "error"] = "stop",
-                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None, interventions=None):
+                 keep_first: int = 0, eos_token_id: int | Sequence[int] | None = None, interventions=None,
+                 batch_size: int | None = None):
         """Continue a prompt (str, encoded with model.tokenizer, or a list of token ids) with KV-cached decoding.
+
+        A list of prompts ([p1, p2, ...], strs or id lists of different lengths) decodes them together: each step
+        is one batched call for all running sequences (one matrix product per weight), at most batch_size at once
+        (default: all, up to 64), a finished sequence's slot going to the next prompt (continuous batching). Each
+        keeps its own stop conditions; the result is a list, one entry per prompt, each what generate(prompt)
+        returns (sampling: prompt i uses seed + i). Beam search also runs its beams as one batch (docs/batching.md).
 
         temperature: 0 = greedy; top_k / top_p / min_p: filters (0 / 1.0 / 0.0 = off); repetition_penalty (1.0 =
         off) and no_repeat_ngram_size (0 = off) act on the prompt and the generated tokens. do_sample: None
@@ -175,7 +186,7 @@ class Model:
                         length_penalty=length_penalty, early_stopping=early_stopping,
                         num_return_sequences=num_return_sequences, stop=stop, seed=seed, stream=stream,
                         return_logprobs=return_logprobs, overflow=overflow, keep_first=keep_first,
-                        eos_token_id=eos_token_id, interventions=interventions)
+                        eos_token_id=eos_token_id, interventions=interventions, batch_size=batch_size)
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -198,6 +209,12 @@ class Model:
 
             return _load_gguf(cls, p, attention, dtype, progress)
         dt = _dtype(dtype)
+        if _seq2seq_folder(p):  # T5 / BART: encoder-decoder models live in llmc/seq2seq.py
+            from .seq2seq import Seq2SeqModel
+
+            if dt is not None:
+                raise _core.UnsupportedError(f"dtype={dt!r}: encoder-decoder models load as stored (f32/f16/bf16)")
+            return Seq2SeqModel.load(p, attention)
         if not p.is_dir():
             if p.exists():
                 raise NotADirectoryError(f"{_files.display(p)}: a checkpoint is a folder (config.json + *.safetensors)")
@@ -231,6 +248,10 @@ class Model:
         seed = int(seed)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        from .seq2seq import Seq2SeqModel, is_seq2seq_config
+
+        if is_seq2seq_config(config):
+            return Seq2SeqModel.init(config, seed, attention)
         core = _core.model_init(json.dumps(config), seed)
         return cls(core, config, attention)
 
@@ -243,6 +264,21 @@ class Model:
 
             return logits_with(self, ids, interventions, attention)
         return self._m.forward(_ids(ids), None, _attn(attention, self._attention), True, False, False)[0]
+
+    # ------------------------------------------------------------ mixture of experts (llmc/experts.py)
+    def routing(self, ids: Sequence[int]):
+        """Per MoE layer: llmc.experts.Routing(layer, router_logits (T, E), experts (T, k) int32, weights (T, k)) for
+        the token ids, as the forward pass routed them. llmc.UnsupportedError for a dense model."""
+        from .experts import routing
+
+        return routing(self, ids)
+
+    def expert_usage(self, ids_or_texts):
+        """How often each expert was chosen over a corpus (one or more token-id sequences or texts):
+        llmc.experts.ExpertUsage with counts (MoE layers, E) and fractions."""
+        from .experts import expert_usage
+
+        return expert_usage(self, ids_or_texts)
 
     # ------------------------------------------------------------ latent space (llmc/hooks.py)
     def run_with_cache(self, ids, names=None, interventions=None, token_type_ids=None,
@@ -283,10 +319,26 @@ class Model:
         seqs = [_ids(s) for s in batch]
         if not seqs:
             raise ValueError("logits_batch needs at least one sequence")
-        out = np.zeros((len(seqs), max(len(s) for s in seqs), self.vocab_size), dtype=np.float32)
-        for i, s in enumerate(seqs):
-            out[i, : len(s)] = self.logits(s, attention)
-        return out
+        if self.arch == "bert":
+            raise _core.UnsupportedError("this model (bert) has no language-model head")
+        # packed prefill (csrc/batch.c): all sequences' tokens go through each weight together, attention per
+        # sequence; sequence i's rows land at row i * T_max of the padded output
+        T = max(len(s) for s in seqs)
+        lengths = np.array([len(s) for s in seqs], np.int64)
+        rows = np.arange(len(seqs), dtype=np.int64) * T
+        out, _ = self._m.forward_batch(np.concatenate(seqs), None, lengths, _attn(attention, self._attention), True,
+                                       False, rows, len(seqs) * T)
+        return out.reshape(len(seqs), T, self.vocab_size)
+
+    def append_batch(self, sessions: Sequence[Session], ids) -> np.ndarray:
+        """Append ids[i] (a token or a sequence of tokens) to sessions[i] for every i in one batched call: every
+        weight is read once for all of them (one matrix product per weight), attention runs per session over its
+        own cache. Returns the next-token logits (B, vocab), row i equal to sessions[i].append(ids[i]) up to float
+        rounding. Sessions of different lengths and positions mix freely; they must be distinct sessions of this
+        model without interventions. On error no session changes (see docs/batching.md)."""
+        from .batch import append_batch
+
+        return append_batch(self, sessions, ids)
 
     def hidden_states(self, ids: Sequence[int], token_type_ids=None, attention: str | None = None) -> np.ndarray:
         """(n_layers + 1, T, d_model), as transformers' output_hidden_states reports them: the embedding output,
@@ -585,6 +637,16 @@ def _write_safetensors(path: Path, tensors: dict) -> None:
             yield tensors[n][2].tobytes()
 
     _files.write_chunks(path, chunks())
+
+
+def _seq2seq_folder(p: Path) -> bool:
+    """True when p/config.json names an encoder-decoder model_type (t5, bart); errors are left to the loaders."""
+    try:
+        from .seq2seq import is_seq2seq_config
+
+        return is_seq2seq_config(json.loads(_files.read_regular(p / "config.json")))
+    except (OSError, ValueError):
+        return False
 
 
 def _load_tokenizer(path: Path):

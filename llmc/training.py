@@ -184,8 +184,45 @@ def trainer_config(config: dict) -> dict:
                     n_positions=_get(config, "max_position_embeddings"), eps=float(config.get("rms_norm_eps", 1e-6)),
                     tied=bool(config.get("tie_word_embeddings", False)), window=window, qkv_bias=mt == "qwen2",
                     qk_norm=mt == "qwen3", **_rope_scaling(config))
-    raise _core.UnsupportedError(f"config.json: training supports model_type gpt2, llama, mistral, qwen2 and qwen3, "
-                                 f"not {mt!r}")
+    if mt in _MOE:
+        return _moe_trainer_config(config, mt)
+    raise _core.UnsupportedError(f"config.json: training supports model_type gpt2, llama, mistral, qwen2, qwen3, "
+                                 f"mixtral, qwen2_moe and qwen3_moe, not {mt!r}")
+
+
+_MOE = ("mixtral", "qwen2_moe", "qwen3_moe")
+
+
+def _moe_trainer_config(config: dict, mt: str) -> dict:
+    """The C trainer's options for a mixture of experts (csrc/moe_train.c): llama-family attention (mixtral's
+    sliding window, qwen2_moe's q/k/v biases, qwen3_moe's q/k norms) and sparse SwiGLU experts, with transformers'
+    defaults for absent fields."""
+    for key, ok in [("hidden_act", "silu"), ("router_jitter_noise", 0.0), ("use_sliding_window", False),
+                    ("attention_bias", False)]:
+        if config.get(key, ok) not in (ok, None, 0):
+            raise _core.UnsupportedError(f"config.json: {key}={config[key]!r} is not supported for training")
+    d, h = _get(config, "hidden_size"), _get(config, "num_attention_heads")
+    n_layers = _get(config, "num_hidden_layers")
+    ekey = "num_experts" if config.get("num_experts") is not None else "num_local_experts"
+    E = int(config.get(ekey) or {"mixtral": 8, "qwen2_moe": 60, "qwen3_moe": 128}[mt])
+    k = int(config.get("num_experts_per_tok") or {"mixtral": 2, "qwen2_moe": 4, "qwen3_moe": 8}[mt])
+    moe = dict(n_experts=E, n_experts_used=k, aux_loss_coef=float(config.get("router_aux_loss_coef", 0.001)))
+    if mt == "mixtral":
+        moe.update(moe_d_ff=_get(config, "intermediate_size"), norm_topk_prob=True, moe_names=True)
+    else:
+        moe.update(moe_d_ff=int(config.get("moe_intermediate_size") or (1408 if mt == "qwen2_moe" else 768)),
+                   norm_topk_prob=bool(config.get("norm_topk_prob", False)),
+                   decoder_sparse_step=int(config.get("decoder_sparse_step") or 1),
+                   mlp_only_layers=[l for l in (config.get("mlp_only_layers") or []) if 0 <= l < n_layers])
+        if mt == "qwen2_moe":
+            moe["shared_d_ff"] = int(config.get("shared_expert_intermediate_size") or 5632)
+    return dict(arch=1, n_layers=n_layers, d_model=d, n_heads=h, n_kv_heads=config.get("num_key_value_heads") or h,
+                head_dim=config.get("head_dim") or d // h, d_ff=_get(config, "intermediate_size"),
+                vocab=_get(config, "vocab_size"), n_positions=_get(config, "max_position_embeddings"),
+                eps=float(config.get("rms_norm_eps", 1e-6)), tied=bool(config.get("tie_word_embeddings", False)),
+                window=int(config.get("sliding_window") or 0) if mt == "mixtral" else 0,
+                qkv_bias=mt == "qwen2_moe" and bool(config.get("qkv_bias", True)), qk_norm=mt == "qwen3_moe",
+                **_rope_scaling(config), **moe)
 
 
 class Trainer:

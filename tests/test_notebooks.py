@@ -9,7 +9,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOTEBOOKS = sorted(p.stem for p in EXAMPLES.glob("*.ipynb"))
 PNG = {"embeddings": "embeddings.png", "temperature": "temperature.png", "attention": "attention.png",
-       "logit_lens": "logit_lens.png", "steering": "steering.png"}
+       "logit_lens": "logit_lens.png", "steering": "steering.png", "moe_routing": "moe_routing.png"}
 
 for mod in ("nbclient", "nbformat", "ipykernel", "matplotlib"):
     if importlib.util.find_spec(mod) is None:

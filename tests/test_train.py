@@ -298,7 +298,7 @@ def test_short_run_loss_falls(mt, extra):
     (dict(model_type="llama", hidden_act="gelu"), "hidden_act"),
     (dict(model_type="llama", rope_scaling={"rope_type": "yarn", "factor": 4.0}), "yarn"),
     (dict(model_type="qwen3", layer_types=["full_attention", "sliding_attention"]), "layer_types"),
-    (dict(model_type="mixtral"), "model_type"),
+    (dict(model_type="olmoe"), "model_type"),  # mixtral, qwen2_moe, qwen3_moe train (tests/test_moe.py)
     (dict(model_type="gpt2", n_embd=32, n_layer=1, n_head=4, n_positions=8, tie_word_embeddings=False),
      "tie_word_embeddings")])
 def test_unsupported_settings_are_named(cfg, field):

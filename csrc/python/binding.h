@@ -62,6 +62,7 @@ PyArrayObject *llmc_py_new_float(int nd, const npy_intp *dims);
 
 extern PyMethodDef llmc_py_core_methods[];
 extern PyMethodDef llmc_py_ops_methods[];
+extern PyMethodDef llmc_py_moe_methods[];
 extern PyMethodDef llmc_py_json_methods[];
 extern PyMethodDef llmc_py_backward_methods[];
 extern PyTypeObject llmc_py_SamplerType;
@@ -78,5 +79,8 @@ extern PyMethodDef llmc_py_gguf_methods[];
 extern PyTypeObject llmc_py_GGUFType;
 /* Adds the Model and Session types to the module (model_binding.c). */
 int llmc_py_model_init(PyObject *m);
+/* Adds the Seq2Seq and Seq2SeqDecoder types (seq2seq_binding.c). */
+extern PyMethodDef llmc_py_seq2seq_methods[];
+int llmc_py_seq2seq_init(PyObject *m);
 
 #endif

@@ -63,6 +63,8 @@ typedef struct {
     llmc_model *m;
     int active;     /* calls running without the GIL (forward, session append): convert refuses while any runs */
     int converting; /* convert is running without the GIL: every other call refuses */
+    llmc_batch *batch; /* workspace of append_batch (created on first use), or NULL */
+    int batch_busy;    /* a call is using it without the GIL: another thread gets a workspace of its own */
 } ModelObject;
 
 static int model_busy(const ModelObject *m) {
@@ -83,6 +85,7 @@ typedef struct {
 static PyTypeObject ModelType, SessionType;
 
 static void model_dealloc(ModelObject *self) {
+    llmc_batch_free(self->batch);
     llmc_model_free(self->m);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -95,6 +98,8 @@ static PyObject *wrap_model(llmc_model *m) {
     }
     o->m = m;
     o->active = o->converting = 0;
+    o->batch = NULL;
+    o->batch_busy = 0;
     return (PyObject *)o;
 }
 
@@ -186,21 +191,35 @@ static PyObject *py_model_init(PyObject *self, PyObject *args) {
 }
 
 static const char *arch_name(int arch) {
-    static const char *const names[] = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "bert"};
-    return arch >= 0 && arch <= 5 ? names[arch] : "?";
+    static const char *const names[] = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "bert",
+                                        "mixtral", "qwen2_moe", "qwen3_moe", "olmoe"};
+    return arch >= 0 && arch < (int)(sizeof names / sizeof names[0]) ? names[arch] : "?";
 }
 
 static PyObject *model_config(ModelObject *self, PyObject *args) {
     (void)args;
     const llmc_model_config *c = llmc_model_get_config(self->m);
-    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:f,s:O,s:O,s:n,s:f}", "arch", arch_name(c->arch),
+    PyObject *moe_layers = PyList_New(0);
+    if (!moe_layers) return NULL;
+    for (size_t l = 0; l < c->n_layers; l++) {
+        PyObject *v = llmc_layer_is_moe(c, l) ? PyLong_FromSize_t(l) : NULL;
+        if (v && PyList_Append(moe_layers, v) < 0) Py_CLEAR(moe_layers);
+        Py_XDECREF(v);
+        if (!moe_layers) return NULL;
+    }
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:f,s:O,s:O,s:n,s:f,s:n,s:n,s:n,s:n,s:O,s:f,s:N}",
+                         "arch", arch_name(c->arch),
                          "n_layers", (Py_ssize_t)c->n_layers, "d_model", (Py_ssize_t)c->d_model, "n_heads",
                          (Py_ssize_t)c->n_heads, "n_kv_heads", (Py_ssize_t)c->n_kv_heads, "head_dim",
                          (Py_ssize_t)c->head_dim, "d_ff", (Py_ssize_t)c->d_ff, "vocab_size", (Py_ssize_t)c->vocab,
                          "context_length", (Py_ssize_t)c->context_length, "type_vocab_size",
                          (Py_ssize_t)c->type_vocab, "norm_eps", (double)c->norm_eps, "tied_embeddings",
                          c->tied_embeddings ? Py_True : Py_False, "causal", c->causal ? Py_True : Py_False,
-                         "sliding_window", (Py_ssize_t)c->sliding_window, "rope_theta", (double)c->rope_theta);
+                         "sliding_window", (Py_ssize_t)c->sliding_window, "rope_theta", (double)c->rope_theta,
+                         "n_experts", (Py_ssize_t)c->n_experts, "n_experts_used", (Py_ssize_t)c->n_experts_used,
+                         "moe_d_ff", (Py_ssize_t)c->moe_d_ff, "shared_d_ff", (Py_ssize_t)c->shared_d_ff,
+                         "norm_topk_prob", c->norm_topk_prob ? Py_True : Py_False, "router_aux_loss_coef",
+                         (double)c->router_aux_loss_coef, "moe_layers", moe_layers);
 }
 
 /* 1-D int64 ids (new reference) or NULL */
@@ -292,6 +311,42 @@ done:
     Py_XDECREF(ids);
     Py_XDECREF(types);
     return (PyObject *)out;
+}
+
+/* routing(ids) -> (logits (Lm, T, E), experts (Lm, T, k) int32, weights (Lm, T, k)) over the MoE layers */
+static PyObject *model_routing(ModelObject *self, PyObject *args) {
+    PyObject *io;
+    if (!PyArg_ParseTuple(args, "O", &io)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    if (!c->n_experts) {
+        PyErr_SetString(llmc_py_UnsupportedError, "this model has no mixture-of-experts layers");
+        return NULL;
+    }
+    PyArrayObject *ids = ids_1d(io, "ids"), *lg = NULL, *ex = NULL, *wt = NULL;
+    PyObject *res = NULL;
+    if (!ids) return NULL;
+    size_t Lm = 0;
+    for (size_t l = 0; l < c->n_layers; l++) Lm += (size_t)llmc_layer_is_moe(c, l);
+    npy_intp T = PyArray_DIM(ids, 0);
+    npy_intp dl[3] = {(npy_intp)Lm, T, (npy_intp)c->n_experts}, dk[3] = {(npy_intp)Lm, T, (npy_intp)c->n_experts_used};
+    if (!(lg = llmc_py_new_float(3, dl)) || !(wt = llmc_py_new_float(3, dk)) ||
+        !(ex = (PyArrayObject *)PyArray_SimpleNew(3, dk, NPY_INT32)))
+        goto done;
+    if (model_busy(self)) goto done;
+    llmc_status st;
+    self->active++;
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
+    st = llmc_model_routing(self->m, PyArray_DATA(ids), (size_t)T, PyArray_DATA(lg), PyArray_DATA(ex),
+                            PyArray_DATA(wt));
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->active--;
+    if (!llmc_py_finish(st, &pc)) res = Py_BuildValue("OOO", lg, ex, wt);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(lg);
+    Py_XDECREF(ex);
+    Py_XDECREF(wt);
+    return res;
 }
 
 /* embed(ids (N, T) int64, type_ids (N, T) | None, lengths (N,), pooling, normalize, attn) -> (N, D) */
@@ -520,6 +575,166 @@ static PyObject *model_act_layout(ModelObject *self, PyObject *args) {
     return Py_BuildValue("(nn)", (Py_ssize_t)U, (Py_ssize_t)W);
 }
 
+/* ---------------------------------------------------------------- batched calls (csrc/batch.c) */
+/* (N,) int64 array-like of non-negative counts -> PyMem size_t array (new) or NULL with an exception */
+static size_t *sizes_1d(PyObject *o, const char *what, Py_ssize_t N) {
+    PyArrayObject *a = llmc_py_int_array(o, what);
+    if (!a) return NULL;
+    size_t *v = NULL;
+    if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != N) {
+        PyErr_Format(PyExc_ValueError, "%s must have %zd entries", what, N);
+    } else if ((v = PyMem_Malloc(((size_t)N + 1) * sizeof(size_t)))) {
+        for (Py_ssize_t i = 0; i < N; i++) {
+            int64_t x = ((const int64_t *)PyArray_DATA(a))[i];
+            if (x < 0) {
+                PyErr_Format(PyExc_ValueError, "%s[%zd] is negative (%lld)", what, i, (long long)x);
+                PyMem_Free(v);
+                v = NULL;
+                break;
+            }
+            v[i] = (size_t)x;
+        }
+    } else {
+        PyErr_NoMemory();
+    }
+    Py_DECREF(a);
+    return v;
+}
+
+static int session_enter(SessionObject *self);
+
+/* append_batch(sessions: list, ids: packed int64, n: (B,), all_logits) -> logits (B, V), or (sum n, V) */
+static PyObject *model_append_batch(ModelObject *self, PyObject *args) {
+    PyObject *list, *io, *no;
+    int all;
+    if (!PyArg_ParseTuple(args, "O!OOp", &PyList_Type, &list, &io, &no, &all)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    const Py_ssize_t B = PyList_GET_SIZE(list);
+    PyArrayObject *ids = ids_1d(io, "ids"), *out = NULL;
+    size_t *n = NULL;
+    llmc_session **ss = NULL;
+    if (!ids || !(n = sizes_1d(no, "n", B))) goto done;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < B; i++) total += n[i];
+    if (total != (size_t)PyArray_DIM(ids, 0)) {
+        PyErr_Format(PyExc_ValueError, "ids holds %zd tokens but n adds up to %zu", (Py_ssize_t)PyArray_DIM(ids, 0),
+                     total);
+        goto done;
+    }
+    if (!(ss = PyMem_Malloc(((size_t)B + 1) * sizeof *ss))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < B; i++) {
+        PyObject *it = PyList_GET_ITEM(list, i);
+        if (!PyObject_TypeCheck(it, &SessionType)) {
+            PyErr_Format(PyExc_TypeError, "sessions[%zd] is a %s, not a session", i, Py_TYPE(it)->tp_name);
+            goto done;
+        }
+        SessionObject *so = (SessionObject *)it;
+        if (so->owner != (PyObject *)self) {
+            PyErr_Format(PyExc_ValueError, "sessions[%zd] belongs to another model", i);
+            goto done;
+        }
+        if (session_enter(so)) goto done;
+        ss[i] = so->s;
+    }
+    npy_intp dims[2] = {all ? (npy_intp)total : (npy_intp)B, (npy_intp)c->vocab};
+    if (!(out = llmc_py_new_float(2, dims)) || model_busy(self)) {
+        Py_CLEAR(out);
+        goto done;
+    }
+    llmc_batch *b = self->batch_busy ? NULL : self->batch, *own = NULL;
+    if (!b) {
+        if (llmc_py_check(llmc_batch_new(self->m, &own))) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        if (!self->batch_busy && !self->batch) self->batch = own, own = NULL; /* kept for the next call */
+        b = own ? own : self->batch;
+    }
+    const int mine = b == self->batch;
+    if (mine) self->batch_busy = 1;
+    for (Py_ssize_t i = 0; i < B; i++) ((SessionObject *)PyList_GET_ITEM(list, i))->busy = 1;
+    self->active++;
+    llmc_status st;
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
+    st = llmc_batch_append(b, ss, (size_t)B, PyArray_DATA(ids), n, PyArray_DATA(out), all, NULL);
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->active--;
+    for (Py_ssize_t i = 0; i < B; i++) ((SessionObject *)PyList_GET_ITEM(list, i))->busy = 0;
+    if (mine) self->batch_busy = 0;
+    llmc_batch_free(own);
+    if (llmc_py_finish(st, &pc)) Py_CLEAR(out);
+done:
+    PyMem_Free(ss);
+    PyMem_Free(n);
+    Py_XDECREF(ids);
+    return (PyObject *)out;
+}
+
+/* forward_batch(ids packed, type_ids packed | None, lengths (N,), attn, want_logits, want_last, out_rows (N,) | None,
+ * rows) -> (logits (rows, V) | None, last (rows, D) | None); rows not written are zero */
+static PyObject *model_forward_batch(ModelObject *self, PyObject *args) {
+    PyObject *io, *to, *lo, *ro;
+    int attn, wl, wlast;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "OOOippOn", &io, &to, &lo, &attn, &wl, &wlast, &ro, &rows)) return NULL;
+    const llmc_model_config *c = llmc_model_get_config(self->m);
+    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *lg = NULL, *la = NULL;
+    PyObject *res = NULL;
+    size_t *len = NULL, *orow = NULL;
+    if (!ids) return NULL;
+    PyArrayObject *la_n = (PyArrayObject *)PyArray_FROM_O(lo);
+    if (!la_n) goto done;
+    const Py_ssize_t N = PyArray_NDIM(la_n) == 1 ? PyArray_DIM(la_n, 0) : -1;
+    Py_DECREF(la_n);
+    if (N < 0) {
+        PyErr_SetString(PyExc_ValueError, "lengths must be 1-D");
+        goto done;
+    }
+    if (!(len = sizes_1d(lo, "lengths", N))) goto done;
+    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < N; i++) total += len[i];
+    if (total != (size_t)PyArray_DIM(ids, 0) || (types && PyArray_DIM(types, 0) != PyArray_DIM(ids, 0))) {
+        PyErr_Format(PyExc_ValueError, "ids (and token_type_ids) must hold the %zu tokens the lengths add up to", total);
+        goto done;
+    }
+    if (ro != Py_None) {
+        if (!(orow = sizes_1d(ro, "out_rows", N))) goto done;
+        for (Py_ssize_t i = 0; i < N; i++)
+            if (orow[i] + len[i] > (size_t)rows) {
+                PyErr_Format(PyExc_ValueError, "sequence %zd's rows end past the %zd output rows", i, rows);
+                goto done;
+            }
+    } else if ((size_t)rows != total) {
+        PyErr_Format(PyExc_ValueError, "packed output needs %zu rows, got %zd", total, rows);
+        goto done;
+    }
+    npy_intp dl[2] = {(npy_intp)rows, (npy_intp)c->vocab}, dh[2] = {(npy_intp)rows, (npy_intp)c->d_model};
+    if ((wl && !(lg = (PyArrayObject *)PyArray_ZEROS(2, dl, NPY_FLOAT32, 0))) ||
+        (wlast && !(la = (PyArrayObject *)PyArray_ZEROS(2, dh, NPY_FLOAT32, 0))) || model_busy(self))
+        goto done;
+    llmc_status st;
+    self->active++;
+    LLMC_PY_INTERRUPTIBLE_BEGIN(pc)
+    st = llmc_model_forward_batch(self->m, PyArray_DATA(ids), types ? PyArray_DATA(types) : NULL, len, (size_t)N, attn,
+                                  lg ? PyArray_DATA(lg) : NULL, la ? PyArray_DATA(la) : NULL, orow);
+    LLMC_PY_INTERRUPTIBLE_END(pc)
+    self->active--;
+    if (llmc_py_finish(st, &pc)) goto done;
+    res = PyTuple_Pack(2, lg ? (PyObject *)lg : Py_None, la ? (PyObject *)la : Py_None);
+done:
+    PyMem_Free(len);
+    PyMem_Free(orow);
+    Py_XDECREF(ids);
+    Py_XDECREF(types);
+    Py_XDECREF(lg);
+    Py_XDECREF(la);
+    return res;
+}
+
 static PyMethodDef model_methods[] = {
     {"forward_hooked", (PyCFunction)model_forward_hooked, METH_VARARGS,
      "forward_hooked(ids, type_ids, attn, want_logits, hooks) -> logits | None"},
@@ -528,11 +743,16 @@ static PyMethodDef model_methods[] = {
     {"config", (PyCFunction)model_config, METH_NOARGS, "the parsed configuration"},
     {"forward", (PyCFunction)model_forward, METH_VARARGS, "forward(ids, type_ids, attn, logits, hidden, last)"},
     {"attention_weights", (PyCFunction)model_attention_weights, METH_VARARGS, "attention_weights(ids, type_ids, layer)"},
+    {"routing", (PyCFunction)model_routing, METH_VARARGS, "routing(ids) -> (logits, experts, weights) per MoE layer"},
     {"embed", (PyCFunction)model_embed, METH_VARARGS, "embed(ids, type_ids, lengths, pooling, normalize, attn)"},
     {"tensors", (PyCFunction)model_tensors, METH_VARARGS, "tensors(writable=False) -> [(name, view, type, shape)]"},
     {"convert", (PyCFunction)model_convert, METH_VARARGS, "convert(dtype, progress=None)"},
     {"dtype", (PyCFunction)model_dtype, METH_NOARGS, "the recipe of the weights ('' = as stored)"},
     {"session", (PyCFunction)model_session, METH_VARARGS, "session(capacity, overflow, keep_first, attn)"},
+    {"append_batch", (PyCFunction)model_append_batch, METH_VARARGS,
+     "append_batch(sessions, ids, n, all_logits) -> logits: one batched append to several sessions"},
+    {"forward_batch", (PyCFunction)model_forward_batch, METH_VARARGS,
+     "forward_batch(ids, type_ids, lengths, attn, logits, last, out_rows, rows) -> (logits, last)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -119,6 +119,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyMethodDef *tables[] = {
         llmc_py_core_methods,
         llmc_py_ops_methods,
+        llmc_py_moe_methods,
         llmc_py_json_methods,
         llmc_py_backward_methods,
         llmc_py_attention_methods,
@@ -127,6 +128,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         llmc_py_model_methods,
         llmc_py_quant_methods,
         llmc_py_gguf_methods,
+        llmc_py_seq2seq_methods,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (PyModule_AddFunctions(m, tables[i]) < 0) goto fail;
@@ -149,7 +151,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_DECREF(bases);
     if (!llmc_py_UnsupportedError || PyModule_AddObjectRef(m, "UnsupportedError", llmc_py_UnsupportedError) < 0)
         goto fail;
-    if (llmc_py_model_init(m) < 0) goto fail;
+    if (llmc_py_model_init(m) < 0 || llmc_py_seq2seq_init(m) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

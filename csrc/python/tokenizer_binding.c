@@ -335,6 +335,22 @@ static PyObject *py_from_hf_json(PyObject *self, PyObject *args) {
     return wrap(t);
 }
 
+/* tokenizer_from_sentencepiece(data: bytes, what: str) */
+static PyObject *py_from_spm(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    const char *what;
+    if (!PyArg_ParseTuple(args, "y*s", &data, &what)) return NULL;
+    llmc_tokenizer *t;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_from_sentencepiece(data.buf, (size_t)data.len, what, &t);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (llmc_py_check(st)) return NULL;
+    return wrap(t);
+}
+
 typedef struct {
     PyObject *fn;
     llmc_py_poll_ctx *pc;
@@ -426,5 +442,7 @@ PyMethodDef llmc_py_tokenizer_methods[] = {
     {"tokenizer_from_tiktoken", py_from_tiktoken, METH_VARARGS,
      "tokenizer_from_tiktoken(data, pattern, specials) -> TokenizerHandle"},
     {"tokenizer_from_hf_json", py_from_hf_json, METH_VARARGS, "tokenizer_from_hf_json(data, what) -> TokenizerHandle"},
+    {"tokenizer_from_sentencepiece", py_from_spm, METH_VARARGS,
+     "tokenizer_from_sentencepiece(data, what) -> TokenizerHandle"},
     {NULL, NULL, 0, NULL},
 };

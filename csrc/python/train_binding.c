@@ -22,16 +22,44 @@ static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
     static char *names[] = {"arch", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab",
                             "n_positions", "eps", "rope_theta", "tied", "batch", "seq_len", "window", "qkv_bias",
                             "qk_norm", "rope_llama3", "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
-                            "rope_original_context", "rope_divisors", "precision", NULL};
+                            "rope_original_context", "rope_divisors", "precision", "n_experts", "n_experts_used",
+                            "moe_d_ff", "shared_d_ff", "decoder_sparse_step", "norm_topk_prob", "moe_names",
+                            "aux_loss_coef", "mlp_only_layers", NULL};
     llmc_train_config c = {0};
-    Py_ssize_t v[9], B, T, window = 0, orig = 0;
-    PyObject *div_obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "innnnnnnnffpnn|$npppfffnOi", names, &c.arch, &v[0], &v[1], &v[2],
-                                     &v[3], &v[4], &v[5], &v[6], &v[7], &c.eps, &c.rope_theta, &c.tied, &B, &T,
+    Py_ssize_t v[9], B, T, window = 0, orig = 0, moe[5] = {0, 0, 0, 0, 1};
+    PyObject *div_obj = Py_None, *mlp_only = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "innnnnnnnffpnn|$npppfffnOinnnnnppfO", names, &c.arch, &v[0], &v[1],
+                                     &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &c.eps, &c.rope_theta, &c.tied, &B, &T,
                                      &window, &c.qkv_bias, &c.qk_norm, &c.rope.llama3, &c.rope.factor,
                                      &c.rope.low_freq_factor, &c.rope.high_freq_factor, &orig, &div_obj,
-                                     &c.precision))
+                                     &c.precision, &moe[0], &moe[1], &moe[2], &moe[3], &moe[4], &c.norm_topk_prob,
+                                     &c.moe_names, &c.aux_loss_coef, &mlp_only))
         return -1;
+    for (int i = 0; i < 5; i++)
+        if (moe[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "%s must be >= 0, got %zd", names[24 + i], moe[i]);
+            return -1;
+        }
+    c.n_experts = (size_t)moe[0]; c.n_experts_used = (size_t)moe[1]; c.moe_d_ff = (size_t)moe[2];
+    c.shared_d_ff = (size_t)moe[3]; c.decoder_sparse_step = (size_t)moe[4];
+    if (mlp_only != Py_None) { /* layer indices that keep a dense MLP */
+        PyObject *seq = PySequence_Fast(mlp_only, "mlp_only_layers must be a sequence of layer indices");
+        if (!seq) return -1;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            Py_ssize_t l = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i), PyExc_OverflowError);
+            if (l == -1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                return -1;
+            }
+            if (l < 0 || l >= LLMC_MOE_MAX_LAYERS) {
+                Py_DECREF(seq);
+                PyErr_Format(PyExc_ValueError, "mlp_only_layers: layer %zd outside [0, %d)", l, LLMC_MOE_MAX_LAYERS);
+                return -1;
+            }
+            c.mlp_only[l / 64] |= (uint64_t)1 << (l % 64);
+        }
+        Py_DECREF(seq);
+    }
     for (int i = 0; i < 8; i++)
         if (v[i] < 0) {
             PyErr_Format(PyExc_ValueError, "%s must be >= 0, got %zd", names[i + 1], v[i]);
