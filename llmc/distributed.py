@@ -242,12 +242,18 @@ def _progress_fn(progress, label: str, unit: str) -> Callable[[int, int], None] 
 
 
 # -------------------------------------------------------------------------------------------------------------- pool
+def _check_int(name: str, v, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return int(v)
+
+
 def _shard_size(n_items: int, n_actors: int, shard_size: int | None) -> int:
     if shard_size is None:  # ~4 shards per actor: balances uneven shards, bounds what a failure costs
         return max(1, math.ceil(n_items / (4 * max(n_actors, 1))))
-    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
-        raise ValueError(f"shard_size must be a positive int or None, got {shard_size!r}")
-    return int(shard_size)
+    return _check_int("shard_size", shard_size, 1)
 
 
 class ModelPool:
@@ -283,18 +289,20 @@ class ModelPool:
         ray = _ray()
         from .model import Model
 
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, (int, np.integer)) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        _check_int("threads", threads, 1)
+        _check_int("max_retries", max_retries, 0)
+        if num_actors is not None:
+            _check_int("num_actors", num_actors, 1)
         if attention not in ("flash", "standard"):
             raise ValueError(f'attention must be "flash" or "standard", got {attention!r}')
-        if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, (int, np.integer))
-                                       or num_actors < 1):
-            raise ValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
-        if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float, np.number))
-                                     or not num_cpus > 0):
-            raise ValueError(f"num_cpus must be a number > 0 or None, got {num_cpus!r}")
+        if num_cpus is not None:
+            if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float, np.number)):
+                raise TypeError(f"num_cpus must be a number or None, got {type(num_cpus).__name__}")
+            if not num_cpus > 0:
+                raise ValueError(f"num_cpus must be > 0, got {num_cpus!r}")
+        from .model import _dtype
+
+        dtype = _dtype(dtype)  # a bad dtype fails here, not in every actor
         num_cpus = int(threads) if num_cpus is None else float(num_cpus)
         expect_types = None
         if isinstance(model, Model):
@@ -530,7 +538,7 @@ class ModelPool:
         for i, d in enumerate(docs):
             if not isinstance(d, str):
                 ids = np.asarray(d)
-                if ids.dtype.kind not in "iu":
+                if ids.dtype.kind not in "iu" and ids.size:  # (an empty list is float64 to NumPy)
                     raise TypeError(f"document {i}: token ids must be integers, got dtype {ids.dtype}")
                 out[i] = ids.astype(np.int64).reshape(-1)
         if texts:
@@ -566,8 +574,7 @@ class ModelPool:
 
         if method not in ("sliding", "chunks"):
             raise ValueError(f'method must be "sliding" or "chunks", got {method!r}')
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        _check_int("batch_size", batch_size, 1)
         ctx = int(context_length if context_length is not None else self.context_length)
         if ctx < 2:
             raise ValueError(f"context_length must be >= 2, got {context_length!r} (model: {self.context_length})")

@@ -84,7 +84,7 @@ def test_perplexity_of_a_text_is_exact(pool, model, text, method, one_thread):
 
 def test_perplexity_of_documents(pool, model, text, one_thread):
     lines = llmc.data.kjv_lines("heldout")[:30]
-    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100], [7]]
+    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100], [7], []]
     ref = llmc.perplexity(model, texts=docs, context_length=32, stride=16, batch_size=1, progress=False)
     got = pool.perplexity(docs, context_length=32, stride=16, shard_size=2, return_nll=True, progress=False)
     assert got.ppl == ref.ppl and got.n_tokens == ref.n_tokens and got.nll_sum == ref.nll_sum
@@ -228,6 +228,21 @@ def test_gguf_file_and_load_errors(ray, model, text, tmp_path, one_thread):
         ModelPool("relative/missing/model", num_actors=1)
     with pytest.raises(ValueError, match="has no files"):
         ModelPool(llmc.Model.init(dict(model.config)), num_actors=1)
+
+
+def test_pool_argument_errors(ray, model):
+    from llmc.distributed import ModelPool
+
+    with pytest.raises(TypeError, match="threads must be an int"):
+        ModelPool(model.path, threads="2")
+    with pytest.raises(ValueError, match="num_actors must be >= 1"):
+        ModelPool(model.path, num_actors=0)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        ModelPool(model.path, dtype="q3_z")
+    with pytest.raises(ValueError, match="num_cpus"):
+        ModelPool(model.path, num_cpus=0)
+    with pytest.raises(TypeError, match="model must be"):
+        ModelPool(42)
 
 
 def test_import_without_ray():
