@@ -126,7 +126,8 @@ def _rope_scaling(config: dict) -> dict:
     'rope_theta' + 'rope_scaling'), as the C trainer's keyword arguments."""
     rp = config.get("rope_parameters") or {}
     sc = config.get("rope_scaling") or rp
-    theta = rp.get("rope_theta", config.get("rope_theta", 10000.0))
+    default = 1e6 if config.get("model_type") == "mixtral" else 10000.0  # transformers' default_theta
+    theta = rp.get("rope_theta", config.get("rope_theta", default))
     kind = sc.get("rope_type") or sc.get("type") or "default"
     out = dict(rope_theta=float(theta))
     if kind == "llama3":
@@ -219,7 +220,8 @@ def _moe_trainer_config(config: dict, mt: str) -> dict:
     return dict(arch=1, n_layers=n_layers, d_model=d, n_heads=h, n_kv_heads=config.get("num_key_value_heads") or h,
                 head_dim=config.get("head_dim") or d // h, d_ff=_get(config, "intermediate_size"),
                 vocab=_get(config, "vocab_size"), n_positions=_get(config, "max_position_embeddings"),
-                eps=float(config.get("rms_norm_eps", 1e-6)), tied=bool(config.get("tie_word_embeddings", False)),
+                eps=float(config.get("rms_norm_eps", 1e-5 if mt == "mixtral" else 1e-6)),
+                tied=bool(config.get("tie_word_embeddings", False)),
                 window=int(config.get("sliding_window") or 0) if mt == "mixtral" else 0,
                 qkv_bias=mt == "qwen2_moe" and bool(config.get("qkv_bias", True)), qk_norm=mt == "qwen3_moe",
                 **_rope_scaling(config), **moe)
