@@ -306,3 +306,21 @@ def test_beams_decode_like_one_sequence(models, kind):
     np.testing.assert_allclose(out[1], ref[2], atol=TOL, rtol=0)
     with pytest.raises(ValueError, match="parent 2 of beam 0"):
         d.reorder([2, 0])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_checkpoint(models, tmp_path, dtype):
+    """F16 / BF16 checkpoints: matrices used as stored; the reference is transformers on the same weights in fp32."""
+    m, _, _ = models["t5_gated"]
+    m.to(getattr(torch, dtype)).save_pretrained(tmp_path)
+    m.to(torch.float32)
+    ref_model = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ours = llmc.Model.load(tmp_path)
+    assert set(ours.weight_types().values()) == {"f32", {"float16": "f16", "bfloat16": "bf16"}[dtype]}
+    dec = _dec_ids("t5_gated")
+    ref = _hf(ref_model, SRC, dec)
+    np.testing.assert_allclose(ours.encode(SRC), ref.encoder_last_hidden_state[0].numpy(), atol=TOL, rtol=0)
+    np.testing.assert_allclose(ours.logits(SRC, dec), ref.logits[0].numpy(), atol=TOL, rtol=0)
+    d = ours.decoder(SRC, capacity=len(dec))
+    steps = np.stack([d.append([t])[0] for t in dec])  # one row at a time: the F16/BF16 matrix-vector kernels
+    np.testing.assert_allclose(steps, ref.logits[0].numpy(), atol=TOL, rtol=0)
