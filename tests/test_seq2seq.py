@@ -273,3 +273,36 @@ def test_checkpoint_errors(models, tmp_path):
         llmc.Model.load(tmp_path)
     with pytest.raises(llmc.UnsupportedError):
         llmc.Model.load(folder, dtype="q8_0")
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_beams_decode_like_one_sequence(models, kind):
+    """B beams fed the same tokens give B copies of the single-sequence logits, on every SIMD level (2-8 beams
+    take the few-rows matmul of seq2seq_matmul.c, its AVX2 kernel and its portable path); reorder moves caches."""
+    _, ours, _ = models[kind]
+    dec = _dec_ids(kind)[:6]
+    ref = ours.logits(SRC, dec)
+    levels = [0] + ([1] if llmc.simd_info()["best"] in ("avx2", "avx512") else [])
+    before = {"scalar": 0, "avx2": 1, "avx512": 2}[llmc.simd_info()["active"]]
+    try:
+        for level in levels:
+            llmc._core.set_simd_level(level)
+            for B in (2, 3, 5, 8):
+                d = ours.decoder(SRC, num_beams=B, capacity=len(dec))
+                rows = [d.append(np.full((B, 1), t))[:, None] for t in dec[:3]]
+                rows.append(d.append(np.tile(dec[3:], (B, 1)), all_logits=True))
+                got = np.concatenate(rows, axis=1)  # (B, T, V)
+                for b in range(B):
+                    np.testing.assert_allclose(got[b], ref, atol=TOL, rtol=0, err_msg=f"level {level} beams {B}")
+    finally:
+        llmc._core.set_simd_level(before)
+    # reorder: beams fed different tokens, then beam 0 takes beam 1's cache and continues like it
+    d = ours.decoder(SRC, num_beams=2, capacity=4)
+    d.append([[dec[0]], [dec[0]]])
+    d.append([[7], [dec[1]]])
+    d.reorder([1, 1])
+    out = d.append([[dec[2]], [dec[2]]])
+    np.testing.assert_allclose(out[0], ref[2], atol=TOL, rtol=0)
+    np.testing.assert_allclose(out[1], ref[2], atol=TOL, rtol=0)
+    with pytest.raises(ValueError, match="parent 2 of beam 0"):
+        d.reorder([2, 0])
