@@ -1,6 +1,7 @@
 """Tokenizer throughput (MB/s) of llmc vs tiktoken vs HF tokenizers, and BPE training time vs HF's BpeTrainer.
 
-    python benchmarks/bench_tokenizer.py [--repeat 5] [--quick] [--out benchmarks/results/tokenizer.json]
+    python benchmarks/bench_tokenizer.py [--repeat 5] [--quick] [--only-general | --only-spm]
+                                         [--out benchmarks/results/tokenizer.json]
 
 Inputs: ../shared/corpora/kjv.txt (4.1 MB) as one string ("whole") and as its 31,102 lines ("lines"), and the
 same 10 times over ("x10"). "1 thread": llmc.set_num_threads(1), tiktoken's single-threaded encode_ordinary,
@@ -228,6 +229,86 @@ def bench_general(args):
     return rows
 
 
+def spm_files(tmp: Path, lines) -> list[tuple[str, Path, Path]]:
+    """SentencePiece models trained here on KJV (Unigram and BPE, nmt_nfkc, 8000 pieces) and the Unigram one as a
+    tokenizer.json in T5's layout (Precompiled charsmap, Strip, Replace, Metaspace): (name, .model, tokenizer.json)."""
+    import sentencepiece as spm
+    import sentencepiece.sentencepiece_model_pb2 as pb
+    import tokenizers
+    from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers
+
+    out = []
+    for mt in ("unigram", "bpe"):
+        prefix = str(tmp / f"kjv_{mt}")
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=prefix, vocab_size=8000,
+                                       model_type=mt, normalization_rule_name="nmt_nfkc", num_threads=1, minloglevel=2)
+        m = pb.ModelProto()
+        m.ParseFromString(Path(prefix + ".model").read_bytes())
+        js = None
+        if mt == "unigram":
+            tok = tokenizers.Tokenizer(models.Unigram([(x.piece, x.score) for x in m.pieces], unk_id=m.trainer_spec.unk_id))
+            tok.normalizer = normalizers.Sequence([normalizers.Precompiled(m.normalizer_spec.precompiled_charsmap),
+                                                   normalizers.Strip(left=False, right=True),
+                                                   normalizers.Replace(Regex(" {2,}"), "\u2581")])
+            tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+            tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+            js = tmp / "kjv_unigram_t5.json"
+            js.write_text(tok.to_str(), encoding="utf-8")
+        out.append((mt, Path(prefix + ".model"), js))
+    return out
+
+
+def bench_spm(args):
+    """SentencePiece .model files (llmc vs the sentencepiece package) and a Unigram tokenizer.json (llmc vs HF
+    tokenizers): kjv lines, one thread each."""
+    import llmc
+    import sentencepiece as spm
+
+    text = KJV.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    mb = len(text.encode("utf-8")) / 1e6
+    tmp = Path(tempfile.mkdtemp(prefix="llmc-bench-spm-"))
+    llmc.set_num_threads(1)
+    rows = []
+    for mt, model, js in spm_files(tmp, lines):
+        tok = llmc.Tokenizer.from_sentencepiece(model)
+        sp = spm.SentencePieceProcessor(model_file=str(model))
+        assert tok.encode_batch(lines, num_threads=1) == sp.encode(lines, num_threads=1)
+        ids = sp.encode(lines[:5000], num_threads=1)
+        t = interleaved({"llmc": lambda: tok.encode_batch(lines, num_threads=1),
+                         "sp": lambda: sp.encode(lines, num_threads=1),
+                         "llmc_dec": lambda: [tok.decode(x) for x in ids],
+                         "sp_dec": lambda: sp.decode(ids)}, args.repeat)
+        rows.append({"tokenizer": f"{mt} .model (nmt_nfkc, 8000)", "reference": "sentencepiece " + spm.__version__,
+                     "llmc_MBps": round(mb / t["llmc"], 2), "ref_MBps": round(mb / t["sp"], 2),
+                     "ratio": round(t["sp"] / t["llmc"], 2), "decode_ratio": round(t["sp_dec"] / t["llmc_dec"], 2)})
+        print(rows[-1], flush=True)
+        if js is not None:
+            import tokenizers
+
+            tj = llmc.Tokenizer.from_file(js)
+            ref = tokenizers.Tokenizer.from_file(str(js))
+            assert tj.encode_batch(lines[:5000]) == [e.ids for e in ref.encode_batch(lines[:5000], add_special_tokens=False)]
+            t = interleaved({"llmc": lambda: tj.encode_batch(lines, num_threads=1)}, args.repeat)["llmc"]
+            hf = hf_times(str(js), 1, args, lines_only=True)["lines"]
+            rows.append({"tokenizer": "Unigram tokenizer.json (T5 layout, Precompiled)", "reference":
+                         "tokenizers " + tokenizers.__version__, "llmc_MBps": round(mb / t, 2),
+                         "ref_MBps": round(mb / hf, 2), "ratio": round(hf / t, 2), "decode_ratio": None})
+            print(rows[-1], flush=True)
+    llmc.set_num_threads(os.cpu_count() or 1)
+    return rows
+
+
+def table_spm(rows) -> str:
+    out = ["| tokenizer (kjv lines, 1 thread) | reference | llmc MB/s | reference MB/s | llmc / reference (encode) | "
+           "llmc / reference (decode) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        dec = f"{r['decode_ratio']:.2f}x" if r.get("decode_ratio") else "n/a"
+        out.append(f"| {r['tokenizer']} | {r['reference']} | {r['llmc_MBps']:.1f} | {r['ref_MBps']:.1f} | "
+                   f"{r['ratio']:.2f}x | {dec} |")
+    return "\n".join(out)
+
+
 def table_general(rows) -> str:
     out = ["| tokenizer.json (kjv lines, 1 thread) | llmc MB/s | HF tokenizers MB/s | llmc / HF |", "|---|---|---|---|"]
     for r in rows:
@@ -262,6 +343,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--only-general", action="store_true", help="only the general pre-tokenizer rows")
+    ap.add_argument("--only-spm", action="store_true", help="only the SentencePiece / Unigram rows")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "tokenizer.json"),
                     help="the JSON file to write (benchmarks/results/tokenizer.json to refresh the committed one)")
     ap.add_argument("--hf-child", default=None, help=argparse.SUPPRESS)
@@ -269,9 +351,11 @@ def main():
     args = ap.parse_args()
     if args.hf_child:
         return hf_child(args)
-    general = bench_general(args)
-    enc = [] if args.only_general else bench_encode(args)
-    train = [] if args.no_train or args.only_general else bench_train(args)
+    spm_rows = bench_spm(args) if not args.only_general else []
+    only = args.only_general or args.only_spm
+    general = bench_general(args) if not args.only_spm else []
+    enc = [] if only else bench_encode(args)
+    train = [] if args.no_train or only else bench_train(args)
     import tiktoken
     import tokenizers
 
@@ -280,10 +364,13 @@ def main():
             "tokenizers": tokenizers.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "encode": enc, "train": train, "general": general}, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps({"meta": meta, "encode": enc, "train": train, "general": general,
+                                          "sentencepiece": spm_rows}, indent=1) + "\n")
     print(table(enc, train))
     print()
     print(table_general(general))
+    print()
+    print(table_spm(spm_rows))
 
 
 if __name__ == "__main__":

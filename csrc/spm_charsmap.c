@@ -102,6 +102,12 @@ size_t llmc_charsmap_match(const llmc_charsmap *cm, const uint8_t *key, size_t n
     return found;
 }
 
+int llmc_charsmap_has_first(const llmc_charsmap *cm, uint8_t c) {
+    if (!cm->n_units || !c) return 0;
+    size_t p = unit_offset(cm->units[0]) ^ c;
+    return p < cm->n_units && unit_label(cm->units[p]) == c;
+}
+
 static inline llmc_status put(uint8_t **o, size_t *len, size_t *cap, const uint8_t *b, size_t n) {
     size_t need;
     if (!llmc_add_ok(*len, n, &need) || llmc_grow((void **)o, cap, need + 1, 1, "normalised text")) return LLMC_ERR_NOMEM;

@@ -84,6 +84,8 @@ void llmc_charsmap_free(llmc_charsmap *cm);
  * *rep[0..*rep_len). */
 size_t llmc_charsmap_match(const llmc_charsmap *cm, const uint8_t *key, size_t n, int longest, const uint8_t **rep,
                            size_t *rep_len);
+/* Does some rule's key start with byte c? */
+int llmc_charsmap_has_first(const llmc_charsmap *cm, uint8_t c);
 /* HF's Precompiled normalizer over s[0..n) into a new llmc_malloc buffer. */
 llmc_status llmc_charsmap_normalize_hf(const llmc_charsmap *cm, const uint8_t *s, size_t n, uint8_t **out,
                                        size_t *out_len);
@@ -122,7 +124,9 @@ typedef struct {
     uint32_t first;  /* first child */
     uint16_t n;      /* children */
     uint8_t label;   /* the byte that leads here */
-    uint8_t pad;
+    uint8_t flags;   /* the piece's LLMC_UNI_* flags */
+    uint32_t pad;
+    double score;    /* the piece's score (kept here: one cache line per step of the Viterbi walk) */
 } llmc_trie_node;
 /* per-id flags of Unigram pieces */
 enum { LLMC_UNI_UNUSED = 1, LLMC_UNI_USER = 2, LLMC_UNI_NOT_IN_TRIE = 4, LLMC_UNI_CONTROL = 8 };
@@ -205,6 +209,10 @@ struct llmc_tokenizer {
     /* Unigram */
     llmc_trie_node *trie;
     size_t n_trie;
+    uint8_t *trie_labels;    /* (n_trie,) node labels, contiguous: a node's children are found with one memchr */
+    int32_t root_child[256]; /* the trie root's child for each byte (-1: none): one lookup for the first byte */
+    size_t user_max_len;     /* SentencePiece: the longest user-defined piece (0: none) */
+    uint8_t spm_ascii_plain[128]; /* SentencePiece: no charsmap rule and no user piece starts with this byte */
     double *uni_score;    /* (n_vocab,) piece scores */
     uint8_t *uni_flags;   /* (n_vocab,) LLMC_UNI_* */
     double uni_min_score; /* the lowest score (of normal pieces for SentencePiece) */
@@ -228,6 +236,9 @@ void llmc_uni_scratch_free(llmc_uni_scratch *sc);
 /* ---------------------------------------------------------------- SentencePiece normalizer (tokenizer_spm.c) */
 /* SentencePiece's Normalizer::Normalize of s[0..n) into a new llmc_malloc buffer. */
 llmc_status llmc_spm_normalize(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_n);
+/* The same into *buf (llmc_malloc'ed, *cap bytes, grown as needed and kept for the next call). */
+llmc_status llmc_spm_normalize_into(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **buf, size_t *cap,
+                                    size_t *out_n);
 /* The length of the longest user-defined piece that prefixes s[0..n) (0: none). */
 size_t llmc_spm_user_match(const llmc_tokenizer *t, const uint8_t *s, size_t n);
 

@@ -84,6 +84,7 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_pretok_steps_free(t->steps, t->n_steps);
     llmc_norm_steps_free(t->norm_steps, t->n_norm_steps);
     llmc_free(t->trie);
+    llmc_free(t->trie_labels);
     llmc_free(t->uni_score);
     llmc_free(t->uni_flags);
     llmc_charsmap_free(t->spm_cm);
@@ -766,9 +767,14 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     } else if (t->normalizer == LLMC_NORM_STEPS || t->normalizer == LLMC_NORM_SPM) { /* HF's normalizer steps; SentencePiece's */
         uint8_t *r;
         size_t rn;
-        llmc_status st = t->normalizer == LLMC_NORM_SPM ? llmc_spm_normalize(t, s, n, &r, &rn)
-                                                        : llmc_normalize_steps(t->norm_steps, t->n_norm_steps, s, n, &r, &rn,
-                                                                               dropped);
+        if (t->normalizer == LLMC_NORM_SPM) { /* straight into the scratch buffer */
+            llmc_status st = llmc_spm_normalize_into(t, s, n, &c->tmp, &c->cap_tmp, &rn);
+            if (st) return st;
+            *out = c->tmp;
+            *out_n = rn;
+            return LLMC_OK;
+        }
+        llmc_status st = llmc_normalize_steps(t->norm_steps, t->n_norm_steps, s, n, &r, &rn, dropped);
         if (st) return st;
         if (llmc_grow((void **)&c->tmp, &c->cap_tmp, rn + 2, 1, "normalised text")) {
             llmc_free(r);

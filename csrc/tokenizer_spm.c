@@ -20,18 +20,14 @@ static const uint8_t META[3] = {0xE2, 0x96, 0x81};
 
 // s: (n,) -> the length of the longest user-defined piece that prefixes s (0: none)
 size_t llmc_spm_user_match(const llmc_tokenizer *t, const uint8_t *s, size_t n) {
-    if (!t->trie || !t->uni_flags) return 0;
+    if (!t->trie || !t->uni_flags || !t->user_max_len) return 0;
     const llmc_trie_node *nodes = t->trie, *nd = &nodes[0];
     size_t best = 0;
+    if (n > t->user_max_len) n = t->user_max_len; /* no user piece is longer */
     for (size_t k = 0; k < n; k++) {
-        uint32_t lo = nd->first, hi = nd->first + nd->n;
-        while (lo < hi) { /* the child labelled s[k] */
-            uint32_t mid = (lo + hi) / 2;
-            if (nodes[mid].label < s[k]) lo = mid + 1;
-            else hi = mid;
-        }
-        if (lo >= nd->first + nd->n || nodes[lo].label != s[k]) break;
-        nd = &nodes[lo];
+        const uint8_t *hit = nd->n ? memchr(t->trie_labels + nd->first, s[k], nd->n) : NULL; /* the child s[k] */
+        if (!hit) break;
+        nd = &nodes[hit - t->trie_labels];
         if (nd->id >= 0 && (t->uni_flags[nd->id] & LLMC_UNI_USER)) best = k + 1;
     }
     return best;
@@ -73,13 +69,16 @@ static void normalize_prefix(const llmc_tokenizer *t, const uint8_t *s, size_t n
     *out_n = *used = l;
 }
 
-// s: (n,) -> *out: (*out_n,) as sentencepiece's normalizer writes it
-llmc_status llmc_spm_normalize(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_n) {
-    uint8_t *o = NULL;
-    size_t len = 0, cap = 0;
+// s: (n,) -> *buf: (*out_n,) as sentencepiece's normalizer writes it (*buf reused across calls)
+llmc_status llmc_spm_normalize_into(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **buf, size_t *cap,
+                                    size_t *out_n) {
+    size_t len = 0;
     const uint8_t *p;
     size_t pl, used;
     size_t i = 0;
+    *out_n = 0;
+    /* room for the common case: every byte kept, spaces tripled (U+2581), the dummy prefix */
+    if (llmc_grow((void **)buf, cap, 3 * n + 8, 1, "normalised text")) return LLMC_ERR_NOMEM;
     if (t->spm_remove_ws) { /* leading spaces (after normalization) */
         while (i < n) {
             normalize_prefix(t, s + i, n - i, &p, &pl, &used);
@@ -87,36 +86,51 @@ llmc_status llmc_spm_normalize(const llmc_tokenizer *t, const uint8_t *s, size_t
             i += used;
         }
     }
-    llmc_status st = put(&o, &len, &cap, NULL, 0);
-    if (st) return st;
-    if (i == n) {
-        *out = o;
-        *out_n = 0;
-        return LLMC_OK;
-    }
+    if (i == n) return LLMC_OK;
     const uint8_t *ws = t->spm_escape_ws ? META : (const uint8_t *)" ";
     size_t wl = t->spm_escape_ws ? 3 : 1;
-    if (t->spm_dummy_prefix) st = put(&o, &len, &cap, ws, wl);
+    llmc_status st = LLMC_OK;
+    if (t->spm_dummy_prefix) st = put(buf, &len, cap, ws, wl);
     int prev_space = t->spm_remove_ws;
     while (!st && i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80 && t->spm_ascii_plain[c] && c != ' ') { /* no rule, no user piece: the byte as it is */
+            if (len + 1 >= *cap) {
+                if ((st = put(buf, &len, cap, &c, 1))) break;
+            } else {
+                (*buf)[len++] = c;
+            }
+            prev_space = 0;
+            i++;
+            continue;
+        }
         normalize_prefix(t, s + i, n - i, &p, &pl, &used);
         while (prev_space && pl && p[0] == ' ') p++, pl--; /* a run of spaces keeps its first */
         if (pl) {
             for (size_t k = 0; !st && k < pl; k++)
-                st = p[k] == ' ' && t->spm_escape_ws ? put(&o, &len, &cap, META, 3) : put(&o, &len, &cap, p + k, 1);
+                st = p[k] == ' ' && t->spm_escape_ws ? put(buf, &len, cap, META, 3) : put(buf, &len, cap, p + k, 1);
             prev_space = p[pl - 1] == ' ';
         }
         i += used;
         if (!t->spm_remove_ws) prev_space = 0;
     }
-    if (!st && t->spm_remove_ws)
-        while (len >= wl && !memcmp(o + len - wl, ws, wl)) len -= wl; /* trailing spaces */
+    if (st) return st;
+    if (t->spm_remove_ws)
+        while (len >= wl && !memcmp(*buf + len - wl, ws, wl)) len -= wl; /* trailing spaces */
+    *out_n = len;
+    return LLMC_OK;
+}
+
+// s: (n,) -> *out: (*out_n,) (a new buffer)
+llmc_status llmc_spm_normalize(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_n) {
+    uint8_t *b = NULL;
+    size_t cap = 0;
+    llmc_status st = llmc_spm_normalize_into(t, s, n, &b, &cap, out_n);
     if (st) {
-        llmc_free(o);
+        llmc_free(b);
         return st;
     }
-    *out = o;
-    *out_n = len;
+    *out = b;
     return LLMC_OK;
 }
 
@@ -242,7 +256,10 @@ llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, cons
             f = LLMC_UNI_NOT_IN_TRIE;
             break;
         case LLMC_SPM_CONTROL: f = LLMC_UNI_NOT_IN_TRIE | LLMC_UNI_CONTROL; break;
-        case LLMC_SPM_USER: f = LLMC_UNI_USER; break;
+        case LLMC_SPM_USER:
+            f = LLMC_UNI_USER;
+            if (pc->len > t->user_max_len) t->user_max_len = pc->len;
+            break;
         case LLMC_SPM_UNUSED: f = LLMC_UNI_UNUSED; break;
         case LLMC_SPM_BYTE: {
             int b = -1;
@@ -302,6 +319,12 @@ llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, cons
         snprintf(msg, sizeof msg, "%s", llmc_last_error());
         st = llmc_fail(st, "%s: %s", what, msg);
         goto fail;
+    }
+    for (int c = 0; c < 128; c++) { /* ASCII bytes that no rule and no user piece starts with */
+        int user = 0;
+        for (size_t i = 0; i < n && !user; i++)
+            user = m.pieces[i].type == LLMC_SPM_USER && m.pieces[i].piece[0] == c;
+        t->spm_ascii_plain[c] = !user && !(t->spm_cm && llmc_charsmap_has_first(t->spm_cm, (uint8_t)c));
     }
     /* decoding: control pieces vanish, unk is its surface, bytes are bytes, U+2581 is ' ' */
     uint8_t buf[1024];

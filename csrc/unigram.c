@@ -61,19 +61,24 @@ llmc_status llmc_unigram_build(llmc_tokenizer *t, size_t n_ids) {
         return LLMC_ERR_NOMEM;
     }
     size_t n_nodes = 1, qh = 0, qt = 0;
-    nodes[0] = (llmc_trie_node){-1, 0, 0, 0, 0};
+    nodes[0] = (llmc_trie_node){-1, 0, 0, 0, 0, 0, 0.0};
     q[qt++] = (build_item){0, 0, (uint32_t)nk, 0};
     while (qh < qt) {
         build_item it = q[qh++];
         uint32_t lo = it.lo;
-        while (lo < it.hi && keys[lo].len == it.depth) nodes[it.node].id = keys[lo++].id; /* keys ending here */
+        while (lo < it.hi && keys[lo].len == it.depth) { /* keys ending here (the last of equal ones wins) */
+            int32_t id = keys[lo++].id;
+            nodes[it.node].id = id;
+            nodes[it.node].score = t->uni_score ? t->uni_score[id] : 0.0;
+            nodes[it.node].flags = t->uni_flags ? t->uni_flags[id] : 0;
+        }
         nodes[it.node].first = (uint32_t)n_nodes;
         uint32_t nc = 0;
         while (lo < it.hi) { /* one child per distinct next byte */
             uint8_t c = keys[lo].b[it.depth];
             uint32_t hi = lo;
             while (hi < it.hi && keys[hi].b[it.depth] == c) hi++;
-            nodes[n_nodes] = (llmc_trie_node){-1, 0, 0, c, 0};
+            nodes[n_nodes] = (llmc_trie_node){-1, 0, 0, c, 0, 0, 0.0};
             q[qt++] = (build_item){(uint32_t)n_nodes, lo, hi, it.depth + 1};
             n_nodes++;
             nc++;
@@ -84,20 +89,20 @@ llmc_status llmc_unigram_build(llmc_tokenizer *t, size_t n_ids) {
     llmc_free(keys);
     llmc_free(q);
     llmc_free(t->trie);
+    llmc_free(t->trie_labels);
     t->trie = nodes;
     t->n_trie = n_nodes;
+    if (!(t->trie_labels = llmc_malloc(n_nodes + 1, "Unigram trie"))) return LLMC_ERR_NOMEM;
+    for (size_t k = 0; k < n_nodes; k++) t->trie_labels[k] = nodes[k].label;
+    for (int b = 0; b < 256; b++) t->root_child[b] = -1;
+    for (uint32_t k = nodes[0].first; k < nodes[0].first + nodes[0].n; k++) t->root_child[nodes[k].label] = (int32_t)k;
     return LLMC_OK;
 }
 
-/* The child of node with label c, or -1 (binary search over the sorted children). */
-static inline long child(const llmc_trie_node *nodes, const llmc_trie_node *nd, uint8_t c) {
-    uint32_t lo = nd->first, hi = nd->first + nd->n;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (nodes[mid].label < c) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < nd->first + nd->n && nodes[lo].label == c ? (long)lo : -1;
+/* The child of node nd with label c, or -1: the children's labels are contiguous, memchr finds it. */
+static inline long child(const llmc_tokenizer *t, const llmc_trie_node *nd, uint8_t c) {
+    const uint8_t *hit = nd->n ? memchr(t->trie_labels + nd->first, c, nd->n) : NULL;
+    return hit ? (long)(hit - t->trie_labels) : -1;
 }
 
 void llmc_uni_scratch_free(llmc_uni_scratch *sc) {
@@ -167,7 +172,7 @@ llmc_status llmc_unigram_piece(const llmc_tokenizer *t, llmc_uni_scratch *sc, co
         int single = 0;
         const llmc_trie_node *nd = &nodes[0];
         for (size_t k = pos; k < n; k++) { /* every piece that starts here */
-            long c = child(nodes, nd, p[k]);
+            long c = k == pos ? t->root_child[p[k]] : child(t, nd, p[k]);
             if (c < 0) break;
             nd = &nodes[c];
             int32_t id = nd->id;
@@ -175,14 +180,14 @@ llmc_status llmc_unigram_piece(const llmc_tokenizer *t, llmc_uni_scratch *sc, co
             size_t len = k + 1 - pos, e = k + 1;
             double cand;
             if (spm) {
-                uint8_t f = t->uni_flags[id];
+                uint8_t f = nd->flags;
                 if (f & LLMC_UNI_UNUSED) continue;
                 /* SentencePiece: a user-defined piece scores len * max_score - 0.1 (float product, double
                  * difference), so it always wins; the sum is a double, compared with the stored float */
-                double s = (f & LLMC_UNI_USER) ? (double)((float)len * t->spm_max_score) - 0.1 : t->uni_score[id];
+                double s = (f & LLMC_UNI_USER) ? (double)((float)len * t->spm_max_score) - 0.1 : nd->score;
                 cand = s + base;
             } else {
-                cand = t->uni_score[id] + base;
+                cand = nd->score + base;
             }
             if (from[e] < 0 || cand > best[e]) {
                 best[e] = spm ? (double)(float)cand : cand; /* SentencePiece keeps float path scores */
