@@ -94,7 +94,13 @@ llmc_status llmc_spm_normalize_into(const llmc_tokenizer *t, const uint8_t *s, s
     int prev_space = t->spm_remove_ws;
     while (!st && i < n) {
         uint8_t c = s[i];
-        if (c < 0x80 && t->spm_ascii_plain[c] && c != ' ') { /* no rule, no user piece: the byte as it is */
+        if (c == ' ' && t->spm_ascii_plain[c]) { /* a plain space: U+2581, once per run when removing extras */
+            if (!prev_space && (st = put(buf, &len, cap, ws, wl))) break;
+            prev_space = t->spm_remove_ws;
+            i++;
+            continue;
+        }
+        if (c < 0x80 && t->spm_ascii_plain[c]) { /* no rule, no user piece: the byte as it is */
             if (len + 1 >= *cap) {
                 if ((st = put(buf, &len, cap, &c, 1))) break;
             } else {

@@ -101,7 +101,13 @@ llmc_status llmc_unigram_build(llmc_tokenizer *t, size_t n_ids) {
 
 /* The child of node nd with label c, or -1: the children's labels are contiguous, memchr finds it. */
 static inline long child(const llmc_tokenizer *t, const llmc_trie_node *nd, uint8_t c) {
-    const uint8_t *hit = nd->n ? memchr(t->trie_labels + nd->first, c, nd->n) : NULL;
+    const uint8_t *lab = t->trie_labels + nd->first;
+    if (nd->n <= 8) { /* a few children: a plain loop beats the call */
+        for (uint32_t k = 0; k < nd->n; k++)
+            if (lab[k] == c) return (long)(nd->first + k);
+        return -1;
+    }
+    const uint8_t *hit = memchr(lab, c, nd->n);
     return hit ? (long)(hit - t->trie_labels) : -1;
 }
 
