@@ -20,6 +20,8 @@ import json
 import os
 from typing import AbstractSet, Collection, Iterable, Literal, Mapping, Sequence, Union
 
+import numpy as np
+
 from ._native import _core
 
 __all__ = ["Tokenizer"]
@@ -384,9 +386,11 @@ class Tokenizer:
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """decode_bytes(ids) as text; bytes that are not valid UTF-8 (a token split inside a character) become
         U+FFFD, as in tiktoken (SentencePiece models: one U+FFFD per invalid byte, as sentencepiece does)."""
+        if not isinstance(errors, str):
+            raise TypeError(f"errors must be a str, got {type(errors).__name__}")
         if errors == "replace" and self.kind == "sentencepiece":
             errors = "_llmc_perbyte"
-        return self._h.decode(_ids(ids)).decode("utf-8", errors)
+        return self._h.decode(_ids(ids), errors)
 
     def token_bytes(self, id: int) -> bytes:
         """The bytes of one token."""
@@ -473,10 +477,12 @@ def _hf_json(vocab: list[bytes], merges, regex: str, specials: dict[str, int]) -
     }
 
 
-def _ids(ids) -> list[int]:
+def _ids(ids):
+    """ids as the binding takes them: a list, tuple or NumPy array as it is (read in C without converting each
+    id to a Python object), anything else iterable as a list."""
     if isinstance(ids, (str, bytes)):
         raise TypeError("ids must be a sequence of ints")
-    return ids if isinstance(ids, list) else list(ids)
+    return ids if isinstance(ids, (list, tuple, np.ndarray)) else list(ids)
 
 
 def _freeze(x):
