@@ -32,7 +32,8 @@
 
 #define PASS_TOKENS 256    /* rows of one pass: big enough for BLAS to run at full speed, activations a few MiB */
 #define GROUP_TOKENS 2048  /* cached tokens of one group of whole sequences (forward_batch, embed): bounds the KV */
-#define SMALL_T 16         /* F32 products of at most this many rows take the streaming kernel below */
+#define SMALL_T 64         /* F32 (out, in) products of at most this many rows take the streaming kernel below */
+#define SMALL_T_CONV1D 16  /* the same for GPT-2's (in, out) Conv1D weights (past it, BLAS sgemm is faster) */
 #define SMALL_NB 96        /* weight rows per block of the streaming kernel */
 #define SMALL_KB 64        /* Conv1D weight rows (in) per chunk of the streaming kernel */
 #define SHORT_APPEND 8     /* appends of at most this many tokens take the decode path of quantized weights, as an
@@ -180,8 +181,9 @@ static llmc_status seg_matmul(llmc_batch *b, const seg *sg, size_t n, const floa
                               size_t in, size_t out, float beta) {
     const size_t base = sg[0].r0, rows = sg[n - 1].r0 + sg[n - 1].T - base;
     if (w->in_out || w->type == LLMC_TYPE_F32) {
-        /* one row: sgemv, as an unbatched decode step; a few rows: the streaming kernel; many: BLAS sgemm */
-        if (rows > 1 && rows <= SMALL_T && llmc_simd_get_level() != LLMC_SIMD_SCALAR)
+        /* one row: sgemv, as an unbatched decode step; a few rows: the streaming kernel; many: BLAS sgemm
+         * (thresholds measured on GPT-2 / Llama 124M shapes, benchmarks/bench_batch.py) */
+        if (rows > 1 && rows <= (w->in_out ? SMALL_T_CONV1D : SMALL_T) && llmc_simd_get_level() != LLMC_SIMD_SCALAR)
             return small_matmul_f32(b, x, w, y, rows, in, out, beta);
         return model_matmul_w(x, w, y, rows, in, out, beta);
     }

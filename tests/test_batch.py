@@ -326,10 +326,10 @@ def test_perplexity_of_texts_is_batched_and_equals_each_text_alone(pair):
 
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
-@pytest.mark.parametrize("B", [2, 5, 13, 17])
+@pytest.mark.parametrize("B", [2, 5, 13, 17, 70])
 def test_streaming_kernel_odd_sizes(kind, B):
-    """Decode steps of 2..16 rows take batch.c's streaming F32 kernel (17: BLAS): widths that are no multiple of 8,
-    an odd number of weight rows, two threads."""
+    """Decode steps of 2..64 rows take batch.c's streaming F32 kernel (GPT-2's Conv1D weights 2..16; more: BLAS):
+    widths that are no multiple of 8, an odd number of weight rows, two threads."""
     cfg = (dict(TINY, hidden_size=36, intermediate_size=44, num_attention_heads=2, num_key_value_heads=1)
            if kind == "llama" else dict(model_type="gpt2", vocab_size=V, n_embd=36, n_layer=2, n_head=2, n_positions=64))
     m = llmc.Model.init(cfg, seed=6)
