@@ -8,6 +8,9 @@
 
 #ifndef LLMC_BLAS_PREFIX
 #define LLMC_BLAS_PREFIX scipy_
+/* One single-threaded sgemm, safe to call from inside a parallel region (dimensions must fit BLAS's int). */
+void llmc_sgemm1(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                 const float *b, size_t ldb, float beta, float *c, size_t ldc);
 #endif
 #define LLMC_BLAS_CAT2(a, b) a##b
 #define LLMC_BLAS_CAT(a, b) LLMC_BLAS_CAT2(a, b)
@@ -27,8 +30,9 @@ void LLMC_BLAS(openblas_set_num_threads)(int n);
 int LLMC_BLAS(openblas_get_num_threads)(void);
 char *LLMC_BLAS(openblas_get_config)(void);
 
-/* Row-major C(m,n) = alpha * op(A) @ op(B) + beta * C, with each dimension checked to fit BLAS's int. Large
- * products are split over llmc's threads (OpenBLAS itself runs single-threaded, see threads.c). */
+/* Row-major C(m,n) = alpha * op(A) @ op(B) + beta * C, with each dimension checked to fit BLAS's int. A large
+ * product is one threaded OpenBLAS call whose jobs run on llmc's OpenMP threads (threads.c); from inside a parallel
+ * region it is one single-threaded call. */
 #include "llmc.h"
 llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
@@ -36,4 +40,7 @@ llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, f
 llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
                        float beta, float *y);
 
+/* One single-threaded sgemm, safe to call from inside a parallel region (dimensions must fit BLAS's int). */
+void llmc_sgemm1(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                 const float *b, size_t ldb, float beta, float *c, size_t ldc);
 #endif

@@ -69,6 +69,9 @@ const char *llmc_quant_kernels_name(void);
 const char *llmc_quant_kernels_reason(void);
 /* The BLAS library's own description (e.g. OpenBLAS's build config). */
 const char *llmc_blas_info(void);
+/* 1 when a large float32 product is one threaded OpenBLAS call whose jobs run on llmc's OpenMP threads (OpenBLAS
+ * >= 0.3.27, the pinned wheel); 0 when llmc splits it into single-threaded calls (an older system OpenBLAS). */
+int llmc_blas_one_pool(void);
 /* FLOP counter (flops.c): while switched on by at least one caller, every float32 BLAS product llmc runs adds
  * 2 m n k (sgemm) or 2 m k (sgemv) to a process-wide running total, on every thread. enable(1) adds a user,
  * enable(0) removes one; read the totals before and after and take the difference. Off by default. */
@@ -222,6 +225,8 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
 /* data[0..len): the bytes of a Hugging Face tokenizer.json; `what` names it in error messages. */
 llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char *what, llmc_tokenizer **out);
+/* data[0..len): the bytes of a SentencePiece .model file (Unigram or BPE); `what` names it in error messages. */
+llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, const char *what, llmc_tokenizer **out);
 void llmc_tokenizer_free(llmc_tokenizer *t);
 /* Free a buffer returned by a tokenizer function (ids, bytes, offsets, merges). */
 void llmc_tokenizer_free_buffer(void *p);

@@ -133,11 +133,13 @@ static int arch_from_name(const char *mt) {
 static llmc_status cfg_rope(const cfg_src *s, llmc_model_config *c) {
     const llmc_json *rp = llmc_json_get(s->root, "rope_parameters");
     const llmc_json *sc = llmc_json_get(s->root, "rope_scaling");
+    /* transformers' default_theta: 1e6 for Mixtral, 10000 for the others */
+    const double def_theta = c->arch == LLMC_ARCH_MIXTRAL ? 1e6 : 10000.0;
     llmc_status st;
     if (llmc_json_is(rp, LLMC_JSON_OBJECT)) {
-        if ((st = cfg_float(s, rp, "rope_theta", 0, 10000.0, CFG_POSITIVE, &c->rope_theta))) return st;
+        if ((st = cfg_float(s, rp, "rope_theta", 0, def_theta, CFG_POSITIVE, &c->rope_theta))) return st;
         if (!llmc_json_is(sc, LLMC_JSON_OBJECT)) sc = rp;
-    } else if ((st = cfg_float(s, s->root, "rope_theta", 0, 10000.0, CFG_POSITIVE, &c->rope_theta))) {
+    } else if ((st = cfg_float(s, s->root, "rope_theta", 0, def_theta, CFG_POSITIVE, &c->rope_theta))) {
         return st;
     }
     if (llmc_json_is(sc, LLMC_JSON_OBJECT)) {
@@ -328,7 +330,9 @@ llmc_status model_parse_config(const llmc_json *root, const char *file, llmc_mod
             (st = cfg_size(s, "intermediate_size", 1, 0, 1, &c->d_ff)) ||
             (st = cfg_size(s, "max_position_embeddings", 1, 0, 1, &c->context_length)))
             return st;
-        if ((st = cfg_float(s, root, "rms_norm_eps", 0, 1e-6, CFG_NONNEG, &c->norm_eps))) return st;
+        /* transformers' defaults: 1e-5 for Mixtral and OLMoE, 1e-6 for the others */
+        const double def_eps = arch == LLMC_ARCH_MIXTRAL || arch == LLMC_ARCH_OLMOE ? 1e-5 : 1e-6;
+        if ((st = cfg_float(s, root, "rms_norm_eps", 0, def_eps, CFG_NONNEG, &c->norm_eps))) return st;
         const char *act;
         if ((st = cfg_str(s, root, "hidden_act", &act))) return st;
         if (*act && strcmp(act, "silu"))

@@ -1,5 +1,6 @@
-/* nfc.c: Unicode Normalization Form C (canonical decomposition, canonical ordering, canonical composition), for
- * tokenizer.json files whose normalizer is NFC (Qwen). Tables come from unicode_tables.c (generated). */
+/* nfc.c: Unicode Normalization Forms C, D, KC and KD (canonical or compatibility decomposition, canonical ordering,
+ * canonical composition), for tokenizer.json normalizers (NFC: Qwen; NFKC: many SentencePiece models). Tables come
+ * from unicode_tables.c (generated). */
 #include <string.h>
 
 #include "tok_internal.h"
@@ -19,8 +20,24 @@ static unsigned ccc(uint32_t cp) {
     return lo < llmc_ccc_count && llmc_ccc_table[lo][0] == cp ? llmc_ccc_table[lo][1] : 0;
 }
 
-/* Append the full canonical decomposition of cp to out (room for 18 code points; the longest is 4). */
-static size_t decompose(uint32_t cp, uint32_t *out) {
+/* Find cp in a sorted (code point, pool offset, length) table; copy its decomposition to out; 0 if absent. */
+static size_t table_decomp(const uint32_t (*tab)[3], size_t count, const uint32_t *pool, uint32_t cp, uint32_t *out) {
+    size_t lo = 0, hi = count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (tab[mid][0] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < count && tab[lo][0] == cp) {
+        memcpy(out, pool + tab[lo][1], tab[lo][2] * sizeof(uint32_t));
+        return tab[lo][2];
+    }
+    return 0;
+}
+
+/* Append the full canonical (compat: compatibility) decomposition of cp to out (room for 18 code points: the
+ * longest, U+FDFA's compatibility decomposition, has 18). */
+static size_t decompose(uint32_t cp, uint32_t *out, int compat) {
     if (cp >= SBASE && cp < SBASE + SCOUNT) {
         uint32_t si = cp - SBASE, t = si % TCOUNT;
         out[0] = LBASE + si / NCOUNT;
@@ -28,17 +45,10 @@ static size_t decompose(uint32_t cp, uint32_t *out) {
         if (t) out[2] = TBASE + t;
         return t ? 3 : 2;
     }
-    size_t lo = 0, hi = llmc_decomp_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (llmc_decomp_table[mid][0] < cp) lo = mid + 1;
-        else hi = mid;
-    }
-    if (lo < llmc_decomp_count && llmc_decomp_table[lo][0] == cp) {
-        size_t off = llmc_decomp_table[lo][1], len = llmc_decomp_table[lo][2];
-        memcpy(out, llmc_decomp_pool + off, len * sizeof(uint32_t));
-        return len;
-    }
+    size_t k = 0;
+    if (compat && cp >= 0xA0) k = table_decomp(llmc_kdecomp_table, llmc_kdecomp_count, llmc_kdecomp_pool, cp, out);
+    if (!k && cp >= 0xC0) k = table_decomp(llmc_decomp_table, llmc_decomp_count, llmc_decomp_pool, cp, out);
+    if (k) return k;
     out[0] = cp;
     return 1;
 }
@@ -63,12 +73,11 @@ static uint32_t compose(uint32_t a, uint32_t b) {
 
 /* Canonical decomposition + ordering of s[0..n) into code points *cps_out (*m of them); bad[i] marks a raw invalid
  * byte kept as is. Both arrays are llmc_malloc'd. */
-static llmc_status decompose_text(const uint8_t *s, size_t n, uint32_t **cps_out, uint8_t **bad_out, size_t *m_out) {
-    size_t cap;
-    /* a code point decomposes into at most 4 (canonical) and each input byte is at least a quarter code point */
-    if (!llmc_mul_ok(n + 1, 4 * sizeof(uint32_t), &cap)) return llmc_fail(LLMC_ERR_NOMEM, "NFC: text too long");
-    uint32_t *cps = llmc_malloc(cap, "NFC buffer");
-    uint8_t *bad = llmc_malloc(cap / sizeof(uint32_t), "NFC buffer"); /* marks code points that stand for an invalid byte */
+static llmc_status decompose_text(const uint8_t *s, size_t n, int compat, uint32_t **cps_out, uint8_t **bad_out,
+                                  size_t *m_out) {
+    size_t cap = n + 32, cap2 = cap; /* grown as decompositions expand the text */
+    uint32_t *cps = llmc_malloc(cap * sizeof(uint32_t), "NFC buffer");
+    uint8_t *bad = llmc_malloc(cap, "NFC buffer"); /* marks code points that stand for an invalid byte */
     if (!cps || !bad) {
         llmc_free(cps);
         llmc_free(bad);
@@ -78,12 +87,18 @@ static llmc_status decompose_text(const uint8_t *s, size_t n, uint32_t **cps_out
     for (size_t i = 0; i < n;) { /* 1. decode and decompose */
         size_t l;
         uint32_t cp = llmc_utf8_next(s + i, n - i, &l);
+        if (m + 18 > cap && (llmc_grow((void **)&cps, &cap, m + 18, sizeof(uint32_t), "NFC buffer") ||
+                             llmc_grow((void **)&bad, &cap2, m + 18, 1, "NFC buffer"))) {
+            llmc_free(cps);
+            llmc_free(bad);
+            return LLMC_ERR_NOMEM;
+        }
         if (cp == LLMC_BAD_CP) {
             cps[m] = s[i]; /* keep the raw byte */
             bad[m++] = 1;
         } else {
             uint32_t d[18];
-            size_t k = decompose(cp, d);
+            size_t k = decompose(cp, d, compat);
             for (size_t j = 0; j < k; j++) {
                 cps[m] = d[j];
                 bad[m++] = 0;
@@ -123,12 +138,12 @@ static llmc_status encode_text(const uint32_t *cps, const uint8_t *bad, size_t m
     return LLMC_OK;
 }
 
-// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFD. Invalid bytes pass through unchanged.
-llmc_status llmc_nfd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFD (compat: NFKD). Invalid bytes pass through unchanged.
+static llmc_status form_d(const uint8_t *s, size_t n, int compat, uint8_t **out, size_t *out_len) {
     uint32_t *cps;
     uint8_t *bad;
     size_t m;
-    llmc_status st = decompose_text(s, n, &cps, &bad, &m);
+    llmc_status st = decompose_text(s, n, compat, &cps, &bad, &m);
     if (st) return st;
     st = encode_text(cps, bad, m, out, out_len);
     llmc_free(cps);
@@ -136,12 +151,12 @@ llmc_status llmc_nfd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len)
     return st;
 }
 
-// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFC. Invalid bytes pass through unchanged.
-llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+// s: (n,) UTF-8 bytes -> *out: (*out_len,) UTF-8 bytes in NFC (compat: NFKC). Invalid bytes pass through unchanged.
+static llmc_status form_c(const uint8_t *s, size_t n, int compat, uint8_t **out, size_t *out_len) {
     uint32_t *cps;
     uint8_t *bad;
     size_t m;
-    llmc_status st = decompose_text(s, n, &cps, &bad, &m);
+    llmc_status st = decompose_text(s, n, compat, &cps, &bad, &m);
     if (st) return st;
     /* 3. canonical composition (in place: w <= i) */
     size_t w = 0, starter = (size_t)-1;
@@ -167,3 +182,8 @@ llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len)
     llmc_free(bad);
     return st;
 }
+
+llmc_status llmc_nfd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) { return form_d(s, n, 0, out, out_len); }
+llmc_status llmc_nfkd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) { return form_d(s, n, 1, out, out_len); }
+llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) { return form_c(s, n, 0, out, out_len); }
+llmc_status llmc_nfkc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) { return form_c(s, n, 1, out, out_len); }

@@ -68,9 +68,7 @@ static void matmul_tiles(llmc_to_float_fn to_float, const uint8_t *w, size_t wrb
             size_t r0 = k * tile, rows = r0 + tile <= out ? tile : out - r0;
             for (size_t r = 0; r < rows; r++) to_float(w + (r0 + r) * wrb, wt + r * in, in);
             // y[:, r0:r0+rows] (T, rows) = x (T, in) @ wt^T (in, rows) + beta * y[:, r0:r0+rows]
-            LLMC_BLAS(cblas_sgemm)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, LLMC_CblasTrans, (llmc_blasint)T,
-                                   (llmc_blasint)rows, (llmc_blasint)in, 1.0f, x, (llmc_blasint)in, wt,
-                                   (llmc_blasint)in, beta, y + r0, (llmc_blasint)out);
+            llmc_sgemm1(0, 1, T, rows, in, 1.0f, x, in, wt, in, beta, y + r0, out);
         }
     }
 }

@@ -65,11 +65,24 @@ static float *alloc_acts(const llmc_s2s_config *c, size_t R, size_t Tq, size_t T
 }
 
 /* ---------------------------------------------------------------- building blocks */
-/* y (R, out) = x (R, in) @ W^T (+ b), W: (out, in) of any type; beta = 1 adds onto y instead */
+/* Beam search multiplies every weight by a handful of rows (one per beam): up to this many rows go through
+ * s2s_matmul_few_rows (seq2seq_matmul.c), which streams an F32 weight once instead of packing it for sgemm. */
+#define FEW_ROWS 8
+
+/* y (R, out) = beta * y + x (R, in) @ W^T, W: (out, in) of any type */
+static llmc_status matmul(const wmat *w, const float *x, float *y, size_t R, size_t in, size_t out, float beta) {
+    if (w->type == LLMC_TYPE_F32 && R > 1 && R <= FEW_ROWS && w->data) {
+        s2s_matmul_few_rows(w->data, x, y, R, in, out, beta);
+        return LLMC_OK;
+    }
+    return llmc_matmul_typed(w->type, w->data, x, y, R, in, out, beta);
+}
+
+/* y (R, out) = x (R, in) @ W^T (+ b), W: (out, in) of any type */
 static llmc_status linear(const float *x, const wmat *w, const float *b, float *y, size_t R, size_t in, size_t out) {
     if (b)
         for (size_t r = 0; r < R; r++) memcpy(y + r * out, b, out * sizeof(float));
-    return llmc_matmul_typed(w->type, w->data, x, y, R, in, out, b ? 1.0f : 0.0f);
+    return matmul(w, x, y, R, in, out, b ? 1.0f : 0.0f);
 }
 
 static void add_inplace(float *x, const float *y, size_t n) {
@@ -116,7 +129,7 @@ static llmc_status feed_forward(const llmc_s2s_config *c, const s2s_layer *L, si
         if ((st = linear(h, &L->wi1, NULL, a->f2, R, D, F))) return st;
         for (size_t i = 0; i < R * F; i++) a->f1[i] *= a->f2[i];
     }
-    if (add && !L->bff) return llmc_matmul_typed(L->wff.type, L->wff.data, a->f1, y, R, F, D, 1.0f);
+    if (add && !L->bff) return matmul(&L->wff, a->f1, y, R, F, D, 1.0f);
     return linear(a->f1, &L->wff, L->bff, y, R, F, D);
 }
 
@@ -188,7 +201,7 @@ static llmc_status encoder_layer(const llmc_s2s *m, const s2s_layer *L, s2s_acts
     from_heads(a->ah, a->a, 1, T, H, hd);
     if (t5) {
         // x += a @ Wo^T; x += ffn(rms(x))
-        if ((st = llmc_matmul_typed(L->wo.type, L->wo.data, a->a, a->x, T, Hd, D, 1.0f)) ||
+        if ((st = matmul(&L->wo, a->a, a->x, T, Hd, D, 1.0f)) ||
             (st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->eps)))
             return st;
         return feed_forward(c, L, c->enc_ff, a, a->h, a->x, T, 1);
@@ -402,7 +415,7 @@ static llmc_status decoder_layer(llmc_s2s_dec *d, size_t l, s2s_acts *a, size_t 
     if (st) return st;
     from_heads(a->ah, a->a, B, T, H, hd);
     if (t5) {
-        if ((st = llmc_matmul_typed(L->wo.type, L->wo.data, a->a, a->x, R, Hd, D, 1.0f)) ||
+        if ((st = matmul(&L->wo, a->a, a->x, R, Hd, D, 1.0f)) ||
             (st = llmc_rms_norm(a->x, L->lnx_w, a->h, R, D, c->eps)))
             return st;
         in = a->h;
@@ -423,7 +436,7 @@ static llmc_status decoder_layer(llmc_s2s_dec *d, size_t l, s2s_acts *a, size_t 
     if ((st = llmc_attention(&ca))) return st;
     from_heads(a->ah, a->a, 1, R, H, hd); // a: (R, H*hd)
     if (t5) {
-        if ((st = llmc_matmul_typed(L->xo.type, L->xo.data, a->a, a->x, R, Hd, D, 1.0f)) ||
+        if ((st = matmul(&L->xo, a->a, a->x, R, Hd, D, 1.0f)) ||
             (st = llmc_rms_norm(a->x, L->ln2_w, a->h, R, D, c->eps)))
             return st;
         return feed_forward(c, L, c->dec_ff, a, a->h, a->x, R, 1);
@@ -440,7 +453,7 @@ static llmc_status decoder_layer(llmc_s2s_dec *d, size_t l, s2s_acts *a, size_t 
 /* logits (rows, V) of normed states h (rows, D) */
 static llmc_status readout(const llmc_s2s *m, const float *h, size_t rows, float *logits) {
     const size_t V = m->c.vocab;
-    llmc_status st = llmc_matmul_typed(m->lm_head.type, m->lm_head.data, h, logits, rows, m->c.d_model, V, 0.0f);
+    llmc_status st = matmul(&m->lm_head, h, logits, rows, m->c.d_model, V, 0.0f);
     if (!st && m->final_logits_bias)
         for (size_t r = 0; r < rows; r++) add_inplace(logits + r * V, m->final_logits_bias, V);
     return st;

@@ -68,9 +68,70 @@ llmc_status llmc_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len)
 /* NFD (canonical decomposition and ordering), same contract. */
 llmc_status llmc_nfd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
 
+/* NFKC / NFKD (compatibility decomposition), same contract. */
+llmc_status llmc_nfkc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
+llmc_status llmc_nfkd(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len);
+
+/* ---------------------------------------------------------------- grapheme clusters (grapheme.c) */
+/* End of the extended grapheme cluster that starts at byte i of s[0..n) (i < n). */
+size_t llmc_grapheme_next(const uint8_t *s, size_t n, size_t i);
+
+/* ---------------------------------------------------------------- SentencePiece charsmap (spm_charsmap.c) */
+typedef struct llmc_charsmap llmc_charsmap;
+llmc_status llmc_charsmap_parse(const uint8_t *blob, size_t len, llmc_charsmap **out);
+void llmc_charsmap_free(llmc_charsmap *cm);
+/* Length of the shortest (longest != 0: the longest) key that prefixes key[0..n), 0 if none; its replacement in
+ * *rep[0..*rep_len). */
+size_t llmc_charsmap_match(const llmc_charsmap *cm, const uint8_t *key, size_t n, int longest, const uint8_t **rep,
+                           size_t *rep_len);
+/* HF's Precompiled normalizer over s[0..n) into a new llmc_malloc buffer. */
+llmc_status llmc_charsmap_normalize_hf(const llmc_charsmap *cm, const uint8_t *s, size_t n, uint8_t **out,
+                                       size_t *out_len);
+
+/* ---------------------------------------------------------------- HF normalizer steps (normalize.c) */
+typedef enum {
+    LLMC_NZ_NFC, LLMC_NZ_NFD, LLMC_NZ_NFKC, LLMC_NZ_NFKD, LLMC_NZ_PRECOMPILED, LLMC_NZ_STRIP, LLMC_NZ_REPLACE_STRING,
+    LLMC_NZ_REPLACE_REGEX, LLMC_NZ_PREPEND, LLMC_NZ_LOWERCASE
+} llmc_nz_kind;
+typedef struct {
+    int kind;
+    int left, right;        /* LLMC_NZ_STRIP */
+    struct llmc_regex *re;  /* LLMC_NZ_REPLACE_REGEX */
+    uint8_t *pat, *rep;     /* Replace's string pattern and content; Prepend's text (llmc_malloc'ed) */
+    size_t pat_len, rep_len;
+    llmc_charsmap *cm;      /* LLMC_NZ_PRECOMPILED */
+} llmc_norm_step;
+llmc_status llmc_normalize_steps(const llmc_norm_step *steps, size_t n_steps, const uint8_t *s, size_t n,
+                                 uint8_t **out, size_t *out_n);
+void llmc_norm_steps_free(llmc_norm_step *steps, size_t n);
+
 /* ---------------------------------------------------------------- the tokenizer (tokenizer.c) */
-typedef enum { LLMC_MODEL_BYTE_BPE = 0, LLMC_MODEL_CHAR_BPE = 1, LLMC_MODEL_WORDPIECE = 2 } llmc_tok_model;
-typedef enum { LLMC_NORM_NONE = 0, LLMC_NORM_NFC = 1, LLMC_NORM_METASPACE = 2, LLMC_NORM_BERT = 3 } llmc_tok_norm;
+typedef enum {
+    LLMC_MODEL_BYTE_BPE = 0, LLMC_MODEL_CHAR_BPE = 1, LLMC_MODEL_WORDPIECE = 2, LLMC_MODEL_UNIGRAM = 3
+} llmc_tok_model;
+typedef enum {
+    LLMC_NORM_NONE = 0, LLMC_NORM_NFC = 1, LLMC_NORM_METASPACE = 2, LLMC_NORM_BERT = 3,
+    LLMC_NORM_STEPS = 4, /* HF normalizer steps (norm_steps) */
+    LLMC_NORM_SPM = 5    /* SentencePiece's own normalizer (spm_*) */
+} llmc_tok_norm;
+
+/* Unigram pieces in a trie (unigram.c): node 0 is the root; a node's children are contiguous, sorted by label. */
+typedef struct {
+    int32_t id;      /* the piece that ends here, or -1 */
+    uint32_t first;  /* first child */
+    uint16_t n;      /* children */
+    uint8_t label;   /* the byte that leads here */
+    uint8_t pad;
+} llmc_trie_node;
+/* per-id flags of Unigram pieces */
+enum { LLMC_UNI_UNUSED = 1, LLMC_UNI_USER = 2, LLMC_UNI_NOT_IN_TRIE = 4, LLMC_UNI_CONTROL = 8 };
+/* Per-thread Viterbi scratch. */
+typedef struct {
+    double *score;
+    int32_t *start, *id;
+    uint32_t *ends; /* backtracking */
+    size_t cap;
+} llmc_uni_scratch;
 /* BertNormalizer options (llmc_tokenizer.bert_norm bits) */
 enum { LLMC_BERT_CLEAN = 1, LLMC_BERT_CHINESE = 2, LLMC_BERT_STRIP_ACCENTS = 4, LLMC_BERT_LOWERCASE = 8 };
 
@@ -137,7 +198,36 @@ struct llmc_tokenizer {
     size_t wp_max_chars;  /* WordPiece: longer words become unk */
     uint8_t wp_prefix[16]; /* WordPiece continuing-subword prefix ("##") */
     size_t wp_prefix_len;
+    llmc_norm_step *norm_steps; /* LLMC_NORM_STEPS */
+    size_t n_norm_steps;
+    /* Unigram */
+    llmc_trie_node *trie;
+    size_t n_trie;
+    double *uni_score;    /* (n_vocab,) piece scores */
+    uint8_t *uni_flags;   /* (n_vocab,) LLMC_UNI_* */
+    double uni_min_score; /* the lowest score (of normal pieces for SentencePiece) */
+    float spm_max_score;  /* SentencePiece: the highest normal score (at least FLT_MIN); user pieces score from it */
+    int uni_spm;          /* SentencePiece's arithmetic (float sums, user/unused pieces) instead of HF's (double) */
+    int byte_fallback;    /* unknown text becomes its <0xNN> tokens */
+    /* SentencePiece normalizer (LLMC_NORM_SPM) */
+    llmc_charsmap *spm_cm;
+    int spm_dummy_prefix, spm_remove_ws, spm_escape_ws;
+    int spm_decode;       /* decoding follows sentencepiece: control pieces vanish, unk is its surface, ... */
 };
+
+/* ---------------------------------------------------------------- Unigram (unigram.c) */
+/* Build the piece trie over ids [0, n_ids) (those with bytes and without LLMC_UNI_NOT_IN_TRIE), scores set. */
+llmc_status llmc_unigram_build(llmc_tokenizer *t, size_t n_ids);
+/* Viterbi segmentation of one piece p[0..n): ids into out (room for n + 1), count in *m. */
+llmc_status llmc_unigram_piece(const llmc_tokenizer *t, llmc_uni_scratch *sc, const uint8_t *p, size_t n,
+                               uint32_t *out, size_t *m);
+void llmc_uni_scratch_free(llmc_uni_scratch *sc);
+
+/* ---------------------------------------------------------------- SentencePiece normalizer (tokenizer_spm.c) */
+/* SentencePiece's Normalizer::Normalize of s[0..n) into a new llmc_malloc buffer. */
+llmc_status llmc_spm_normalize(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_n);
+/* The length of the longest user-defined piece that prefixes s[0..n) (0: none). */
+size_t llmc_spm_user_match(const llmc_tokenizer *t, const uint8_t *s, size_t n);
 
 /* ---------------------------------------------------------------- WordPiece / BERT (wordpiece.c) */
 /* BertNormalizer of s[0..n) per t->bert_norm into a new llmc_malloc buffer. */

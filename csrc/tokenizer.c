@@ -82,6 +82,11 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->prefix_ids);
     llmc_free(t->suffix_ids);
     llmc_pretok_steps_free(t->steps, t->n_steps);
+    llmc_norm_steps_free(t->norm_steps, t->n_norm_steps);
+    llmc_free(t->trie);
+    llmc_free(t->uni_score);
+    llmc_free(t->uni_flags);
+    llmc_charsmap_free(t->spm_cm);
     llmc_free(t);
 }
 
@@ -279,6 +284,9 @@ llmc_status llmc_tok_finish(llmc_tokenizer *t) {
     if (!t->map) return llmc_fail(LLMC_ERR_INTERNAL, "tokenizer map not built");
     /* trim n_vocab to max id + 1 (the tables may be longer after doubling) */
     while (t->n_vocab && t->tok_len[t->n_vocab - 1] == NO_TOKEN) t->n_vocab--;
+    /* 16 zero bytes after the last token: decoding copies short tokens 16 bytes at a time */
+    if (llmc_grow((void **)&t->blob, &t->blob_cap, t->blob_len + 16, 1, "token bytes")) return LLMC_ERR_NOMEM;
+    memset(t->blob + t->blob_len, 0, t->blob_cap - t->blob_len);
     return LLMC_OK;
 }
 
@@ -452,6 +460,7 @@ typedef struct {
     size_t cap_tmp, cap_tmp2;
     hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
     llmc_split_scratch split; /* the general pre-tokenizer's pieces */
+    llmc_uni_scratch uni;     /* Unigram's Viterbi arrays */
 } enc_ctx;
 
 static void ctx_free(enc_ctx *c) {
@@ -469,6 +478,7 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->tmp2);
     llmc_free(c->hot);
     llmc_split_scratch_free(&c->split);
+    llmc_uni_scratch_free(&c->uni);
     memset(c, 0, sizeof *c);
 }
 
@@ -678,10 +688,14 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
         }
     }
     size_t m = 0;
-    llmc_status st = initial_symbols(t, c, p, n, &m);
-    if (st) return st;
-    if (m <= SHORT_PIECE) merge_short(t, c, &m);
-    else if ((st = merge_long(t, c, &m))) return st;
+    llmc_status st;
+    if (t->model == LLMC_MODEL_UNIGRAM) { /* Viterbi: at most one id per byte */
+        if ((st = reserve_sym(c, n + 1)) || (st = llmc_unigram_piece(t, &c->uni, p, n, c->sym, &m))) return st;
+    } else {
+        if ((st = initial_symbols(t, c, p, n, &m))) return st;
+        if (m <= SHORT_PIECE) merge_short(t, c, &m);
+        else if ((st = merge_long(t, c, &m))) return st;
+    }
     if (c->n_out + m > c->cap_out && llmc_grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
         return LLMC_ERR_NOMEM;
     memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
@@ -713,7 +727,22 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     *out = s;
     *out_n = n;
     if (n == 0) return LLMC_OK;
-    if (t->normalizer == LLMC_NORM_NFC) {
+    if (t->normalizer == LLMC_NORM_STEPS || t->normalizer == LLMC_NORM_SPM) { /* HF's normalizer steps; SentencePiece's */
+        uint8_t *r;
+        size_t rn;
+        llmc_status st = t->normalizer == LLMC_NORM_SPM ? llmc_spm_normalize(t, s, n, &r, &rn)
+                                                        : llmc_normalize_steps(t->norm_steps, t->n_norm_steps, s, n, &r, &rn);
+        if (st) return st;
+        if (llmc_grow((void **)&c->tmp, &c->cap_tmp, rn + 2, 1, "normalised text")) {
+            llmc_free(r);
+            return LLMC_ERR_NOMEM;
+        }
+        if (rn) memcpy(c->tmp, r, rn);
+        llmc_free(r);
+        *out = c->tmp;
+        *out_n = n = rn;
+        s = c->tmp;
+    } else if (t->normalizer == LLMC_NORM_NFC) {
         size_t i = 0;
         while (i < n && s[i] < 0x80) i++;
         if (i < n) { /* non-ASCII: full NFC (ASCII is always NFC) */
@@ -753,7 +782,7 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
         *out_n = o;
         return LLMC_OK;
     }
-    if (t->prefix_space && s[0] != ' ') {
+    if (t->prefix_space && n && s[0] != ' ') {
         if (llmc_grow((void **)&c->tmp, &c->cap_tmp, n + 1, 1, "normalised text")) return LLMC_ERR_NOMEM;
         memmove(c->tmp + 1, s, n); /* s may be c->tmp after NFC */
         c->tmp[0] = ' ';
@@ -840,6 +869,23 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
             }
             return bpe_piece(t, c, s + start, n - start);
         }
+    }
+    if (t->normalizer == LLMC_NORM_SPM && t->model != LLMC_MODEL_UNIGRAM) {
+        /* SentencePiece BPE: user-defined pieces are symbols of their own that never merge */
+        size_t start = 0;
+        for (size_t i = 0; i < n;) {
+            size_t u = llmc_spm_user_match(t, s + i, n - i), l;
+            if (!u) {
+                llmc_utf8_next(s + i, n - i, &l);
+                i += l;
+                continue;
+            }
+            if (i > start && (st = bpe_piece(t, c, s + start, i - start))) return st;
+            if ((st = emit(c, llmc_tok_lookup(t, s + i, u)))) return st;
+            i += u;
+            start = i;
+        }
+        return start < n ? bpe_piece(t, c, s + start, n - start) : LLMC_OK;
     }
     if (t->n_steps) { /* the general pre-tokenizer */
         const size_t *pc;
@@ -1246,19 +1292,61 @@ llmc_status llmc_tokenizer_token_bytes(const llmc_tokenizer *t, int64_t id, cons
 llmc_status llmc_tokenizer_decode(const llmc_tokenizer *t, const int64_t *ids, size_t n, char **out, size_t *out_len) {
     *out = NULL;
     size_t total = 0;
+    const int plain = !t->dec_off && !t->join_space && !t->strip_lead_space && !t->spm_decode; /* bytes joined */
     for (size_t i = 0; i < n; i++) {
         if (!id_ok(t, ids[i]))
             return llmc_fail(LLMC_ERR_INVALID, "token id %lld at index %zu is out of range (the vocabulary has %zu ids)",
                              (long long)ids[i], i, t->n_vocab);
-        const char *b;
-        size_t l;
-        llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
-        total += l;
+        if (plain) {
+            total += t->tok_len[ids[i]];
+        } else {
+            const char *b;
+            size_t l;
+            llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
+            total += l;
+        }
     }
     if (t->join_space && n > 1) total += n - 1;
-    char *o = llmc_malloc(total + 1, "decoded bytes");
+    char *o = llmc_malloc(total + 17, "decoded bytes"); /* 16 spare bytes: the copies below write 16 at a time */
     if (!o) return LLMC_ERR_NOMEM;
     size_t k = 0;
+    if (plain) {
+        /* most tokens are a few bytes: copy a fixed 16 (two vector moves, no call) and advance by the length, where
+         * the blob has 16 bytes from the token's start (llmc_tok_finish pads it) */
+        for (size_t i = 0; i < n; i++) {
+            size_t off = t->tok_off[ids[i]], l = t->tok_len[ids[i]];
+            if (l <= 16 && off + 16 <= t->blob_cap) memcpy(o + k, t->blob + off, 16);
+            else memcpy(o + k, t->blob + off, l);
+            k += l;
+        }
+        *out = o;
+        *out_len = k;
+        return LLMC_OK;
+    }
+    if (t->spm_decode) { /* sentencepiece: the leading U+2581 of the first piece that would start the text goes */
+        int is_bos = 1, seen = 0, lead = t->spm_dummy_prefix || t->spm_remove_ws;
+        for (size_t i = 0; i < n; i++) {
+            const char *b;
+            size_t l;
+            llmc_tokenizer_token_bytes(t, ids[i], &b, &l);
+            int is_byte = 0;
+            for (int q = 0; q < 256 && !is_byte && t->byte_fallback; q++) is_byte = t->byte_id[q] == ids[i];
+            if (!is_byte) {
+                if (seen || k) is_bos = 0; /* once past the start, for good */
+                seen = 0;
+                if (is_bos && lead && !(t->uni_flags[ids[i]] & LLMC_UNI_CONTROL) && ids[i] != t->unk_id &&
+                    t->tok_len[ids[i]] >= 3 && !memcmp(t->blob + t->tok_off[ids[i]], "\xE2\x96\x81", 3)) {
+                    b++, l--; /* the ' ' that U+2581 became */
+                    seen = !t->spm_remove_ws;
+                }
+            }
+            memcpy(o + k, b, l);
+            k += l;
+        }
+        *out = o;
+        *out_len = k;
+        return LLMC_OK;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *b;
         size_t l;

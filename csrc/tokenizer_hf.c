@@ -85,6 +85,135 @@ static long vocab_bytes(loader *L, const char *s, size_t n) {
     return (long)n;
 }
 
+/* Standard base64 (padding optional) of s[0..n) into a new llmc_malloc buffer. */
+static llmc_status b64_decode_alloc(const char *s, size_t n, uint8_t **out, size_t *out_len) {
+    uint8_t *o = llmc_malloc(n / 4 * 3 + 4, "base64 data");
+    if (!o) return LLMC_ERR_NOMEM;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t k = 0, i = 0;
+    for (; i < n && s[i] != '='; i++) {
+        int v = -1;
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z') v = c - 'A';
+        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9') v = c - '0' + 52;
+        else if (c == '+') v = 62;
+        else if (c == '/') v = 63;
+        if (v < 0) {
+            llmc_free(o);
+            return llmc_fail(LLMC_ERR_FORMAT, "invalid base64 character 0x%02X at %zu", (unsigned char)c, i);
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            o[k++] = (uint8_t)(acc >> bits);
+        }
+    }
+    for (; i < n; i++)
+        if (s[i] != '=') {
+            llmc_free(o);
+            return llmc_fail(LLMC_ERR_FORMAT, "base64 data continues after its padding at %zu", i);
+        }
+    *out = o;
+    *out_len = k;
+    return LLMC_OK;
+}
+
+static llmc_status add_norm_step(loader *L, llmc_norm_step ns) {
+    llmc_tokenizer *t = L->t;
+    size_t cap = t->n_norm_steps;
+    if (llmc_grow((void **)&t->norm_steps, &cap, t->n_norm_steps + 1, sizeof *t->norm_steps, "normalizer steps")) {
+        llmc_regex_free(ns.re);
+        llmc_free(ns.pat);
+        llmc_free(ns.rep);
+        llmc_charsmap_free(ns.cm);
+        return LLMC_ERR_NOMEM;
+    }
+    t->norm_steps[t->n_norm_steps++] = ns;
+    return LLMC_OK;
+}
+
+static llmc_status dup_str(const llmc_json *v, uint8_t **out, size_t *len) {
+    if (!(*out = llmc_malloc(v->len + 1, "normalizer string"))) return LLMC_ERR_NOMEM;
+    memcpy(*out, v->str, v->len);
+    *len = v->len;
+    return LLMC_OK;
+}
+
+/* One normalizer of a (possibly nested) Sequence, as steps. */
+static llmc_status load_norm_step(loader *L, const llmc_json *nz, int depth) {
+    llmc_norm_step ns = {0};
+    llmc_status st;
+    if (is_type(nz, "NFC")) ns.kind = LLMC_NZ_NFC;
+    else if (is_type(nz, "NFD")) ns.kind = LLMC_NZ_NFD;
+    else if (is_type(nz, "NFKC")) ns.kind = LLMC_NZ_NFKC;
+    else if (is_type(nz, "NFKD")) ns.kind = LLMC_NZ_NFKD;
+    else if (is_type(nz, "Lowercase")) ns.kind = LLMC_NZ_LOWERCASE;
+    else if (is_type(nz, "Strip")) {
+        ns.kind = LLMC_NZ_STRIP;
+        ns.left = get_bool(nz, "strip_left", 1);
+        ns.right = get_bool(nz, "strip_right", 1);
+    } else if (is_type(nz, "Prepend")) {
+        const llmc_json *pre = llmc_json_get(nz, "prepend");
+        if (!llmc_json_is(pre, LLMC_JSON_STRING)) return llmc_fail(LLMC_ERR_FORMAT, "%s: Prepend lacks 'prepend'", L->what);
+        ns.kind = LLMC_NZ_PREPEND;
+        if ((st = dup_str(pre, &ns.rep, &ns.rep_len))) return st;
+    } else if (is_type(nz, "Replace")) {
+        const llmc_json *pat = llmc_json_get(nz, "pattern"), *con = llmc_json_get(nz, "content");
+        const llmc_json *re = llmc_json_get(pat, "Regex"), *lit = llmc_json_get(pat, "String");
+        if (!llmc_json_is(con, LLMC_JSON_STRING) || (!llmc_json_is(re, LLMC_JSON_STRING) && !llmc_json_is(lit, LLMC_JSON_STRING)))
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: Replace normalizer needs a pattern {String | Regex} and a content",
+                             L->what);
+        if ((st = dup_str(con, &ns.rep, &ns.rep_len))) return st;
+        if (llmc_json_is(lit, LLMC_JSON_STRING)) {
+            ns.kind = LLMC_NZ_REPLACE_STRING;
+            if ((st = dup_str(lit, &ns.pat, &ns.pat_len))) {
+                llmc_free(ns.rep);
+                return st;
+            }
+        } else {
+            ns.kind = LLMC_NZ_REPLACE_REGEX;
+            if ((st = llmc_regex_compile(re->str, re->len, LLMC_REGEX_ONIG, &ns.re))) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", llmc_last_error());
+                llmc_free(ns.rep);
+                return llmc_fail(st, "%s: Replace normalizer: %s", L->what, msg);
+            }
+        }
+    } else if (is_type(nz, "Precompiled")) {
+        const llmc_json *cm = llmc_json_get(nz, "precompiled_charsmap");
+        if (!llmc_json_is(cm, LLMC_JSON_STRING))
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: Precompiled normalizer lacks a precompiled_charsmap string", L->what);
+        uint8_t *blob = NULL;
+        size_t bl = 0;
+        if ((st = b64_decode_alloc(cm->str, cm->len, &blob, &bl))) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", llmc_last_error());
+            return llmc_fail(st, "%s: precompiled_charsmap: %s", L->what, msg);
+        }
+        ns.kind = LLMC_NZ_PRECOMPILED;
+        st = llmc_charsmap_parse(blob, bl, &ns.cm);
+        llmc_free(blob);
+        if (st) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", llmc_last_error());
+            return llmc_fail(st, "%s: %s", L->what, msg);
+        }
+    } else if (is_type(nz, "Sequence")) {
+        const llmc_json *list = llmc_json_get(nz, "normalizers");
+        if (!llmc_json_is(list, LLMC_JSON_ARRAY)) return llmc_fail(LLMC_ERR_FORMAT, "%s: bad normalizer Sequence", L->what);
+        if (depth > 8) return unsupported(L, "normalizer Sequence", "nested more than 8 deep");
+        for (size_t i = 0; i < list->len; i++)
+            if ((st = load_norm_step(L, &list->items[i], depth + 1))) return st;
+        return LLMC_OK;
+    } else {
+        return unsupported(L, depth ? "normalizer in a Sequence" : "normalizer", type_of(nz));
+    }
+    return add_norm_step(L, ns);
+}
+
 static llmc_status load_normalizer(loader *L, const llmc_json *nz) {
     if (!nz || nz->type == LLMC_JSON_NULL) return LLMC_OK;
     if (is_type(nz, "NFC")) {
@@ -100,7 +229,7 @@ static llmc_status load_normalizer(loader *L, const llmc_json *nz) {
         L->t->bert_norm = f;
         return LLMC_OK;
     }
-    if (is_type(nz, "Sequence")) { /* Llama 2: [Prepend("▁"), Replace(" ", "▁")] */
+    if (is_type(nz, "Sequence")) { /* Llama 2: [Prepend("▁"), Replace(" ", "▁")] has a fast path */
         const llmc_json *list = llmc_json_get(nz, "normalizers");
         if (llmc_json_is(list, LLMC_JSON_ARRAY) && list->len == 2 && is_type(&list->items[0], "Prepend") &&
             str_is(llmc_json_get(&list->items[0], "prepend"), "\xE2\x96\x81") &&
@@ -110,9 +239,9 @@ static llmc_status load_normalizer(loader *L, const llmc_json *nz) {
             L->t->normalizer = LLMC_NORM_METASPACE;
             return LLMC_OK;
         }
-        return unsupported(L, "this normalizer Sequence", "only NFC and Sequence[Prepend('▁'), Replace(' ', '▁')]");
     }
-    return unsupported(L, "normalizer", type_of(nz));
+    L->t->normalizer = LLMC_NORM_STEPS;
+    return load_norm_step(L, nz, 0);
 }
 
 static llmc_status add_step(loader *L, llmc_pretok_step st) {
@@ -251,7 +380,11 @@ static llmc_status load_pre_step(loader *L, const llmc_json *pt, int depth) {
         }
         return LLMC_OK;
     }
-    if (is_type(pt, "Metaspace")) return unsupported(L, "Metaspace inside a Sequence", "Metaspace alone");
+    if (is_type(pt, "Metaspace")) { /* it rewrites the text: only before every other step */
+        if (L->t->n_steps || L->t->ms_pre)
+            return unsupported(L, "Metaspace after another pre-tokenizer in a Sequence", "Metaspace first");
+        return load_metaspace(L, pt);
+    }
     return unsupported(L, "pre-tokenizer", type_of(pt));
 }
 
@@ -262,6 +395,18 @@ static llmc_status load_pre(loader *L, const llmc_json *pt) {
     llmc_status st = load_pre_step(L, pt, 0);
     if (st) return st;
     llmc_tokenizer *t = L->t;
+    if (t->ms_pre && t->ms_split && t->n_steps) { /* Metaspace(split) then more: its split becomes the first step */
+        llmc_pretok_step ms = {0};
+        ms.kind = LLMC_STEP_STRING;
+        ms.behavior = LLMC_SPLIT_MERGED_NEXT;
+        if (!(ms.lit = llmc_malloc(4, "Split string"))) return LLMC_ERR_NOMEM;
+        memcpy(ms.lit, META, 3);
+        ms.lit_len = 3;
+        if ((st = add_step(L, ms))) return st;
+        memmove(t->steps + 1, t->steps, (t->n_steps - 1) * sizeof *t->steps);
+        t->steps[0] = ms;
+        t->ms_split = 0;
+    }
     /* one Isolated split by a known regex: the scanner alone (the fast path, chunkable across threads) */
     if (t->n_steps == 1 && t->steps[0].kind == LLMC_STEP_KNOWN && t->steps[0].behavior == LLMC_SPLIT_ISOLATED &&
         !t->steps[0].invert) {
@@ -294,20 +439,32 @@ static llmc_status load_decoder(loader *L, const llmc_json *d, int *sp_decoder) 
         if (!L->byte_level) return unsupported(L, "ByteLevel decoder", "without a ByteLevel pre-tokenizer");
         return LLMC_OK;
     }
-    if (is_type(d, "Sequence")) {
+    if (is_type(d, "Sequence")) { /* SentencePiece-style: Replace('▁', ' ') [ByteFallback] [Fuse [Strip(' ', 1, 0)]] */
         const llmc_json *list = llmc_json_get(d, "decoders");
-        if (llmc_json_is(list, LLMC_JSON_ARRAY) && list->len == 4 && is_type(&list->items[0], "Replace") &&
+        size_t n = llmc_json_is(list, LLMC_JSON_ARRAY) ? list->len : 0, i = 0;
+        int bytes = 0, fuse = 0, strip = 0, ok = n >= 1;
+        if (ok && is_type(&list->items[0], "Replace") &&
             str_is(llmc_json_get(llmc_json_get(&list->items[0], "pattern"), "String"), "\xE2\x96\x81") &&
-            str_is(llmc_json_get(&list->items[0], "content"), " ") && is_type(&list->items[1], "ByteFallback") &&
-            is_type(&list->items[2], "Fuse") && is_type(&list->items[3], "Strip")) {
-            const llmc_json *s = &list->items[3], *st = llmc_json_get(s, "start"), *sp = llmc_json_get(s, "stop");
-            if (str_is(llmc_json_get(s, "content"), " ") && llmc_json_is(st, LLMC_JSON_NUMBER) && st->integer == 1 &&
-                llmc_json_is(sp, LLMC_JSON_NUMBER) && sp->integer == 0) {
-                *sp_decoder = 1;
-                return LLMC_OK;
-            }
+            str_is(llmc_json_get(&list->items[0], "content"), " "))
+            i = 1;
+        else
+            ok = 0;
+        if (ok && i < n && is_type(&list->items[i], "ByteFallback")) bytes = 1, i++;
+        if (ok && i < n && is_type(&list->items[i], "Fuse")) fuse = 1, i++;
+        if (ok && i < n && fuse && is_type(&list->items[i], "Strip")) {
+            const llmc_json *sd = &list->items[i], *st = llmc_json_get(sd, "start"), *sp = llmc_json_get(sd, "stop");
+            ok = str_is(llmc_json_get(sd, "content"), " ") && llmc_json_is(st, LLMC_JSON_NUMBER) &&
+                 (st->integer == 0 || st->integer == 1) && llmc_json_is(sp, LLMC_JSON_NUMBER) && sp->integer == 0;
+            strip = ok && st->integer == 1;
+            i++;
         }
-        return unsupported(L, "this decoder Sequence", "only Llama 2's [Replace, ByteFallback, Fuse, Strip]");
+        if (ok && i == n) {
+            /* 1: bytes + strip (Llama 2); 6: bytes; 7: strip; 8: Replace alone */
+            *sp_decoder = bytes ? (strip ? 1 : 6) : (strip ? 7 : 8);
+            return LLMC_OK;
+        }
+        return unsupported(L, "this decoder Sequence",
+                           "only Replace('▁', ' '), then optionally ByteFallback, Fuse and Strip(' ', 1, 0)");
     }
     return unsupported(L, "decoder", type_of(d));
 }
@@ -429,10 +586,56 @@ static llmc_status load_wordpiece(loader *L, const llmc_json *model) {
     return LLMC_OK;
 }
 
+/* Unigram: vocab [[piece, score], ...] (the id is the position), unk_id, byte_fallback */
+static llmc_status load_unigram(loader *L, const llmc_json *model) {
+    llmc_tokenizer *t = L->t;
+    const llmc_json *vocab = llmc_json_get(model, "vocab"), *unk = llmc_json_get(model, "unk_id");
+    if (!llmc_json_is(vocab, LLMC_JSON_ARRAY) || !vocab->len)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: Unigram model lacks a non-empty 'vocab' list", L->what);
+    t->model = LLMC_MODEL_UNIGRAM;
+    t->byte_fallback = get_bool(model, "byte_fallback", 0);
+    size_t n = vocab->len;
+    llmc_status st;
+    if (!(t->uni_score = llmc_malloc(n * sizeof(double), "Unigram scores"))) return LLMC_ERR_NOMEM;
+    double min_score = 1e300;
+    for (size_t i = 0; i < n; i++) {
+        const llmc_json *e = &vocab->items[i];
+        if (!llmc_json_is(e, LLMC_JSON_ARRAY) || e->len != 2 || !llmc_json_is(&e->items[0], LLMC_JSON_STRING) ||
+            !llmc_json_is(&e->items[1], LLMC_JSON_NUMBER))
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: Unigram vocab entry %zu is not [piece, score]", L->what, i);
+        if (!e->items[0].len) return llmc_fail(LLMC_ERR_FORMAT, "%s: Unigram vocab entry %zu is empty", L->what, i);
+        long b = vocab_bytes(L, e->items[0].str, e->items[0].len);
+        if (b == -2) return LLMC_ERR_NOMEM;
+        if (b < 0)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: byte-level vocab entry '%.100s' has a character outside the byte map",
+                             L->what, e->items[0].str);
+        if ((st = llmc_tok_set(t, (int64_t)i, L->buf, (size_t)b))) return st;
+        double sc = e->items[1].number;
+        t->uni_score[i] = sc;
+        if (sc < min_score) min_score = sc; /* HF: over every piece */
+    }
+    t->uni_min_score = min_score;
+    L->vocab_count = n;
+    if ((st = llmc_tok_build_map(t, n))) return st;
+    if (unk && unk->type != LLMC_JSON_NULL) {
+        if (!llmc_json_is(unk, LLMC_JSON_NUMBER) || !unk->is_integer || unk->integer < 0 || (size_t)unk->integer >= n)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: Unigram unk_id is not an id of the vocab (%zu pieces)", L->what, n);
+        t->unk_id = (int32_t)unk->integer;
+    }
+    if (t->byte_fallback)
+        for (int b = 0; b < 256; b++) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", b);
+            t->byte_id[b] = llmc_tok_lookup(t, (const uint8_t *)name, 6);
+        }
+    return llmc_unigram_build(t, n);
+}
+
 static llmc_status load_model(loader *L, const llmc_json *model) {
     llmc_tokenizer *t = L->t;
     if (!llmc_json_is(model, LLMC_JSON_OBJECT)) return llmc_fail(LLMC_ERR_FORMAT, "%s: no 'model' object", L->what);
     if (is_type(model, "WordPiece")) return load_wordpiece(L, model);
+    if (is_type(model, "Unigram")) return load_unigram(L, model);
     if (!is_type(model, "BPE")) {
         if (!llmc_json_get(model, "type") && llmc_json_get(model, "merges")) {
             /* old files omit the type; they are BPE */
@@ -716,7 +919,8 @@ llmc_status llmc_tokenizer_from_hf_json(const char *data, size_t len, const char
         (st = load_post(&L, llmc_json_get(root, "post_processor"))))
         goto done;
     if (sp_decoder == 1 && (st = sp_decode_table(&L, 1, 1))) goto done;
-    if (sp_decoder >= 4 && (st = sp_decode_table(&L, 0, sp_decoder == 5 ? 2 : 0))) goto done;
+    if (sp_decoder >= 6 && sp_decoder <= 8 && (st = sp_decode_table(&L, sp_decoder == 6, sp_decoder == 7))) goto done;
+    if ((sp_decoder == 4 || sp_decoder == 5) && (st = sp_decode_table(&L, 0, sp_decoder == 5 ? 2 : 0))) goto done;
     if ((sp_decoder == 2 || sp_decoder == 3) && (st = wp_decode_table(&L, sp_decoder == 3))) goto done;
     if (L.t->model == LLMC_MODEL_WORDPIECE && L.t->bert_pre == 0) {
         st = unsupported(&L, "WordPiece without BertPreTokenizer", "other pre-tokenizers");

@@ -37,6 +37,11 @@ extern const uint32_t llmc_ccc_table[][2];
 extern const uint32_t llmc_decomp_table[][3];
 extern const uint32_t llmc_decomp_pool[];
 extern const uint32_t llmc_comp_table[][3];
+extern const size_t llmc_kdecomp_count;
+extern const uint32_t llmc_kdecomp_table[][3];
+extern const uint32_t llmc_kdecomp_pool[];
+extern const uint16_t llmc_gprop_stage1[];
+extern const uint8_t llmc_gprop_stage2[];
 extern const size_t llmc_lower_count;
 extern const uint32_t llmc_lower_table[][4];
 
@@ -50,6 +55,20 @@ static inline unsigned llmc_uflags(uint32_t cp) {
 static inline unsigned llmc_ucat(uint32_t cp) {
     if (cp > 0x10FFFF) return LLMC_UC_CN;
     return llmc_ucat_stage2[(size_t)llmc_ucat_stage1[cp >> 8] * 256 + (cp & 255)];
+}
+
+/* Grapheme_Cluster_Break values (the low 4 bits of llmc_gprop), Extended_Pictographic (bit 4) and
+ * Indic_Conjunct_Break (bits 5-6) */
+enum {
+    LLMC_GCB_OTHER, LLMC_GCB_CR, LLMC_GCB_LF, LLMC_GCB_CONTROL, LLMC_GCB_EXTEND, LLMC_GCB_ZWJ, LLMC_GCB_RI,
+    LLMC_GCB_PREPEND, LLMC_GCB_SPACINGMARK, LLMC_GCB_L, LLMC_GCB_V, LLMC_GCB_T, LLMC_GCB_LV, LLMC_GCB_LVT
+};
+enum { LLMC_GP_EXTPICT = 16, LLMC_INCB_LINKER = 1, LLMC_INCB_CONSONANT = 2, LLMC_INCB_EXTEND = 3 };
+
+/* Grapheme properties of cp: GCB | EXTPICT | InCB << 5 (an invalid-byte marker is a Control). */
+static inline unsigned llmc_gprop(uint32_t cp) {
+    if (cp > 0x10FFFF) return LLMC_GCB_CONTROL;
+    return llmc_gprop_stage2[(size_t)llmc_gprop_stage1[cp >> 8] * 256 + (cp & 255)];
 }
 
 /* A code point that marks one byte of invalid UTF-8 (never a real code point; classed as "other"). */

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 import llmc  # noqa: E402
+import llmc.data  # noqa: E402
 
 C = Path(__file__).resolve().parent / "corpus"
 
@@ -103,6 +104,36 @@ put("tokenizer_json", "metaspace_bytefallback.json", json.dumps({
               "merges": ["\u2581 H", "l l"]},
     "added_tokens": [{"id": 1, "content": "<s>", "special": True}],
 }))
+put("tokenizer_json", "unigram_precompiled.json", json.dumps({
+    "normalizer": {"type": "Sequence", "normalizers": [
+        {"type": "NFKC"}, {"type": "Strip", "strip_left": False, "strip_right": True},
+        {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "\u2581"},
+        {"type": "Replace", "pattern": {"String": "x"}, "content": "y"}, {"type": "Lowercase"},
+        {"type": "Prepend", "prepend": "\u2581"}]},
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+        {"type": "Digits", "individual_digits": True}]},
+    "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+    "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": True,
+              "vocab": [["<unk>", 0.0], ["\u2581", -1.0], ["h", -2.0], ["e", -2.0], ["\u2581he", -3.0], ["l", -2.0],
+                        ["ll", -2.5], ["o", -2.0]] + [[f"<0x{b:02X}>", -9.0] for b in range(256)]},
+}))
+# ---- SentencePiece models (when the sentencepiece package is there): Unigram and BPE, byte fallback, user pieces,
+# the identity normalization (the nmt_nfkc charsmap alone is ~240 KB, over the fuzzer's max_len)
+try:
+    import sentencepiece as spm
+
+    lines = llmc.data.kjv_text().splitlines()[:400]
+    for mt, bf in (("unigram", True), ("bpe", False)):
+        prefix = str(C / f"tmp_{mt}")
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=prefix, vocab_size=400 if bf else 120,
+                                       model_type=mt, normalization_rule_name="identity", byte_fallback=bf,
+                                       user_defined_symbols=["<user>"], num_threads=1, minloglevel=2)
+        put("spm", f"{mt}.model", Path(prefix + ".model").read_bytes())
+        os.unlink(prefix + ".model")
+        os.unlink(prefix + ".vocab")
+except ImportError:
+    print("sentencepiece is not installed: no spm seeds")
 # ---- GGUF (llmc's writer: every value type, string arrays, f32/f16/q8_0/q4_k tensors, a model's keys)
 def _gguf(name, md, tensors, alignment=32):
     tmp = C / "gguf" / (name + ".tmp")

@@ -14,7 +14,7 @@ trap 'rm -rf "$WORK"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 total=0
-for target in json safetensors config tokenizer_json tiktoken gguf; do
+for target in json safetensors config tokenizer_json tiktoken gguf spm; do
     mkdir -p "$WORK/$target"
     log="$WORK/$target.log"
     if ! "$BUILD/fuzz_$target" "$WORK/$target" "corpus/$target" -max_total_time="$SECS" -timeout=10 \

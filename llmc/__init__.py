@@ -48,6 +48,15 @@ __version__ = "0.1.0"
 UnsupportedError = _core.UnsupportedError
 
 
+def __getattr__(name: str):
+    """``llmc.distributed`` (Ray, an optional extra) is imported on first use, so ``import llmc`` never needs Ray."""
+    if name == "distributed":
+        import importlib
+
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'llmc' has no attribute {name!r}")
+
+
 def set_num_threads(n: int) -> None:
     """Set the threads used by llmc's kernels and by OpenBLAS (one setting for both)."""
     if isinstance(n, bool) or not isinstance(n, int):

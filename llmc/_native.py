@@ -3,11 +3,11 @@ finds it whether llmc is installed, editable, or built in place."""
 import ctypes
 import os
 
-# Idle OpenMP threads sleep instead of spinning (read once, when libgomp loads with the extension below). Spinning
-# threads win a few microseconds per parallel region on an idle machine and lose whole scheduler ticks on a busy
-# one: measured on a loaded 2-core machine, a training step with 2 threads took 0.7 s passive vs 3-6 s spinning.
-# Set OMP_WAIT_POLICY yourself before importing llmc to choose otherwise.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Importing llmc changes no environment variable: OMP_WAIT_POLICY and friends are read by every OpenMP runtime in
+# the process (torch's libgomp is the same libgomp.so.1 as llmc's), so they are the user's to set, not a library's.
+# llmc keeps one thread pool (OpenBLAS's jobs run on llmc's OpenMP threads, csrc/threads.c), so the default policy
+# is safe; on a machine shared with other busy processes, OMP_WAIT_POLICY=PASSIVE set before the first import of
+# any OpenMP library makes idle threads sleep at once (README, "Threads").
 
 try:  # the pip wheel; absent when llmc was built against a system OpenBLAS (LLMC_BLAS=system)
     import scipy_openblas32 as _openblas

@@ -20,13 +20,16 @@ tried at most ``1 + max_retries`` times, after which ``ShardFailedError`` says w
 failed. An exception raised by llmc itself (bad input: ValueError, TypeError, ...) is not retried: it is raised
 again in the driver as the same exception type.
 
-Exactness. Every item is computed by the same code as in one process (``model.logits`` per window,
-``model.embed``, ``model.generate``), so on the same kernels (same CPU features and thread count) every per-token
-NLL, embedding and generated token is bit-identical to the single-process result. Corpus perplexity is reduced from
-summed NLL and token counts: each shard returns, per window, floats whose exact sum is the exact sum of the window's
-NLLs (``math.fsum`` residues), and the driver adds them with ``math.fsum``: the correctly rounded total, whatever
-the sharding and whatever order shards finish in. ``llmc.perplexity`` computes its mean with ``math.fsum`` too, so
-``ModelPool.perplexity(ids).ppl == llmc.perplexity(model, ids).ppl`` exactly, for both methods.
+Exactness. Every item is computed by the same code as in one process (``model.logits`` per window, ``model.embed``,
+``model.generate`` of a list), so on the same kernels (same CPU features and thread count) every per-token NLL is
+bit-identical to the single-process result, and the generations are those of ``model.generate(prompts)`` in one
+process (prompt i keeps its seed, seed + i, whatever its shard). Embeddings are bit-identical to ``model.embed`` of
+the same shard; ``model.embed`` packs the texts it is given into batches, so the whole list at once groups them
+differently and rounds differently (~1e-7; the batched-inference tolerance is 1e-5). Corpus perplexity is reduced
+from summed NLL and token counts: each shard returns, per window, floats whose exact sum is the exact sum of the
+window's NLLs (``math.fsum`` residues), and the driver adds them with ``math.fsum``: the correctly rounded total,
+whatever the sharding and whatever order shards finish in. ``llmc.perplexity`` computes its mean with ``math.fsum``
+too, so ``ModelPool.perplexity(ids).ppl == llmc.perplexity(model, ids).ppl`` exactly, for both methods.
 
 Shard boundaries. Shards are cut *between windows of the single-process schedule*, never inside a text:
 
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -104,8 +108,10 @@ class CorpusPerplexity:
 
     @property
     def doc_ppl(self) -> np.ndarray:
-        """Each document's own perplexity, (n_docs,) float64."""
-        return np.exp(self.doc_nll_sum / self.doc_tokens)
+        """Each document's own perplexity, (n_docs,) float64 (math.exp, as llmc.perplexity: the same bits); NaN for
+        a document too short for one window."""
+        return np.array([math.exp(s / n) if n else math.nan
+                         for s, n in zip(self.doc_nll_sum.tolist(), self.doc_tokens.tolist())])
 
     def __repr__(self) -> str:
         return (f"CorpusPerplexity(ppl={self.ppl:.4f}, mean_nll={self.mean_nll:.4f}, n_tokens={self.n_tokens}, "
@@ -123,11 +129,12 @@ def _exact_partials(x: np.ndarray) -> list[float]:
     if not all(map(math.isfinite, vals)):
         return [math.fsum(vals)]  # inf / nan: the total is not finite either, nothing to keep exact
     out: list[float] = []
-    while True:
+    for _ in range(64):  # float64 spans ~2100 bits: at most ~40 steps of 53 bits
         r = math.fsum(vals + [-p for p in out])
         if r == 0.0:
-            return out
+            break
         out.append(r)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------------- actor
@@ -197,10 +204,15 @@ class _Worker:
     def embed(self, items: list, kwargs: dict) -> np.ndarray:
         return self._model().embed(items, **kwargs)
 
-    def generate(self, prompts: list, max_new_tokens: int, kwargs: dict) -> list:
-        # one prompt at a time: today's single-process API (batched decoding will make each shard faster)
-        m = self._model()
-        return [m.generate(p, max_new_tokens, **kwargs) for p in prompts]
+    def generate(self, shard: tuple, max_new_tokens: int, kwargs: dict) -> list:
+        """model.generate of the shard's prompts as one list (continuous batching in one process: llmc/batch.py).
+        A list seeds prompt j with seed + j; this shard starts at prompt `start` of the whole list, so its prompt j
+        gets seed + start + j: the seed it has in model.generate(whole list)."""
+        start, prompts = shard
+        kw = dict(kwargs)
+        if kw.get("seed") is not None:
+            kw["seed"] = int(kw["seed"]) + start
+        return self._model().generate(list(prompts), max_new_tokens, **kw)
 
 
 # ---------------------------------------------------------------------------------------------------------- progress
@@ -230,12 +242,18 @@ def _progress_fn(progress, label: str, unit: str) -> Callable[[int, int], None] 
 
 
 # -------------------------------------------------------------------------------------------------------------- pool
+def _check_int(name: str, v, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return int(v)
+
+
 def _shard_size(n_items: int, n_actors: int, shard_size: int | None) -> int:
     if shard_size is None:  # ~4 shards per actor: balances uneven shards, bounds what a failure costs
         return max(1, math.ceil(n_items / (4 * max(n_actors, 1))))
-    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
-        raise ValueError(f"shard_size must be a positive int or None, got {shard_size!r}")
-    return int(shard_size)
+    return _check_int("shard_size", shard_size, 1)
 
 
 class ModelPool:
@@ -271,18 +289,20 @@ class ModelPool:
         ray = _ray()
         from .model import Model
 
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, (int, np.integer)) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        _check_int("threads", threads, 1)
+        _check_int("max_retries", max_retries, 0)
+        if num_actors is not None:
+            _check_int("num_actors", num_actors, 1)
         if attention not in ("flash", "standard"):
             raise ValueError(f'attention must be "flash" or "standard", got {attention!r}')
-        if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, (int, np.integer))
-                                       or num_actors < 1):
-            raise ValueError(f"num_actors must be a positive int or None, got {num_actors!r}")
-        if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float, np.number))
-                                     or not num_cpus > 0):
-            raise ValueError(f"num_cpus must be a number > 0 or None, got {num_cpus!r}")
+        if num_cpus is not None:
+            if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float, np.number)):
+                raise TypeError(f"num_cpus must be a number or None, got {type(num_cpus).__name__}")
+            if not num_cpus > 0:
+                raise ValueError(f"num_cpus must be > 0, got {num_cpus!r}")
+        from .model import _dtype
+
+        dtype = _dtype(dtype)  # a bad dtype fails here, not in every actor
         num_cpus = int(threads) if num_cpus is None else float(num_cpus)
         expect_types = None
         if isinstance(model, Model):
@@ -311,6 +331,7 @@ class ModelPool:
 
         self._owns_ray = False
         if not ray.is_initialized():
+            self._sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it; close() puts it back
             ray.init(address=address, include_dashboard=False)
             self._owns_ray = True
         if num_actors is None:
@@ -375,6 +396,10 @@ class ModelPool:
         self.actors = []
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
+            try:
+                signal.signal(signal.SIGTERM, self._sigterm)
+            except ValueError:  # not the main thread: leave Ray's handler
+                pass
         self._owns_ray = False
 
     def __enter__(self) -> "ModelPool":
@@ -396,7 +421,7 @@ class ModelPool:
         is tried at most 1 + max_retries times."""
         ray = _ray()
         if not self.actors:
-            raise RuntimeError("this ModelPool is closed")
+            raise ValueError("this ModelPool is closed")
         retryable = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                      ray.exceptions.OutOfMemoryError, ray.exceptions.ObjectLostError)
         queue = deque(range(len(payloads)))
@@ -513,7 +538,7 @@ class ModelPool:
         for i, d in enumerate(docs):
             if not isinstance(d, str):
                 ids = np.asarray(d)
-                if ids.dtype.kind not in "iu":
+                if ids.dtype.kind not in "iu" and ids.size:  # (an empty list is float64 to NumPy)
                     raise TypeError(f"document {i}: token ids must be integers, got dtype {ids.dtype}")
                 out[i] = ids.astype(np.int64).reshape(-1)
         if texts:
@@ -521,7 +546,8 @@ class ModelPool:
                 raise ValueError("the model has no tokenizer: pass token ids instead of text")
             size = _shard_size(len(texts), self._live(), None)  # texts per shard (shard_size counts windows)
             groups = [texts[j: j + size] for j in range(0, len(texts), size)]
-            bar = _progress_fn(progress, "tokenize", "texts") if len(texts) > 1 else None
+            # a bar for many texts; a progress callable counts windows only
+            bar = _progress_fn(progress, "tokenize", "texts") if len(texts) > 1 and not callable(progress) else None
             for k, ids in self._run("tokenize", [[docs[i] for i in g] for g in groups], (), [len(g) for g in groups],
                                     bar):
                 for i, a in zip(groups[k], ids):
@@ -535,19 +561,20 @@ class ModelPool:
 
         context_length, stride, method, batch_size: as ``llmc.perplexity`` (the same windows, planned on the
         driver; see the module docstring for what a shard boundary does to them). Each document is scored on its
-        own and must be long enough for one window (2 tokens; one full chunk for "chunks"). return_nll: also the
-        per-token NLLs and positions per document. shard_size: windows per shard (default: ~4 shards per actor).
+        own, as ``llmc.perplexity(model, texts=documents)`` does; one too short for a window (2 tokens; one full
+        chunk for "chunks") adds no tokens and gets a NaN ``doc_ppl``. return_nll: also the per-token NLLs and
+        positions per document. shard_size: windows per shard (default: ~4 shards per actor).
         progress: True / False / None (a bar on a terminal) / callable(done_windows, total_windows).
 
-        For a single text, ``ppl`` equals ``llmc.perplexity(model, text, ...).ppl`` exactly on the same kernels
-        (batch_size=1; with batch_size > 1 the windows are grouped per shard, so a batched forward may differ in the
-        last bits)."""
+        ``ppl`` equals ``llmc.perplexity(model, text, ...).ppl`` (one text) or ``llmc.perplexity(model,
+        texts=documents, batch_size=1, ...).ppl`` exactly on the same kernels, with batch_size=1 (the default). With
+        batch_size > 1 each call is one batched prefill of windows grouped per shard, which rounds by batch
+        composition: equal within the batched-inference tolerance."""
         from .perplexity import _windows_chunks, _windows_sliding
 
         if method not in ("sliding", "chunks"):
             raise ValueError(f'method must be "sliding" or "chunks", got {method!r}')
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        _check_int("batch_size", batch_size, 1)
         ctx = int(context_length if context_length is not None else self.context_length)
         if ctx < 2:
             raise ValueError(f"context_length must be >= 2, got {context_length!r} (model: {self.context_length})")
@@ -565,13 +592,14 @@ class ModelPool:
 
         # the single-process window schedule of every document: (document, begin, end, first scored position)
         items = []
-        for d, x in enumerate(ids):
-            w = list(_windows_sliding(len(x), ctx, stride) if method == "sliding" else _windows_chunks(len(x), ctx))
-            if len(x) < 2 or not w:
-                what = "the text" if single else f"document {d}"
-                raise ValueError(f"{what}: need at least 2 tokens (and one full chunk of {ctx} for method='chunks'); "
-                                 f"got {len(x)}")
-            items += [(d, b, e, f) for b, e, f in w]
+        for d, x in enumerate(ids):  # a document too short for a window adds no tokens (as llmc.perplexity(texts=))
+            if len(x) >= 2:
+                w = _windows_sliding(len(x), ctx, stride) if method == "sliding" else _windows_chunks(len(x), ctx)
+                items += [(d, b, e, f) for b, e, f in w]
+        if not items:
+            what = "got" if single else "the documents have"
+            raise ValueError(f"need at least 2 tokens (and one full chunk of {ctx} for method='chunks'); {what} "
+                             f"{max(len(x) for x in ids)}")
         size = _shard_size(len(items), self._live(), shard_size)
         shards = [items[j: j + size] for j in range(0, len(items), size)]
         payloads = [[(ids[d][b:e], f - b) for d, b, e, f in s] for s in shards]
@@ -596,8 +624,8 @@ class ModelPool:
             per_doc: list[list] = [[] for _ in ids]
             for d, b, _, _ in items:
                 per_doc[d].append(nlls.pop((d, b)))
-            nll_out = [np.concatenate([a for a, _ in w]) for w in per_doc]
-            pos_out = [np.concatenate([p for _, p in w]) for w in per_doc]
+            nll_out = [np.concatenate([a for a, _ in w]) if w else np.zeros(0) for w in per_doc]
+            pos_out = [np.concatenate([p for _, p in w]) if w else np.zeros(0, np.int64) for w in per_doc]
         return CorpusPerplexity(ppl=math.exp(total / n), nll_sum=total, n_tokens=n, doc_nll_sum=doc_sum,
                                 doc_tokens=counts, method=method, context_length=ctx,
                                 stride=stride if method == "sliding" else None, windows=len(items),
@@ -653,18 +681,22 @@ class ModelPool:
         size = _shard_size(len(prompts), self._live(), shard_size)
         starts = list(range(0, len(prompts), size))
         bar = _progress_fn(progress, "generate", "prompts")
-        for k, outs in self._run("generate", [prompts[s: s + size] for s in starts], (int(max_new_tokens), kwargs),
-                                 [len(prompts[s: s + size]) for s in starts], bar):
+        if kwargs.get("seed") is not None and (isinstance(kwargs["seed"], bool) or
+                                              not isinstance(kwargs["seed"], (int, np.integer)) or kwargs["seed"] < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {kwargs['seed']!r}")
+        shards = [(s, prompts[s: s + size]) for s in starts]
+        for k, outs in self._run("generate", shards, (int(max_new_tokens), kwargs), [len(p) for _, p in shards], bar):
             for j, o in enumerate(outs):
                 yield starts[k] + j, o
 
     def generate(self, prompts, max_new_tokens: int = 64, *, shard_size: int | None = None, progress=None,
                  **kwargs) -> list:
-        """``model.generate(prompt, max_new_tokens, **kwargs)`` for every prompt, in input order.
+        """``model.generate(prompts, max_new_tokens, **kwargs)`` across the pool: one output per prompt, in input order.
 
-        kwargs are model.generate's (temperature, top_k, top_p, num_beams, stop, seed, return_logprobs, ...), the
-        same for every prompt: with ``seed=s`` each prompt's sampler starts from seed s, exactly as
-        ``[model.generate(p, n, seed=s) for p in prompts]`` in one process, so the outputs are identical."""
+        Each actor runs ``model.generate`` on its shard's prompts as one list (continuous batching). kwargs are
+        model.generate's (temperature, top_k, top_p, num_beams, stop, seed, return_logprobs, batch_size, ...). As in
+        one process, prompt i of the list samples from its own generator seeded ``seed + i`` (whatever shard it is
+        in), so the outputs equal ``model.generate(prompts, max_new_tokens, **kwargs)`` in one process."""
         if not isinstance(prompts, str):
             prompts = list(prompts)
         out: list = [None] * (len(prompts) if not isinstance(prompts, str) else 1)
@@ -679,7 +711,8 @@ _POOL_ARGS = ("num_actors", "threads", "dtype", "attention", "max_retries", "add
 
 
 def _split(kwargs: dict) -> tuple[dict, dict]:
-    return ({k: v for k, v in kwargs.items() if k in _POOL_ARGS}, {k: v for k, v in kwargs.items() if k not in _POOL_ARGS})
+    pool = {k: v for k, v in kwargs.items() if k in _POOL_ARGS}
+    return pool, {k: v for k, v in kwargs.items() if k not in _POOL_ARGS}
 
 
 def perplexity(model, corpus, **kwargs) -> CorpusPerplexity:

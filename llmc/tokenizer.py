@@ -1,4 +1,5 @@
-"""Tokenizers: byte-level BPE identical to tiktoken and Hugging Face `tokenizers`, and BPE training.
+"""Tokenizers identical to tiktoken, Hugging Face `tokenizers` and `sentencepiece` (BPE, Unigram, WordPiece), and
+BPE training.
 
 All the work (file parsing, pre-tokenization, BPE, decoding, training) happens in the C core; this module finds
 files, passes bytes, and turns tiktoken-style `allowed_special` / `disallowed_special` arguments into flags.
@@ -18,6 +19,8 @@ import codecs
 import json
 import os
 from typing import AbstractSet, Collection, Iterable, Literal, Mapping, Sequence, Union
+
+import numpy as np
 
 from ._native import _core
 
@@ -39,7 +42,8 @@ def _utf8(text: str) -> str:
 
 
 class Tokenizer:
-    """A BPE tokenizer backed by the C core. Build one with `from_tiktoken`, `from_file` or `train`.
+    """A tokenizer backed by the C core (BPE, Unigram, WordPiece). Build one with `from_tiktoken`, `from_file`,
+    `from_sentencepiece` or `train`.
 
     Encoding follows tiktoken's rules for special tokens: text that spells a *disallowed* special token raises
     ValueError; an *allowed* one becomes its id; otherwise (disallowed_special=()) it is encoded as plain text.
@@ -50,7 +54,8 @@ class Tokenizer:
     def __init__(self, handle, *, kind: str, default_allowed: SpecialArg, default_disallowed: SpecialArg,
                  pattern: str | None = None):
         if not isinstance(handle, _core.TokenizerHandle):
-            raise TypeError("use Tokenizer.from_tiktoken, Tokenizer.from_file or Tokenizer.train")
+            raise TypeError("use Tokenizer.from_tiktoken, Tokenizer.from_file, Tokenizer.from_sentencepiece or "
+                            "Tokenizer.train")
         self._h = handle
         self.kind = kind
         self.pattern = pattern
@@ -95,13 +100,34 @@ class Tokenizer:
 
     @classmethod
     def from_file(cls, path: PathLike) -> "Tokenizer":
-        """Load a Hugging Face `tokenizer.json` (byte-level BPE like GPT-2 / Llama 3 / Qwen, or SentencePiece-style
-        BPE with byte fallback like Llama 2). Parts llmc does not implement raise llmc.UnsupportedError naming them.
+        """Load a Hugging Face `tokenizer.json` (byte-level BPE like GPT-2 / Llama 3 / Qwen, SentencePiece-style
+        BPE with byte fallback like Llama 2, Unigram like T5 / XLM-R / mBART, WordPiece like BERT). Parts llmc does
+        not implement raise llmc.UnsupportedError naming them. A path ending in `.model` is read as a
+        SentencePiece model (`from_sentencepiece`).
         """
+        if isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".model"):
+            return cls.from_sentencepiece(path)
         data = _read(path)
         h = _core.tokenizer_from_hf_json(data, os.fspath(path))
         tok = cls(h, kind="hf", default_allowed="all", default_disallowed=set())
         tok._json_bytes = data
+        return tok
+
+    @classmethod
+    def from_sentencepiece(cls, path: PathLike) -> "Tokenizer":
+        """Load a SentencePiece `.model` file (the protobuf `sentencepiece` writes; Unigram or BPE), read in C.
+
+        Encodes and decodes like `sentencepiece.SentencePieceProcessor` on the same file: its normalizer (the
+        precompiled charsmap of nmt_nfkc / nfkc / ..., add_dummy_prefix, remove_extra_whitespaces,
+        escape_whitespaces), user-defined pieces (kept whole), control pieces (never matched in text, decoded to
+        nothing), byte fallback, unknown runs fused into one unk. `encode(text, add_special_tokens=True)` puts the
+        model's <s> in front (sentencepiece's add_bos). A corrupt file raises ValueError; model types other than
+        Unigram and BPE raise llmc.UnsupportedError.
+        """
+        data = _read(path)
+        h = _core.tokenizer_from_sentencepiece(data, os.fspath(path))
+        tok = cls(h, kind="sentencepiece", default_allowed=set(), default_disallowed=set())
+        tok._spm_bytes = data
         return tok
 
     @classmethod
@@ -192,6 +218,13 @@ class Tokenizer:
             return
         from . import _files
 
+        if getattr(self, "_spm_bytes", None) is not None:  # a SentencePiece model: the .model file, as it was
+            if not path.endswith(".model"):
+                raise _core.UnsupportedError(
+                    f"a tokenizer loaded from a SentencePiece .model file saves only as .model, not {path!r}: a "
+                    "tokenizer.json cannot reproduce sentencepiece's float scores and piece types exactly")
+            _files.atomic_write(path, self._spm_bytes)
+            return
         saved = getattr(self, "_saved", None)
         if saved is not None:
             doc = saved["json"]
@@ -352,8 +385,12 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """decode_bytes(ids) as text; bytes that are not valid UTF-8 (a token split inside a character) become
-        U+FFFD, as in tiktoken."""
-        return self._h.decode(_ids(ids)).decode("utf-8", errors)
+        U+FFFD, as in tiktoken (SentencePiece models: one U+FFFD per invalid byte, as sentencepiece does)."""
+        if not isinstance(errors, str):
+            raise TypeError(f"errors must be a str, got {type(errors).__name__}")
+        if errors == "replace" and self.kind == "sentencepiece":
+            errors = "_llmc_perbyte"
+        return self._h.decode(_ids(ids), errors)
 
     def token_bytes(self, id: int) -> bytes:
         """The bytes of one token."""
@@ -394,6 +431,7 @@ def _hexbyte(err: UnicodeDecodeError):
 
 
 codecs.register_error("_llmc_hexbyte", _hexbyte)
+codecs.register_error("_llmc_perbyte", lambda err: ("\ufffd" * (err.end - err.start), err.end))
 
 
 def llmc_unsupported(msg: str) -> Exception:
@@ -439,10 +477,12 @@ def _hf_json(vocab: list[bytes], merges, regex: str, specials: dict[str, int]) -
     }
 
 
-def _ids(ids) -> list[int]:
+def _ids(ids):
+    """ids as the binding takes them: a list, tuple or NumPy array as it is (read in C without converting each
+    id to a Python object), anything else iterable as a list."""
     if isinstance(ids, (str, bytes)):
         raise TypeError("ids must be a sequence of ints")
-    return ids if isinstance(ids, list) else list(ids)
+    return ids if isinstance(ids, (list, tuple, np.ndarray)) else list(ids)
 
 
 def _freeze(x):

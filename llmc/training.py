@@ -5,7 +5,9 @@ computes the loss and accumulates gradients into arrays with the checkpoint's te
 (decoupled weight decay, bias correction), global-norm clipping and a warmup + cosine schedule update the
 weights in place. Supported architectures: ``gpt2``, ``llama`` (with llama3 RoPE scaling, tied or untied head),
 ``mistral`` (sliding-window attention), ``qwen2`` (q/k/v biases) and ``qwen3`` (q/k norms), in float32 or bf16
-mixed precision. Anything else raises llmc.UnsupportedError naming the setting.
+mixed precision, and the mixtures of experts ``mixtral``, ``qwen2_moe`` and ``qwen3_moe`` in float32 (the loss adds
+router_aux_loss_coef times the load-balancing loss; csrc/moe_train.c, docs/moe.md). Anything else raises
+llmc.UnsupportedError naming the setting.
 
 Anything with ``.config`` (a Hugging Face config dict) and ``.state_dict()`` (name -> writable float32 array
 shared with the model; ``state_dict(writable=True)`` is asked for first) can be trained; ``llmc.Model`` is one.
@@ -126,7 +128,8 @@ def _rope_scaling(config: dict) -> dict:
     'rope_theta' + 'rope_scaling'), as the C trainer's keyword arguments."""
     rp = config.get("rope_parameters") or {}
     sc = config.get("rope_scaling") or rp
-    theta = rp.get("rope_theta", config.get("rope_theta", 10000.0))
+    default = 1e6 if config.get("model_type") == "mixtral" else 10000.0  # transformers' default_theta
+    theta = rp.get("rope_theta", config.get("rope_theta", default))
     kind = sc.get("rope_type") or sc.get("type") or "default"
     out = dict(rope_theta=float(theta))
     if kind == "llama3":
@@ -219,7 +222,8 @@ def _moe_trainer_config(config: dict, mt: str) -> dict:
     return dict(arch=1, n_layers=n_layers, d_model=d, n_heads=h, n_kv_heads=config.get("num_key_value_heads") or h,
                 head_dim=config.get("head_dim") or d // h, d_ff=_get(config, "intermediate_size"),
                 vocab=_get(config, "vocab_size"), n_positions=_get(config, "max_position_embeddings"),
-                eps=float(config.get("rms_norm_eps", 1e-6)), tied=bool(config.get("tie_word_embeddings", False)),
+                eps=float(config.get("rms_norm_eps", 1e-5 if mt == "mixtral" else 1e-6)),
+                tied=bool(config.get("tie_word_embeddings", False)),
                 window=int(config.get("sliding_window") or 0) if mt == "mixtral" else 0,
                 qkv_bias=mt == "qwen2_moe" and bool(config.get("qkv_bias", True)), qk_norm=mt == "qwen3_moe",
                 **_rope_scaling(config), **moe)

@@ -10,6 +10,11 @@ Two Unicode versions, each the one its reference uses (the tests walk every cate
   (its unicode-normalization-alignments crate), so each combining class and decomposition is probed through
   `tokenizers.normalizers` and dropped when HF ignores it (e.g. U+07FD is not reordered, U+11938 not decomposed).
 Both versions are written into the generated file's header.
+- NFKC/NFKD: compatibility decompositions from the same `unicodedata`, each probed through
+  `tokenizers.normalizers.NFKD` and kept only when HF decomposes the code point the same way;
+- grapheme clusters (HF's Precompiled normalizer walks extended grapheme clusters): Grapheme_Cluster_Break,
+  Extended_Pictographic and Indic_Conjunct_Break from the `regex` module's property tables, restricted to the code
+  points Unicode 16.0 assigns (HF's unicode-segmentation crate's version).
 White_Space is not exposed by unicodedata, so its (stable, 25-code-point) list from PropList.txt is spelled out here.
 """
 import sys
@@ -97,6 +102,70 @@ def hf_unknown() -> set[int]:
             if nfd("!\u0301" + c) != "!" + c + "\u0301":
                 out.add(cp)
     return out
+
+
+# Grapheme_Cluster_Break values in the order of csrc/unicode.h's LLMC_GCB_* (Other = 0)
+GCB = ["Other", "CR", "LF", "Control", "Extend", "ZWJ", "Regional_Indicator", "Prepend", "SpacingMark", "L", "V", "T",
+       "LV", "LVT"]
+INCB = ["None", "Linker", "Consonant", "Extend"]
+
+
+def grapheme_props() -> list[int]:
+    """Per code point: GCB index | Extended_Pictographic << 4 | InCB index << 5 (0 for code points Unicode 16
+    leaves unassigned: the crate HF uses does not know them)."""
+    import regex
+
+    out = [0] * 0x110000
+    for k, name in enumerate(GCB[1:], 1):
+        r = regex.compile(r"\p{Grapheme_Cluster_Break=%s}" % name)
+        for cp in range(0x110000):
+            if r.match(chr(cp)):
+                out[cp] |= k
+    ep = regex.compile(r"\p{Extended_Pictographic}")
+    for cp in range(0x110000):
+        if ep.match(chr(cp)):
+            out[cp] |= 16
+    for k, name in enumerate(INCB[1:], 1):
+        r = regex.compile(r"\p{Indic_Conjunct_Break=%s}" % name)
+        for cp in range(0x110000):
+            if r.match(chr(cp)):
+                out[cp] |= k << 5
+    for cp in range(0x110000):
+        if ucd_regex.category(chr(cp)) == "Cn" and not (0xE0000 <= cp <= 0xE0FFF):
+            out[cp] = 0  # newer than Unicode 16 (E0000.. are default-ignorable Control/Extend even when unassigned)
+    return out
+
+
+def compat_decompositions(unknown: set[int]) -> list[tuple[int, list[int]]]:
+    """(code point, its full NFKD) for each code point whose NFKD differs from its NFD, where HF's NFKD agrees."""
+    from tokenizers.normalizers import NFKD
+
+    nfkd = NFKD().normalize_str
+    out, skipped = [], 0
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF or 0xAC00 <= cp <= 0xD7A3:
+            continue
+        c = chr(cp)
+        k = unicodedata.normalize("NFKD", c)
+        if k == unicodedata.normalize("NFD", c):
+            continue
+        if nfkd(c) != k:
+            skipped += 1
+            continue
+        out.append((cp, [ord(x) for x in k]))
+    print(f"compatibility decompositions: {len(out)} (skipped {skipped} HF does not apply)")
+    return out
+
+
+def two_stage(values: list[int]) -> tuple[list[int], list[tuple]]:
+    blocks, index, stage1 = [], {}, []
+    for b in range(0x110000 // BLOCK):
+        blk = tuple(values[b * BLOCK:(b + 1) * BLOCK])
+        if blk not in index:
+            index[blk] = len(blocks)
+            blocks.append(blk)
+        stage1.append(index[blk])
+    return stage1, blocks
 
 
 def main() -> None:
@@ -205,6 +274,33 @@ def main() -> None:
     w(f"const uint32_t llmc_comp_table[{len(comp)}][3] = {{ /* first, second, composite */\n")
     for i in range(0, len(comp), 6):
         w("    " + ", ".join(f"{{0x{a:X}, 0x{b:X}, 0x{c:X}}}" for a, b, c in comp[i:i + 6]) + ",\n")
+    w("};\n")
+    compat = compat_decompositions(unknown)
+    cpool, centries = [], []
+    for cp, seq in compat:
+        centries.append((cp, len(cpool), len(seq)))
+        cpool += seq
+    w(f"\n/* full compatibility decompositions (NFKD) of the code points whose NFKD differs from their NFD */\n")
+    w(f"const size_t llmc_kdecomp_count = {len(centries)};\n")
+    w(f"const uint32_t llmc_kdecomp_table[{len(centries)}][3] = {{ /* code point, pool offset, length */\n")
+    for i in range(0, len(centries), 6):
+        w("    " + ", ".join(f"{{0x{a:X}, {b}, {c}}}" for a, b, c in centries[i:i + 6]) + ",\n")
+    w("};\n\n")
+    w(f"const uint32_t llmc_kdecomp_pool[{len(cpool)}] = {{\n")
+    for i in range(0, len(cpool), 12):
+        w("    " + ", ".join(f"0x{x:X}" for x in cpool[i:i + 12]) + ",\n")
+    w("};\n")
+    g1, gblocks = two_stage(grapheme_props())
+    w(f"\n/* grapheme properties: Grapheme_Cluster_Break ({' '.join(GCB)}) | Extended_Pictographic << 4 |"
+      f" Indic_Conjunct_Break ({' '.join(INCB)}) << 5 */\n")
+    w(f"const uint16_t llmc_gprop_stage1[{len(g1)}] = {{\n")
+    for i in range(0, len(g1), 16):
+        w("    " + ", ".join(str(x) for x in g1[i:i + 16]) + ",\n")
+    w("};\n\n")
+    w(f"const uint8_t llmc_gprop_stage2[{len(gblocks) * BLOCK}] = {{\n")
+    for blk in gblocks:
+        for i in range(0, BLOCK, 32):
+            w("    " + ",".join(str(x) for x in blk[i:i + 32]) + ",\n")
     w("};\n")
     w(f"\nconst size_t llmc_lower_count = {len(lower)};\n")
     w(f"const uint32_t llmc_lower_table[{len(lower)}][4] = {{ /* code point, up to 3 lower-case code points (0 = none) */\n")

@@ -76,6 +76,18 @@ def test_activations(name):
     close(getattr(_core, name + "_backward")(dy, x), tx.grad)
 
 
+@pytest.mark.parametrize("name", ["gelu_tanh", "silu"])
+def test_activations_saturate(name):
+    """Far outside the usual range the derivatives saturate to 0 and 1 (no NaN from inf * 0); NaN stays NaN."""
+    x = np.array([-1e30, -1e19, -200, -90, -88, -20, -1e-3, 0, 1e-6, 3, 20, 88, 90, 200, 1e19, 1e30], np.float32)
+    tx = t64(x)
+    f = {"gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh"), "silu": torch.nn.functional.silu}
+    f[name](tx).sum().backward()
+    np.testing.assert_allclose(getattr(_core, name + "_backward")(np.ones_like(x), x), tx.grad.numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert np.isnan(getattr(_core, name + "_backward")(np.ones(1, np.float32), np.array([np.nan], np.float32))).all()
+
+
 def test_embedding_accumulates_repeated_ids():
     table, ids, dy = randn(50, 8), np.array([3, 7, 3, 3, 49, 0]), randn(6, 8)
     tt = t64(table)

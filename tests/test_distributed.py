@@ -2,13 +2,15 @@
 
 The oracle is llmc's own single-process path (llmc.perplexity, model.embed, model.generate), which the other test
 files check against transformers / NumPy: what is tested here is that sharding, retries and the reduction change
-nothing, so perplexity, NLLs, embeddings and tokens must be bit-identical (actors and reference both run 1 thread:
-a different thread count rounds differently). Needs Ray (`pip install "llmc[ray]"`); skips without it.
+nothing, so perplexity, NLLs and tokens must be bit-identical (actors and reference both run 1 thread: a different
+thread count rounds differently); embeddings too where the batch the model packs is the same, else within the
+batched-inference tolerance (1e-5). Needs Ray (`pip install "llmc[ray]"`); skips without it.
 """
 from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -25,10 +27,12 @@ CTX = 64
 
 @pytest.fixture(scope="module")
 def ray():
-    ray = pytest.importorskip("ray", reason='Ray is not installed (it comes with the "ray" extra: pip install ".[ray]")')
     if any(s in os.environ.get("LD_PRELOAD", "") for s in ("libasan", "libtsan")):
-        pytest.skip("Ray's own binaries (raylet, gcs_server) do not run under the sanitizer runtime in LD_PRELOAD")
+        # raylet / gcs_server would inherit the sanitizer runtime; these tests add no C code for the sanitizers to check
+        pytest.skip("a sanitizer runtime is preloaded (LD_PRELOAD): Ray's own binaries are not started under it")
+    ray = pytest.importorskip("ray", reason='Ray is not installed (the "ray" and "test" extras bring it)')
     # the workers import the same llmc as this test; 1 CPU-thread each; a small object store (the default is 30% of RAM)
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own SIGTERM handler and leaves it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # Ray's note about a future accelerator-variable default
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False,
@@ -36,7 +40,8 @@ def ray():
     try:
         yield ray
     finally:
-        ray.shutdown()
+        ray.shutdown()  # stops the raylet, GCS and every worker this cluster started
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 @pytest.fixture(scope="module")
@@ -79,20 +84,21 @@ def test_perplexity_of_a_text_is_exact(pool, model, text, method, one_thread):
 
 def test_perplexity_of_documents(pool, model, text, one_thread):
     lines = llmc.data.kjv_lines("heldout")[:30]
-    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100]]
-    refs = [llmc.perplexity(model, d, context_length=32, stride=16, progress=False) for d in docs]
-    got = pool.perplexity(docs, context_length=32, stride=16, shard_size=2, progress=False)
-    all_nll = np.concatenate([r.nll for r in refs])
-    assert got.n_tokens == len(all_nll)
-    assert got.nll_sum == math.fsum(all_nll.tolist())
-    assert got.ppl == math.exp(math.fsum(all_nll.tolist()) / len(all_nll))
-    np.testing.assert_array_equal(got.doc_tokens, [r.n_tokens for r in refs])
-    np.testing.assert_array_equal(got.doc_ppl, [r.ppl for r in refs])
+    docs = [" ".join(lines[i: i + 3]) for i in range(0, 30, 3)] + [model.tokenizer.encode(text)[:100], [7], []]
+    ref = llmc.perplexity(model, texts=docs, context_length=32, stride=16, batch_size=1, progress=False)
+    got = pool.perplexity(docs, context_length=32, stride=16, shard_size=2, return_nll=True, progress=False)
+    assert got.ppl == ref.ppl and got.n_tokens == ref.n_tokens and got.nll_sum == ref.nll_sum
+    np.testing.assert_array_equal(got.doc_ppl, ref.text_ppl)  # the 1-token document: NaN on both sides
+    np.testing.assert_array_equal(np.concatenate(got.nll), ref.nll)
+    np.testing.assert_array_equal(got.doc_tokens, np.bincount(ref.text_index, minlength=len(docs)))
+    alone = llmc.perplexity(model, docs[3], context_length=32, stride=16, progress=False)  # texts= scores each alone
+    assert got.doc_ppl[3] == alone.ppl
+    np.testing.assert_array_equal(got.nll[3], alone.nll)
 
 
 def test_perplexity_input_errors(pool):
-    with pytest.raises(ValueError, match="document 1: need at least 2 tokens"):
-        pool.perplexity([[1, 2, 3], [5]], context_length=CTX, progress=False)
+    with pytest.raises(ValueError, match="need at least 2 tokens"):
+        pool.perplexity([[4], [5]], context_length=CTX, progress=False)
     with pytest.raises(ValueError, match="one full chunk"):
         pool.perplexity([1, 2, 3, 4, 5], context_length=CTX, method="chunks", progress=False)
     with pytest.raises(ValueError, match="exceeds the model's context window"):
@@ -127,10 +133,11 @@ def test_embeddings_in_input_order(pool, model, one_thread):
 def test_generation_in_input_order(pool, model, one_thread):
     prompts = [line[:40] for line in llmc.data.kjv_lines("heldout")[:7]]
     assert pool.generate(prompts, 6, temperature=0, shard_size=2, progress=False) == \
-        [model.generate(p, 6, temperature=0) for p in prompts]
-    ids = [model.tokenizer.encode(p) for p in prompts[:3]]
-    assert pool.generate(ids, 5, temperature=0.9, top_k=20, seed=7, progress=False) == \
-        [model.generate(p, 5, temperature=0.9, top_k=20, seed=7) for p in ids]
+        model.generate(prompts, 6, temperature=0)
+    ids = [model.tokenizer.encode(p) for p in prompts[:5]]
+    # prompt i samples with seed 7 + i in one process's list; the shards keep that numbering
+    assert pool.generate(ids, 5, temperature=0.9, top_k=20, seed=7, shard_size=2, progress=False) == \
+        model.generate(ids, 5, temperature=0.9, top_k=20, seed=7)
     with pytest.raises(ValueError, match="stream"):
         pool.generate(prompts, 4, stream=True)
     with pytest.raises(TypeError, match="list of prompts"):
@@ -213,12 +220,29 @@ def test_gguf_file_and_load_errors(ray, model, text, tmp_path, one_thread):
         assert pool.perplexity(ids, context_length=CTX, method="chunks", progress=False).ppl == ref.ppl
         with pytest.raises(ValueError, match="no tokenizer"):
             pool.perplexity(text, progress=False)
+    with pytest.raises(ValueError, match="closed"):
+        pool.perplexity(ids, progress=False)
     with pytest.raises(FileNotFoundError):  # raised by Model.load inside the actor, with its own type
         ModelPool(str(tmp_path / "missing"), num_actors=1, num_cpus=0.5)
     with pytest.raises(FileNotFoundError, match="must be absolute"):
         ModelPool("relative/missing/model", num_actors=1)
     with pytest.raises(ValueError, match="has no files"):
         ModelPool(llmc.Model.init(dict(model.config)), num_actors=1)
+
+
+def test_pool_argument_errors(ray, model):
+    from llmc.distributed import ModelPool
+
+    with pytest.raises(TypeError, match="threads must be an int"):
+        ModelPool(model.path, threads="2")
+    with pytest.raises(ValueError, match="num_actors must be >= 1"):
+        ModelPool(model.path, num_actors=0)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        ModelPool(model.path, dtype="q3_z")
+    with pytest.raises(ValueError, match="num_cpus"):
+        ModelPool(model.path, num_cpus=0)
+    with pytest.raises(TypeError, match="model must be"):
+        ModelPool(42)
 
 
 def test_import_without_ray():
@@ -233,3 +257,18 @@ def test_import_without_ray():
     out = subprocess.run([sys.executable, "-c", "import llmc, sys; print('ray' in sys.modules)"], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_exact_partials_reduce_any_sharding():
+    """The reduction itself (no Ray needed): fsum over every shard's partials == fsum over all values, bit for bit,
+    for any cut, including values spread over 30 binary orders of magnitude."""
+    from llmc.distributed import _exact_partials
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        x = np.exp(rng.normal(0, 8, rng.integers(0, 400)))
+        cuts = sorted(rng.integers(0, len(x) + 1, 5).tolist())
+        parts = [p for a, b in zip([0] + cuts, cuts + [len(x)]) for p in _exact_partials(x[a:b])]
+        assert math.fsum(parts) == math.fsum(x.tolist())
+    assert _exact_partials(np.zeros(0)) == []
+    assert math.isinf(math.fsum(_exact_partials(np.array([1.0, np.inf]))))

@@ -305,6 +305,26 @@ def _hf_on(d, state, tmp_path):
     return transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_minimal_config_defaults_match_transformers(tmp_path, arch):
+    """A config with only the sizes: every other field takes transformers' default (Mixtral's rope_theta is 1e6,
+    the others' 10000; norm_topk_prob, decoder_sparse_step, ...). llmc's init + save loads into transformers."""
+    cfg = dict(model_type=arch, vocab_size=V, hidden_size=32, intermediate_size=32, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, num_experts_per_tok=2,
+               moe_intermediate_size=16, shared_expert_intermediate_size=24)
+    cfg["num_local_experts" if arch == "mixtral" else "num_experts"] = 4
+    model = llmc.Model.init(cfg, seed=3)
+    model.save(tmp_path)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    ids = _ids(40)  # long enough for the RoPE base to matter
+    np.testing.assert_allclose(model.logits(ids), _ref(hf, ids).logits[0].numpy(), atol=TOL, rtol=0)
+    if arch != "olmoe":  # the trainer reads the same defaults
+        x, y = ids[None, :-1], ids[None, 1:]
+        with torch.no_grad():
+            ref = _hf_loss(hf, x, y).item()
+        np.testing.assert_allclose(model.loss_and_grads(x, y)[0], ref, rtol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ["mixtral", "qwen2_moe"])
 @pytest.mark.parametrize("dtype", ["bf16", "q8_0"])
 def test_typed_experts_against_fp32_math_on_their_values(pair, arch, dtype, tmp_path):

@@ -273,3 +273,84 @@ def test_checkpoint_errors(models, tmp_path):
         llmc.Model.load(tmp_path)
     with pytest.raises(llmc.UnsupportedError):
         llmc.Model.load(folder, dtype="q8_0")
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_beams_decode_like_one_sequence(models, kind):
+    """B beams fed the same tokens give B copies of the single-sequence logits, on every SIMD level (2-8 beams
+    take the few-rows matmul of seq2seq_matmul.c, its AVX2 kernel and its portable path); reorder moves caches."""
+    _, ours, _ = models[kind]
+    dec = _dec_ids(kind)[:6]
+    ref = ours.logits(SRC, dec)
+    levels = [0] + ([1] if llmc.simd_info()["best"] in ("avx2", "avx512") else [])
+    before = {"scalar": 0, "avx2": 1, "avx512": 2}[llmc.simd_info()["active"]]
+    try:
+        for level in levels:
+            llmc._core.set_simd_level(level)
+            for B in (2, 3, 5, 8):
+                d = ours.decoder(SRC, num_beams=B, capacity=len(dec))
+                rows = [d.append(np.full((B, 1), t))[:, None] for t in dec[:3]]
+                rows.append(d.append(np.tile(dec[3:], (B, 1)), all_logits=True))
+                got = np.concatenate(rows, axis=1)  # (B, T, V)
+                for b in range(B):
+                    np.testing.assert_allclose(got[b], ref, atol=TOL, rtol=0, err_msg=f"level {level} beams {B}")
+    finally:
+        llmc._core.set_simd_level(before)
+    # reorder: beams fed different tokens, then beam 0 takes beam 1's cache and continues like it
+    d = ours.decoder(SRC, num_beams=2, capacity=4)
+    d.append([[dec[0]], [dec[0]]])
+    d.append([[7], [dec[1]]])
+    d.reorder([1, 1])
+    out = d.append([[dec[2]], [dec[2]]])
+    np.testing.assert_allclose(out[0], ref[2], atol=TOL, rtol=0)
+    np.testing.assert_allclose(out[1], ref[2], atol=TOL, rtol=0)
+    with pytest.raises(ValueError, match="parent 2 of beam 0"):
+        d.reorder([2, 0])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_checkpoint(tmp_path, dtype):
+    """F16 / BF16 checkpoints: matrices used as stored; the reference is transformers on the same weights in fp32."""
+    _build("t5_gated").to(getattr(torch, dtype)).save_pretrained(tmp_path)
+    ref_model = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ours = llmc.Model.load(tmp_path)
+    assert set(ours.weight_types().values()) == {"f32", {"float16": "f16", "bfloat16": "bf16"}[dtype]}
+    dec = _dec_ids("t5_gated")
+    ref = _hf(ref_model, SRC, dec)
+    np.testing.assert_allclose(ours.encode(SRC), ref.encoder_last_hidden_state[0].numpy(), atol=TOL, rtol=0)
+    np.testing.assert_allclose(ours.logits(SRC, dec), ref.logits[0].numpy(), atol=TOL, rtol=0)
+    d = ours.decoder(SRC, capacity=len(dec))
+    steps = np.stack([d.append([t])[0] for t in dec])  # one row at a time: the F16/BF16 matrix-vector kernels
+    np.testing.assert_allclose(steps, ref.logits[0].numpy(), atol=TOL, rtol=0)
+
+
+def test_text_in_text_out_with_a_bart_tokenizer(tmp_path):
+    """A str source goes through model.tokenizer (RoBERTa-style byte-level BPE with <s> ... </s>, as BART's) and
+    the result comes back as text without special tokens, as transformers' tokenizer + generate + decode give."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.ByteLevelBPETokenizer()
+    tok.train_from_iterator(llmc.data.kjv_lines()[:400], vocab_size=300,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False)
+    tok.post_processor = tokenizers.processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    torch.manual_seed(5)
+    cfg = transformers.BartConfig(vocab_size=tok.get_vocab_size(), d_model=32, encoder_layers=1, decoder_layers=1,
+                                  encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                                  decoder_ffn_dim=32, max_position_embeddings=64, tie_word_embeddings=False)
+    m = transformers.BartForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        m.lm_head.weight.normal_(0, 0.5)
+    m.save_pretrained(tmp_path)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"), bos_token="<s>",
+                                                  eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    ours = llmc.Model.load(tmp_path)
+    text = "In the beginning God created the heaven and the earth."
+    ids = hf_tok(text).input_ids
+    assert ours.tokenizer.encode(text, add_special_tokens=True) == ids
+    np.testing.assert_allclose(ours.encode(text), ours.encode(ids))
+    with torch.no_grad():
+        out = m.generate(torch.tensor([ids]), max_new_tokens=10, do_sample=False, num_beams=2)
+    got = ours.generate(text, max_new_tokens=10, num_beams=2)
+    assert got == hf_tok.decode(out[0], skip_special_tokens=True)
+    assert isinstance(got, str) and len(got) > 3
+    assert ours.perplexity(text, "And the earth was without form") > 1

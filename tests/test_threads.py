@@ -220,3 +220,48 @@ def test_more_entry_points_threads(tmp_path, small_model):
         return p, m, v
 
     same_concurrently(adam, [(s,) for s in range(N_THREADS)])
+
+
+def test_import_leaves_the_environment_alone():
+    """Importing llmc sets no environment variable (OMP_WAIT_POLICY is read by every OpenMP runtime in the process,
+    torch's included): os.environ and the C-level environment are the same before and after."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import ctypes, os; before = dict(os.environ); import llmc; import llmc.model, llmc.tokenizer; "
+            "assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items()); "
+            "libc = ctypes.CDLL(None); libc.getenv.restype = ctypes.c_char_p; "
+            "bad = [k for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS') "
+            "if libc.getenv(k.encode()) is not None]; assert not bad, bad")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "OPENBLAS_"))}
+    env["PYTHONPATH"] = str(Path(llmc.__file__).resolve().parent.parent)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_threaded_blas_is_one_pool_and_deterministic_under_concurrency():
+    """A large product is one threaded OpenBLAS call run on llmc's threads (the pinned wheel has the callback). Its
+    bits depend on how many jobs it is cut into, so concurrent top-level products (threaded) and products made
+    inside llmc's parallel regions (quantized prefill tiles: single-threaded) must give exactly the sequential
+    results, and match float64 NumPy."""
+    assert _core.blas_one_pool()
+    rng = np.random.default_rng(5)
+    mats = [(rng.standard_normal((129 + 16 * i, 301)).astype(np.float32),
+             rng.standard_normal((301, 517)).astype(np.float32)) for i in range(N_THREADS)]
+    w = rng.standard_normal((130, 256)).astype(np.float32)
+    q = llmc.quantize(w, "q8_0")
+    xs = [rng.standard_normal((40 + i, 256)).astype(np.float32) for i in range(N_THREADS)]
+    old = llmc.get_num_threads()
+    try:
+        llmc.set_num_threads(2)
+        for a, b in mats:
+            np.testing.assert_allclose(llmc.matmul(a, b), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+
+        def both(a, b, x):
+            return llmc.matmul(a, b), llmc.quant.matmul(x, q, "q8_0", path="tiles")
+
+        same_concurrently(both, [(a, b, x) for (a, b), x in zip(mats, xs)])
+    finally:
+        llmc.set_num_threads(old)

@@ -395,3 +395,29 @@ def test_bf16_training_ends_within_one_percent_of_fp32():
     assert tr32 < 2.0  # it learned (log 64 = 4.16 at the start; the chain's entropy is ~log 3 = 1.1)
     assert abs(tr16 - tr32) < 0.01 * tr32, results
     assert abs(ev16 - ev32) < 0.01 * ev32, results
+
+
+def test_gguf_model_with_rope_freqs_trains_like_transformers():
+    """An F32 GGUF Llama 3 file carries its RoPE scaling as a rope_freqs tensor, not in the config: the trainer
+    takes the model's divisors, and its loss and gradients equal torch autograd on the transformers original."""
+    from gguf_fixtures import fixture
+
+    hf_dir, path = fixture("model-llama3-rope", "llama", "llama2", "f32",
+                           rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                         "high_freq_factor": 4.0, "original_max_position_embeddings": 16},
+                           rope_theta=500000.0)
+    model = llmc.Model.load(path)
+    assert getattr(model, "_rope_factors", None) is not None
+    m = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+    rng = np.random.default_rng(6)
+    V = model.vocab_size
+    x, y = rng.integers(0, V, (1, 128)), rng.integers(0, V, (1, 128))  # long enough for the scaling to matter
+    logits = m(torch.from_numpy(x)).logits
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
+    loss.backward()
+    ours, grads = model.loss_and_grads(x, y)
+    assert ours == pytest.approx(loss.item(), rel=1e-5)
+    named = dict(m.named_parameters())
+    for name, g in grads.items():
+        ref = named[name].grad.numpy()
+        np.testing.assert_allclose(g, ref, rtol=0, atol=1e-4 * float(np.abs(ref).max()), err_msg=name)

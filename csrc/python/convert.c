@@ -129,9 +129,19 @@ PyArrayObject *llmc_py_int_array(PyObject *obj, const char *what) {
     if (kind == 'u' && PyArray_ITEMSIZE(a) == 8) {
         /* uint64 beyond int64's range would wrap to a negative id: check before casting */
         PyObject *mx = PyArray_SIZE(a) ? PyArray_Max(a, NPY_RAVEL_AXIS, NULL) : NULL;
-        if (mx) {
-            unsigned long long v = PyLong_AsUnsignedLongLong(mx);
+        if (!mx && PyErr_Occurred()) {
+            Py_DECREF(a);
+            return NULL;
+        }
+        if (mx) { /* a NumPy uint64 scalar: through __index__ to a Python int */
+            PyObject *mi = PyNumber_Index(mx);
             Py_DECREF(mx);
+            unsigned long long v = mi ? PyLong_AsUnsignedLongLong(mi) : 0;
+            Py_XDECREF(mi);
+            if (PyErr_Occurred()) {
+                Py_DECREF(a);
+                return NULL;
+            }
             if (v > 9223372036854775807ULL) {
                 PyErr_Format(PyExc_ValueError, "%s contains %llu, which does not fit in int64", what, v);
                 Py_DECREF(a);

@@ -55,6 +55,12 @@ static PyObject *py_blas_info(PyObject *self, PyObject *args) {
     return PyUnicode_FromString(llmc_blas_info());
 }
 
+static PyObject *py_blas_one_pool(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyBool_FromLong(llmc_blas_one_pool());
+}
+
 static PyObject *py_mem_stats(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
@@ -92,6 +98,7 @@ PyMethodDef llmc_py_core_methods[] = {
     {"simd_info", py_simd_info, METH_NOARGS, "simd_info() -> {'active': ..., 'best': ...}"},
     {"set_simd_level", py_set_simd_level, METH_VARARGS, "set_simd_level(level) (0 scalar, 1 avx2, 2 avx512)"},
     {"blas_info", py_blas_info, METH_NOARGS, "blas_info()"},
+    {"blas_one_pool", py_blas_one_pool, METH_NOARGS, "blas_one_pool()"},
     {"mem_stats", py_mem_stats, METH_NOARGS, "mem_stats() -> {'current': bytes, 'peak': bytes}"},
     {"mem_reset_peak", py_mem_reset_peak, METH_NOARGS, "mem_reset_peak()"},
     {NULL, NULL, 0, NULL},

@@ -4,19 +4,40 @@
 
 typedef struct {
     PyObject_HEAD llmc_tokenizer *tok;
+    /* ints[id]: the Python int of token id, made on first use and kept (NULL until then). An encoded text is a
+     * list of a few thousand distinct ids repeated: reusing their int objects (one INCREF each) instead of
+     * allocating one per token takes most of the cost of building the list, and of freeing it later. */
+    PyObject **ints;
+    size_t n_ints;
 } TokHandle;
 
 static void tok_dealloc(TokHandle *self) {
+    for (size_t i = 0; self->ints && i < self->n_ints; i++) Py_XDECREF(self->ints[i]);
+    PyMem_Free(self->ints);
     llmc_tokenizer_free(self->tok);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *ids_to_list(const int32_t *ids, size_t n) {
+/* ids: (n,) valid token ids (0 <= id < n_vocab) -> a new list of Python ints (called with the GIL held) */
+static PyObject *ids_to_list(TokHandle *self, const int32_t *ids, size_t n) {
     PyObject *l = PyList_New((Py_ssize_t)n);
     if (!l) return NULL;
+    if (!self->ints && n >= 64) { /* a short result is not worth the table */
+        size_t nv = llmc_tokenizer_n_vocab(self->tok);
+        self->ints = PyMem_Calloc(nv ? nv : 1, sizeof(PyObject *));
+        if (self->ints) self->n_ints = nv;
+    }
     for (size_t i = 0; i < n; i++) {
-        PyObject *v = PyLong_FromLong(ids[i]);
-        if (!v) {
+        int32_t id = ids[i];
+        PyObject *v;
+        if (self->ints && id >= 0 && (size_t)id < self->n_ints) {
+            v = self->ints[id];
+            if (!v && !(v = self->ints[id] = PyLong_FromLong(id))) {
+                Py_DECREF(l);
+                return NULL;
+            }
+            Py_INCREF(v);
+        } else if (!(v = PyLong_FromLong(id))) {
             Py_DECREF(l);
             return NULL;
         }
@@ -67,7 +88,7 @@ static PyObject *tok_encode(TokHandle *self, PyObject *args) {
         if (!st) llmc_tokenizer_free_buffer(ids);
         return NULL;
     }
-    PyObject *l = ids_to_list(ids, k);
+    PyObject *l = ids_to_list(self, ids, k);
     llmc_tokenizer_free_buffer(ids);
     return l;
 }
@@ -113,7 +134,7 @@ static PyObject *tok_encode_chunked(TokHandle *self, PyObject *args) {
     st = llmc_tokenizer_encode_chunked(self->tok, s, (size_t)n, NULL, 0, (size_t)step, nthreads, &ids, &k);
     Py_END_ALLOW_THREADS
     if (llmc_py_check(st)) return NULL;
-    PyObject *l = ids_to_list(ids, k);
+    PyObject *l = ids_to_list(self, ids, k);
     llmc_tokenizer_free_buffer(ids);
     return l;
 }
@@ -153,7 +174,7 @@ static PyObject *tok_encode_batch(TokHandle *self, PyObject *args) {
     int gc_was = PyGC_Disable();
     result = PyList_New(nt);
     for (Py_ssize_t i = 0; result && i < nt; i++) {
-        PyObject *l = ids_to_list(ids[i], nids[i]);
+        PyObject *l = ids_to_list(self, ids[i], nids[i]);
         if (!l) Py_CLEAR(result);
         else PyList_SET_ITEM(result, i, l);
     }
@@ -168,27 +189,102 @@ done:
     return result;
 }
 
-static PyObject *tok_decode(TokHandle *self, PyObject *args) {
-    PyObject *ido;
-    if (!PyArg_ParseTuple(args, "O", &ido)) return NULL;
-    PyArrayObject *a = llmc_py_int_array(ido, "ids");
-    if (!a) return NULL;
+/* ids -> (n,) int64 token ids. A list or tuple of ints is read item by item (no intermediate array); a 1-D
+ * integer NumPy array is used in place when it is C-contiguous int64, else cast once in C; anything else goes through
+ * NumPy's conversion. *keep (to Py_XDECREF) owns the memory *ids points into; *tmp (to PyMem_Free) too. */
+static int get_ids(PyObject *o, const int64_t **ids, Py_ssize_t *n, PyObject **keep, int64_t **tmp) {
+    *keep = NULL;
+    *tmp = NULL;
+    if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
+        Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+        PyObject **items = PySequence_Fast_ITEMS(o);
+        int64_t *buf = PyMem_Malloc((size_t)(len ? len : 1) * sizeof(int64_t));
+        if (!buf) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < len; i++) {
+            PyObject *it = items[i]; /* a list cannot change under us: no Python code runs in this loop */
+            long long v;
+            int overflow = 0;
+            if (PyLong_CheckExact(it)) {
+                v = PyLong_AsLongLongAndOverflow(it, &overflow);
+            } else if (PyBool_Check(it) || PyFloat_Check(it) || !PyIndex_Check(it)) {
+                PyErr_Format(PyExc_TypeError, "ids must be integers, got %s at index %zd", Py_TYPE(it)->tp_name, i);
+                PyMem_Free(buf);
+                return -1;
+            } else { /* NumPy integers and other int-like objects (__index__): may run Python code, list re-read */
+                PyObject *iv = PyNumber_Index(it);
+                v = iv ? PyLong_AsLongLongAndOverflow(iv, &overflow) : -1;
+                Py_XDECREF(iv);
+                if (!iv) {
+                    PyMem_Free(buf);
+                    return -1;
+                }
+                if (PySequence_Fast_GET_SIZE(o) != len) {
+                    PyErr_SetString(PyExc_RuntimeError, "ids changed size while being read");
+                    PyMem_Free(buf);
+                    return -1;
+                }
+                items = PySequence_Fast_ITEMS(o);
+            }
+            if (overflow) {
+                PyErr_Format(PyExc_ValueError, "token id %S at index %zd is out of range", it, i);
+                PyMem_Free(buf);
+                return -1;
+            }
+            if (v == -1 && PyErr_Occurred()) {
+                PyMem_Free(buf);
+                return -1;
+            }
+            buf[i] = v;
+        }
+        *ids = buf;
+        *tmp = buf;
+        *n = len;
+        return 0;
+    }
+    PyArrayObject *a = llmc_py_int_array(o, "ids"); /* int64, C-contiguous: no copy when it already is */
+    if (!a) return -1;
     if (PyArray_NDIM(a) > 1) {
         PyErr_Format(PyExc_ValueError, "ids must be a 1-D sequence of ints, got %d dimensions", PyArray_NDIM(a));
         Py_DECREF(a);
-        return NULL;
+        return -1;
     }
+    *keep = (PyObject *)a;
+    *ids = PyArray_DATA(a);
+    *n = PyArray_SIZE(a);
+    return 0;
+}
+
+/* decode(ids) -> bytes; decode(ids, errors) -> str (the bytes decoded as UTF-8 with that error handler) */
+static PyObject *tok_decode(TokHandle *self, PyObject *args) {
+    PyObject *ido;
+    const char *errors = NULL;
+    int as_str = PyTuple_GET_SIZE(args) > 1;
+    if (!PyArg_ParseTuple(args, "O|s", &ido, &errors)) return NULL;
+    const int64_t *ids;
+    Py_ssize_t k;
+    PyObject *keep;
+    int64_t *tmp;
+    if (get_ids(ido, &ids, &k, &keep, &tmp)) return NULL;
     char *out;
     size_t n;
     llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = llmc_tokenizer_decode(self->tok, PyArray_DATA(a), (size_t)PyArray_SIZE(a), &out, &n);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(a);
+    if (k > 4096) { /* long inputs: let other Python threads run meanwhile */
+        Py_BEGIN_ALLOW_THREADS
+        st = llmc_tokenizer_decode(self->tok, ids, (size_t)k, &out, &n);
+        Py_END_ALLOW_THREADS
+    } else {
+        st = llmc_tokenizer_decode(self->tok, ids, (size_t)k, &out, &n);
+    }
+    Py_XDECREF(keep);
+    PyMem_Free(tmp);
     if (llmc_py_check(st)) return NULL;
-    PyObject *b = PyBytes_FromStringAndSize(out, (Py_ssize_t)n);
+    PyObject *r = as_str ? PyUnicode_DecodeUTF8(out, (Py_ssize_t)n, errors)
+                         : PyBytes_FromStringAndSize(out, (Py_ssize_t)n);
     llmc_tokenizer_free_buffer(out);
-    return b;
+    return r;
 }
 
 static PyObject *tok_token_bytes(TokHandle *self, PyObject *args) {
@@ -247,7 +343,8 @@ static PyMethodDef tok_methods[] = {
      "encode_batch(texts, mode, add_special, num_threads) -> list[list[int]]"},
     {"encode_chunked", (PyCFunction)tok_encode_chunked, METH_VARARGS,
      "encode_chunked(text, step, num_threads) -> list[int] (specials as text; for tests)"},
-    {"decode", (PyCFunction)tok_decode, METH_VARARGS, "decode(ids) -> bytes"},
+    {"decode", (PyCFunction)tok_decode, METH_VARARGS,
+     "decode(ids) -> bytes; decode(ids, errors) -> str (UTF-8 with that error handler)"},
     {"token_bytes", (PyCFunction)tok_token_bytes, METH_VARARGS, "token_bytes(id) -> bytes"},
     {"pieces", (PyCFunction)tok_pieces, METH_VARARGS, "pieces(text) -> [start0, end0, start1, end1, ...] byte offsets of the pieces"},
     {"n_vocab", (PyCFunction)tok_n_vocab, METH_NOARGS, "n_vocab() -> int"},
@@ -271,6 +368,8 @@ static PyObject *wrap(llmc_tokenizer *t) {
         return NULL;
     }
     h->tok = t;
+    h->ints = NULL;
+    h->n_ints = 0;
     return (PyObject *)h;
 }
 
@@ -329,6 +428,22 @@ static PyObject *py_from_hf_json(PyObject *self, PyObject *args) {
     llmc_status st;
     Py_BEGIN_ALLOW_THREADS
     st = llmc_tokenizer_from_hf_json(data.buf, (size_t)data.len, what, &t);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (llmc_py_check(st)) return NULL;
+    return wrap(t);
+}
+
+/* tokenizer_from_sentencepiece(data: bytes, what: str) */
+static PyObject *py_from_spm(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    const char *what;
+    if (!PyArg_ParseTuple(args, "y*s", &data, &what)) return NULL;
+    llmc_tokenizer *t;
+    llmc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = llmc_tokenizer_from_sentencepiece(data.buf, (size_t)data.len, what, &t);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     if (llmc_py_check(st)) return NULL;
@@ -426,5 +541,7 @@ PyMethodDef llmc_py_tokenizer_methods[] = {
     {"tokenizer_from_tiktoken", py_from_tiktoken, METH_VARARGS,
      "tokenizer_from_tiktoken(data, pattern, specials) -> TokenizerHandle"},
     {"tokenizer_from_hf_json", py_from_hf_json, METH_VARARGS, "tokenizer_from_hf_json(data, what) -> TokenizerHandle"},
+    {"tokenizer_from_sentencepiece", py_from_spm, METH_VARARGS,
+     "tokenizer_from_sentencepiece(data, what) -> TokenizerHandle"},
     {NULL, NULL, 0, NULL},
 };
