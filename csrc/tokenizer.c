@@ -655,6 +655,7 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
 
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
+    if (n == 0) return LLMC_OK; /* an empty piece has no tokens (and must not reach memcpy with NULL buffers) */
     if (t->whole_piece_first) { /* tiktoken and HF ignore_merges: a piece that is a token is that token */
         uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
         int32_t id;
