@@ -218,8 +218,9 @@ llmc_status llmc_attention_check_standard(size_t B, size_t Hq, size_t Tq, size_t
 typedef struct llmc_tokenizer llmc_tokenizer;
 
 /* data[0..len): the bytes of a .tiktoken file ("base64 rank" per line). pattern: a built-in pre-tokenizer name
- * ("gpt2", "cl100k", "o200k", "llama3", "qwen2") or one of those exact regex strings (anything else is
- * LLMC_ERR_UNSUPPORTED). specials: n_special tokens, bytes special[k][0..special_len[k]) with id special_id[k]. */
+ * ("gpt2", "cl100k", "o200k", "llama3", "qwen2") or one of those exact regex strings (hand-written scanners), or any
+ * other regex in the general engine's subset (its matches are the pieces; outside the subset: LLMC_ERR_UNSUPPORTED
+ * naming the construct). specials: n_special tokens, bytes special[k][0..special_len[k]) with id special_id[k]. */
 llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const char *pattern,
                                          const char *const *special, const size_t *special_len,
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
