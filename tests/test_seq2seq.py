@@ -271,8 +271,41 @@ def test_checkpoint_errors(models, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="has shape"):
         llmc.Model.load(tmp_path)
-    with pytest.raises(llmc.UnsupportedError):
-        llmc.Model.load(folder, dtype="q8_0")
+    with pytest.raises(ValueError, match="whole number of q8_0 blocks"):
+        llmc.Model.load(folder, dtype="q8_0")  # d_ffn 40 is not a multiple of 32
+    with pytest.raises(ValueError, match="q4_k_m"):
+        llmc.Model.load(folder, dtype="q4_k_m")  # llama.cpp's mixed recipes are for decoders
+
+
+@pytest.mark.parametrize("dtype", ["q8_0", "q4_0", "f16"])
+def test_converted_weights(tmp_path, dtype):
+    """Model.load(dtype=...) converts every matrix; the oracle is transformers running the same weights after
+    llmc's quantize -> dequantize round trip (so only the arithmetic differs, not the weights)."""
+    torch.manual_seed(9)
+    c = transformers.T5Config(vocab_size=96, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                              feed_forward_proj="gated-gelu", decoder_start_token_id=0, eos_token_id=1)
+    m = transformers.T5ForConditionalGeneration(c).eval()
+    m.save_pretrained(tmp_path)
+    ours = llmc.Model.load(tmp_path, dtype=dtype)
+    types = ours.weight_types()
+    assert types["shared.weight"] == dtype and types["encoder.final_layer_norm.weight"] == "f32"
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if p.ndim == 2 and "relative_attention_bias" not in name:
+                w = p.detach().numpy()
+                p.copy_(torch.from_numpy(llmc.dequantize(llmc.quantize(w, dtype), dtype, w.shape)))
+    dec = [0] + TGT
+    ref = _hf(m, SRC, dec)
+    np.testing.assert_allclose(ours.encode(SRC), ref.encoder_last_hidden_state[0].numpy(), atol=TOL, rtol=0)
+    np.testing.assert_allclose(ours.logits(SRC, dec), ref.logits[0].numpy(), atol=TOL, rtol=0)
+    # one token at a time: block types multiply by activations rounded to Q8 blocks (ggml's integer dot products),
+    # so the steps are within that rounding: max |error| / max |logit| < 0.04 (q8_0's bound in test_model_quant)
+    d = ours.decoder(SRC, capacity=len(dec))
+    steps, want = np.stack([d.append([t])[0] for t in dec]), ref.logits[0].numpy()
+    if dtype == "f16":
+        np.testing.assert_allclose(steps, want, atol=TOL, rtol=0)
+    else:
+        assert np.abs(steps - want).max() / np.abs(want).max() < 0.04
 
 
 @pytest.mark.parametrize("kind", ["t5", "bart"])
