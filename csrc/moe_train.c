@@ -143,14 +143,17 @@ llmc_status moe_train_create(const llmc_train_config *c, size_t N, moe_train **o
     if (!c->n_experts) return LLMC_OK;
     const size_t Lm = n_sparse(c, c->n_layers), E = c->n_experts, k = c->n_experts_used, d = c->d_model;
     const size_t Fe = c->moe_d_ff, Fs = c->shared_d_ff, F = Fe > Fs ? Fe : Fs;
-    size_t Nk, per = 0, glob = 0, total;
-    /* floats per sparse layer: p, w | a, b, c | y | sa, sb, sc | ys | sg (ints are float-sized: ex, order) */
+    size_t Nk = 0, per = 0, glob = 0, total;
     int ok = llmc_mul_ok(N, k, &Nk);
-    size_t terms[] = {N * E, Nk, Nk, Nk, 3 * Nk * Fe, Nk * d, 3 * N * Fs, Fs ? N * d : 0, N};
-    for (size_t i = 0; ok && i < sizeof terms / sizeof terms[0]; i++) ok = llmc_add_ok(per, terms[i], &per);
+    /* acc += a * b * c, overflow-checked */
+#define ADD3(acc, a, b, cc) (ok = ok && llmc_size3((a), (b), (cc), 1, &x) && llmc_add_ok((acc), x, &(acc)))
+    size_t x;
+    /* floats per sparse layer: p | w, ex, order | a, b, c | y | sa, sb, sc | ys | sg (ints are float-sized) */
+    ADD3(per, N, E, 1); ADD3(per, Nk, 3, 1); ADD3(per, Nk, Fe, 3); ADD3(per, Nk, d, 1); ADD3(per, N, Fs, 3);
+    ADD3(per, Fs ? N : 0, d, 1); ADD3(per, N, 1, 1);
     /* scratch: xe, dy, dxe (N*k, d); da, db, dc (N*k, F); dz, logits (N, E); aux_g (E); dwk (N*k) */
-    size_t gterms[] = {3 * Nk * d, 3 * Nk * F, 2 * N * E, E, Nk};
-    for (size_t i = 0; ok && i < sizeof gterms / sizeof gterms[0]; i++) ok = llmc_add_ok(glob, gterms[i], &glob);
+    ADD3(glob, Nk, d, 3); ADD3(glob, Nk, F, 3); ADD3(glob, N, E, 2); ADD3(glob, E, 1, 1); ADD3(glob, Nk, 1, 1);
+#undef ADD3
     if (!ok || !llmc_mul_ok(per, Lm, &total) || !llmc_add_ok(total, glob, &total) ||
         !llmc_mul_ok(total, sizeof(float), &total) || Nk > INT32_MAX)
         return llmc_fail(LLMC_ERR_NOMEM, "mixture-of-experts training buffers for %zu rows overflow", N);

@@ -150,9 +150,15 @@ class Seq2SeqModel:
 
     # ------------------------------------------------------------ creation
     @classmethod
-    def load(cls, path: str | os.PathLike, attention: Literal["flash", "standard"] = "flash") -> "Seq2SeqModel":
+    def load(cls, path: str | os.PathLike, attention: Literal["flash", "standard"] = "flash",
+             dtype: str | None = None) -> "Seq2SeqModel":
         """Load a T5 / BART checkpoint folder: config.json, model.safetensors (or shards), generation_config.json
-        and tokenizer.json when present. F32/F16/BF16 matrices are used as stored (mapped from the file)."""
+        and tokenizer.json when present. dtype=None uses the F32/F16/BF16 matrices as stored (mapped from the file);
+        a dtype converts every matrix (not norms, biases, position tables) to that one type while loading:
+        "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k" (ggml's block formats;
+        a matrix whose rows are not whole blocks raises ValueError naming it). No mixed llama.cpp recipes here."""
+        if dtype is not None and not isinstance(dtype, str):
+            raise TypeError(f"dtype must be a str such as 'q8_0' or None, got {type(dtype).__name__}")
         p = Path(path).expanduser()
         if not p.is_dir():
             if p.exists():
@@ -162,7 +168,7 @@ class Seq2SeqModel:
 
         with _files.stable_dir(p) as d:
             try:
-                core = _core.s2s_load(d)
+                core = _core.s2s_load(d, dtype.lower() if dtype else None)
                 config = json.loads(_files.read_regular(os.path.join(d, "config.json")))
                 gen = None
                 gpath = os.path.join(d, "generation_config.json")

@@ -5,7 +5,9 @@ computes the loss and accumulates gradients into arrays with the checkpoint's te
 (decoupled weight decay, bias correction), global-norm clipping and a warmup + cosine schedule update the
 weights in place. Supported architectures: ``gpt2``, ``llama`` (with llama3 RoPE scaling, tied or untied head),
 ``mistral`` (sliding-window attention), ``qwen2`` (q/k/v biases) and ``qwen3`` (q/k norms), in float32 or bf16
-mixed precision. Anything else raises llmc.UnsupportedError naming the setting.
+mixed precision, and the mixtures of experts ``mixtral``, ``qwen2_moe`` and ``qwen3_moe`` in float32 (the loss adds
+router_aux_loss_coef times the load-balancing loss; csrc/moe_train.c, docs/moe.md). Anything else raises
+llmc.UnsupportedError naming the setting.
 
 Anything with ``.config`` (a Hugging Face config dict) and ``.state_dict()`` (name -> writable float32 array
 shared with the model; ``state_dict(writable=True)`` is asked for first) can be trained; ``llmc.Model`` is one.

@@ -271,8 +271,41 @@ def test_checkpoint_errors(models, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="has shape"):
         llmc.Model.load(tmp_path)
-    with pytest.raises(llmc.UnsupportedError):
-        llmc.Model.load(folder, dtype="q8_0")
+    with pytest.raises(ValueError, match="whole number of q8_0 blocks"):
+        llmc.Model.load(folder, dtype="q8_0")  # d_ffn 40 is not a multiple of 32
+    with pytest.raises(ValueError, match="q4_k_m"):
+        llmc.Model.load(folder, dtype="q4_k_m")  # llama.cpp's mixed recipes are for decoders
+
+
+@pytest.mark.parametrize("dtype", ["q8_0", "q4_0", "f16"])
+def test_converted_weights(tmp_path, dtype):
+    """Model.load(dtype=...) converts every matrix; the oracle is transformers running the same weights after
+    llmc's quantize -> dequantize round trip (so only the arithmetic differs, not the weights)."""
+    torch.manual_seed(9)
+    c = transformers.T5Config(vocab_size=96, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                              feed_forward_proj="gated-gelu", decoder_start_token_id=0, eos_token_id=1)
+    m = transformers.T5ForConditionalGeneration(c).eval()
+    m.save_pretrained(tmp_path)
+    ours = llmc.Model.load(tmp_path, dtype=dtype)
+    types = ours.weight_types()
+    assert types["shared.weight"] == dtype and types["encoder.final_layer_norm.weight"] == "f32"
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if p.ndim == 2 and "relative_attention_bias" not in name:
+                w = p.detach().numpy()
+                p.copy_(torch.from_numpy(llmc.dequantize(llmc.quantize(w, dtype), dtype, w.shape)))
+    dec = [0] + TGT
+    ref = _hf(m, SRC, dec)
+    np.testing.assert_allclose(ours.encode(SRC), ref.encoder_last_hidden_state[0].numpy(), atol=TOL, rtol=0)
+    np.testing.assert_allclose(ours.logits(SRC, dec), ref.logits[0].numpy(), atol=TOL, rtol=0)
+    # one token at a time: block types multiply by activations rounded to Q8 blocks (ggml's integer dot products),
+    # so the steps are within that rounding: max |error| / max |logit| < 0.04 (q8_0's bound in test_model_quant)
+    d = ours.decoder(SRC, capacity=len(dec))
+    steps, want = np.stack([d.append([t])[0] for t in dec]), ref.logits[0].numpy()
+    if dtype == "f16":
+        np.testing.assert_allclose(steps, want, atol=TOL, rtol=0)
+    else:
+        assert np.abs(steps - want).max() / np.abs(want).max() < 0.04
 
 
 @pytest.mark.parametrize("kind", ["t5", "bart"])
@@ -306,3 +339,51 @@ def test_beams_decode_like_one_sequence(models, kind):
     np.testing.assert_allclose(out[1], ref[2], atol=TOL, rtol=0)
     with pytest.raises(ValueError, match="parent 2 of beam 0"):
         d.reorder([2, 0])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_checkpoint(tmp_path, dtype):
+    """F16 / BF16 checkpoints: matrices used as stored; the reference is transformers on the same weights in fp32."""
+    _build("t5_gated").to(getattr(torch, dtype)).save_pretrained(tmp_path)
+    ref_model = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ours = llmc.Model.load(tmp_path)
+    assert set(ours.weight_types().values()) == {"f32", {"float16": "f16", "bfloat16": "bf16"}[dtype]}
+    dec = _dec_ids("t5_gated")
+    ref = _hf(ref_model, SRC, dec)
+    np.testing.assert_allclose(ours.encode(SRC), ref.encoder_last_hidden_state[0].numpy(), atol=TOL, rtol=0)
+    np.testing.assert_allclose(ours.logits(SRC, dec), ref.logits[0].numpy(), atol=TOL, rtol=0)
+    d = ours.decoder(SRC, capacity=len(dec))
+    steps = np.stack([d.append([t])[0] for t in dec])  # one row at a time: the F16/BF16 matrix-vector kernels
+    np.testing.assert_allclose(steps, ref.logits[0].numpy(), atol=TOL, rtol=0)
+
+
+def test_text_in_text_out_with_a_bart_tokenizer(tmp_path):
+    """A str source goes through model.tokenizer (RoBERTa-style byte-level BPE with <s> ... </s>, as BART's) and
+    the result comes back as text without special tokens, as transformers' tokenizer + generate + decode give."""
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.ByteLevelBPETokenizer()
+    tok.train_from_iterator(llmc.data.kjv_lines()[:400], vocab_size=300,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False)
+    tok.post_processor = tokenizers.processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    torch.manual_seed(5)
+    cfg = transformers.BartConfig(vocab_size=tok.get_vocab_size(), d_model=32, encoder_layers=1, decoder_layers=1,
+                                  encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                                  decoder_ffn_dim=32, max_position_embeddings=64, tie_word_embeddings=False)
+    m = transformers.BartForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        m.lm_head.weight.normal_(0, 0.5)
+    m.save_pretrained(tmp_path)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"), bos_token="<s>",
+                                                  eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    ours = llmc.Model.load(tmp_path)
+    text = "In the beginning God created the heaven and the earth."
+    ids = hf_tok(text).input_ids
+    assert ours.tokenizer.encode(text, add_special_tokens=True) == ids
+    np.testing.assert_allclose(ours.encode(text), ours.encode(ids))
+    with torch.no_grad():
+        out = m.generate(torch.tensor([ids]), max_new_tokens=10, do_sample=False, num_beams=2)
+    got = ours.generate(text, max_new_tokens=10, num_beams=2)
+    assert got == hf_tok.decode(out[0], skip_special_tokens=True)
+    assert isinstance(got, str) and len(got) > 3
+    assert ours.perplexity(text, "And the earth was without form") > 1
