@@ -162,7 +162,8 @@ def test_greedy_matches_transformers(models, kind):
     assert len(set(got)) > 2  # the tiny model does not just repeat one token
     # processors on the decoder history: repetition penalty and no-repeat n-grams, min_new_tokens
     ref = _hf_generate(m, SRC, 10, repetition_penalty=1.5, no_repeat_ngram_size=2, min_new_tokens=4)[0]
-    assert ours.generate(SRC, max_new_tokens=10, repetition_penalty=1.5, no_repeat_ngram_size=2, min_new_tokens=4) == ref
+    got = ours.generate(SRC, max_new_tokens=10, repetition_penalty=1.5, no_repeat_ngram_size=2, min_new_tokens=4)
+    assert got == ref
 
 
 @pytest.mark.parametrize("kind", KINDS)
