@@ -218,8 +218,9 @@ llmc_status llmc_attention_check_standard(size_t B, size_t Hq, size_t Tq, size_t
 typedef struct llmc_tokenizer llmc_tokenizer;
 
 /* data[0..len): the bytes of a .tiktoken file ("base64 rank" per line). pattern: a built-in pre-tokenizer name
- * ("gpt2", "cl100k", "o200k", "llama3", "qwen2") or one of those exact regex strings (anything else is
- * LLMC_ERR_UNSUPPORTED). specials: n_special tokens, bytes special[k][0..special_len[k]) with id special_id[k]. */
+ * ("gpt2", "cl100k", "o200k", "llama3", "qwen2") or one of those exact regex strings (hand-written scanners), or any
+ * other regex in the general engine's subset (its matches are the pieces; outside the subset: LLMC_ERR_UNSUPPORTED
+ * naming the construct). specials: n_special tokens, bytes special[k][0..special_len[k]) with id special_id[k]. */
 llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const char *pattern,
                                          const char *const *special, const size_t *special_len,
                                          const int64_t *special_id, size_t n_special, llmc_tokenizer **out);
@@ -648,6 +649,10 @@ typedef struct llmc_s2s llmc_s2s;
 /* dir: config.json (model_type t5 or bart) + model.safetensors (or shards). Tensors of F32/F16/BF16 are used as
  * stored (mapped); norms and biases become fp32. */
 llmc_status llmc_s2s_load(const char *dir, llmc_s2s **out);
+/* llmc_s2s_load converting every matrix (not norms, biases, position tables) to one type: dtype "f32", "f16",
+ * "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k" or "q6_k" (NULL or "": as stored). A matrix whose
+ * rows are not whole blocks is LLMC_ERR_INVALID naming it. */
+llmc_status llmc_s2s_load_as(const char *dir, const char *dtype, llmc_s2s **out);
 /* random weights (normal(0, 0.02), norms 1, biases 0) for a config.json text; deterministic in seed */
 llmc_status llmc_s2s_init(const char *config_json, size_t len, uint64_t seed, llmc_s2s **out);
 void llmc_s2s_free(llmc_s2s *m);

@@ -102,15 +102,18 @@ static size_t lower(uint32_t cp, uint32_t *out) {
     return 1;
 }
 
-// s: (n,) -> *out: (*out_n,) after every step (a new llmc_malloc buffer)
+// s: (n,) -> *out: (*out_n,) after every step (a new llmc_malloc buffer); *lead_dropped (may be NULL) = 1 when a
+// step deleted the text's first character (Strip, a Replace or Precompiled rule with an empty replacement at the
+// start): HF then no longer sees the text as starting at offset 0 (Metaspace's prepend_scheme "first")
 llmc_status llmc_normalize_steps(const llmc_norm_step *steps, size_t n_steps, const uint8_t *s, size_t n,
-                                 uint8_t **out, size_t *out_n) {
+                                 uint8_t **out, size_t *out_n, int *lead_dropped) {
     uint8_t *cur = llmc_malloc(n + 1, "normalised text");
     if (!cur) return LLMC_ERR_NOMEM;
     if (n) memcpy(cur, s, n);
     size_t len = n;
     llmc_regex_scratch rx = {0};
     llmc_status st = LLMC_OK;
+    int dropped = 0;
     for (size_t k = 0; !st && k < n_steps; k++) {
         const llmc_norm_step *sp = &steps[k];
         uint8_t *o = NULL;
@@ -120,15 +123,32 @@ llmc_status llmc_normalize_steps(const llmc_norm_step *steps, size_t n_steps, co
         case LLMC_NZ_NFD: st = llmc_nfd(cur, len, &o, &ol); break;
         case LLMC_NZ_NFKC: st = llmc_nfkc(cur, len, &o, &ol); break;
         case LLMC_NZ_NFKD: st = llmc_nfkd(cur, len, &o, &ol); break;
-        case LLMC_NZ_PRECOMPILED: st = llmc_charsmap_normalize_hf(sp->cm, cur, len, &o, &ol); break;
+        case LLMC_NZ_PRECOMPILED: {
+            st = llmc_charsmap_normalize_hf(sp->cm, cur, len, &o, &ol);
+            const uint8_t *rep;
+            size_t rl, g = len ? llmc_grapheme_next(cur, len, 0) : 0;
+            /* the first grapheme (or its first character) rewritten to nothing */
+            if (!st && len && g < 6 && llmc_charsmap_match(sp->cm, cur, g, 0, &rep, &rl)) dropped |= rl == 0;
+            else if (!st && len && llmc_charsmap_match(sp->cm, cur, llmc_utf8_seq(cur, len), 0, &rep, &rl))
+                dropped |= rl == 0;
+            break;
+        }
         case LLMC_NZ_STRIP: {
             size_t a, b;
             strip(cur, len, sp->left, sp->right, &a, &b);
+            dropped |= a > 0;
             st = put(&o, &ol, &cap, cur + a, b - a);
             break;
         }
         case LLMC_NZ_REPLACE_STRING:
-        case LLMC_NZ_REPLACE_REGEX: st = replace(sp, &rx, cur, len, &o, &ol, &cap); break;
+        case LLMC_NZ_REPLACE_REGEX:
+            st = replace(sp, &rx, cur, len, &o, &ol, &cap);
+            if (!st && !sp->rep_len && len) { /* did a match at the start delete text? */
+                size_t ms = 0, me = 0;
+                if (sp->kind == LLMC_NZ_REPLACE_STRING) dropped |= sp->pat_len <= len && !memcmp(cur, sp->pat, sp->pat_len);
+                else if (llmc_regex_find(sp->re, &rx, cur, len, 0, &ms, &me) > 0) dropped |= ms == 0 && me > 0;
+            }
+            break;
         case LLMC_NZ_PREPEND:
             if (len && !(st = put(&o, &ol, &cap, sp->rep, sp->rep_len))) st = put(&o, &ol, &cap, cur, len);
             else if (!len) st = put(&o, &ol, &cap, cur, 0);
@@ -163,6 +183,7 @@ llmc_status llmc_normalize_steps(const llmc_norm_step *steps, size_t n_steps, co
         llmc_free(cur);
         return st;
     }
+    if (lead_dropped) *lead_dropped = dropped;
     *out = cur;
     *out_n = len;
     return LLMC_OK;

@@ -239,8 +239,17 @@ static int st_type(int dtype) {
 
 static const char *arch_name(int arch) { return arch == LLMC_S2S_T5 ? "t5" : "bart"; }
 
-/* shape check and bytes of tensor t from the checkpoint tensor x */
-static llmc_status load_one(tensor_spec *t, const llmc_st_tensor *x, int *mapped) {
+/* the weight type a seq2seq dtype name stands for: one type for every matrix (no mixed recipes), or -1 */
+static int dtype_type(const char *dtype) {
+    static const char *const ok[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k",
+                                     "q6_k"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(dtype, ok[i])) return llmc_type_from_name(dtype);
+    return -1;
+}
+
+/* shape check and bytes of tensor t from the checkpoint tensor x; want >= 0 converts a matrix to that type */
+static llmc_status load_one(tensor_spec *t, const llmc_st_tensor *x, int want, int *mapped) {
     *mapped = 0;
     /* final_logits_bias is (1, V) in the checkpoint; every other tensor has exactly the registered shape */
     int ok = x->ndim == t->ndim && x->shape[0] == t->shape[0] && (t->ndim == 1 || x->shape[1] == t->shape[1]);
@@ -258,7 +267,11 @@ static llmc_status load_one(tensor_spec *t, const llmc_st_tensor *x, int *mapped
     if (src < 0)
         return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; llmc reads F32, F16 and BF16", x->file,
                          x->name, x->dtype_name);
-    const int type = t->vslot ? LLMC_TYPE_F32 : src; /* vectors and tables in fp32; matrices as stored */
+    /* vectors and tables in fp32; matrices as stored, or in the requested type */
+    const int type = t->vslot ? LLMC_TYPE_F32 : want >= 0 ? want : src;
+    if (type != src && !t->vslot && tensor_cols(t) % llmc_type_block_size(type))
+        return llmc_fail(LLMC_ERR_INVALID, "tensor '%s': rows of %zu values are not a whole number of %s blocks of %zu "
+                         "values", t->name, tensor_cols(t), llmc_type_name(type), llmc_type_block_size(type));
     size_t rb;
     llmc_status st = llmc_type_row_bytes(type, tensor_cols(t), &rb);
     if (st) return st;
@@ -272,12 +285,27 @@ static llmc_status load_one(tensor_spec *t, const llmc_st_tensor *x, int *mapped
     if (!(t->data = llmc_malloc(t->nbytes ? t->nbytes : 1, "seq2seq weights"))) return LLMC_ERR_NOMEM;
     t->owned = 1;
     if (type == LLMC_TYPE_F32) return llmc_st_to_f32(x, t->data);
-    memcpy(t->data, x->data, t->nbytes); /* an unaligned F16/BF16 tensor: same bytes, aligned */
-    return LLMC_OK;
+    if (type == src) {
+        memcpy(t->data, x->data, t->nbytes); /* an unaligned F16/BF16 tensor: same bytes, aligned */
+        return LLMC_OK;
+    }
+    /* converted: the checkpoint's values in fp32 (one tensor at a time), then quantized row by row */
+    float *f = llmc_malloc(t->numel * sizeof(float) + 1, "fp32 copy of a tensor to convert");
+    if (!f) return LLMC_ERR_NOMEM;
+    if (!(st = llmc_st_to_f32(x, f))) st = llmc_quantize(type, f, t->data, tensor_rows(t), tensor_cols(t));
+    llmc_free(f);
+    return st;
 }
 
-llmc_status llmc_s2s_load(const char *dir, llmc_s2s **out) {
+llmc_status llmc_s2s_load(const char *dir, llmc_s2s **out) { return llmc_s2s_load_as(dir, NULL, out); }
+
+llmc_status llmc_s2s_load_as(const char *dir, const char *dtype, llmc_s2s **out) {
     *out = NULL;
+    if (dtype && !*dtype) dtype = NULL;
+    const int want = dtype ? dtype_type(dtype) : -1;
+    if (dtype && want < 0)
+        return llmc_fail(LLMC_ERR_INVALID, "dtype '%s' is not one llmc converts encoder-decoder weights to (f32, f16, "
+                         "bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", dtype);
     char cpath[4096];
     llmc_json_doc *doc = NULL;
     llmc_status st = model_read_config(dir, &doc, cpath, sizeof cpath);
@@ -319,8 +347,9 @@ llmc_status llmc_s2s_load(const char *dir, llmc_s2s **out) {
             break;
         }
         int mapped = 0;
-        if ((st = load_one(t, x, &mapped))) break;
-        any_mapped |= mapped;
+        if ((st = load_one(t, x, want, &mapped))) break;
+        if (mapped) any_mapped = 1;
+        else llmc_st_release(x); /* converted or copied: its file pages leave the resident set */
     }
     if (st) {
         llmc_s2s_free(m);

@@ -101,8 +101,9 @@ typedef struct {
     size_t pat_len, rep_len;
     llmc_charsmap *cm;      /* LLMC_NZ_PRECOMPILED */
 } llmc_norm_step;
+/* *lead_dropped (may be NULL): a step deleted the first character (HF's text then no longer starts at offset 0). */
 llmc_status llmc_normalize_steps(const llmc_norm_step *steps, size_t n_steps, const uint8_t *s, size_t n,
-                                 uint8_t **out, size_t *out_n);
+                                 uint8_t **out, size_t *out_n, int *lead_dropped);
 void llmc_norm_steps_free(llmc_norm_step *steps, size_t n);
 
 /* ---------------------------------------------------------------- the tokenizer (tokenizer.c) */
@@ -158,6 +159,7 @@ typedef struct {
     uint8_t special; /* 1: a special token (tiktoken's allowed/disallowed apply); 0: HF non-special added token */
     uint8_t lstrip, rstrip, single_word; /* HF AddedToken options (whitespace taken on either side; whole words) */
     uint8_t normalized;                  /* matched in a second pass, in the pieces between the other tokens */
+    uint32_t moff, mlen;                 /* the bytes matched in the text (normalized tokens: the normalized content) */
 } llmc_added_tok;
 
 struct llmc_tokenizer {
@@ -244,6 +246,11 @@ llmc_tokenizer *llmc_tok_new(void);
 llmc_status llmc_tok_set(llmc_tokenizer *t, int64_t id, const uint8_t *b, size_t n);
 llmc_status llmc_tok_set_decode(llmc_tokenizer *t, int64_t id, const uint8_t *b, size_t n);
 llmc_status llmc_tok_add_added(llmc_tokenizer *t, const uint8_t *b, size_t n, int64_t id, int special);
+/* Added token k is matched in the text as b[0..n) (a normalized token: its content through the normalizer). */
+llmc_status llmc_tok_set_match(llmc_tokenizer *t, size_t k, const uint8_t *b, size_t n);
+/* The tokenizer's normalizer (not the pre-tokenizer's prefix space) over s[0..n), into a new llmc_malloc buffer. */
+llmc_status llmc_tok_normalize_alloc(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_n,
+                                     int *lead_dropped);
 /* Build the bytes->id map over ids [0, n_model) that have bytes (added tokens excluded unless also model vocab). */
 llmc_status llmc_tok_build_map(llmc_tokenizer *t, size_t n_model);
 int32_t llmc_tok_lookup(const llmc_tokenizer *t, const uint8_t *b, size_t n);

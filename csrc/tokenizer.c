@@ -163,7 +163,19 @@ llmc_status llmc_tok_add_added(llmc_tokenizer *t, const uint8_t *b, size_t n, in
         t->tok_off[id] = off;
         t->tok_len[id] = (uint32_t)n;
     }
-    t->added[t->n_added++] = (llmc_added_tok){(uint32_t)off, (uint32_t)n, (int32_t)id, (uint8_t)special, 0, 0, 0, 0};
+    t->added[t->n_added++] = (llmc_added_tok){(uint32_t)off, (uint32_t)n, (int32_t)id, (uint8_t)special, 0, 0, 0, 0,
+                                              (uint32_t)off, (uint32_t)n};
+    t->first_byte[b[0]] = 1;
+    return LLMC_OK;
+}
+
+llmc_status llmc_tok_set_match(llmc_tokenizer *t, size_t k, const uint8_t *b, size_t n) {
+    if (!n) return llmc_fail(LLMC_ERR_FORMAT, "added token %zu is empty once normalized", k);
+    uint64_t off = 0;
+    llmc_status st = blob_put(t, b, n, &off);
+    if (st) return st;
+    t->added[k].moff = (uint32_t)off;
+    t->added[k].mlen = (uint32_t)n;
     t->first_byte[b[0]] = 1;
     return LLMC_OK;
 }
@@ -341,13 +353,34 @@ llmc_status llmc_tokenizer_from_tiktoken(const char *data, size_t len, const cha
     *out = NULL;
     int kind = llmc_pretok_from_name(pattern);
     if (kind < 0) kind = llmc_pretok_from_regex(pattern, strlen(pattern));
-    if (kind < 0)
-        return llmc_fail(LLMC_ERR_UNSUPPORTED,
-                         "pre-tokenizer pattern '%.200s' is not supported: use one of gpt2, cl100k, o200k, llama3, "
-                         "qwen2 (or their exact regex)",
-                         pattern);
+    llmc_pretok_step step = {0};
+    if (kind < 0) { /* any other regex runs on the general engine: its matches are the pieces (tiktoken's find_iter) */
+        llmc_status rc = llmc_regex_compile(pattern, strlen(pattern), LLMC_REGEX_RUST, &step.re);
+        if (rc) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", llmc_last_error());
+            return llmc_fail(rc, "pre-tokenizer pattern '%.200s': %s (the built-in names are gpt2, cl100k, o200k, "
+                                 "llama3, qwen2)", pattern, msg);
+        }
+        step.kind = LLMC_STEP_REGEX;
+        step.behavior = LLMC_SPLIT_REMOVED; /* text between matches is dropped, as tiktoken drops it */
+        step.invert = 1;
+        kind = LLMC_PRE_NONE;
+    }
     llmc_tokenizer *t = llmc_tok_new();
-    if (!t) return LLMC_ERR_NOMEM;
+    if (!t) {
+        llmc_regex_free(step.re);
+        return LLMC_ERR_NOMEM;
+    }
+    if (step.re) {
+        if (!(t->steps = llmc_malloc(sizeof *t->steps, "pre-tokenizer steps"))) {
+            llmc_regex_free(step.re);
+            llmc_tokenizer_free(t);
+            return LLMC_ERR_NOMEM;
+        }
+        t->steps[0] = step;
+        t->n_steps = 1;
+    }
     t->pretok = kind;
     t->whole_piece_first = 1; /* tiktoken looks the whole piece up first */
     t->id_limit = len + n_special + ((size_t)1 << 20); /* a line holds at least one token: ranks beyond are absurd */
@@ -723,16 +756,19 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
 
 /* Normalise segment s[0..n) per the tokenizer's normalizer (and ByteLevel's prefix space); *out points at s or at
  * c->tmp. */
-static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, const uint8_t **out,
-                             size_t *out_n) {
+static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, int normed,
+                             const uint8_t **out, size_t *out_n, int *dropped) {
+    *dropped = 0;
     *out = s;
     *out_n = n;
     if (n == 0) return LLMC_OK;
-    if (t->normalizer == LLMC_NORM_STEPS || t->normalizer == LLMC_NORM_SPM) { /* HF's normalizer steps; SentencePiece's */
+    if (normed) { /* the text went through the normalizer already (normalized added tokens) */
+    } else if (t->normalizer == LLMC_NORM_STEPS || t->normalizer == LLMC_NORM_SPM) { /* HF's normalizer steps; SentencePiece's */
         uint8_t *r;
         size_t rn;
         llmc_status st = t->normalizer == LLMC_NORM_SPM ? llmc_spm_normalize(t, s, n, &r, &rn)
-                                                        : llmc_normalize_steps(t->norm_steps, t->n_norm_steps, s, n, &r, &rn);
+                                                        : llmc_normalize_steps(t->norm_steps, t->n_norm_steps, s, n, &r, &rn,
+                                                                               dropped);
         if (st) return st;
         if (llmc_grow((void **)&c->tmp, &c->cap_tmp, rn + 2, 1, "normalised text")) {
             llmc_free(r);
@@ -793,13 +829,51 @@ static llmc_status normalize(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     return LLMC_OK;
 }
 
+// s: (n,) -> *out: (*out_n,) the normalizer's output (new buffer)
+llmc_status llmc_tok_normalize_alloc(const llmc_tokenizer *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_n,
+                                     int *lead_dropped) {
+    if (lead_dropped) *lead_dropped = 0;
+    switch (t->normalizer) {
+    case LLMC_NORM_NFC: return llmc_nfc(s, n, out, out_n);
+    case LLMC_NORM_BERT: return llmc_bert_normalize(t, s, n, out, out_n);
+    case LLMC_NORM_STEPS: return llmc_normalize_steps(t->norm_steps, t->n_norm_steps, s, n, out, out_n, lead_dropped);
+    case LLMC_NORM_SPM: return llmc_spm_normalize(t, s, n, out, out_n);
+    default: break;
+    }
+    size_t spaces = 0, need;
+    for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
+    if (!llmc_add_ok(n + 4, spaces * 2, &need)) return llmc_fail(LLMC_ERR_NOMEM, "text too long");
+    uint8_t *o = llmc_malloc(need, "normalised text");
+    if (!o) return LLMC_ERR_NOMEM;
+    size_t k = 0;
+    if (t->normalizer == LLMC_NORM_METASPACE && n) { /* Llama 2: Prepend(U+2581), Replace(' ', U+2581) */
+        static const uint8_t meta[3] = {0xE2, 0x96, 0x81};
+        memcpy(o, meta, 3);
+        k = 3;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == ' ') {
+                memcpy(o + k, meta, 3);
+                k += 3;
+            } else {
+                o[k++] = s[i];
+            }
+        }
+    } else if (n) {
+        memcpy(o, s, n);
+        k = n;
+    }
+    *out = o;
+    *out_n = k;
+    return LLMC_OK;
+}
+
 /* WordPiece segment: BertNormalizer, BertPreTokenizer (or whitespace split), WordPiece per word. */
-static llmc_status encode_wordpiece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0) {
+static llmc_status encode_wordpiece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0, int normed) {
     uint8_t *norm = NULL;
     size_t n = n0;
     const uint8_t *s = s0;
     llmc_status st = LLMC_OK;
-    if (t->normalizer == LLMC_NORM_BERT) {
+    if (t->normalizer == LLMC_NORM_BERT && !normed) {
         if ((st = llmc_bert_normalize(t, s0, n0, &norm, &n))) return st;
         s = norm;
     }
@@ -851,11 +925,14 @@ static llmc_status metaspace(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
 
 /* Encode a segment that contains no special tokens: normalise, pre-tokenize, BPE each piece. first: the segment
  * starts the text (for Metaspace's prepend_scheme "first"). */
-static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0, int first) {
-    if (t->model == LLMC_MODEL_WORDPIECE) return encode_wordpiece(t, c, s0, n0);
+static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s0, size_t n0, int first,
+                                  int normed) {
+    if (t->model == LLMC_MODEL_WORDPIECE) return encode_wordpiece(t, c, s0, n0, normed);
     const uint8_t *s;
     size_t n;
-    llmc_status st = normalize(t, c, s0, n0, &s, &n);
+    int dropped;
+    llmc_status st = normalize(t, c, s0, n0, normed, &s, &n, &dropped);
+    if (dropped) first = 0; /* HF: the normalized text no longer starts at the text's offset 0 */
     if (st || n == 0) return st;
     if (t->ms_pre) {
         if ((st = metaspace(t, c, s, n, first, &s, &n))) return st;
@@ -915,12 +992,12 @@ static long match_added(const llmc_tokenizer *t, const uint8_t *s, size_t n, siz
     long best = -1;
     for (size_t k = 0; k < t->n_added; k++) {
         const llmc_added_tok *a = &t->added[k];
-        if (a->normalized != pass || a->len > n - i || s[i] != t->blob[a->off] ||
-            memcmp(s + i, t->blob + a->off, a->len))
+        if (a->normalized != pass || a->mlen > n - i || s[i] != t->blob[a->moff] ||
+            memcmp(s + i, t->blob + a->moff, a->mlen))
             continue;
         int m = a->special ? (mode ? mode[k] : 0) : LLMC_SPECIAL_ALLOWED;
         if (m & LLMC_SPECIAL_DISALLOWED) *bad = (long)k;
-        else if ((m & LLMC_SPECIAL_ALLOWED) && (best < 0 || a->len > t->added[best].len)) best = (long)k;
+        else if ((m & LLMC_SPECIAL_ALLOWED) && (best < 0 || a->mlen > t->added[best].mlen)) best = (long)k;
     }
     return best;
 }
@@ -947,8 +1024,27 @@ static inline int ws_cp(uint32_t cp) { return (llmc_uflags(cp) & LLMC_U_WS) != 0
  * (lstrip not past the previous match). The pieces between matches go through the normalized tokens (pass 1),
  * then to encode_segment. */
 static llmc_status split_added(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, size_t base,
+                               const uint8_t *mode, int pass, int has_normalized);
+
+/* HF's second pass: a piece between the other added tokens is normalized first, then split at the normalized
+ * tokens (whose contents were normalized too); what is left is pre-tokenized without normalizing again. */
+static llmc_status normalized_pass(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, size_t base,
+                                   const uint8_t *mode) {
+    if (t->normalizer == LLMC_NORM_NONE) return split_added(t, c, s, n, base, mode, 1, 1);
+    uint8_t *ns;
+    size_t nn;
+    int dropped;
+    llmc_status st = llmc_tok_normalize_alloc(t, s, n, &ns, &nn, &dropped);
+    if (st) return st;
+    st = split_added(t, c, ns, nn, dropped ? base + 1 : base, mode, 1, 2); /* 2: the text is normalized */
+    llmc_free(ns);
+    return st;
+}
+
+static llmc_status split_added(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *s, size_t n, size_t base,
                                const uint8_t *mode, int pass, int has_normalized) {
     llmc_status st;
+    int normed = has_normalized == 2;
     size_t seg = 0;
     for (size_t i = 0; i < n; i++) {
         if (!t->first_byte[s[i]]) continue;
@@ -963,7 +1059,7 @@ static llmc_status split_added(const llmc_tokenizer *t, enc_ctx *c, const uint8_
         }
         if (k < 0) continue;
         const llmc_added_tok *a = &t->added[k];
-        size_t start = i, stop = i + a->len, l, b;
+        size_t start = i, stop = i + a->mlen, l, b;
         i = stop - 1; /* the search goes on after the match (the loop's i++) */
         if (a->single_word) {
             int before = start > 0 && llmc_regex_is_word(cp_before(s, start, &b), LLMC_REGEX_RUST);
@@ -976,18 +1072,19 @@ static llmc_status split_added(const llmc_tokenizer *t, enc_ctx *c, const uint8_
         if (a->rstrip) {
             while (stop < n && ws_cp(llmc_utf8_next(s + stop, n - stop, &l))) stop += l;
         }
-        if (start > seg) {
-            st = pass == 0 && has_normalized ? split_added(t, c, s + seg, start - seg, base + seg, mode, 1, 1)
-                                             : encode_segment(t, c, s + seg, start - seg, base + seg == 0);
+        if (start > seg) { /* start < seg: a match inside the previous one's rstrip, no text between */
+            st = pass == 0 && has_normalized ? normalized_pass(t, c, s + seg, start - seg, base + seg, mode)
+                                             : encode_segment(t, c, s + seg, start - seg, base + seg == 0, normed);
             if (st) return st;
         }
         if ((st = emit(c, a->id))) return st;
+        /* the next match is searched from the end of this one, not of what rstrip took: HF finds every match
+         * first, so a token that starts with whitespace can match inside the spaces rstrip took (it is emitted) */
         seg = stop;
-        if (stop > i + 1) i = stop - 1; /* rstrip took more: go on after it */
     }
     if (seg < n || (seg == 0 && n == 0))
-        return pass == 0 && has_normalized ? split_added(t, c, s + seg, n - seg, base + seg, mode, 1, 1)
-                                           : encode_segment(t, c, s + seg, n - seg, base + seg == 0);
+        return pass == 0 && has_normalized ? normalized_pass(t, c, s + seg, n - seg, base + seg, mode)
+                                           : encode_segment(t, c, s + seg, n - seg, base + seg == 0, normed);
     return LLMC_OK;
 }
 
@@ -1007,7 +1104,7 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
         has_normalized |= on && t->added[k].normalized;
     }
     if (scan) st = split_added(t, c, s, n, 0, mode, 0, has_normalized);
-    else st = encode_segment(t, c, s, n, 1);
+    else st = encode_segment(t, c, s, n, 1, 0);
     if (st) return st;
     if (add_special)
         for (size_t k = 0; k < t->n_suffix; k++)

@@ -760,8 +760,6 @@ static llmc_status load_added(loader *L, const llmc_json *added) {
         const llmc_json *a = &added->items[i], *c = llmc_json_get(a, "content");
         if (!llmc_json_is(c, LLMC_JSON_STRING) || !c->len) {
             st = llmc_fail(LLMC_ERR_FORMAT, "%s: added token %zu lacks a content string", L->what, i);
-        } else if (get_bool(a, "normalized", 0) && L->t->normalizer != LLMC_NORM_NONE) {
-            st = unsupported(L, "added token with normalized=true under a normalizer", c->str);
         } else {
             if (need_buf(L, c->len + 1)) st = LLMC_ERR_NOMEM;
             else ids[i] = hf_added_id(L, c->str, c->len, ids, cont, i, &max_added);
@@ -786,6 +784,16 @@ static llmc_status load_added(loader *L, const llmc_json *added) {
         at->rstrip = (uint8_t)get_bool(ai, "rstrip", 0);
         at->single_word = (uint8_t)get_bool(ai, "single_word", 0);
         at->normalized = (uint8_t)get_bool(ai, "normalized", 0);
+        if (at->normalized && t->normalizer != LLMC_NORM_NONE) { /* HF matches the normalized content */
+            uint8_t *nc;
+            size_t nl;
+            if ((st = llmc_tok_normalize_alloc(t, (const uint8_t *)c->str, c->len, &nc, &nl, NULL))) break;
+            st = nl ? llmc_tok_set_match(t, t->n_added - 1, nc, nl) : LLMC_OK;
+            if (!nl) at->normalized = 2; /* empty once normalized: HF never matches it (no pass is 2) */
+            llmc_free(nc);
+            if (st) break;
+            at = &t->added[t->n_added - 1]; /* the blob may have moved, not the table */
+        }
         /* HF decodes an id through its added token's content and passes that through the decoder: ByteLevel maps it
          * back to bytes when every character is in GPT-2's byte map, else keeps its UTF-8. When the id is also a
          * vocabulary token of other content (a sparse vocabulary), the added content wins. The SentencePiece /

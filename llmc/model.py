@@ -212,9 +212,7 @@ class Model:
         if _seq2seq_folder(p):  # T5 / BART: encoder-decoder models live in llmc/seq2seq.py
             from .seq2seq import Seq2SeqModel
 
-            if dt is not None:
-                raise _core.UnsupportedError(f"dtype={dt!r}: encoder-decoder models load as stored (f32/f16/bf16)")
-            return Seq2SeqModel.load(p, attention)
+            return Seq2SeqModel.load(p, attention, dt)
         if not p.is_dir():
             if p.exists():
                 raise NotADirectoryError(f"{_files.display(p)}: a checkpoint is a folder (config.json + *.safetensors)")

@@ -72,8 +72,10 @@ class Tokenizer:
                       special_tokens: Mapping[str, int] | None = None) -> "Tokenizer":
         """Load a `.tiktoken` rank file ("base64 rank" per line).
 
-        pattern: the pre-tokenizer: "gpt2", "cl100k", "o200k", "llama3", "qwen2", or one of those exact regex strings
-        (e.g. the `pat_str` of tiktoken's encodings). Other regexes raise llmc.UnsupportedError.
+        pattern: the pre-tokenizer: "gpt2", "cl100k", "o200k", "llama3", "qwen2", one of those exact regex strings
+        (e.g. the `pat_str` of tiktoken's encodings; they run on hand-written scanners), or any other regex in the
+        general engine's subset (docs/tokenizer.md; its matches are the pieces, as in tiktoken). A regex outside
+        the subset raises llmc.UnsupportedError naming the construct.
         special_tokens: {text: id}, e.g. {"<|endoftext|>": 100257}.
         When pattern (or special_tokens) is None and a `.json` file with the same stem sits beside the rank file
         (tiktoken's description: `pat_str`, `special_tokens`), they are taken from it.
@@ -95,7 +97,7 @@ class Tokenizer:
             raise TypeError(f"pattern must be a str, got {type(pattern).__name__}")
         h = _core.tokenizer_from_tiktoken(data, pattern, specials)
         tok = cls(h, kind="tiktoken", default_allowed=set(), default_disallowed="all", pattern=pattern)
-        tok._regex = _core.pretokenizer_regex(pattern) or pattern
+        tok._regex = _regex_of(pattern)
         return tok
 
     @classmethod
@@ -111,6 +113,124 @@ class Tokenizer:
         h = _core.tokenizer_from_hf_json(data, os.fspath(path))
         tok = cls(h, kind="hf", default_allowed="all", default_disallowed=set())
         tok._json_bytes = data
+        return tok
+
+    @classmethod
+    def from_ranks_json(cls, path: PathLike) -> "Tokenizer":
+        """Load tiktoken-style ranks kept in a JSON file of another layout.
+
+        Two layouts are read:
+
+        - Mistral's `tekken.json`: {"config": {"pattern", "default_vocab_size", "default_num_special_tokens"},
+          "vocab": [{"rank", "token_bytes" (base64), "token_str"}, ...], "special_tokens": [{"rank", "token_str",
+          "is_control"}, ...]}. As mistral_common builds it: the special tokens take ids 0..n_special-1 (the ones
+          the file does not list are "<SPECIAL_i>"), vocabulary rank r becomes id r + n_special, and only the first
+          default_vocab_size - n_special ranks are used. Special tokens are not matched in text unless named in
+          allowed_special.
+        - A plain one: {"pattern" | "pat_str": regex, "ranks" | "mergeable_ranks" | "vocab": [[rank, base64], ...]
+          or [{"rank", "token_bytes"}, ...], "special_tokens": {text: id} or [{"rank" | "id", "token_str" |
+          "content"}, ...]} (optional). Ids are the ranks; special tokens are disallowed in text by default, like
+          from_tiktoken.
+
+        Any other layout raises ValueError saying what is missing. The pattern may be any regex of the general
+        engine's subset (see from_tiktoken).
+        """
+        import base64
+        import binascii
+
+        name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+        try:
+            doc = json.loads(_read(path))
+        except ValueError as e:
+            raise ValueError(f"{name}: not JSON ({e})") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{name}: the top level is not an object")
+
+        def entries(vocab, what):
+            if not isinstance(vocab, list) or not vocab:
+                raise ValueError(f"{name}: '{what}' must be a non-empty list of ranks")
+            out = []
+            for i, e in enumerate(vocab):
+                if isinstance(e, dict) and "rank" in e and "token_bytes" in e:
+                    r, b = e["rank"], e["token_bytes"]
+                elif isinstance(e, (list, tuple)) and len(e) == 2:
+                    r, b = e
+                else:
+                    raise ValueError(f"{name}: {what}[{i}] is not {{rank, token_bytes}} or [rank, base64 bytes]")
+                if isinstance(r, bool) or not isinstance(r, int) or r < 0 or not isinstance(b, str):
+                    raise ValueError(f"{name}: {what}[{i}] needs an int rank >= 0 and base64 token bytes")
+                try:
+                    raw = base64.b64decode(b, validate=True)
+                except (binascii.Error, ValueError):
+                    raise ValueError(f"{name}: {what}[{i}] token bytes {b[:40]!r} are not base64") from None
+                if not raw:
+                    raise ValueError(f"{name}: {what}[{i}] has no token bytes")
+                out.append((r, raw))
+            return out
+
+        def special_list(sp, what):
+            if sp is None:
+                return []
+            if isinstance(sp, dict):
+                items = list(sp.items())
+            elif isinstance(sp, list):
+                items = []
+                for i, e in enumerate(sp):
+                    text = e.get("token_str", e.get("content")) if isinstance(e, dict) else None
+                    rid = e.get("rank", e.get("id")) if isinstance(e, dict) else None
+                    if not isinstance(text, str) or isinstance(rid, bool) or not isinstance(rid, int):
+                        raise ValueError(f"{name}: {what}[{i}] needs a token_str (or content) and a rank (or id)")
+                    items.append((text, rid))
+            else:
+                raise ValueError(f"{name}: '{what}' must be an object {{text: id}} or a list")
+            for text, rid in items:
+                if not isinstance(text, str) or not text or isinstance(rid, bool) or not isinstance(rid, int):
+                    raise ValueError(f"{name}: special token {text!r}: {rid!r} is not a non-empty text and an int id")
+            return items
+
+        cfg = doc.get("config")
+        if isinstance(cfg, dict) and isinstance(doc.get("vocab"), list):  # tekken
+            pattern = cfg.get("pattern")
+            n_special, vocab_size = cfg.get("default_num_special_tokens"), cfg.get("default_vocab_size")
+            for k, v in (("pattern", pattern), ("default_num_special_tokens", n_special),
+                         ("default_vocab_size", vocab_size)):
+                if v is None or (k != "pattern" and (isinstance(v, bool) or not isinstance(v, int) or v < 0)):
+                    raise ValueError(f"{name}: tekken config lacks a valid '{k}'")
+            if not isinstance(pattern, str):
+                raise ValueError(f"{name}: tekken config 'pattern' must be a string")
+            ranks = entries(doc["vocab"], "vocab")
+            inner = vocab_size - n_special
+            if inner <= 0 or inner > len(ranks):
+                raise ValueError(f"{name}: default_vocab_size {vocab_size} - {n_special} special tokens does not fit "
+                                 f"the {len(ranks)} vocabulary ranks")
+            for i, (r, _) in enumerate(ranks[:inner]):
+                if r != i:
+                    raise ValueError(f"{name}: vocab[{i}] has rank {r}: tekken ranks must be 0, 1, 2, ... in order")
+            specials = special_list(doc.get("special_tokens"), "special_tokens")
+            if len(specials) > n_special:
+                raise ValueError(f"{name}: {len(specials)} special tokens, but default_num_special_tokens is {n_special}")
+            seen = {r for _, r in specials}
+            if seen != set(range(len(specials))):
+                raise ValueError(f"{name}: special token ranks must be 0..{len(specials) - 1}")
+            specials += [(f"<SPECIAL_{i}>", i) for i in range(len(specials), n_special)]
+            lines = [base64.b64encode(b) + b" " + str(r + n_special).encode() for r, b in ranks[:inner]]
+            default = (set(), set())
+        else:
+            pattern = doc.get("pattern", doc.get("pat_str"))
+            vocab = next((doc[k] for k in ("ranks", "mergeable_ranks", "vocab") if k in doc), None)
+            if not isinstance(pattern, str) or vocab is None:
+                raise ValueError(f"{name}: not a tiktoken-style ranks layout: expected a 'pattern' (or 'pat_str') "
+                                 "string and 'ranks' / 'mergeable_ranks' / 'vocab' ([[rank, base64 bytes], ...]), or "
+                                 "Mistral's tekken layout ('config' + 'vocab'); a Hugging Face tokenizer.json loads "
+                                 "with Tokenizer.from_file")
+            ranks = entries(vocab, "ranks")
+            specials = special_list(doc.get("special_tokens"), "special_tokens")
+            lines = [base64.b64encode(b) + b" " + str(r).encode() for r, b in ranks]
+            default = (set(), "all")
+        data = b"\n".join(lines) + b"\n"
+        h = _core.tokenizer_from_tiktoken(data, pattern, [(t.encode("utf-8"), i) for t, i in specials])
+        tok = cls(h, kind="tiktoken", default_allowed=default[0], default_disallowed=default[1], pattern=pattern)
+        tok._regex = _regex_of(pattern)
         return tok
 
     @classmethod
@@ -475,6 +595,14 @@ def _hf_json(vocab: list[bytes], merges, regex: str, specials: dict[str, int]) -
                   "vocab": {s(b): i for i, b in enumerate(vocab)},
                   "merges": [[s(vocab[a]), s(vocab[b])] for a, b, _ in merges]},
     }
+
+
+def _regex_of(pattern: str) -> str:
+    """The regex a built-in pre-tokenizer name stands for; any other pattern is its own regex."""
+    try:
+        return _core.pretokenizer_regex(pattern) or pattern
+    except ValueError:
+        return pattern
 
 
 def _ids(ids):

@@ -323,3 +323,28 @@ def test_perplexity_of_texts_is_batched_and_equals_each_text_alone(pair):
         llmc.perplexity(m, texts=[])
     with pytest.raises(ValueError, match="at least 2 tokens"):
         llmc.perplexity(m, texts=[[1], [2]])
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("B", [2, 5, 13, 17, 70])
+def test_streaming_kernel_odd_sizes(kind, B):
+    """Decode steps of 2..64 rows take batch.c's streaming F32 kernel (GPT-2's Conv1D weights 2..16; more: BLAS):
+    widths that are no multiple of 8, an odd number of weight rows, two threads."""
+    cfg = (dict(TINY, hidden_size=36, intermediate_size=44, num_attention_heads=2, num_key_value_heads=1)
+           if kind == "llama" else dict(model_type="gpt2", vocab_size=V, n_embd=36, n_layer=2, n_head=2, n_positions=64))
+    m = llmc.Model.init(cfg, seed=6)
+    rng = np.random.default_rng(B)
+    n = llmc.get_num_threads()
+    llmc.set_num_threads(2)
+    try:
+        prompts = [[int(t) for t in rng.integers(0, V, size=int(k))] for k in rng.integers(1, 6, size=B)]
+        sessions, singles = [m.session() for _ in prompts], [m.session() for _ in prompts]
+        m.append_batch(sessions, prompts)
+        for s, p in zip(singles, prompts):
+            s.append(p)
+        for _ in range(2):
+            toks = [int(t) for t in rng.integers(0, V, size=B)]
+            np.testing.assert_allclose(m.append_batch(sessions, toks),
+                                       np.stack([s.append([t]) for s, t in zip(singles, toks)]), atol=1e-5, rtol=0)
+    finally:
+        llmc.set_num_threads(n)

@@ -120,3 +120,42 @@ def test_save_any_loaded_tokenizer_hf_loads_it(shared, tmp_path, name):
     texts = kjv + ADV[:500]
     assert tok.encode_batch(texts, disallowed_special=()) == \
         [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
+
+
+NORMALIZERS = [
+    {"type": "NFKC"},
+    {"type": "Lowercase"},
+    {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"},
+                                         {"type": "Replace", "pattern": {"String": "x"}, "content": "yy"}]},
+    {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                         {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    {"type": "Sequence", "normalizers": [{"type": "Strip", "strip_left": True, "strip_right": True},
+                                         {"type": "NFC"}]},
+]
+
+
+@pytest.mark.parametrize("nz", NORMALIZERS, ids=["nfkc", "lower", "seq", "llama2", "strip"])
+def test_normalized_added_tokens_under_a_normalizer(nz):
+    """normalized=true under a normalizer, as HF does it: the pieces between the other added tokens are normalized,
+    then the normalized tokens (their contents normalized too) are found in the normalized text; what is left is
+    pre-tokenized and tokenized without normalizing again."""
+    vocab = [["<unk>", 0.0]] + [[c, -3.0] for c in "abcdefghijklmnopqrstuvwxyz XYZ"] + \
+        [["\u2581", -2.0], ["\u2581the", -4.0], ["he", -3.5], ["ﬁ", -3.0]] + [[f"<0x{b:02X}>", -9.0] for b in range(256)]
+    doc = {"version": "1.0", "truncation": None, "padding": None,
+           "added_tokens": [_added(len(vocab) + 0, "<Mask>", True),
+                            _added(len(vocab) + 1, "THE", False, normalized=True),
+                            _added(len(vocab) + 2, "ﬁx", False, normalized=True),
+                            _added(len(vocab) + 3, " Sp ace", False, normalized=True, rstrip=True),
+                            _added(len(vocab) + 4, "[RAW]", False, normalized=False)],
+           "normalizer": nz, "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581",
+                                               "prepend_scheme": "first", "split": True},
+           "post_processor": None, "decoder": {"type": "Metaspace", "replacement": "\u2581",
+                                               "prepend_scheme": "first", "split": True},
+           "model": {"type": "Unigram", "unk_id": 0, "vocab": vocab, "byte_fallback": True}}
+    ours, ref = _both(doc)
+    texts = ["THE the The tHe", "<Mask>THE<Mask>", "ﬁx fix FIX ﬁX", "  Sp ace  sp ace Sp  ace", "[RAW]the[RAW] THE ",
+             "x THE x", "ＴＨＥ ｔｈｅ", "  THE  ", "", "THE", "a<Mask> the [RAW]\u00c5\u212b"] + ADV[:200]
+    got = ours.encode_batch(texts)
+    want = [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
+    for t, g, w in zip(texts, got, want):
+        assert g == w, (t, g, w)

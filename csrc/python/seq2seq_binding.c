@@ -34,16 +34,17 @@ static PyObject *wrap(llmc_s2s *m) {
     return (PyObject *)o;
 }
 
-/* s2s_load(path) -> Seq2Seq */
+/* s2s_load(path, dtype=None) -> Seq2Seq */
 static PyObject *py_s2s_load(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *po;
-    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &po)) return NULL;
+    const char *dtype = NULL;
+    if (!PyArg_ParseTuple(args, "O&|z", PyUnicode_FSConverter, &po, &dtype)) return NULL;
     llmc_s2s *m = NULL;
     llmc_status st;
     const char *path = PyBytes_AS_STRING(po);
     Py_BEGIN_ALLOW_THREADS
-    st = llmc_s2s_load(path, &m);
+    st = llmc_s2s_load_as(path, dtype, &m);
     Py_END_ALLOW_THREADS
     Py_DECREF(po);
     if (llmc_py_check(st)) return NULL;
@@ -354,7 +355,7 @@ int llmc_py_seq2seq_init(PyObject *m) {
 }
 
 PyMethodDef llmc_py_seq2seq_methods[] = {
-    {"s2s_load", py_s2s_load, METH_VARARGS, "s2s_load(path) -> Seq2Seq (t5 / bart folder)"},
+    {"s2s_load", py_s2s_load, METH_VARARGS, "s2s_load(path, dtype=None) -> Seq2Seq (t5 / bart folder)"},
     {"s2s_init", py_s2s_init, METH_VARARGS, "s2s_init(config_json, seed) -> Seq2Seq with random weights"},
     {"t5_bucket", py_t5_bucket, METH_VARARGS, "t5_bucket(rel, bidirectional, num_buckets, max_distance) -> int"},
     {NULL, NULL, 0, NULL},
