@@ -355,7 +355,8 @@ llmc_status llmc_s2s_dec_reorder(llmc_s2s_dec *d, const int64_t *parents) {
     const size_t B = d->B, H = c->dec_heads, hd = c->dec_head_dim, blk = H * d->cap * hd;
     for (size_t b = 0; b < B; b++)
         if (parents[b] < 0 || (uint64_t)parents[b] >= B)
-            return llmc_fail(LLMC_ERR_INVALID, "parent %lld of beam %zu is outside [0, %zu)", (long long)parents[b], b, B);
+            return llmc_fail(LLMC_ERR_INVALID, "parent %lld of beam %zu is outside [0, %zu)", (long long)parents[b], b,
+                             B);
     /* beams that change: stage their parents' rows first (a parent may itself be overwritten), then copy back */
     for (size_t l = 0; l < c->dec_layers; l++)
         for (int kv = 0; kv < 2; kv++) {
@@ -372,7 +373,8 @@ llmc_status llmc_s2s_dec_reorder(llmc_s2s_dec *d, const int64_t *parents) {
                                d->n * hd * sizeof(float));
         }
     int64_t *tk = (int64_t *)d->tmp; /* (B, n) token histories, staged the same way */
-    for (size_t b = 0; b < B; b++) memcpy(tk + b * d->n, d->tokens + (size_t)parents[b] * d->cap, d->n * sizeof(int64_t));
+    for (size_t b = 0; b < B; b++)
+        memcpy(tk + b * d->n, d->tokens + (size_t)parents[b] * d->cap, d->n * sizeof(int64_t));
     for (size_t b = 0; b < B; b++) memcpy(d->tokens + b * d->cap, tk + b * d->n, d->n * sizeof(int64_t));
     return LLMC_OK;
 }

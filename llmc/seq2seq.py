@@ -341,7 +341,8 @@ class Seq2SeqModel:
         """Generate a target for ``src`` (ids, or a str encoded with model.tokenizer).
 
         The source is encoded once; the decoder starts from decoder_start_token_id and stops at eos_token_id or
-        after max_new_tokens (default: max_length - 1 of the generation config, else 20, as transformers).
+        after max_new_tokens (default: the generation config's max_length - 1, with max_length 20 when absent, as
+        transformers counts the start token).
         Settings left as None come from generation_config.json / config.json (num_beams, length_penalty,
         early_stopping, no_repeat_ngram_size, repetition_penalty, do_sample, temperature, top_k, top_p,
         forced_bos_token_id, forced_eos_token_id), else transformers' defaults. num_beams > 1: beam search
@@ -353,13 +354,16 @@ class Seq2SeqModel:
         it), or text (special tokens removed) for a str source; a list when num_return_sequences > 1. With
         return_logprobs: (result, logprobs) for greedy/sampling, (result, score) for beam search."""
         g = self.generation_config
-        pick = lambda v, key, default: v if v is not None else (g.get(key) if g.get(key) is not None else default)  # noqa: E731
+
+        def pick(v, key, default):  # the argument, else the generation config's value, else transformers' default
+            return v if v is not None else (g.get(key) if g.get(key) is not None else default)
+
         text_mode = isinstance(src, str)
         ids = self._src(src)
         if ids.size == 0:
             raise ValueError("the source is empty: the encoder needs at least one token")
-        if max_new_tokens is None:
-            max_new_tokens = int(g["max_length"]) - 1 if g.get("max_length") else 20
+        if max_new_tokens is None:  # transformers: max_length (default 20) counts the decoder start token
+            max_new_tokens = max(0, int(g.get("max_length") or 20) - 1)
         max_new_tokens = _int_arg("max_new_tokens", max_new_tokens, 0)
         num_beams = _int_arg("num_beams", pick(num_beams, "num_beams", 1), 1)
         num_return_sequences = _int_arg("num_return_sequences", num_return_sequences, 1)
@@ -374,7 +378,8 @@ class Seq2SeqModel:
         top_k = _int_arg("top_k", pick(top_k, "top_k", 0), 0)
         top_p = float(pick(top_p, "top_p", 1.0))
         repetition_penalty = float(pick(repetition_penalty, "repetition_penalty", 1.0))
-        no_repeat_ngram_size = _int_arg("no_repeat_ngram_size", pick(no_repeat_ngram_size, "no_repeat_ngram_size", 0), 0)
+        no_repeat_ngram_size = _int_arg("no_repeat_ngram_size",
+                                        pick(no_repeat_ngram_size, "no_repeat_ngram_size", 0), 0)
         length_penalty = float(pick(length_penalty, "length_penalty", 1.0))
         early_stopping = pick(early_stopping, "early_stopping", False)
         if do_sample is None:
