@@ -6,7 +6,8 @@ best of --repeats steps after a warm-up step. --precision fp32,bf16 adds mixed-p
 precision='bf16' against torch.autocast('cpu', torch.bfloat16) (both with float32 master weights). Prints a table
 and writes JSON (--out benchmarks/results/train.json to refresh the committed one).
 
-    python benchmarks/bench_train.py [--threads N] [--batch 4] [--repeats 3] [--skip-gpt2] [--precision fp32,bf16]
+    python benchmarks/bench_train.py [--threads N] [--batch 4] [--repeats 3] [--configs default,gpt2]
+                                     [--precision fp32,bf16]
 """
 import argparse
 import json
@@ -42,6 +43,7 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-gpt2", action="store_true")
+    ap.add_argument("--configs", default="default,gpt2", help="comma-separated: default, gpt2")
     ap.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "train.json"),
                     help="the JSON file to write (benchmarks/results/train.json to refresh the committed one)")
@@ -53,8 +55,11 @@ def main():
 
     torch.set_num_threads(args.threads)
     llmc.set_num_threads(args.threads)
-    configs = [("default (llama 3.2M)", dict(CONFIG, eos_token_id=0))]
-    if not args.skip_gpt2:
+    wanted = args.configs.split(",")
+    configs = []
+    if "default" in wanted:
+        configs.append(("default (llama 3.2M)", dict(CONFIG, eos_token_id=0)))
+    if "gpt2" in wanted and not args.skip_gpt2:
         configs.append(("gpt2-small (124M)", dict(model_type="gpt2", vocab_size=50257, n_positions=1024, n_embd=768,
                                                   n_layer=12, n_head=12)))
     rows = []

@@ -180,32 +180,49 @@ TGT static inline __m256i scale2(__m256i p, int s_lo, int s_hi) {
     return _mm256_mullo_epi32(p, _mm256_set_epi32(s_hi, s_hi, s_hi, s_hi, s_lo, s_lo, s_lo, s_lo));
 }
 
+/* The 6-bit scales and mins of a K-quant super-block (12 bytes q): sc[j] = q[j] & 63, mn[j] = q[j+4] & 63 for j < 4;
+ * sc[j] = (q[j+4] & 15) | (q[j-4] >> 6) << 4, mn[j] = (q[j+4] >> 4) | (q[j] >> 6) << 4 for j >= 4 (ggml's layout,
+ * llmc_kq_scale_min). Done on 32-bit words: bytes j of *sc / *mn (uint64) are sc[j] / mn[j]. */
+static inline void kq_scales8(const uint8_t *q, uint64_t *sc, uint64_t *mn) {
+    uint32_t u[3];
+    memcpy(u, q, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4; /* bits 6-7 stay in their byte */
+    const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+    *sc = (uint64_t)sc_hi << 32 | sc_lo;
+    *mn = (uint64_t)mn_hi << 32 | mn_lo;
+}
+
 // w: Q4_K, x: Q8_K
 TGT static float dot_q4_K(size_t n, const void *w, const void *x) {
     const block_q4_K *a = w;
     const block_q8_K *b = x;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    float s = 0.0f;
+    /* mins[j] repeated for bsums 2j and 2j + 1 */
+    const __m128i dup = _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (size_t i = 0; i < n / QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        int summs = 0;
-        for (int j = 0; j < 8; j++) {
-            llmc_kq_scale_min(j, a[i].scales, &sc[j], &mn[j]);
-            summs += mn[j] * (bsum(&b[i], 2 * j) + bsum(&b[i], 2 * j + 1));
-        }
+        uint64_t sc, mn;
+        kq_scales8(a[i].scales, &sc, &mn);
+        /* min term: sum_j mn[j] (bsum[2j] + bsum[2j+1]), 8 int32 lanes from one vpmaddwd */
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)mn), dup));
+        const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b[i].bsums), mins16);
         __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) { /* 64 values: sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles) */
             const __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            const __m256i plo = dot_u8s8(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
-            const __m256i phi = dot_u8s8(hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(plo, _mm256_set1_epi32(sc[2 * c])));
-            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(phi, _mm256_set1_epi32(sc[2 * c + 1])));
+            /* 16 int16 pair sums (|.| <= 2 * 15 * 128: no saturation), then x scale and pairs summed: int32 */
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
+            const int s_lo = (int)(sc >> (16 * c)) & 0xFF, s_hi = (int)(sc >> (16 * c + 8)) & 0xFF;
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((short)s_lo)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((short)s_hi)));
         }
         const float dx = q8k_d(&b[i]);
-        s += dx * h2f(a[i].d) * (float)hsum_epi32(sumi) - dx * h2f(a[i].dmin) * (float)summs;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(a[i].dmin)), _mm256_cvtepi32_ps(pm), accm);
     }
-    return s;
+    return hsum_ps(_mm256_sub_ps(acc, accm));
 }
 
 // w: Q5_K, x: Q8_K

@@ -476,6 +476,17 @@ typedef struct {
     int32_t id;   /* -1: known not to be a token */
 } hot_slot;
 
+/* A direct-mapped memo in front of the merge table for (left, right) -> (rank, merged id) lookups. The merge table
+ * of a 100k-200k vocabulary is tens of MB (every split of every token into two tokens), so each lookup is a cache
+ * miss; long pieces that are rarely repeated whole (a run of Han characters between punctuation is one cl100k /
+ * o200k piece) miss the piece caches and spend their time in these lookups, yet they repeat the same few thousand
+ * pairs (the bytes of common characters, then common characters). 8192 slots of 16 bytes stay in L2. */
+#define PAIR_MEMO_SLOTS 32768
+typedef struct {
+    uint64_t key; /* left << 32 | right; UINT64_MAX: empty */
+    uint32_t rank, id;
+} pair_memo;
+
 /* Per-thread scratch for encoding: output ids, merge buffers, and a cache of piece -> ids. */
 typedef struct {
     int32_t *out;
@@ -492,6 +503,7 @@ typedef struct {
     uint8_t *tmp, *tmp2; /* normalised segment; Metaspace output */
     size_t cap_tmp, cap_tmp2;
     hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
+    pair_memo *pmemo; /* PAIR_MEMO_SLOTS direct-mapped recent merge lookups (NULL: not used for short calls) */
     llmc_split_scratch split; /* the general pre-tokenizer's pieces */
     llmc_uni_scratch uni;     /* Unigram's Viterbi arrays */
 } enc_ctx;
@@ -510,6 +522,7 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->tmp);
     llmc_free(c->tmp2);
     llmc_free(c->hot);
+    llmc_free(c->pmemo);
     llmc_split_scratch_free(&c->split);
     llmc_uni_scratch_free(&c->uni);
     memset(c, 0, sizeof *c);
@@ -595,11 +608,24 @@ static llmc_status initial_symbols(const llmc_tokenizer *t, enc_ctx *c, const ui
     return LLMC_OK;
 }
 
+/* pair_rank through the context's memo when it has one */
+static inline uint32_t pair_rank_c(const llmc_tokenizer *t, enc_ctx *c, uint32_t a, uint32_t b, uint32_t *id) {
+    if (!c->pmemo) return pair_rank(t, a, b, id);
+    uint64_t key = (uint64_t)a << 32 | b;
+    pair_memo *e = &c->pmemo[(hash_pair(key) >> 40) & (PAIR_MEMO_SLOTS - 1)];
+    if (e->key != key) {
+        uint32_t mid = 0, r = pair_rank(t, a, b, &mid);
+        *e = (pair_memo){key, r, mid};
+    }
+    *id = e->id;
+    return e->rank;
+}
+
 // sym: (m,) symbols -> merged in place; *m updated. Array scan: for each step, the lowest (rank, position).
 static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
     size_t m = *mp;
     uint32_t *sym = c->sym, *rk = c->rank, *nid = c->nid;
-    for (size_t i = 0; i + 1 < m; i++) rk[i] = pair_rank(t, sym[i], sym[i + 1], &nid[i]);
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = pair_rank_c(t, c, sym[i], sym[i + 1], &nid[i]);
     while (m > 1) {
         uint32_t best = NO_TOKEN;
         size_t bi = 0;
@@ -615,8 +641,8 @@ static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
         memmove(rk + bi + 1, rk + bi + 2, (m - bi - 2) * sizeof(uint32_t));
         memmove(nid + bi + 1, nid + bi + 2, (m - bi - 2) * sizeof(uint32_t));
         m--;
-        if (bi > 0) rk[bi - 1] = pair_rank(t, sym[bi - 1], sym[bi], &nid[bi - 1]);
-        rk[bi] = bi + 1 < m ? pair_rank(t, sym[bi], sym[bi + 1], &nid[bi]) : NO_TOKEN;
+        if (bi > 0) rk[bi - 1] = pair_rank_c(t, c, sym[bi - 1], sym[bi], &nid[bi - 1]);
+        rk[bi] = bi + 1 < m ? pair_rank_c(t, c, sym[bi], sym[bi + 1], &nid[bi]) : NO_TOKEN;
     }
     *mp = m;
 }
@@ -661,7 +687,7 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
     for (size_t i = 0; i < m; i++) {
         prev[i] = (int32_t)i - 1;
         next[i] = i + 1 < m ? (int32_t)i + 1 : -1;
-        uint32_t r = i + 1 < m ? pair_rank(t, sym[i], sym[i + 1], &id) : NO_TOKEN;
+        uint32_t r = i + 1 < m ? pair_rank_c(t, c, sym[i], sym[i + 1], &id) : NO_TOKEN;
         if (r != NO_TOKEN) heap_push(h, &hn, (uint64_t)r << 32 | i);
     }
     while (hn) {
@@ -669,15 +695,15 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
         uint32_t r = (uint32_t)(e >> 32), L = (uint32_t)e;
         if (sym[L] == NO_TOKEN || next[L] < 0) continue; /* stale: the left symbol died or has no neighbour */
         uint32_t R = (uint32_t)next[L];
-        if (pair_rank(t, sym[L], sym[R], &id) != r) continue; /* stale: the pair changed since it was pushed */
+        if (pair_rank_c(t, c, sym[L], sym[R], &id) != r) continue; /* stale: the pair changed since it was pushed */
         sym[L] = id;
         sym[R] = NO_TOKEN;
         next[L] = next[R];
         if (next[R] >= 0) prev[next[R]] = (int32_t)L;
         uint32_t id2, r2;
-        if (prev[L] >= 0 && (r2 = pair_rank(t, sym[prev[L]], sym[L], &id2)) != NO_TOKEN)
+        if (prev[L] >= 0 && (r2 = pair_rank_c(t, c, sym[prev[L]], sym[L], &id2)) != NO_TOKEN)
             heap_push(h, &hn, (uint64_t)r2 << 32 | (uint32_t)prev[L]);
-        if (next[L] >= 0 && (r2 = pair_rank(t, sym[L], sym[next[L]], &id2)) != NO_TOKEN)
+        if (next[L] >= 0 && (r2 = pair_rank_c(t, c, sym[L], sym[next[L]], &id2)) != NO_TOKEN)
             heap_push(h, &hn, (uint64_t)r2 << 32 | L);
     }
     size_t k = 0;
@@ -688,7 +714,7 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
 
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
-    if (n == 0) return LLMC_OK; /* an empty piece has no tokens (and must not reach memcpy with NULL buffers) */
+    if (n == 0) return LLMC_OK; /* an empty piece has no tokens */
     if (t->whole_piece_first) { /* tiktoken and HF ignore_merges: a piece that is a token is that token */
         uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
         int32_t id;
@@ -715,7 +741,8 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
                 if (c->n_out + cs->n_ids > c->cap_out &&
                     llmc_grow((void **)&c->out, &c->cap_out, c->n_out + cs->n_ids, sizeof(int32_t), "token ids"))
                     return LLMC_ERR_NOMEM;
-                memcpy(c->out + c->n_out, c->cids + cs->ids_off, cs->n_ids * sizeof(uint32_t));
+                if (cs->n_ids) /* a piece may give no ids (unknown bytes dropped): c->out may be NULL */
+                    memcpy(c->out + c->n_out, c->cids + cs->ids_off, cs->n_ids * sizeof(uint32_t));
                 c->n_out += cs->n_ids;
                 return LLMC_OK;
             }
@@ -732,7 +759,8 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     }
     if (c->n_out + m > c->cap_out && llmc_grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
         return LLMC_ERR_NOMEM;
-    memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
+    if (m) /* a piece may give no ids; memcpy(NULL, _, 0) is undefined */
+        memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
     c->n_out += m;
     if (n <= CACHE_MAX_PIECE) { /* remember the piece */
         if (!c->cache || c->n_cache >= (c->cache_mask + 1) / 2) {
@@ -745,7 +773,7 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
             llmc_grow((void **)&c->cids, &c->cap_cids, c->n_cids + m, sizeof(uint32_t), "BPE cache"))
             return LLMC_ERR_NOMEM;
         memcpy(c->ckeys + c->n_ckeys, p, n);
-        memcpy(c->cids + c->n_cids, c->sym, m * sizeof(uint32_t));
+        if (m) memcpy(c->cids + c->n_cids, c->sym, m * sizeof(uint32_t)); /* c->cids is NULL until an id is cached */
         c->cache[slot] = (cache_slot){h, (uint32_t)c->n_ckeys, (uint32_t)n, (uint32_t)c->n_cids, (uint32_t)m};
         c->n_ckeys += n;
         c->n_cids += m;
@@ -1116,6 +1144,13 @@ static llmc_status encode_into(const llmc_tokenizer *t, enc_ctx *c, const uint8_
 static llmc_status ctx_init(enc_ctx *c, int hot) {
     memset(c, 0, sizeof *c); /* buffers and the BPE cache are allocated on first use */
     if (hot && !(c->hot = llmc_calloc(HOT_SLOTS, sizeof(hot_slot), "hot cache"))) return LLMC_ERR_NOMEM;
+    if (hot) {
+        if (!(c->pmemo = llmc_malloc(PAIR_MEMO_SLOTS * sizeof(pair_memo), "merge memo"))) {
+            ctx_free(c);
+            return LLMC_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < PAIR_MEMO_SLOTS; i++) c->pmemo[i].key = UINT64_MAX;
+    }
     return LLMC_OK;
 }
 

@@ -468,3 +468,24 @@ def test_bytes_match_ggml_c_reference(name):
         fn(x[i].ctypes.data, want[i].ctypes.data, n)
     bad = np.nonzero((got != want).any(axis=1))[0]
     assert bad.size == 0, f"{name}: rows {bad.tolist()} differ from ggml"
+
+
+def test_q4_k_random_block_bytes_match_scalar(restore_level):
+    """Q4_K blocks of random bytes (every 6-bit scale / min pattern, not only what llmc's quantizer writes): each
+    level's dot product against the scalar reference, on an odd number of super-blocks and rows."""
+    n_rows, n_in = 13, 5 * 256
+    blocks = rng.integers(0, 256, (n_rows, n_in // 256, 144), dtype=np.int64).astype(np.uint8)
+    blocks[:, :, 0:2] = np.frombuffer(np.float16(0.003).tobytes(), np.uint8)  # d
+    blocks[:, :, 2:4] = np.frombuffer(np.float16(0.002).tobytes(), np.uint8)  # dmin
+    q = blocks.reshape(n_rows, -1)
+    x = rng.standard_normal((3, n_in)).astype(np.float32)
+    llmc._core.set_simd_level(0)
+    ref = quant.matmul(x, q, "q4_k", path="dot")
+    wd = llmc.dequantize(q, "q4_k", (n_rows, n_in)).astype(np.float64)
+    bound = np.abs(x).astype(np.float64) @ np.abs(wd).T
+    # the scalar kernel itself against float64 (the activations are rounded to 8 bits: ~1/127 of sum |w x|)
+    assert (np.abs(ref - x.astype(np.float64) @ wd.T) <= 1e-2 * bound).all()
+    for level in cpu_levels()[1:]:
+        llmc._core.set_simd_level(level)
+        got = quant.matmul(x, q, "q4_k", path="dot")
+        assert (np.abs(got - ref) <= 1e-5 * bound + 1e-30).all(), level
