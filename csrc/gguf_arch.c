@@ -129,6 +129,28 @@ llmc_status llmc_gguf_model_config(const llmc_gguf *g, llmc_model_config *c, int
         c->sliding_window = (size_t)window;
     }
     c->tied_embeddings = llmc_gguf_find_tensor(g, "output.weight") == NULL;
+    /* a mixture of experts in llama's form (Mixtral): {arch}.expert_count > 0 experts of feed_forward_length,
+     * {arch}.expert_used_count per token, weights renormalised */
+    uint64_t n_exp = 0, n_used = 0;
+    snprintf(key, sizeof key, "%s.expert_count", arch);
+    if (llmc_gguf_find_kv(g, key) && (s = llmc_gguf_get_uint(g, key, &n_exp))) return s;
+    if (n_exp) {
+        if (c->arch != LLMC_ARCH_LLAMA && c->arch != LLMC_ARCH_MISTRAL)
+            return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: experts (%s = %llu) are supported for llama (Mixtral) only",
+                             path, key, (unsigned long long)n_exp);
+        snprintf(key, sizeof key, "%s.expert_used_count", arch);
+        if (!llmc_gguf_find_kv(g, key)) return llmc_fail(LLMC_ERR_FORMAT, "%s: missing metadata key '%s'", path, key);
+        if ((s = llmc_gguf_get_uint(g, key, &n_used))) return s;
+        if (n_exp > 65536 || n_used == 0 || n_used > n_exp)
+            return llmc_fail(LLMC_ERR_FORMAT, "%s: %s = %llu must be in [1, expert_count = %llu] (at most 65536 experts)",
+                             path, key, (unsigned long long)n_used, (unsigned long long)n_exp);
+        c->arch = LLMC_ARCH_MIXTRAL;
+        c->n_experts = (size_t)n_exp;
+        c->n_experts_used = (size_t)n_used;
+        c->moe_d_ff = c->d_ff;
+        c->norm_topk_prob = 1;
+        c->decoder_sparse_step = 1;
+    }
     return LLMC_OK;
 }
 
@@ -146,6 +168,7 @@ static const char *const LLAMA_BLOCK[][2] = {
     {"self_attn.q_norm.weight", "attn_q_norm.weight"},
     {"self_attn.k_norm.weight", "attn_k_norm.weight"},
     {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"}, /* Mixtral's router (its experts: model_gguf.c) */
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
     {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},

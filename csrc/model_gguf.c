@@ -51,7 +51,7 @@ static llmc_status load_one(llmc_model *m, tensor_spec *t, const llmc_gguf_tenso
         return type == LLMC_TYPE_F32 ? (memcpy(t->data, x->data, t->nbytes), LLMC_OK)
                                      : llmc_dequantize(type, x->data, t->data, 1, t->numel);
     }
-    const int permute = (c->arch == LLMC_ARCH_LLAMA || c->arch == LLMC_ARCH_MISTRAL) &&
+    const int permute = (c->arch == LLMC_ARCH_LLAMA || c->arch == LLMC_ARCH_MISTRAL || c->arch == LLMC_ARCH_MIXTRAL) &&
                         (t->role == ROLE_ATTN_Q || t->role == ROLE_ATTN_K);
     const int f32_conv = t->conv1d && type == LLMC_TYPE_F32;
     t->type = type;
@@ -85,6 +85,41 @@ static llmc_status load_one(llmc_model *m, tensor_spec *t, const llmc_gguf_tenso
     return LLMC_OK;
 }
 
+/* Mixtral's expert e of layer l lives in a 3-D tensor blk.l.ffn_{gate,up,down}_exps.weight, ne (cols, rows, E): its
+ * matrix is slice e, used where it lies. Returns 0 when t is not an expert matrix. */
+static int expert_of(const tensor_spec *t, size_t *layer, size_t *e, const char **which) {
+    size_t l, ex;
+    int w, n = 0;
+    if (sscanf(t->name, "model.layers.%zu.block_sparse_moe.experts.%zu.w%d.weight%n", &l, &ex, &w, &n) != 3 ||
+        t->name[n] != '\0' || w < 1 || w > 3)
+        return 0;
+    *layer = l;
+    *e = ex;
+    *which = w == 1 ? "gate" : w == 3 ? "up" : "down"; /* w1 gate, w3 up, w2 down */
+    return 1;
+}
+
+static llmc_status load_expert(llmc_model *m, tensor_spec *t, const llmc_gguf_tensor *x, size_t e, const char *path) {
+    const int type = x->type;
+    if (!llmc_type_valid(type))
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which llmc does not compute with",
+                         path, x->name, llmc_ggml_type_name(type) ? llmc_ggml_type_name(type) : "?");
+    const size_t rows = t->shape[0], cols = t->shape[1];
+    if (x->n_dims != 3 || x->ne[0] != cols || x->ne[1] != rows || x->ne[2] != m->c.n_experts)
+        return llmc_fail(LLMC_ERR_FORMAT, "%s: tensor '%s' has %u dimensions ne (%llu, %llu, %llu), the metadata "
+                         "implies (%zu, %zu, %zu)", path, x->name, (unsigned)x->n_dims, (unsigned long long)x->ne[0],
+                         (unsigned long long)x->ne[1], x->n_dims > 2 ? (unsigned long long)x->ne[2] : 1ull, cols,
+                         rows, m->c.n_experts);
+    size_t rb;
+    llmc_status st = llmc_type_row_bytes(type, cols, &rb);
+    if (st) return st;
+    t->type = type;
+    t->nbytes = rows * rb;
+    t->data = (void *)((const char *)x->data + e * rows * rb); // slice e of (E, rows, cols)
+    t->owned = 0;
+    return LLMC_OK;
+}
+
 llmc_status llmc_model_load_gguf(const char *path, const char *dtype, llmc_progress_fn progress, void *ud,
                                  llmc_model **out) {
     *out = NULL;
@@ -114,6 +149,19 @@ llmc_status llmc_model_load_gguf(const char *path, const char *dtype, llmc_progr
     for (size_t i = 0; i < m->n_t && !st; i++) {
         tensor_spec *t = &m->t[i];
         char gname[96];
+        size_t el, ee;
+        const char *which;
+        if (c.n_experts && expert_of(t, &el, &ee, &which)) {
+            snprintf(gname, sizeof gname, "blk.%zu.ffn_%s_exps.weight", el, which);
+            const llmc_gguf_tensor *x = llmc_gguf_find_tensor(g, gname);
+            if (!x) {
+                st = llmc_fail(LLMC_ERR_FORMAT, "%s: missing tensor '%s' (needed by this mixtral model)", path, gname);
+                break;
+            }
+            st = load_expert(m, t, x, ee, path);
+            if (progress) progress(ud, i + 1, m->n_t);
+            continue;
+        }
         if (!llmc_gguf_name_from_hf(c.arch, t->name, gname, sizeof gname)) {
             st = llmc_fail(LLMC_ERR_INTERNAL, "no GGUF name for tensor '%s'", t->name);
             break;

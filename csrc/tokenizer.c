@@ -715,7 +715,7 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
 
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
-    if (n == 0) return LLMC_OK; /* an empty piece has no tokens (and must not reach memcpy with NULL buffers) */
+    if (n == 0) return LLMC_OK; /* an empty piece has no tokens */
     if (t->whole_piece_first) { /* tiktoken and HF ignore_merges: a piece that is a token is that token */
         uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
         int32_t id;
@@ -742,7 +742,8 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
                 if (c->n_out + cs->n_ids > c->cap_out &&
                     llmc_grow((void **)&c->out, &c->cap_out, c->n_out + cs->n_ids, sizeof(int32_t), "token ids"))
                     return LLMC_ERR_NOMEM;
-                memcpy(c->out + c->n_out, c->cids + cs->ids_off, cs->n_ids * sizeof(uint32_t));
+                if (cs->n_ids) /* a piece may give no ids (unknown bytes dropped): c->out may be NULL */
+                    memcpy(c->out + c->n_out, c->cids + cs->ids_off, cs->n_ids * sizeof(uint32_t));
                 c->n_out += cs->n_ids;
                 return LLMC_OK;
             }
@@ -759,7 +760,8 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     }
     if (c->n_out + m > c->cap_out && llmc_grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
         return LLMC_ERR_NOMEM;
-    memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
+    if (m) /* a piece may give no ids; memcpy(NULL, _, 0) is undefined */
+        memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
     c->n_out += m;
     if (n <= CACHE_MAX_PIECE) { /* remember the piece */
         if (!c->cache || c->n_cache >= (c->cache_mask + 1) / 2) {
@@ -772,7 +774,7 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
             llmc_grow((void **)&c->cids, &c->cap_cids, c->n_cids + m, sizeof(uint32_t), "BPE cache"))
             return LLMC_ERR_NOMEM;
         memcpy(c->ckeys + c->n_ckeys, p, n);
-        memcpy(c->cids + c->n_cids, c->sym, m * sizeof(uint32_t));
+        if (m) memcpy(c->cids + c->n_cids, c->sym, m * sizeof(uint32_t)); /* c->cids is NULL until an id is cached */
         c->cache[slot] = (cache_slot){h, (uint32_t)c->n_ckeys, (uint32_t)n, (uint32_t)c->n_cids, (uint32_t)m};
         c->n_ckeys += n;
         c->n_cids += m;

@@ -22,7 +22,7 @@ __all__ = ["load", "save", "hf_config"]
 
 _GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gpt2": "gpt2"}
 _HF_ARCH = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-            "qwen3": "Qwen3ForCausalLM", "gpt2": "GPT2LMHeadModel"}
+            "qwen3": "Qwen3ForCausalLM", "gpt2": "GPT2LMHeadModel", "mixtral": "MixtralForCausalLM"}
 # llama.cpp's general.file_type (enum llama_ftype) of a dtype recipe / majority type
 _FTYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10, "q3_k": 12,
           "q4_k_s": 14, "q4_k": 15, "q4_k_m": 15, "q5_k_s": 16, "q5_k": 17, "q5_k_m": 17, "q6_k": 18, "bf16": 32}
@@ -43,8 +43,10 @@ def hf_config(info: dict, rope: dict | None = None, special: dict | None = None)
                "intermediate_size": info["d_ff"], "max_position_embeddings": info["context_length"],
                "rms_norm_eps": info["norm_eps"], "rope_theta": info["rope_theta"], "hidden_act": "silu",
                "tie_word_embeddings": bool(info["tied_embeddings"])}
-        if arch == "mistral":
+        if arch in ("mistral", "mixtral"):
             cfg["sliding_window"] = info["sliding_window"] or None
+        if arch == "mixtral":  # llama's GGUF form with {arch}.expert_count experts
+            cfg.update(num_local_experts=info["n_experts"], num_experts_per_tok=info["n_experts_used"])
         if rope:
             cfg["rope_scaling"] = rope
     cfg["architectures"] = [_HF_ARCH[arch]]

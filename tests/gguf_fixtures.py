@@ -87,7 +87,8 @@ def make_hf_model(out: Path, arch: str, tok_dir: Path | None, seed: int = 0, **c
         cls = {"llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
                "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM),
                "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
-               "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM)}[arch]
+               "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM),
+               "mixtral": (transformers.MixtralConfig, transformers.MixtralForCausalLM)}[arch]
         c = cls[0](**base)
         m = cls[1](c)
     with torch.no_grad():  # random norms and biases too, so a transposed or skipped one shows

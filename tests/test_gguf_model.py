@@ -27,6 +27,8 @@ CASES = {
     "qwen2": ("qwen2", "qwen3", {"tie_word_embeddings": True}),
     "qwen3": ("qwen3", "qwen3", {"tie_word_embeddings": True, "head_dim": 32}),
     "gpt2": ("gpt2", "qwen3", {}),
+    # llama.cpp's Mixtral form: arch llama + expert_count, experts stacked in 3-D ffn_*_exps tensors
+    "mixtral": ("mixtral", "llama2", {"num_local_experts": 4, "num_experts_per_tok": 2}),
     # rows of 256 and 512 values: whole K-quant blocks (llama.cpp falls back to Q5_0 / Q8_0 for rows that are not)
     "llama256": ("llama", "llama2", {"hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4,
                                      "num_key_value_heads": 2}),
@@ -199,3 +201,21 @@ def test_save_quantized_runs_in_llama_cpp(tmp_path):
     ids = _ids(m)
     theirs, _ = _llama_cpp_logits(out, ids)
     assert np.abs(q.logits(ids) - theirs).max() < 0.02 * np.abs(theirs).max()
+
+
+def test_gguf_mixtral_routing_and_q8_0():
+    """Mixtral from GGUF: the experts are slices of the 3-D tensors where they lie (no copy), the routing equals the
+    transformers folder's, and the model converts to a recipe like any other."""
+    hf_dir, path = _fixture("mixtral")
+    m = llmc.Model.load(path)
+    assert m.arch == "mixtral" and m.config["num_local_experts"] == 4 and m.config["num_experts_per_tok"] == 2
+    ids = _ids(m)
+    ref = llmc.Model.load(hf_dir)
+    for a, b in zip(m.routing(ids), ref.routing(ids)):
+        np.testing.assert_array_equal(a.experts, b.experts)
+        np.testing.assert_allclose(a.router_logits, b.router_logits, atol=1e-5, rtol=0)
+    q = llmc.Model.load(path, dtype="q8_0")
+    assert q.weight_types()["model.layers.0.block_sparse_moe.experts.3.w2.weight"] == "q8_0"
+    assert q.weight_types()["model.layers.0.block_sparse_moe.gate.weight"] == "f32"
+    # the same f32 values quantized the same way, whether they came from the GGUF slices or the folder
+    np.testing.assert_array_equal(q.logits(ids), llmc.Model.load(hf_dir, dtype="q8_0").logits(ids))
