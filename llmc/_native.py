@@ -3,11 +3,13 @@ finds it whether llmc is installed, editable, or built in place."""
 import ctypes
 import os
 
-# Importing llmc changes no environment variable: OMP_WAIT_POLICY and friends are read by every OpenMP runtime in
-# the process (torch's libgomp is the same libgomp.so.1 as llmc's), so they are the user's to set, not a library's.
-# llmc keeps one thread pool (OpenBLAS's jobs run on llmc's OpenMP threads, csrc/threads.c), so the default policy
-# is safe; on a machine shared with other busy processes, OMP_WAIT_POLICY=PASSIVE set before the first import of
-# any OpenMP library makes idle threads sleep at once (README, "Threads").
+# The one process-wide setting llmc makes, on purpose and documented (README, "Threads"): unless OMP_WAIT_POLICY is
+# already set, importing llmc sets it to PASSIVE before libgomp loads, so idle OpenMP threads sleep instead of
+# spinning. Measured on the shared 2-core machine (load ~6-13): a 100-step tiny training run took 7.5 s passive vs
+# 40 s spinning, and 2-thread training was 3-5x slower than 1 thread with spinning workers. The price: torch in the
+# same process (same libgomp.so.1) loses ~10% on an idle machine. Opt out by setting OMP_WAIT_POLICY yourself (e.g.
+# ACTIVE) before importing llmc or any other OpenMP library; a value you set is never changed.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:  # the pip wheel; absent when llmc was built against a system OpenBLAS (LLMC_BLAS=system)
     import scipy_openblas32 as _openblas
