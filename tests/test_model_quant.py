@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import transformers
+from conftest import lazy_import
+
+torch = lazy_import("torch")  # tests that touch torch/transformers skip without them (.[test-light])
+transformers = lazy_import("transformers")
 
 import llmc
 
