@@ -26,22 +26,31 @@ CTX = 64
 
 
 @pytest.fixture(scope="module")
-def ray():
+def ray(tmp_path_factory):
     if any(s in os.environ.get("LD_PRELOAD", "") for s in ("libasan", "libtsan")):
         # raylet / gcs_server would inherit the sanitizer runtime; these tests add no C code for the sanitizers to check
         pytest.skip("a sanitizer runtime is preloaded (LD_PRELOAD): Ray's own binaries are not started under it")
     ray = pytest.importorskip("ray", reason='Ray is not installed (the "ray" and "test" extras bring it)')
     # the workers import the same llmc as this test; 1 CPU-thread each; a small object store (the default is 30% of RAM)
     sigterm = signal.getsignal(signal.SIGTERM)  # ray.init installs its own SIGTERM handler and leaves it
+    # Ray puts the driver's working directory first on its workers' sys.path: from the repository root, the unbuilt
+    # source tree would shadow the pip-installed llmc (CI). The cluster is started from an empty directory.
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray_cwd"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # Ray's note about a future accelerator-variable default
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}})
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}})
+        except BaseException:
+            os.chdir(cwd)
+            raise
     try:
         yield ray
     finally:
         ray.shutdown()  # stops the raylet, GCS and every worker this cluster started
         signal.signal(signal.SIGTERM, sigterm)
+        os.chdir(cwd)
 
 
 @pytest.fixture(scope="module")
@@ -245,17 +254,18 @@ def test_pool_argument_errors(ray, model):
         ModelPool(42)
 
 
-def test_import_without_ray():
+def test_import_without_ray(tmp_path):
     """`import llmc` never imports Ray; without Ray a pool raises ImportError naming the extra."""
     code = ("import sys; sys.modules['ray'] = None\n"
             "import llmc, llmc.distributed\n"
             "try:\n    llmc.distributed.ModelPool('x')\nexcept ImportError as e:\n    print('ERR', e)\n")
+    # run outside the repository root: `python -c` puts the working directory first on sys.path
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": ROOT})
+                         env={**os.environ, "PYTHONPATH": ROOT}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert 'pip install "llmc[ray]"' in out.stdout
     out = subprocess.run([sys.executable, "-c", "import llmc, sys; print('ray' in sys.modules)"], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT}, cwd=tmp_path)
     assert out.stdout.strip() == "False", out.stderr
 
 
