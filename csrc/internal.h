@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include "llmc.h"
 
 /* Set this thread's error message (printf-style) and return status, so callers can `return llmc_fail(...)`. */
@@ -56,5 +57,19 @@ void llmc_rope_inv_freq(float theta, size_t head_dim, const llmc_rope_scaling *s
 void llmc_round_bf16(const float *src, float *dst, size_t n);
 /* Overwrite logits (T, V) with scale * (softmax - onehot(targets)); return the summed NLL. Targets must be valid. */
 double llmc_cross_entropy_grad_inplace(float *logits_to_grad, const int64_t *targets, size_t T, size_t V, float scale);
+
+
+/* splitmix64 + Box-Muller: one deterministic standard normal sample per call (random model weights) */
+static inline uint64_t llmc_splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static inline double llmc_rand_normal(uint64_t *s) {
+    double u1 = ((double)(llmc_splitmix64(s) >> 11) + 1.0) / 9007199254740993.0; /* uniform in (0, 1] */
+    double u2 = (double)(llmc_splitmix64(s) >> 11) / 9007199254740992.0;          /* uniform in [0, 1) */
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
 
 #endif

@@ -28,13 +28,6 @@ struct llmc_sampler {
 };
 
 /* ---------------------------------------------------------------- RNG */
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 static uint64_t next_u64(uint64_t s[4]) {
@@ -54,7 +47,7 @@ static double next_double(uint64_t s[4]) { return (double)(next_u64(s) >> 11) * 
 
 void llmc_sampler_seed(llmc_sampler *s, uint64_t seed) {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) s->rng[i] = llmc_splitmix64(&x);
 }
 
 /* ---------------------------------------------------------------- create / free */

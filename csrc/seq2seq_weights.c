@@ -364,14 +364,6 @@ llmc_status llmc_s2s_load_as(const char *dir, const char *dtype, llmc_s2s **out)
     return LLMC_OK;
 }
 
-/* splitmix64 + Box-Muller: deterministic normal samples */
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 llmc_status llmc_s2s_init(const char *config_json, size_t len, uint64_t seed, llmc_s2s **out) {
     *out = NULL;
     llmc_json_doc *doc = NULL;
@@ -398,9 +390,7 @@ llmc_status llmc_s2s_init(const char *config_json, size_t len, uint64_t seed, ll
             if (t->init == INIT_ONES) w[j] = 1.0f;
             else if (t->init == INIT_ZEROS) w[j] = 0.0f;
             else {
-                double u1 = ((double)(splitmix(&s) >> 11) + 1.0) / 9007199254740993.0;
-                double u2 = (double)(splitmix(&s) >> 11) / 9007199254740992.0;
-                w[j] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+                w[j] = (float)(0.02 * llmc_rand_normal(&s));
             }
         }
     }

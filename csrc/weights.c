@@ -444,14 +444,6 @@ llmc_status llmc_model_load_as(const char *dir, const char *dtype, llmc_progress
     return LLMC_OK;
 }
 
-/* splitmix64 + Box-Muller: deterministic normal samples for random models */
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, llmc_model **out) {
     *out = NULL;
     llmc_json_doc *doc = NULL;
@@ -481,10 +473,7 @@ llmc_status llmc_model_init(const char *config_json, size_t len, uint64_t seed, 
             if (t->init == INIT_ONES) v = 1.0f;
             else if (t->init == INIT_ZEROS) v = 0.0f;
             else {
-                /* two uniforms in (0, 1] -> one standard normal */
-                double u1 = ((double)(splitmix(&s) >> 11) + 1.0) / 9007199254740993.0;
-                double u2 = (double)(splitmix(&s) >> 11) / 9007199254740992.0;
-                v = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+                v = (float)(0.02 * llmc_rand_normal(&s));
             }
             w[j] = v;
         }
