@@ -83,8 +83,8 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->suffix_ids);
     llmc_pretok_steps_free(t->steps, t->n_steps);
     llmc_norm_steps_free(t->norm_steps, t->n_norm_steps);
-    llmc_free(t->trie);
-    llmc_free(t->trie_labels);
+    llmc_dat_free(&t->uni_dat);
+    llmc_free(t->uni_pieces);
     llmc_free(t->uni_score);
     llmc_free(t->uni_flags);
     llmc_charsmap_free(t->spm_cm);

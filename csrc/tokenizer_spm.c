@@ -20,15 +20,15 @@ static const uint8_t META[3] = {0xE2, 0x96, 0x81};
 
 // s: (n,) -> the length of the longest user-defined piece that prefixes s (0: none)
 size_t llmc_spm_user_match(const llmc_tokenizer *t, const uint8_t *s, size_t n) {
-    if (!t->trie || !t->uni_flags || !t->user_max_len) return 0;
-    const llmc_trie_node *nodes = t->trie, *nd = &nodes[0];
+    if (!t->uni_dat.units || !t->uni_flags || !t->user_max_len) return 0;
+    const llmc_dat *d = &t->uni_dat;
     size_t best = 0;
+    uint32_t node = 0;
     if (n > t->user_max_len) n = t->user_max_len; /* no user piece is longer */
     for (size_t k = 0; k < n; k++) {
-        const uint8_t *hit = nd->n ? memchr(t->trie_labels + nd->first, s[k], nd->n) : NULL; /* the child s[k] */
-        if (!hit) break;
-        nd = &nodes[hit - t->trie_labels];
-        if (nd->id >= 0 && (t->uni_flags[nd->id] & LLMC_UNI_USER)) best = k + 1;
+        if (!(node = llmc_dat_child(d, node, s[k]))) break;
+        int32_t v = llmc_dat_value(d, node);
+        if (v >= 0 && (t->uni_flags[t->uni_pieces[v].id] & LLMC_UNI_USER)) best = k + 1;
     }
     return best;
 }
