@@ -85,8 +85,10 @@ void llmc_charsmap_free(llmc_charsmap *cm);
  * *rep[0..*rep_len). */
 size_t llmc_charsmap_match(const llmc_charsmap *cm, const uint8_t *key, size_t n, int longest, const uint8_t **rep,
                            size_t *rep_len);
-/* Does some rule's key start with byte c? */
-int llmc_charsmap_has_first(const llmc_charsmap *cm, uint8_t c);
+/* Which rules' keys start with byte c: none, only keys whose second byte is not ASCII (so c followed by an ASCII
+ * byte or the end matches none), or any. */
+enum { LLMC_CM_NONE = 0, LLMC_CM_NON_ASCII_NEXT = 1, LLMC_CM_ANY = 2 };
+int llmc_charsmap_first(const llmc_charsmap *cm, uint8_t c);
 /* HF's Precompiled normalizer over s[0..n) into a new llmc_malloc buffer. */
 llmc_status llmc_charsmap_normalize_hf(const llmc_charsmap *cm, const uint8_t *s, size_t n, uint8_t **out,
                                        size_t *out_len);
@@ -212,7 +214,8 @@ struct llmc_tokenizer {
     llmc_dat uni_dat;            /* the pieces' bytes -> their index in uni_pieces */
     llmc_uni_piece *uni_pieces;
     size_t user_max_len;     /* SentencePiece: the longest user-defined piece (0: none) */
-    uint8_t spm_ascii_plain[128]; /* SentencePiece: no charsmap rule and no user piece starts with this byte */
+    uint8_t spm_ascii_kind[128]; /* SentencePiece: LLMC_CM_* of the charsmap, LLMC_CM_ANY when a user piece starts
+                                  * with this byte */
     double *uni_score;    /* (n_vocab,) piece scores */
     uint8_t *uni_flags;   /* (n_vocab,) LLMC_UNI_* */
     double uni_min_score; /* the lowest score (of normal pieces for SentencePiece) */

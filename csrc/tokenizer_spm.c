@@ -92,21 +92,21 @@ llmc_status llmc_spm_normalize_into(const llmc_tokenizer *t, const uint8_t *s, s
     llmc_status st = LLMC_OK;
     if (t->spm_dummy_prefix) st = put(buf, &len, cap, ws, wl);
     int prev_space = t->spm_remove_ws;
+    const uint8_t *kind = t->spm_ascii_kind;
     while (!st && i < n) {
         uint8_t c = s[i];
-        if (c == ' ' && t->spm_ascii_plain[c]) { /* a plain space: U+2581, once per run when removing extras */
-            if (!prev_space && (st = put(buf, &len, cap, ws, wl))) break;
-            prev_space = t->spm_remove_ws;
-            i++;
-            continue;
-        }
-        if (c < 0x80 && t->spm_ascii_plain[c]) { /* no rule, no user piece: the byte as it is */
-            if (len + 1 >= *cap) {
-                if ((st = put(buf, &len, cap, &c, 1))) break;
+        /* ASCII that no rule and no user piece can start here: the byte as it is (a letter that starts only rules
+         * like "A" + U+0301 when the next byte is ASCII too) */
+        if (c < 0x80 && (kind[c] == LLMC_CM_NONE ||
+                         (kind[c] == LLMC_CM_NON_ASCII_NEXT && (i + 1 == n || s[i + 1] < 0x80)))) {
+            if (c == ' ') { /* U+2581, once per run when removing extras */
+                if (!prev_space && (st = put(buf, &len, cap, ws, wl))) break;
+                prev_space = t->spm_remove_ws;
             } else {
-                (*buf)[len++] = c;
+                if (len + 1 < *cap) (*buf)[len++] = c;
+                else if ((st = put(buf, &len, cap, &c, 1))) break;
+                prev_space = 0;
             }
-            prev_space = 0;
             i++;
             continue;
         }
@@ -326,11 +326,12 @@ llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, cons
         st = llmc_fail(st, "%s: %s", what, msg);
         goto fail;
     }
-    for (int c = 0; c < 128; c++) { /* ASCII bytes that no rule and no user piece starts with */
+    for (int c = 0; c < 128; c++) { /* which charsmap rules and user pieces an ASCII byte can start */
         int user = 0;
         for (size_t i = 0; i < n && !user; i++)
             user = m.pieces[i].type == LLMC_SPM_USER && m.pieces[i].piece[0] == c;
-        t->spm_ascii_plain[c] = !user && !(t->spm_cm && llmc_charsmap_has_first(t->spm_cm, (uint8_t)c));
+        t->spm_ascii_kind[c] = user ? LLMC_CM_ANY : t->spm_cm ? (uint8_t)llmc_charsmap_first(t->spm_cm, (uint8_t)c)
+                                                            : LLMC_CM_NONE;
     }
     /* decoding: control pieces vanish, unk is its surface, bytes are bytes, U+2581 is ' ' */
     uint8_t buf[1024];
