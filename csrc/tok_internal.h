@@ -214,6 +214,7 @@ struct llmc_tokenizer {
     llmc_dat uni_dat;            /* the pieces' bytes -> their index in uni_pieces */
     llmc_uni_piece *uni_pieces;
     size_t user_max_len;     /* SentencePiece: the longest user-defined piece (0: none) */
+    int spm_word_split;      /* SentencePiece BPE: no merge has a right side that starts with U+2581 */
     uint8_t spm_ascii_kind[128]; /* SentencePiece: LLMC_CM_* of the charsmap, LLMC_CM_ANY when a user piece starts
                                   * with this byte */
     double *uni_score;    /* (n_vocab,) piece scores */

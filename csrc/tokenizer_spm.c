@@ -168,6 +168,7 @@ static llmc_status spm_bpe_pairs(llmc_tokenizer *t, const llmc_spm_model *m) {
     for (size_t i = 0; i < k; i++)
         if (!d || scores[d - 1] != scores[i]) scores[d++] = scores[i];
     llmc_status st = LLMC_OK;
+    int joins_meta = 0; /* does a merge put a U+2581 after something? */
     for (size_t id = 0; !st && id < n; id++) {
         const llmc_spm_piece *pc = &m->pieces[id];
         if (pc->type != LLMC_SPM_NORMAL && pc->type != LLMC_SPM_USER && pc->type != LLMC_SPM_UNUSED) continue;
@@ -185,9 +186,14 @@ static llmc_status spm_bpe_pairs(llmc_tokenizer *t, const llmc_spm_model *m) {
             if ((tl != LLMC_SPM_NORMAL && tl != LLMC_SPM_UNUSED) || (tr != LLMC_SPM_NORMAL && tr != LLMC_SPM_UNUSED))
                 continue;
             st = llmc_tok_add_pair(t, (uint32_t)l, (uint32_t)r, (uint32_t)lo, (uint32_t)id);
+            if (pc->len - c >= 3 && !memcmp(pc->piece + c, META, 3)) joins_meta = 1;
         }
     }
     llmc_free(scores);
+    /* Then no symbol ever holds a U+2581 after its first character, so no merge crosses the start of a word (a
+     * U+2581): words merge independently, exactly as in one pass over the text, and can be cached. Unknown runs
+     * must not span words either: U+2581 must be a piece. */
+    t->spm_word_split = !joins_meta && m->normalizer.escape_ws && llmc_tok_lookup(t, META, 3) >= 0;
     return st;
 }
 
