@@ -185,6 +185,20 @@ llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, f
     return LLMC_OK;
 }
 
+/* outputs [lo, hi) of y (m,) = alpha op(A) x + beta y on this thread (one single-threaded sgemv); see llmc_sgemv */
+void llmc_sgemv_rows(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
+                     float beta, float *y, size_t lo, size_t hi) {
+    if (lo >= hi) return;
+    pthread_rwlock_rdlock(&blas_count_lock); /* single-threaded, see blas_count_lock */
+    if (!trans) /* outputs are rows of A */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)(hi - lo), (llmc_blasint)cols,
+                               alpha, a + lo * lda, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
+    else /* outputs are columns of A */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)rows, (llmc_blasint)(hi - lo),
+                               alpha, a + lo, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
+    pthread_rwlock_unlock(&blas_count_lock);
+}
+
 // y (m,) = alpha op(A) x + beta y; A: (rows, cols) row-major; op(A) is (m, kdim) with m = trans ? cols : rows
 llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
                        float beta, float *y) {
@@ -202,15 +216,7 @@ llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const f
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int i = 0; i < nt; i++) {
         size_t lo = (size_t)i * chunk, hi = lo + chunk < m ? lo + chunk : m;
-        if (lo >= hi) continue;
-        pthread_rwlock_rdlock(&blas_count_lock); /* single-threaded, see blas_count_lock */
-        if (!trans)
-            LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)(hi - lo), (llmc_blasint)cols,
-                                   alpha, a + lo * lda, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
-        else
-            LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)rows, (llmc_blasint)(hi - lo),
-                                   alpha, a + lo, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
-        pthread_rwlock_unlock(&blas_count_lock);
+        llmc_sgemv_rows(trans, rows, cols, alpha, a, lda, x, beta, y, lo, hi);
     }
     return LLMC_OK;
 }
