@@ -20,7 +20,22 @@
 #include "blas.h"
 #include "internal.h"
 
-static _Atomic int num_threads = 0; /* 0 = not set yet: use all cores. Atomic: any thread may set it */
+static _Atomic int num_threads = 0; /* 0 = not set: the default below. Atomic: any thread may set it */
+
+/* The default thread count, fixed once when llmc loads (before any llmc call can run, so never written afterwards):
+ * OMP_NUM_THREADS when it is set to a positive count (its first entry, as OpenMP reads a list like "4,2"), else
+ * every core this process may run on. torch, NumPy's OpenBLAS and libgomp honour the variable the same way. */
+static int default_threads = 0;
+
+static int threads_from_env(void) {
+    const char *v = getenv("OMP_NUM_THREADS");
+    if (!v) return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == v || (*end != '\0' && *end != ',') || n < 1) return 0; /* not a count: ignored, as libgomp does */
+    return n > 256 ? 256 : (int)n;
+}
 
 /* ---------------------------------------------------------------- OpenBLAS jobs on llmc's OpenMP threads */
 typedef void (*blas_dojob_fn)(int thread_num, void *job, int dojob_data);
@@ -75,6 +90,7 @@ static void blas_threads(int sync, blas_dojob_fn dojob, int n_jobs, size_t job_s
 }
 
 __attribute__((constructor)) static void llmc_threads_init(void) {
+    default_threads = threads_from_env();
     LLMC_BLAS(openblas_set_num_threads)(1); /* raised around top-level products only, see llmc_sgemm */
     if (LLMC_BLAS(openblas_set_threads_callback_function))
         LLMC_BLAS(openblas_set_threads_callback_function)(blas_threads);
@@ -83,14 +99,14 @@ __attribute__((constructor)) static void llmc_threads_init(void) {
 int llmc_blas_one_pool(void) { return LLMC_BLAS(openblas_set_threads_callback_function) != NULL; }
 
 void llmc_set_num_threads(int n) {
-    if (n < 1) n = omp_get_num_procs();
     if (n > 256) n = 256; /* blas_threads' limit; far beyond any core count that helps these kernels */
-    num_threads = n;
+    num_threads = n < 1 ? 0 : n; /* < 1: back to the default */
 }
 
 int llmc_get_num_threads(void) {
     int n = num_threads;
-    return n > 0 ? n : omp_get_num_procs();
+    if (n > 0) return n;
+    return default_threads > 0 ? default_threads : omp_get_num_procs();
 }
 
 int llmc_threads(void) { return llmc_get_num_threads(); }
