@@ -47,7 +47,8 @@ void llmc_set_poll(llmc_poll_fn fn, void *ctx);
 int llmc_interrupted(void);
 
 /* ---------------------------------------------------------------- threads and SIMD */
-/* One place decides the thread count, for llmc's own kernels and for OpenBLAS. n < 1 means "all cores". */
+/* One place decides the thread count, for llmc's own kernels and for OpenBLAS. n < 1 means the default:
+ * OMP_NUM_THREADS as it was when llmc loaded (a positive count), else all the cores this process may use. */
 void llmc_set_num_threads(int n);
 int llmc_get_num_threads(void);
 

@@ -181,3 +181,46 @@ llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, floa
     llmc_free(buf);
     return LLMC_OK;
 }
+
+/* ---------------------------------------------------------------- one activation row on a caller's team (decode.c)
+ * The same products as llmc_matmul_typed with T = 1, cut so that a caller running its own team can share out the
+ * output rows: the activation row is put in the weight's dot format once (llmc_matvec_prepare), then any thread
+ * computes any range of rows (llmc_matvec_rows). Every row is one dot product (one sgemv for F32), so the result
+ * does not depend on how the rows are shared out. */
+
+int llmc_matvec_supported(int type) {
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    return tt && (type == LLMC_TYPE_F32 || tt->vec_dot);
+}
+
+size_t llmc_matvec_x_bytes(int type, size_t in) {
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    size_t xrb = 0;
+    if (type == LLMC_TYPE_F32 || tt->vec_dot_type == LLMC_TYPE_F32) return 0; /* reads the fp32 row itself */
+    return llmc_type_row_bytes(tt->vec_dot_type, in, &xrb) ? 0 : xrb;
+}
+
+// xq: llmc_matvec_x_bytes(type, in) bytes = x: (in,) in the weight's vec_dot format (nothing when that is fp32)
+void llmc_matvec_prepare(int type, const float *x, void *xq, size_t in) {
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    if (type == LLMC_TYPE_F32 || tt->vec_dot_type == LLMC_TYPE_F32) return;
+    llmc_type_traits_of(tt->vec_dot_type)->from_float(x, xq, in);
+}
+
+// y[lo:hi] = beta * y[lo:hi] + W[lo:hi] @ x,  W: (out, in) of `type`; x: (in,) fp32, xq: x prepared for the type
+void llmc_matvec_rows(int type, const void *w, const float *x, const void *xq, float *y, size_t in, size_t out,
+                      size_t lo, size_t hi, float beta) {
+    if (lo >= hi) return;
+    if (type == LLMC_TYPE_F32) { /* as llmc_matmul_typed's T = 1 path: sgemv, y zeroed first when beta = 0 */
+        if (beta == 0.0f) memset(y + lo, 0, (hi - lo) * sizeof(float));
+        llmc_sgemv_rows(0, out, in, 1.0f, w, in, x, beta, y, lo, hi);
+        return;
+    }
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    const llmc_quant_kernels *qk = llmc_quant_kernels_for(llmc_simd_get_level());
+    llmc_vec_dot_fn dot = qk->vec_dot[type] ? qk->vec_dot[type] : tt->vec_dot;
+    const void *xd = tt->vec_dot_type == LLMC_TYPE_F32 ? (const void *)x : xq;
+    size_t wrb;
+    (void)llmc_type_row_bytes(type, in, &wrb); /* checked when the weight was made */
+    for (size_t r = lo; r < hi; r++) store(y + r, dot(in, (const uint8_t *)w + r * wrb, xd), beta);
+}
