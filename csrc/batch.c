@@ -33,7 +33,7 @@
 #define GROUP_TOKENS 2048  /* cached tokens of one group of whole sequences (forward_batch, embed): bounds the KV */
 #define SMALL_T_CONV1D 16  /* GPT-2's F32 (in, out) Conv1D weights: products of 2 to this many rows take the
                             * streaming kernel below (past it, BLAS sgemm is faster) */
-#define SMALL_KB 128       /* Conv1D weight rows (in) per chunk of the streaming kernel */
+#define SMALL_KB 64     /* Conv1D weight rows (in) per chunk of the streaming kernel */
 #define SHORT_APPEND 8     /* appends of at most this many tokens take the decode path of quantized weights, as an
                             * unbatched append does (quant_matmul.c's DECODE_MAX_T) */
 
@@ -143,7 +143,7 @@ static llmc_status seg_matmul(const seg *sg, size_t n, const float *x, const wma
         /* one product: llmc_matmul_typed picks sgemv (one row), its few-row kernel or sgemm; a Conv1D (in, out)
          * weight takes the streaming kernel above for a few rows (threshold measured on GPT-2 124M shapes,
          * benchmarks/bench_batch.py) */
-        if (w->in_out && rows > 1 && rows <= SMALL_T_CONV1D && llmc_simd_get_level() != LLMC_SIMD_SCALAR)
+        if (w->in_out && rows > 1 && rows <= SMALL_T_CONV1D)
             return conv1d_few_rows(x, w, y, rows, in, out, beta);
         return model_matmul_w(x, w, y, rows, in, out, beta);
     }
