@@ -23,28 +23,17 @@ import glob
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 import llmc
-from harness import add_out_arg, load_average, write_json
+from harness import add_out_arg, best_call, load_average, write_json
 
 TYPES = ["q4_k", "q5_k", "q6_k", "q2_k", "q3_k", "q8_0"]
 GGML_NAMES = {"q4_k": "q4_K", "q5_k": "q5_K", "q6_k": "q6_K", "q2_k": "q2_K", "q3_k": "q3_K", "q8_0": "q8_0"}
 FIXTURES = Path(os.environ.get("LLMC_GGUF_CACHE") or os.path.expanduser("~/.cache/llmc/gguf-fixtures"))
 SHARED = Path(os.environ.get("LLMC_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
-
-
-def best(fn, repeats: int) -> float:
-    """Best wall time of one call (these calls last long enough to time one at a time)."""
-    out = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out = min(out, time.perf_counter() - t0)
-    return out
 
 
 def ggml_lib():
@@ -69,7 +58,7 @@ def quantize_rows(repeats: int) -> list[dict]:
     rows = []
     for t in TYPES:
         got = llmc.quantize(w, t)
-        r = {"type": t, "llmc_Mval_s": w.size / best(lambda: llmc.quantize(w, t), repeats) / 1e6}
+        r = {"type": t, "llmc_Mval_s": w.size / best_call(lambda: llmc.quantize(w, t), repeats, warmup=False) / 1e6}
         if lib is not None:
             fn = getattr(lib, f"quantize_row_{GGML_NAMES[t]}_ref")
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
@@ -79,7 +68,7 @@ def quantize_rows(repeats: int) -> list[dict]:
                 for i in range(w.shape[0]):
                     fn(w[i].ctypes.data, want[i].ctypes.data, w.shape[1])
 
-            r["ggml_Mval_s"] = w.size / best(ggml, repeats) / 1e6
+            r["ggml_Mval_s"] = w.size / best_call(ggml, repeats, warmup=False) / 1e6
             r["identical"] = bool((got == want).all())
         rows.append(r)
     return rows
@@ -92,8 +81,8 @@ def convert_model(repeats: int) -> list[dict]:
         llmc.Model.init(cfg, seed=0).save(d)
         for threads in (1, 2):
             llmc.set_num_threads(threads)
-            rows.append({"threads": threads, "q4_k_load_s": best(lambda: llmc.Model.load(d, dtype="q4_k"), repeats),
-                         "f32_load_s": best(lambda: llmc.Model.load(d), repeats)})
+            rows.append({"threads": threads, "q4_k_load_s": best_call(lambda: llmc.Model.load(d, dtype="q4_k"), repeats, warmup=False),
+                         "f32_load_s": best_call(lambda: llmc.Model.load(d), repeats, warmup=False)})
     return rows
 
 
@@ -111,11 +100,11 @@ def gguf_tokenizers(repeats: int) -> list[dict]:
         if not files:
             print(f"gguf tokenizer {name}: no fixture under {FIXTURES} (run tests/test_gguf_tokenizer.py once)")
             continue
-        r = {"tokenizer": name, "gguf_load_s": best(lambda: load_tokenizer(files[0]), repeats)}
+        r = {"tokenizer": name, "gguf_load_s": best_call(lambda: load_tokenizer(files[0]), repeats)}
         if tj.is_file():
-            r["llmc_json_load_s"] = best(lambda: llmc.Tokenizer.from_file(tj), repeats)
+            r["llmc_json_load_s"] = best_call(lambda: llmc.Tokenizer.from_file(tj), repeats)
             if tokenizers is not None:
-                r["hf_json_load_s"] = best(lambda: tokenizers.Tokenizer.from_file(str(tj)), repeats)
+                r["hf_json_load_s"] = best_call(lambda: tokenizers.Tokenizer.from_file(str(tj)), repeats)
         rows.append(r)
     return rows
 

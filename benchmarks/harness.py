@@ -33,6 +33,19 @@ def best_time(fn, repeats: int, min_time: float = 0.05, max_calls: int = 1 << 16
     return best
 
 
+def best_call(fn, repeats: int, warmup: bool = True) -> float:
+    """Best wall time of single calls of fn, in seconds, for calls long enough to time one at a time (a generation, a
+    model load): a warm-up call unless warmup=False, then `repeats` timed calls."""
+    if warmup:
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def add_out_arg(ap, name: str) -> None:
     """--out: the JSON file to write; a temporary folder by default, benchmarks/results/<name>.json to refresh the
     committed one."""
