@@ -3,7 +3,7 @@ to Q4_K, and tokenizers rebuilt from GGUF metadata next to loading the tokenizer
 
 - quantize: Mvalues/s of llmc.quantize on a (768, 3072) fp32 matrix per type, 1 thread, next to ggml's
   quantize_row_*_ref (the function llama.cpp's llama_model_quantize runs when no importance matrix is given; from
-  llama-cpp-python's libggml-base, or $LLMC_GGML_LIB) on the same rows. Both produce the same bytes (checked here,
+  llama-cpp-python's libraries, or $LLMC_GGML_LIB) on the same rows. Both produce the same bytes (checked here,
   and in tests/test_quant.py).
 - model: seconds for llmc.Model.load(GPT-2 small folder, dtype="q4_k"), the whole 124M-parameter model (random
   weights, written once by llmc into a temporary folder), at 1 and 2 threads.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import glob
 import os
 import platform
 import tempfile
@@ -37,18 +36,15 @@ SHARED = Path(os.environ.get("LLMC_SHARED", Path(__file__).resolve().parent.pare
 
 
 def ggml_lib():
-    path = os.environ.get("LLMC_GGML_LIB")
-    if not path:
-        try:
-            import llama_cpp
-        except ImportError:
-            return None
-        libs = sorted(glob.glob(os.path.join(os.path.dirname(llama_cpp.__file__), "**", "libggml-base.*"),
-                              recursive=True))
-        if not libs:
-            return None
-        path = libs[0]
-    return ctypes.CDLL(path, mode=os.RTLD_LAZY)
+    """ggml's library as llama-cpp-python loaded it (libllama links libggml-base, whose quantize_row_*_ref it
+    exports), or $LLMC_GGML_LIB; None without either."""
+    if os.environ.get("LLMC_GGML_LIB"):
+        return ctypes.CDLL(os.environ["LLMC_GGML_LIB"], mode=os.RTLD_LAZY)
+    try:
+        from llama_cpp import llama_cpp
+    except ImportError:
+        return None
+    return llama_cpp._lib
 
 
 def quantize_rows(repeats: int) -> list[dict]:

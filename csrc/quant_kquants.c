@@ -219,6 +219,21 @@ INLINE void qkx2_lanes(int n, int nmax, const vf *xt, const vf *wt, vi *L, vf *s
     }
 }
 
+/* For the levels l = clamp(nearest_int(iscale * x), -nmax, nmax - 1) of each lane, with weights w = x^2:
+ * sumlx = sum w x l and suml2 = sum w l^2 (ggml's make_qx_quants sums, in its order) */
+INLINE void qx_sums(int n, int nmax, const vf *xt, const vf *iscale, vf *sumlx, vf *suml2) {
+    vf slx = SPLAT(0), sl2 = SPLAT(0);
+    for (int i = 0; i < n; ++i) {
+        vi li = NEAREST_I(*iscale * xt[i]);
+        CLAMP_I(li, -nmax, nmax - 1);
+        const vf l = TO_F(li), w = xt[i] * xt[i];
+        slx += w * xt[i] * l;
+        sl2 += w * l * l;
+    }
+    *sumlx = slx;
+    *suml2 = sl2;
+}
+
 /* Symmetric scale of LANES sub-blocks of n values with levels l in [-nmax, nmax - 1] (L gets l + nmax). Lane j is
  * ggml's make_qx_quants(rmse_type 1) on sub-block j: weigh each value by x^2, try 18 scales around nmax / max|x|,
  * keep the one with the least weighted error. A lane whose max |x| is below GROUP_MAX_EPS gets levels 0, scale 0.
@@ -232,27 +247,14 @@ INLINE void qx_lanes(int n, int nmax, const vf *xt, vi *L, vf *scale_out) {
         amax = SEL(bigger, ax, amax);
     }
     /* the levels kept so far are clamp(nearest_int(L_iscale * x)) + nmax: recomputed once at the end */
-    vf iscale = SPLAT((float)-nmax) / max, L_iscale = iscale, sumlx = SPLAT(0), suml2 = SPLAT(0);
-    for (int i = 0; i < n; ++i) {
-        vi li = NEAREST_I(iscale * xt[i]);
-        CLAMP_I(li, -nmax, nmax - 1);
-        const vf l = TO_F(li), w = xt[i] * xt[i];
-        sumlx += w * xt[i] * l;
-        suml2 += w * l * l;
-    }
+    vf iscale = SPLAT((float)-nmax) / max, L_iscale = iscale, sumlx, suml2;
+    qx_sums(n, nmax, xt, &iscale, &sumlx, &suml2);
     vf scale = SEL(suml2 != 0, sumlx / suml2, SPLAT(0)); /* least-squares scale for these levels */
     vf best = scale * sumlx;                              /* = sumlx^2 / suml2: larger is a smaller error */
     for (int is = -9; is <= 9; ++is) {
         if (is == 0) continue;
         iscale = SPLAT(-(nmax + 0.1f * is)) / max;
-        sumlx = suml2 = SPLAT(0);
-        for (int i = 0; i < n; ++i) {
-            vi li = NEAREST_I(iscale * xt[i]);
-            CLAMP_I(li, -nmax, nmax - 1);
-            const vf l = TO_F(li), w = xt[i] * xt[i];
-            sumlx += w * xt[i] * l;
-            suml2 += w * l * l;
-        }
+        qx_sums(n, nmax, xt, &iscale, &sumlx, &suml2);
         const vi ok = (suml2 > 0) & (sumlx * sumlx > best * suml2);
         scale = SEL(ok, sumlx / suml2, scale);
         best = SEL(ok, scale * sumlx, best);
