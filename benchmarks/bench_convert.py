@@ -13,7 +13,7 @@ to Q4_K, and tokenizers rebuilt from GGUF metadata next to loading the tokenizer
 
 Each number is the best of --repeats. Prints tables and writes a JSON file.
 
-    python benchmarks/bench_convert.py [--repeats 3] [--skip-model] [--out benchmarks/results/convert.json]
+    python benchmarks/bench_convert.py [--repeats 3] [--parts quantize,model,tokenizer] [--out FILE]
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import ctypes
 import os
 import platform
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,11 +97,15 @@ def gguf_tokenizers(repeats: int) -> list[dict]:
         if not files:
             print(f"gguf tokenizer {name}: no fixture under {FIXTURES} (run tests/test_gguf_tokenizer.py once)")
             continue
-        r = {"tokenizer": name, "gguf_load_s": best_call(lambda: load_tokenizer(files[0]), repeats)}
+        loads = {"gguf": lambda: load_tokenizer(files[0])}
         if tj.is_file():
-            r["llmc_json_load_s"] = best_call(lambda: llmc.Tokenizer.from_file(tj), repeats)
+            loads["llmc_json"] = lambda: llmc.Tokenizer.from_file(tj)
             if tokenizers is not None:
-                r["hf_json_load_s"] = best_call(lambda: tokenizers.Tokenizer.from_file(str(tj)), repeats)
+                loads["hf_json"] = lambda: tokenizers.Tokenizer.from_file(str(tj))
+        r = {"tokenizer": name}
+        for k, fn in loads.items():
+            r[f"{k}_load_s"] = best_call(fn, repeats)
+            r[f"{k}_cpu_s"] = best_call(fn, repeats, clock=time.process_time)
         rows.append(r)
     return rows
 
@@ -108,34 +113,38 @@ def gguf_tokenizers(repeats: int) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--skip-model", action="store_true", help="leave out the 124M-parameter model conversion")
+    ap.add_argument("--parts", default="quantize,model,tokenizer", help="which tables to measure")
     add_out_arg(ap, "convert")
     args = ap.parse_args()
     print(f"llmc {llmc.__version__} | simd {llmc.simd_info()['active']} | {platform.processor() or platform.machine()}"
           f" | load average {load_average()}")
 
-    quant = quantize_rows(args.repeats)
-    print("\nquantize a (768, 3072) matrix, 1 thread (Mvalues/s)")
-    print(f"{'type':<5} {'llmc':>8} {'ggml ref':>9} {'llmc/ggml':>9} {'same bytes':>10}")
+    parts = args.parts.split(",")
+    quant = quantize_rows(args.repeats) if "quantize" in parts else []
+    if quant:
+        print("\nquantize a (768, 3072) matrix, 1 thread (Mvalues/s)")
+        print(f"{'type':<5} {'llmc':>8} {'ggml ref':>9} {'llmc/ggml':>9} {'same bytes':>10}")
     for r in quant:
         g = r.get("ggml_Mval_s")
         print(f"{r['type']:<5} {r['llmc_Mval_s']:>8.1f} " + (f"{g:>9.1f} {r['llmc_Mval_s'] / g:>8.2f}x "
                                                             f"{str(r['identical']):>10}" if g else f"{'-':>9}"))
 
-    model = [] if args.skip_model else convert_model(args.repeats)
+    model = convert_model(args.repeats) if "model" in parts else []
     if model:
         print("\nGPT-2 small (124M) folder -> Model.load (seconds)")
-        print(f"{'threads':>7} {'dtype=q4_k':>10} {'fp32':>6}")
+        print(f"{'threads':>7} {'dtype=q4_k':>10} {'fp32 (mapped)':>6}")
         for r in model:
-            print(f"{r['threads']:>7} {r['q4_k_load_s']:>10.2f} {r['f32_load_s']:>6.2f}")
+            print(f"{r['threads']:>7} {r['q4_k_load_s']:>10.2f} {r['f32_load_s']:>6.3f}")
 
-    toks = gguf_tokenizers(args.repeats)
+    toks = gguf_tokenizers(args.repeats) if "tokenizer" in parts else []
     if toks:
-        print("\ntokenizer load (seconds): from GGUF metadata vs from the tokenizer.json it was converted from")
-        print(f"{'tokenizer':<9} {'llmc gguf':>9} {'llmc json':>9} {'HF json':>8}")
+        print("\ntokenizer load, wall / CPU seconds (1 thread): from GGUF metadata vs from the tokenizer.json it was "
+              "converted from")
+        print(f"{'tokenizer':<9} {'llmc gguf':>13} {'llmc json':>13} {'HF json':>13}")
+        nan = float("nan")
         for r in toks:
-            print(f"{r['tokenizer']:<9} {r['gguf_load_s']:>9.3f} {r.get('llmc_json_load_s', float('nan')):>9.3f} "
-                  f"{r.get('hf_json_load_s', float('nan')):>8.3f}")
+            print(f"{r['tokenizer']:<9} " + " ".join(f"{r.get(k + '_load_s', nan):>6.3f}/{r.get(k + '_cpu_s', nan):<6.3f}"
+                                                     for k in ("gguf", "llmc_json", "hf_json")))
     write_json(args.out, {"machine": platform.processor() or platform.machine(), "simd": llmc.simd_info(),
                           "load_average": load_average(), "repeats": args.repeats, "quantize": quant,
                           "model": model, "gguf_tokenizer": toks})
