@@ -101,7 +101,7 @@ typedef struct {
 } build_item;
 
 llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32_t *lens, const int32_t *values,
-                           size_t n) {
+                           const double *weights, size_t n) {
     builder b = {0};
     build_item *q = NULL;
     size_t qcap = 0, qh = 0, qt = 0;
@@ -120,6 +120,7 @@ llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32
         build_item it = q[qh++];
         uint32_t lo = it.lo;
         if (lo < it.hi && lens[lo] == it.depth) { /* the key that ends here (sorted: the shortest comes first) */
+            if (weights) b.units[it.node].weight = weights[lo];
             int32_t v = values[lo++];
             if (v < 0 || v > LLMC_DAT_MAX_VALUE) {
                 st = llmc_fail(LLMC_ERR_INVALID, "double-array trie: value %d is outside 0..%d", (int)v,
@@ -127,6 +128,10 @@ llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32
                 goto done;
             }
             b.units[it.node].info |= (uint32_t)(v + 1) << 9;
+        }
+        if (lo < it.hi && lens[lo] == it.depth) { /* a second key ending here */
+            st = llmc_fail(LLMC_ERR_INVALID, "double-array trie: key %u is a duplicate", (unsigned)lo);
+            goto done;
         }
         size_t nl = 0;
         for (uint32_t k = lo; k < it.hi;) { /* the distinct next bytes */
@@ -146,7 +151,7 @@ llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32
         for (size_t i = 0; i < nl; i++) { /* the children, each with its range of keys */
             uint32_t u = base ^ lab[i], hi = lo;
             while (hi < it.hi && keys[hi][it.depth] == lab[i]) hi++;
-            b.units[u] = (llmc_dat_unit){0, 0x100u | lab[i]};
+            b.units[u] = (llmc_dat_unit){0, 0x100u | lab[i], 0.0};
             set_bit(b.used, u);
             b.free_in[u >> 8]--;
             q[qt++] = (build_item){u, lo, hi, it.depth + 1};
