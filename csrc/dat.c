@@ -1,11 +1,12 @@
 /* dat.c: building the double-array trie of dat.h.
  *
- * Nodes are placed breadth first. A node whose children have the labels L gets a base b such that every unit
- * b ^ c (c in L) is free and no other node has the base b; its children then take those units. b ^ c keeps b's
- * block (b >> 8) and permutes the offsets inside it, so a search for b looks at the free units f of a block and
- * tries b = f ^ L[0]. Only the last WINDOW blocks are searched (then a new block is added): a block that leaves
- * the window stays as full as it is, which bounds the build time at a small cost in empty units (the scheme of
- * Darts-clone, written here from its description). */
+ * Nodes are placed depth first, so that the nodes of one subtree (the pieces that share a prefix) land in
+ * neighbouring blocks and a walk stays in a small part of the array. A node whose children have the labels L gets
+ * a base b such that every unit b ^ c (c in L) is free and no other node has the base b; its children then take
+ * those units. b ^ c keeps b's block (b >> 8) and permutes the offsets inside it, so a search for b looks at the
+ * free units f of a block and tries b = f ^ L[0]. Only the last WINDOW blocks are searched (then a new block is
+ * added): a block that leaves the window stays as full as it is, which bounds the build time at a small cost in
+ * empty units (about 1% on real vocabularies; the scheme of Darts-clone, written here from its description). */
 #include <string.h>
 
 #include "dat.h"
@@ -104,7 +105,7 @@ llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32
                            const double *weights, size_t n) {
     builder b = {0};
     build_item *q = NULL;
-    size_t qcap = 0, qh = 0, qt = 0;
+    size_t qcap = 0, qt = 0; /* a stack */
     uint8_t lab[256];
     llmc_status st = add_block(&b); /* block 0: the root (unit 0) */
     if (st) goto done;
@@ -116,8 +117,8 @@ llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32
         goto done;
     }
     q[qt++] = (build_item){0, 0, (uint32_t)n, 0};
-    while (qh < qt) {
-        build_item it = q[qh++];
+    while (qt > 0) {
+        build_item it = q[--qt]; /* depth first: a node's subtree lands in neighbouring blocks */
         uint32_t lo = it.lo;
         if (lo < it.hi && lens[lo] == it.depth) { /* the key that ends here (sorted: the shortest comes first) */
             if (weights) b.units[it.node].weight = weights[lo];
@@ -154,9 +155,10 @@ llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32
             b.units[u] = (llmc_dat_unit){0, 0x100u | lab[i], 0.0};
             set_bit(b.used, u);
             b.free_in[u >> 8]--;
-            q[qt++] = (build_item){u, lo, hi, it.depth + 1};
+            q[qt + nl - 1 - i] = (build_item){u, lo, hi, it.depth + 1}; /* pushed last first: popped in label order */
             lo = hi;
         }
+        qt += nl;
     }
 done:
     llmc_free(q);
