@@ -31,8 +31,11 @@
 #include "simd.h"
 
 #define STEPS_PER_LAYER 6
-#define CHUNK_BYTES (64 * 1024) /* weight bytes per chunk: claiming costs ~0.1 us, streaming 64 KB ~10 us */
-#define IN_OUT_COLS 128         /* a chunk of an (in, out) F32 weight: 128 columns = 512 B of each row */
+/* Weight bytes per chunk. A quantized chunk is a loop of dot products: claiming it (~0.1 us) is all the overhead,
+ * and 64 KB streams in ~10 us. An F32 chunk is one OpenBLAS sgemv call, which costs ~3-5 us of setup: 256 KB
+ * keeps that near 1%. Larger chunks leave a thread idler at the end of each step (half a chunk on average). */
+#define CHUNK_BYTES (64 * 1024)
+#define CHUNK_BYTES_F32 (256 * 1024)
 #define BYTES_PER_THREAD (128 * 1024) /* fewer weight bytes per token than this per thread: fewer threads */
 #define MAX_MATS 3
 
@@ -48,16 +51,24 @@ typedef struct {
     int add;        /* y += W x (beta 1) */
 } mv;
 
-static size_t mv_rows_per_chunk(const wmat *w, size_t in) {
-    if (w->in_out) return IN_OUT_COLS;
-    size_t rb = 0;
-    (void)llmc_type_row_bytes(w->type, in, &rb);
-    size_t rows = rb ? CHUNK_BYTES / rb : 16;
+static size_t mv_rows_per_chunk(const wmat *w, size_t in, size_t out, int nt) {
+    size_t rows;
+    if (w->in_out) {
+        /* the outputs are columns of an (in, out) matrix: a chunk reads a slice of every row, which streams well
+         * only when wide (128 columns: ~3x slower than whole rows), so one block of columns per thread, as
+         * llmc_sgemv splits it */
+        rows = (out + (size_t)nt - 1) / (size_t)nt;
+        if ((double)in * (double)out < 1e5 || out < 64) rows = out; /* llmc_sgemv keeps these whole: same bits */
+    } else {
+        size_t rb = 0;
+        (void)llmc_type_row_bytes(w->type, in, &rb);
+        rows = rb ? (w->type == LLMC_TYPE_F32 ? CHUNK_BYTES_F32 : CHUNK_BYTES) / rb : 16;
+    }
     return rows < 16 ? 16 : (rows + 15) / 16 * 16; /* whole 16-row panels: sgemv's blocks land where they always do */
 }
 
-static mv mv_make(const wmat *w, const float *b, float *y, float *tmp, size_t in, size_t out, int add) {
-    mv m = {w, b, y, tmp, in, out, mv_rows_per_chunk(w, in), add};
+static mv mv_make(const wmat *w, const float *b, float *y, float *tmp, size_t in, size_t out, int add, int nt) {
+    mv m = {w, b, y, tmp, in, out, mv_rows_per_chunk(w, in, out, nt), add};
     return m;
 }
 
@@ -89,6 +100,7 @@ typedef struct {
     llmc_team team;
     llmc_attention_tasks *attn; /* per layer: the attention tasks (they differ only in the cache pointers) */
     char *ws;                   /* per-thread workspaces, ws_bytes each */
+    int nt;                     /* threads asked for (the team may be smaller) */
     size_t ws_bytes, xq_bytes;  /* xq_bytes: one quantized activation row */
 } token;
 
@@ -244,30 +256,32 @@ static void layer(token *t, own *o, size_t *step, size_t l) {
     const acts *a = &t->a;
     const size_t D = c->d_model, H = c->n_heads, Hk = c->n_kv_heads, hd = c->head_dim, F = c->d_ff;
     if (c->arch == LLMC_ARCH_GPT2) {
-        mv qkv = mv_make(&L->wqkv, L->bqkv, a->q, NULL, D, 3 * D, 0);
+        mv qkv = mv_make(&L->wqkv, L->bqkv, a->q, NULL, D, 3 * D, 0, t->nt);
         step_products(t, o, step, &qkv, 1, a->x, L->ln1_w, L->ln1_b, 0, NULL);
         step_single(t, step, l, split_and_cache);
         step_attention(t, o, step, l);
-        mv wo = mv_make(&L->wo, L->bo, a->x, L->bo ? a->h : NULL, D, D, 1);
+        mv wo = mv_make(&L->wo, L->bo, a->x, L->bo ? a->h : NULL, D, D, 1, t->nt);
         step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL);
-        mv fc = mv_make(&L->w_fc, L->b_fc, a->f1, NULL, D, F, 0);
+        mv fc = mv_make(&L->w_fc, L->b_fc, a->f1, NULL, D, F, 0, t->nt);
         step_products(t, o, step, &fc, 1, a->x, L->ln2_w, L->ln2_b, 1, act_gelu);
-        mv proj = mv_make(&L->w_proj, L->b_proj, a->x, L->b_proj ? a->h : NULL, F, D, 1);
+        mv proj = mv_make(&L->w_proj, L->b_proj, a->x, L->b_proj ? a->h : NULL, F, D, 1, t->nt);
         step_products(t, o, step, &proj, 1, a->f1, NULL, NULL, 0, NULL);
         return;
     }
-    mv qkv[3] = {mv_make(&L->wq, L->bq, a->q, NULL, D, H * hd, 0), mv_make(&L->wk, L->bk, a->k, NULL, D, Hk * hd, 0),
-                 mv_make(&L->wv, L->bv, a->v, NULL, D, Hk * hd, 0)};
+    mv qkv[3] = {mv_make(&L->wq, L->bq, a->q, NULL, D, H * hd, 0, t->nt),
+                 mv_make(&L->wk, L->bk, a->k, NULL, D, Hk * hd, 0, t->nt),
+                 mv_make(&L->wv, L->bv, a->v, NULL, D, Hk * hd, 0, t->nt)};
     step_products(t, o, step, qkv, 3, a->x, L->ln1_w, NULL, 0, NULL);
     step_single(t, step, l, rope_and_cache);
     step_attention(t, o, step, l);
-    mv wo = mv_make(&L->wo, NULL, a->x, NULL, H * hd, D, 1); /* no bias: as blocks.c's llama block */
+    mv wo = mv_make(&L->wo, NULL, a->x, NULL, H * hd, D, 1, t->nt); /* no bias: as blocks.c's llama block */
     step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL);
-    mv gu[2] = {mv_make(&L->w_gate, NULL, a->f1, NULL, D, F, 0), mv_make(&L->w_up, NULL, a->f2, NULL, D, F, 0)};
+    mv gu[2] = {mv_make(&L->w_gate, NULL, a->f1, NULL, D, F, 0, t->nt),
+                mv_make(&L->w_up, NULL, a->f2, NULL, D, F, 0, t->nt)};
     if (gu[1].rows > gu[0].rows) gu[0].rows = gu[1].rows; /* fused: one row range for both */
     gu[1].rows = gu[0].rows;
     step_products(t, o, step, gu, 2, a->x, L->ln2_w, NULL, 1, act_swiglu);
-    mv down = mv_make(&L->w_down, NULL, a->x, NULL, F, D, 1);
+    mv down = mv_make(&L->w_down, NULL, a->x, NULL, F, D, 1, t->nt);
     step_products(t, o, step, &down, 1, a->f1, NULL, NULL, 0, NULL);
 }
 
@@ -283,7 +297,7 @@ static void run_token(token *t, int me) {
         layer(t, &o, &step, l);
     }
     if (t->logits) {
-        mv head = mv_make(&m->lm_head, NULL, t->logits, NULL, c->d_model, c->vocab, 0);
+        mv head = mv_make(&m->lm_head, NULL, t->logits, NULL, c->d_model, c->vocab, 0, t->nt);
         step_products(t, &o, &step, &head, 1, t->a.x, m->norm_w, m->norm_b, 0, NULL);
     }
 }
@@ -359,7 +373,8 @@ llmc_status decode_token(llmc_session *s, const acts *a, float *logits) {
      * most 4 bytes a value (Q8_K: 1.14), so an fp32 row's size holds any input in any dot format. */
     size_t xq_bytes = D > qd ? D : qd;
     xq_bytes = pad64((F > xq_bytes ? F : xq_bytes) * sizeof(float));
-    const size_t own_bytes = pad64(D * sizeof(float)) + MAX_MATS * xq_bytes + pad64(plan_cap.scratch_floats * sizeof(float));
+    const size_t own_bytes =
+        pad64(D * sizeof(float)) + MAX_MATS * xq_bytes + pad64(plan_cap.scratch_floats * sizeof(float));
     const size_t n_steps = L * STEPS_PER_LAYER + 1;
     const size_t head = pad64(L * sizeof(llmc_attention_tasks)) + n_steps * sizeof(llmc_team_step);
     size_t need;
@@ -377,6 +392,7 @@ llmc_status decode_token(llmc_session *s, const acts *a, float *logits) {
     t.s = s;
     t.a = *a;
     t.logits = logits;
+    t.nt = nt;
     t.attn = (llmc_attention_tasks *)s->team_ws;
     llmc_team_step *steps = (llmc_team_step *)((char *)s->team_ws + pad64(L * sizeof(llmc_attention_tasks)));
     t.ws = (char *)steps + n_steps * sizeof(llmc_team_step);
