@@ -144,7 +144,7 @@ static void norm_row(const llmc_model *m, const float *x, const float *w, const 
 typedef void (*act_fn)(const token *t, size_t lo, size_t hi);
 
 static void step_products(token *t, own *o, size_t *step, const mv *m, int n, const float *x, const float *nw,
-                          const float *nb, int fused, act_fn act) {
+                          const float *nb, int fused, act_fn act, int wait) {
     size_t n_chunks = 0, first[MAX_MATS + 1];
     for (int i = 0; i < n; i++) {
         first[i] = n_chunks;
@@ -154,7 +154,8 @@ static void step_products(token *t, own *o, size_t *step, const mv *m, int n, co
     const void *xq[MAX_MATS];
     const float *in = x;
     int ready = 0;
-    for (size_t c; (c = llmc_team_claim(&t->team, *step, n_chunks)) < n_chunks; llmc_team_done(&t->team, *step)) {
+    for (size_t c; (c = llmc_team_claim(&t->team, *step, (uint32_t)n_chunks)) < n_chunks;
+         llmc_team_done(&t->team, *step, (uint32_t)n_chunks)) {
         if (!ready) { /* the step's input is fixed until all its chunks are done: prepare it once, privately */
             if (nw) {
                 norm_row(t->s->m, x, nw, nb, o->h);
@@ -174,7 +175,7 @@ static void step_products(token *t, own *o, size_t *step, const mv *m, int n, co
         const size_t lo = (c - first[i]) * m[i].rows;
         mv_run(&m[i], in, xq[i], lo, lo + m[i].rows);
     }
-    llmc_team_wait(&t->team, *step, n_chunks);
+    if (wait) llmc_team_wait(&t->team, *step, (uint32_t)n_chunks);
     ++*step;
 }
 
@@ -234,7 +235,7 @@ static void split_and_cache(const token *t, size_t l) {
 static void step_single(token *t, size_t *step, size_t l, void (*fn)(const token *, size_t)) {
     if (llmc_team_claim(&t->team, *step, 1) == 0) {
         fn(t, l);
-        llmc_team_done(&t->team, *step);
+        llmc_team_done(&t->team, *step, 1);
     }
     llmc_team_wait(&t->team, *step, 1);
     ++*step;
@@ -242,9 +243,10 @@ static void step_single(token *t, size_t *step, size_t l, void (*fn)(const token
 
 static void step_attention(token *t, own *o, size_t *step, size_t l) {
     const llmc_attention_tasks *p = &t->attn[l];
-    for (size_t c; (c = llmc_team_claim(&t->team, *step, p->n_tasks)) < p->n_tasks; llmc_team_done(&t->team, *step))
+    const uint32_t n = (uint32_t)p->n_tasks;
+    for (uint32_t c; (c = llmc_team_claim(&t->team, *step, n)) < n; llmc_team_done(&t->team, *step, n))
         llmc_attention_run_task(p, c, o->att);
-    llmc_team_wait(&t->team, *step, p->n_tasks);
+    llmc_team_wait(&t->team, *step, n);
     ++*step;
 }
 
@@ -257,32 +259,32 @@ static void layer(token *t, own *o, size_t *step, size_t l) {
     const size_t D = c->d_model, H = c->n_heads, Hk = c->n_kv_heads, hd = c->head_dim, F = c->d_ff;
     if (c->arch == LLMC_ARCH_GPT2) {
         mv qkv = mv_make(&L->wqkv, L->bqkv, a->q, NULL, D, 3 * D, 0, t->nt);
-        step_products(t, o, step, &qkv, 1, a->x, L->ln1_w, L->ln1_b, 0, NULL);
+        step_products(t, o, step, &qkv, 1, a->x, L->ln1_w, L->ln1_b, 0, NULL, 1);
         step_single(t, step, l, split_and_cache);
         step_attention(t, o, step, l);
         mv wo = mv_make(&L->wo, L->bo, a->x, L->bo ? a->h : NULL, D, D, 1, t->nt);
-        step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL);
+        step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL, 1);
         mv fc = mv_make(&L->w_fc, L->b_fc, a->f1, NULL, D, F, 0, t->nt);
-        step_products(t, o, step, &fc, 1, a->x, L->ln2_w, L->ln2_b, 1, act_gelu);
+        step_products(t, o, step, &fc, 1, a->x, L->ln2_w, L->ln2_b, 1, act_gelu, 1);
         mv proj = mv_make(&L->w_proj, L->b_proj, a->x, L->b_proj ? a->h : NULL, F, D, 1, t->nt);
-        step_products(t, o, step, &proj, 1, a->f1, NULL, NULL, 0, NULL);
+        step_products(t, o, step, &proj, 1, a->f1, NULL, NULL, 0, NULL, 1);
         return;
     }
     mv qkv[3] = {mv_make(&L->wq, L->bq, a->q, NULL, D, H * hd, 0, t->nt),
                  mv_make(&L->wk, L->bk, a->k, NULL, D, Hk * hd, 0, t->nt),
                  mv_make(&L->wv, L->bv, a->v, NULL, D, Hk * hd, 0, t->nt)};
-    step_products(t, o, step, qkv, 3, a->x, L->ln1_w, NULL, 0, NULL);
+    step_products(t, o, step, qkv, 3, a->x, L->ln1_w, NULL, 0, NULL, 1);
     step_single(t, step, l, rope_and_cache);
     step_attention(t, o, step, l);
     mv wo = mv_make(&L->wo, NULL, a->x, NULL, H * hd, D, 1, t->nt); /* no bias: as blocks.c's llama block */
-    step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL);
+    step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL, 1);
     mv gu[2] = {mv_make(&L->w_gate, NULL, a->f1, NULL, D, F, 0, t->nt),
                 mv_make(&L->w_up, NULL, a->f2, NULL, D, F, 0, t->nt)};
     if (gu[1].rows > gu[0].rows) gu[0].rows = gu[1].rows; /* fused: one row range for both */
     gu[1].rows = gu[0].rows;
-    step_products(t, o, step, gu, 2, a->x, L->ln2_w, NULL, 1, act_swiglu);
+    step_products(t, o, step, gu, 2, a->x, L->ln2_w, NULL, 1, act_swiglu, 1);
     mv down = mv_make(&L->w_down, NULL, a->x, NULL, F, D, 1, t->nt);
-    step_products(t, o, step, &down, 1, a->f1, NULL, NULL, 0, NULL);
+    step_products(t, o, step, &down, 1, a->f1, NULL, NULL, 0, NULL, 1);
 }
 
 static void run_token(token *t, int me) {
@@ -298,7 +300,9 @@ static void run_token(token *t, int me) {
     }
     if (t->logits) {
         mv head = mv_make(&m->lm_head, NULL, t->logits, NULL, c->d_model, c->vocab, 0, t->nt);
-        step_products(t, &o, &step, &head, 1, t->a.x, m->norm_w, m->norm_b, 0, NULL);
+        /* only the calling thread waits for the last step: a worker with nothing left to claim leaves the region
+         * at once, so the join never waits for a worker that slept and has not been woken yet */
+        step_products(t, &o, &step, &head, 1, t->a.x, m->norm_w, m->norm_b, 0, NULL, me == 0);
     }
 }
 
