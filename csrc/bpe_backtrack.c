@@ -30,6 +30,7 @@
 
 #define TRIE_EMPTY UINT32_MAX
 #define TRIE_MAX_NODES (1u << 23) /* node numbers must fit the key's 24 high bits */
+#define BT_MEMO_SLOTS (1u << 17)  /* memoized pair checks: 1 MB */
 
 static inline size_t trie_hash(uint32_t key, size_t mask) {
     return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
@@ -59,8 +60,10 @@ static size_t trie_insert(llmc_tokenizer *t, uint32_t node, uint8_t c) {
 
 void llmc_bpe_trie_free(llmc_tokenizer *t) {
     llmc_free(t->bt_trie);
+    llmc_free((void *)t->bt_memo);
     t->bt_trie = NULL;
-    t->bt_mask = 0;
+    t->bt_memo = NULL;
+    t->bt_mask = t->bt_memo_mask = 0;
 }
 
 llmc_status llmc_bpe_trie_build(llmc_tokenizer *t) {
@@ -103,6 +106,11 @@ llmc_status llmc_bpe_trie_build(llmc_tokenizer *t) {
     }
     t->bt_mask = cap - 1;
     for (size_t s = 0; s < cap; s++) t->bt_trie[s] = (llmc_trie_slot){TRIE_EMPTY, -1};
+    if (!(t->bt_memo = llmc_calloc(BT_MEMO_SLOTS, sizeof(uint64_t), "BPE pair checks"))) {
+        st = LLMC_ERR_NOMEM;
+        goto done;
+    }
+    t->bt_memo_mask = BT_MEMO_SLOTS - 1;
     path[0] = 0; /* path[d]: the node of the current token's first d bytes */
     for (size_t i = 0; i < k; i++) {
         size_t l = 0;

@@ -199,6 +199,11 @@ struct llmc_tokenizer {
     llmc_trie_slot *bt_trie; /* byte-level BPE: the vocabulary trie of the backtracking encoder (NULL: merge loop) */
     size_t bt_mask;
     uint32_t bt_root[256];   /* the trie node of each byte */
+    /* the search encoder's pair checks, memoized for the tokenizer's life and shared by every thread and call:
+     * direct-mapped 8-byte slots ((a << 31 | b) << 1 | answer) + 1, 0 = empty; atomic, so concurrent encodes of the
+     * same tokenizer only ever see whole entries (an entry is a fact about the vocabulary, never stale) */
+    _Atomic uint64_t *bt_memo;
+    size_t bt_memo_mask;
     int32_t byte_id[256];  /* byte-level: each byte's token; char BPE: the <0xNN> byte-fallback tokens (or -1) */
     llmc_added_tok *added; /* special and added tokens, matched in the raw text */
     size_t n_added;

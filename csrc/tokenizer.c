@@ -6,6 +6,7 @@
  * merged token. For tiktoken files a pair's rank is the rank of the concatenated token, which is exactly what
  * tiktoken's byte_pair_merge computes; for HF files it is the index in the `merges` list. Short pieces use a flat
  * array scan (O(n^2) but tiny n); long pieces use a linked list plus a binary heap with lazy deletion, O(n log n). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -490,11 +491,8 @@ typedef struct {
 } pair_memo;
 
 /* Byte-level BPE pieces that miss the piece caches are encoded by search (bpe_backtrack.c), which asks whether
- * adjacent tokens are compatible; the answers are memoized per thread in a direct-mapped table of 8-byte slots
- * ((a << 31 | b) << 1 | answer) + 1, 0 = empty (ids are below 2^31). Pieces of at most BT_MIN bytes keep the merge
- * loop: short pieces are few merges, and most of them hit the piece caches anyway. */
-#define COMPAT_SLOTS 65536
-#define BT_MIN 0
+ * adjacent tokens are compatible; the answers are memoized in the tokenizer (t->bt_memo). Short calls keep the
+ * merge loop (a cold memo would cost more than it saves). */
 
 /* Per-thread scratch for encoding: output ids, merge buffers, and a cache of piece -> ids. */
 typedef struct {
@@ -513,7 +511,7 @@ typedef struct {
     size_t cap_tmp, cap_tmp2;
     hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
     pair_memo *pmemo; /* PAIR_MEMO_SLOTS direct-mapped recent merge lookups (NULL: not used for short calls) */
-    uint64_t *compat; /* COMPAT_SLOTS memoized pair checks of the search encoder (NULL: it is not used) */
+    int search;       /* byte-level BPE pieces go to the search encoder when the tokenizer has one */
     uint32_t *bt_out; /* the search encoder's token stack */
     uint8_t *bt_dead; /* its dead positions */
     size_t cap_bt;
@@ -539,7 +537,6 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->tmp2);
     llmc_free(c->hot);
     llmc_free(c->pmemo);
-    llmc_free(c->compat);
     llmc_free(c->bt_out);
     llmc_free(c->bt_dead);
     llmc_free(c->tr_at);
@@ -802,15 +799,16 @@ static int pair_ok(const llmc_tokenizer *t, enc_ctx *c, uint32_t a, uint32_t b, 
 static int bt_compat(void *arg, uint32_t a, uint32_t b) {
     const llmc_tokenizer *t = ((compat_arg *)arg)->t;
     enc_ctx *c = ((compat_arg *)arg)->c;
-    uint64_t key = (uint64_t)a << 31 | b;
-    uint64_t *e = &c->compat[(hash_pair(key) >> 32) & (COMPAT_SLOTS - 1)];
-    if (*e && (*e - 1) >> 1 == key) return (int)((*e - 1) & 1);
+    uint64_t key = (uint64_t)a << 31 | b; /* ids are below 2^31 */
+    _Atomic uint64_t *e = &t->bt_memo[(hash_pair(key) >> 32) & t->bt_memo_mask];
+    uint64_t v = atomic_load_explicit(e, memory_order_relaxed);
+    if (v && (v - 1) >> 1 == key) return (int)((v - 1) & 1);
     uint32_t ob = token_trace(t, c, b), oa = a == LLMC_BPE_NONE ? 1 : token_trace(t, c, a);
     if (!ob || !oa) return -1;
     const uint32_t *tb = c->tr_data + ob - 1; /* pointers after both traces exist: making one may move tr_data */
     int ok = (int)(tb[0] >> 31); /* b must be its own bytes' output */
     if (ok && a != LLMC_BPE_NONE) ok = pair_ok(t, c, a, b, c->tr_data + oa - 1, tb);
-    *e = (key << 1 | (uint64_t)ok) + 1;
+    atomic_store_explicit(e, (key << 1 | (uint64_t)ok) + 1, memory_order_relaxed);
     return ok;
 }
 
@@ -833,7 +831,7 @@ static llmc_status bt_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
     if (n == 0) return LLMC_OK; /* an empty piece has no tokens */
-    const int search = c->compat && t->bt_trie && n > BT_MIN;
+    const int search = c->search && t->bt_trie;
     /* tiktoken and HF ignore_merges: a piece that is a token is that token (the search checks long pieces itself:
      * its first walk down the trie goes the whole way) */
     if (t->whole_piece_first && (n <= 16 || !search)) {
@@ -1278,10 +1276,7 @@ static llmc_status ctx_init(enc_ctx *c, int hot) {
             return LLMC_ERR_NOMEM;
         }
         for (size_t i = 0; i < PAIR_MEMO_SLOTS; i++) c->pmemo[i].key = UINT64_MAX;
-        if (!(c->compat = llmc_calloc(COMPAT_SLOTS, sizeof(uint64_t), "BPE pair checks"))) {
-            ctx_free(c);
-            return LLMC_ERR_NOMEM;
-        }
+        c->search = 1;
     }
     return LLMC_OK;
 }
