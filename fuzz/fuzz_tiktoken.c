@@ -1,5 +1,6 @@
 /* fuzz_tiktoken.c: libFuzzer target for .tiktoken loading (csrc/tokenizer.c): "base64 rank" lines, with one special
- * token, then encoding and decoding a fixed text. */
+ * token, then encoding and decoding a fixed text. The text is encoded twice: alone (the merge loop) and as a batch
+ * (the search encoder, csrc/bpe_backtrack.c); any vocabulary must give both the same ids. */
 #include "fuzz_common.h"
 
 static const char TEXT[] = "Hello world! It's 2024: ünïcødé, 中文  and\n\n <|endoftext|> tokens 12345.";
@@ -19,6 +20,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = 0;
     if (llmc_tokenizer_encode(t, TEXT, sizeof TEXT - 1, allow, 0, &ids, &n) == LLMC_OK) {
         decode_back(t, ids, n);
+        const char *texts[1] = {TEXT};
+        const size_t lens[1] = {sizeof TEXT - 1};
+        int32_t *ids2 = NULL;
+        size_t n2 = 0;
+        if (llmc_tokenizer_encode_batch(t, texts, lens, 1, allow, 0, 1, &ids2, &n2) == LLMC_OK) {
+            if (n2 != n || (n && memcmp(ids, ids2, n * sizeof(int32_t)))) abort(); /* search != merge loop */
+            llmc_tokenizer_free_buffer(ids2);
+        } else {
+            check_message();
+        }
         llmc_tokenizer_free_buffer(ids);
     } else {
         check_message();
