@@ -7,16 +7,13 @@ Each number is the best of several repeats. Prints a table and writes benchmarks
     python benchmarks/bench_ops.py [--threads N] [--repeats R]
 """
 import argparse
-import json
 import os
 import platform
-import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
 import llmc
+from harness import add_out_arg, best_time, load_average, write_json
 
 try:
     import torch
@@ -24,32 +21,11 @@ except ImportError:  # torch is optional: its columns are left empty
     torch = None
 
 
-def best_time(fn, repeats, min_time=0.05):
-    """Best wall time of one call, each sample averaging enough calls to last min_time."""
-    fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - t0 >= min_time or n >= 1 << 16:
-            break
-        n *= 2
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "ops.json"),
-                    help="the JSON file to write (benchmarks/results/ops.json to refresh the committed one)")
+    add_out_arg(ap, "ops")
     args = ap.parse_args()
     llmc.set_num_threads(args.threads)
     if torch is not None:
@@ -96,7 +72,7 @@ def main():
             rows.append(r)
 
     print(f"llmc {llmc.__version__} | threads={args.threads} | simd={llmc.simd_info()['active']} | "
-          f"{platform.processor() or platform.machine()}")
+          f"{platform.processor() or platform.machine()} | load average {load_average()}")
     print(f"{'op':<11} {'shape':<11} {'unit':<8} {'llmc':>9} {'numpy':>9} {'torch':>9} {'llmc/numpy':>10} {'llmc/torch':>10}")
     for r in rows:
         t = r.get("torch")
@@ -106,11 +82,8 @@ def main():
               f"{tcol} {r['llmc'] / r['numpy']:>9.2f}x {tratio}")
     meta = {"threads": args.threads, "simd": llmc.simd_info(), "blas": llmc.blas_info(),
             "machine": platform.machine(), "cpu_count": os.cpu_count(), "repeats": args.repeats,
-            "torch": torch.__version__ if torch else None, "numpy": np.__version__}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
-    print(f"wrote {args.out}")
+            "torch": torch.__version__ if torch else None, "numpy": np.__version__, "load_average": load_average()}
+    write_json(args.out, {"meta": meta, "results": rows})
 
 
 if __name__ == "__main__":

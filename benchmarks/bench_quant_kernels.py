@@ -10,16 +10,12 @@ Each number is the best of several repeats. Prints tables and writes a JSON file
     python benchmarks/bench_quant_kernels.py [--threads 1,2] [--size 4096] [--repeats 5] [--out FILE]
 """
 import argparse
-import json
-import os
 import platform
-import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
 import llmc
+from harness import add_out_arg, best_time, load_average, write_json
 from llmc import quant
 
 try:  # limits NumPy's own BLAS threads to the same count (optional: without it NumPy uses all cores)
@@ -30,26 +26,6 @@ except ImportError:  # pragma: no cover
 TYPES = ["f32", "bf16", "f16", "q8_0", "q6_k", "q5_k", "q5_1", "q5_0", "q4_k", "q4_1", "q4_0", "q3_k", "q2_k"]
 
 
-def best_time(fn, repeats, min_time=0.05):
-    """Best wall time of one call, each sample averaging enough calls to last min_time."""
-    fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - t0 >= min_time or n >= 1 << 12:
-            break
-        n *= 2
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", default="1,2")
@@ -57,8 +33,7 @@ def main():
     ap.add_argument("--prefill", type=int, default=64, help="rows T of the matmul")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--types", default=",".join(TYPES))
-    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "quant_kernels.json"),
-                    help="the JSON file to write (benchmarks/results/quant_kernels.json to refresh the committed one)")
+    add_out_arg(ap, "quant_kernels")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     n = args.size
@@ -97,7 +72,8 @@ def main():
 
     hdr = (f"{'thr':>3} {'type':<5} {'bits':>5} {'matvec ms':>9} {'GB/s':>6} {'vs f32':>7} {'vs numpy':>8} "
            f"{'matmul ms':>9} {'GFLOP/s':>8} {'vs f32':>7}")
-    print(f"weight ({n}, {n}); matvec T=1, matmul T={args.prefill}; simd {llmc.simd_info()['quant_kernels']}")
+    print(f"weight ({n}, {n}); matvec T=1, matmul T={args.prefill}; simd {llmc.simd_info()['quant_kernels']}; "
+          f"load average {load_average()}")
     print(hdr)
     for r in rows:
         print(f"{r['threads']:>3} {r['type']:<5} {r['bits_per_weight']:>5.2f} {r['matvec_ms']:>9.2f} "
@@ -108,11 +84,8 @@ def main():
     for c in cross:
         print(f"{c['threads']:>3} {c['type']:<5} {c['T']:>3} {c['dot_ms']:>8.2f} {c['tiles_ms']:>8.2f} "
               f"{c['tiles_ms'] / c['dot_ms']:>8.2f}x")
-    out = {"machine": platform.processor() or platform.machine(), "simd": llmc.simd_info(), "size": n,
-           "prefill_T": args.prefill, "rows": rows, "crossover": cross}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
-    print(f"\nwrote {args.out}")
+    write_json(args.out, {"machine": platform.processor() or platform.machine(), "simd": llmc.simd_info(), "size": n,
+                          "prefill_T": args.prefill, "load_average": load_average(), "rows": rows, "crossover": cross})
 
 
 if __name__ == "__main__":

@@ -300,13 +300,29 @@ static void flash_task(const llmc_attention_args *a, const mask_spec *ms, size_t
 #undef OOFF
 }
 
+/* automatic tiles: 64 columns (64 / G queries of each of the G heads) x 64 keys keeps q^T, the score tile, the
+ * accumulator (16 KiB each at d = 64) and the streamed K/V rows in L2, and the causal diagonal wastes little */
+static void flash_blocks(const llmc_attention_args *a, size_t *bq_out, size_t *bk_out) {
+    const size_t G = a->Hq / a->Hkv;
+    size_t bq = a->block_q ? a->block_q : (G < 64 ? 64 / G : 1), bk = a->block_k ? a->block_k : 64;
+    *bq_out = bq > a->Tq ? a->Tq : bq;
+    *bk_out = bk > a->Tk ? a->Tk : bk;
+}
+
+/* Task t of attention_flash: key/value head bh % Hkv of batch bh / Hkv, query block qb */
+static void flash_run_task(const llmc_attention_args *a, const mask_spec *ms, size_t t, size_t bq, size_t bk,
+                           float *scratch) {
+    const size_t nqb = (a->Tq + bq - 1) / bq;
+    /* under a causal mask later query blocks see more keys: hand them out first so the cheap ones fill the end */
+    const size_t bh = t / nqb, qb = nqb - 1 - t % nqb;
+    const size_t i0 = qb * bq, mq = a->Tq - i0 < bq ? a->Tq - i0 : bq;
+    flash_task(a, ms, bh / a->Hkv, bh % a->Hkv, i0, mq, bk, scratch);
+}
+
 static llmc_status attention_flash(const llmc_attention_args *a) {
     const size_t B = a->B, Hq = a->Hq, Hkv = a->Hkv, Tq = a->Tq, Tk = a->Tk, d = a->d, G = Hq / Hkv;
-    /* automatic tiles: 64 columns (64 / G queries of each of the G heads) x 64 keys keeps q^T, the score tile, the
-     * accumulator (16 KiB each at d = 64) and the streamed K/V rows in L2, and the causal diagonal wastes little */
-    size_t bq = a->block_q ? a->block_q : (G < 64 ? 64 / G : 1), bk = a->block_k ? a->block_k : 64;
-    if (bq > Tq) bq = Tq;
-    if (bk > Tk) bk = Tk;
+    size_t bq, bk;
+    flash_blocks(a, &bq, &bk);
     const size_t nqb = (Tq + bq - 1) / bq;
     size_t tasks, work, cols, per_thread, bytes;
     if (!llmc_mul_ok(B * Hkv, nqb, &tasks) || !llmc_size3(Tq, Tk, d, 1, &work) || !llmc_size3(work, Hq, B, 1, &work) ||
@@ -322,12 +338,8 @@ static llmc_status attention_flash(const llmc_attention_args *a) {
     if (!scratch) return LLMC_ERR_NOMEM;
     const mask_spec ms = {Tq, Tk, a->window, a->causal};
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (size_t t = 0; t < tasks; t++) {
-        /* under a causal mask later query blocks see more keys: hand them out first so the cheap ones fill the end */
-        const size_t bh = t / nqb, qb = nqb - 1 - t % nqb;
-        const size_t i0 = qb * bq, mq = Tq - i0 < bq ? Tq - i0 : bq;
-        flash_task(a, &ms, bh / Hkv, bh % Hkv, i0, mq, bk, scratch + (size_t)omp_get_thread_num() * per_thread);
-    }
+    for (size_t t = 0; t < tasks; t++)
+        flash_run_task(a, &ms, t, bq, bk, scratch + (size_t)omp_get_thread_num() * per_thread);
     llmc_free(scratch);
     return LLMC_OK;
 }
@@ -339,4 +351,47 @@ llmc_status llmc_attention(const llmc_attention_args *args) {
     if (st) return st;
     if (a.B == 0 || a.Tq == 0) return LLMC_OK; /* nothing to compute */
     return a.impl == LLMC_ATTN_STANDARD ? attention_standard(&a) : attention_flash(&a);
+}
+
+/* ---------------------------------------------------------------- the tasks, for a caller's own team (decode.c)
+ * llmc_attention runs independent tasks in parallel: one per head (standard) or per key/value head and query
+ * block (flash). A caller that already runs a team (decoding one token on a team kept for the whole forward pass)
+ * plans once, then shares the tasks out; each task writes only its own heads' output, computed exactly as
+ * llmc_attention computes it. */
+llmc_status llmc_attention_plan(const llmc_attention_args *args, llmc_attention_tasks *p) {
+    memset(p, 0, sizeof *p);
+    llmc_status st = check_args(args, &p->a);
+    if (st) return st;
+    const llmc_attention_args *a = &p->a;
+    if (a->weights) return llmc_fail(LLMC_ERR_INVALID, "attention tasks: weights are written by llmc_attention only");
+    if (a->B == 0 || a->Tq == 0) return LLMC_OK; /* no task */
+    if (a->impl == LLMC_ATTN_STANDARD) {
+        const size_t lim = 2147483647u;
+        if ((st = llmc_attention_check_standard(a->B, a->Hq, a->Tq, a->Tk))) return st;
+        if (a->Tq > lim || a->Tk > lim || a->d > lim || a->q_st > lim || a->k_st > lim || a->v_st > lim ||
+            a->o_st > lim)
+            return llmc_fail(LLMC_ERR_UNSUPPORTED, "standard attention: a dimension or stride exceeds 32-bit BLAS "
+                             "(Tq=%zu, Tk=%zu, d=%zu)", a->Tq, a->Tk, a->d);
+        p->n_tasks = a->B * a->Hq;         /* one head each */
+        p->scratch_floats = a->Tq * a->Tk; /* its score matrix (Tq, Tk): fits, checked above */
+        return LLMC_OK;
+    }
+    size_t cols;
+    flash_blocks(a, &p->bq, &p->bk);
+    const size_t nqb = (a->Tq + p->bq - 1) / p->bq;
+    if (!llmc_mul_ok(a->B * a->Hkv, nqb, &p->n_tasks) || !llmc_mul_ok(a->Hq / a->Hkv, p->bq, &cols) ||
+        !llmc_size3(a->d + p->bk + 3, cols, 4, 1, &p->scratch_floats))
+        return llmc_fail(LLMC_ERR_NOMEM, "flash attention: sizes overflow (block_q = %zu, block_k = %zu)", p->bq,
+                         p->bk);
+    p->scratch_floats = flash_scratch_floats(cols, p->bk, a->d);
+    return LLMC_OK;
+}
+
+void llmc_attention_run_task(const llmc_attention_tasks *p, size_t t, float *scratch) {
+    const llmc_attention_args *a = &p->a;
+    const mask_spec ms = {a->Tq, a->Tk, a->window, a->causal};
+    if (a->impl == LLMC_ATTN_STANDARD) /* cannot fail: every size was checked by the plan */
+        (void)standard_head(a, &ms, t / a->Hq, t % a->Hq, scratch, 0);
+    else
+        flash_run_task(a, &ms, t, p->bq, p->bk, scratch);
 }

@@ -25,16 +25,14 @@
 
 #include <omp.h>
 
-#include "batch_kernels.h"
 #include "model_internal.h"
 #include "quant.h"
 #include "simd.h"
 
 #define PASS_TOKENS 256    /* rows of one pass: big enough for BLAS to run at full speed, activations a few MiB */
 #define GROUP_TOKENS 2048  /* cached tokens of one group of whole sequences (forward_batch, embed): bounds the KV */
-#define SMALL_T 64         /* F32 (out, in) products of at most this many rows take the streaming kernel below */
-#define SMALL_T_CONV1D 16  /* the same for GPT-2's (in, out) Conv1D weights (past it, BLAS sgemm is faster) */
-#define SMALL_NB 96        /* weight rows per block of the streaming kernel */
+#define SMALL_T_CONV1D 16  /* GPT-2's F32 (in, out) Conv1D weights: products of 2 to this many rows take the
+                            * streaming kernel below (past it, BLAS sgemm is faster) */
 #define SMALL_KB 64        /* Conv1D weight rows (in) per chunk of the streaming kernel */
 #define SHORT_APPEND 8     /* appends of at most this many tokens take the decode path of quantized weights, as an
                             * unbatched append does (quant_matmul.c's DECODE_MAX_T) */
@@ -52,8 +50,6 @@ typedef struct {
 
 struct llmc_batch {
     const llmc_model *m;
-    float *mm;        /* the streaming kernel's buffers: x^T and one (SMALL_NB, T) tile per thread */
-    size_t mm_cap;
     float *scratch;   /* activations of scratch_T rows (session_carve) */
     size_t scratch_T;
     seg *segs, *ends; /* the segments of a pass; one row per segment that ends in it */
@@ -82,7 +78,6 @@ llmc_status llmc_batch_new(const llmc_model *m, llmc_batch **out) {
 void llmc_batch_free(llmc_batch *b) {
     if (!b) return;
     llmc_free(b->scratch);
-    llmc_free(b->mm);
     llmc_free(b->segs);
     llmc_free(b->ends);
     llmc_free(b->n0);
@@ -104,66 +99,30 @@ static llmc_status ensure_scratch(llmc_batch *b, size_t T) {
 }
 
 /* ---------------------------------------------------------------- products over the rows of segments */
-/* y (T, out) = beta * y + x (T, in) @ W^T for F32 weights and few rows T (a decode step of a batch), beta 0 or 1.
- * BLAS sgemm first packs all of W, a copy as large as the weights on every call, which for a few rows costs more
- * than the product itself; this kernel streams W once, block by block, through the register-blocked SIMD tile
- * (simd.h gemm_tile). Each output is one sequential sum over `in`, whatever T and the row's place in the batch, so
- * a row's result does not depend on the other rows.
- *   W (out, in): AVX2: blocks of weight rows against groups of 4 rows of x (batch_dot_avx2.c); otherwise tile
- *     (nb, T) = W[j0:j0+nb] (nb, in) @ x^T (in, T) through gemm_tile, then added into y's columns j0..j0+nb;
- *   W (in, out) (GPT-2 Conv1D): y (T, out) (+)= x[:, p0:p0+kb] @ W[p0:p0+kb] chunk by chunk, in place. */
-static llmc_status small_matmul_f32(llmc_batch *b, const float *x, const wmat *w, float *y, size_t T, size_t in,
-                                    size_t out, float beta) {
+/* y (T, out) = beta * y + x (T, in) @ W for an F32 GPT-2 Conv1D weight W: (in, out) and few rows T (a decode step of
+ * a batch), beta 0 or 1. BLAS sgemm first packs all of W, a copy as large as the weights, which for a few rows costs
+ * more than the product; here y (T, out) (+)= x[:, p0:p0+kb] @ W[p0:p0+kb] chunk by chunk, in place, through the
+ * register-blocked SIMD tile (simd.h gemm_tile), W read in chunks of SMALL_KB whole rows (contiguous memory, no
+ * strided walk down the columns); each thread owns a range of columns of y, 16-aligned. (Weights stored (out, in),
+ * every other F32 weight, take llmc_matmul_typed's few-row path.) */
+static llmc_status conv1d_few_rows(const float *x, const wmat *w, float *y, size_t T, size_t in, size_t out,
+                                   float beta) {
     const float *W = w->data;
-    const size_t nblk = (out + SMALL_NB - 1) / SMALL_NB;
     int nt = llmc_threads();
     if (omp_in_parallel()) nt = 1;
-    if ((size_t)nt > nblk) nt = (int)nblk;
     if (2.0 * (double)T * (double)in * (double)out < 4e6) nt = 1; /* too small to split */
     const llmc_simd_kernels *k = llmc_k;
-    if (!w->in_out && llmc_simd_get_level() >= LLMC_SIMD_AVX2) {
-        /* W (out, in): blocks of SMALL_NB weight rows (L2-resident while the 4-row groups of x pass over them) */
+    size_t cols = (out + (size_t)nt - 1) / (size_t)nt;
+    cols = (cols + 15) / 16 * 16;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (size_t blk = 0; blk < nblk; blk++) {
-            const size_t j0 = blk * SMALL_NB, nb = out - j0 < SMALL_NB ? out - j0 : SMALL_NB;
-            llmc_batch_dots_avx2(W + j0 * in, nb, in, x, T, y + j0, out, beta != 0.0f);
+    for (int th = 0; th < nt; th++) {
+        const size_t c0 = (size_t)th * cols, c1 = c0 + cols < out ? c0 + cols : out;
+        if (c0 >= c1) continue;
+        for (size_t p0 = 0; p0 < in; p0 += SMALL_KB) {
+            const size_t kb = in - p0 < SMALL_KB ? in - p0 : SMALL_KB;
+            // y[:, c0:c1] (+)= x[:, p0:p0+kb] (T, kb) @ W[p0:p0+kb, c0:c1] (kb, c1-c0)
+            k->gemm_tile(T, c1 - c0, kb, x + p0, in, 1, W + p0 * out + c0, out, y + c0, out, p0 > 0 || beta != 0.0f);
         }
-        return LLMC_OK;
-    }
-    const size_t need = in * T + (size_t)nt * SMALL_NB * T;
-    if (llmc_grow((void **)&b->mm, &b->mm_cap, need, sizeof(float), "batch product buffers")) return LLMC_ERR_NOMEM;
-    float *xt = b->mm; // xt: (in, T) = x^T
-    if (!w->in_out)
-        for (size_t t = 0; t < T; t++)
-            for (size_t p = 0; p < in; p++) xt[p * T + t] = x[t * in + p];
-    if (w->in_out) {
-        /* y (T, out) (+)= x @ W, W (in, out) read in chunks of SMALL_KB whole rows (contiguous memory: no strided
-         * walk down the columns); each thread owns a range of columns of y, 16-aligned */
-        size_t cols = (out + (size_t)nt - 1) / (size_t)nt;
-        cols = (cols + 15) / 16 * 16;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (int th = 0; th < nt; th++) {
-            const size_t c0 = (size_t)th * cols, c1 = c0 + cols < out ? c0 + cols : out;
-            if (c0 >= c1) continue;
-            for (size_t p0 = 0; p0 < in; p0 += SMALL_KB) {
-                const size_t kb = in - p0 < SMALL_KB ? in - p0 : SMALL_KB;
-                // y[:, c0:c1] (+)= x[:, p0:p0+kb] (T, kb) @ W[p0:p0+kb, c0:c1] (kb, c1-c0)
-                k->gemm_tile(T, c1 - c0, kb, x + p0, in, 1, W + p0 * out + c0, out, y + c0, out,
-                             p0 > 0 || beta != 0.0f);
-            }
-        }
-        return LLMC_OK;
-    }
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (size_t blk = 0; blk < nblk; blk++) {
-        const size_t j0 = blk * SMALL_NB, nb = out - j0 < SMALL_NB ? out - j0 : SMALL_NB;
-        float *tile = b->mm + in * T + (size_t)omp_get_thread_num() * SMALL_NB * T; // tile: (nb, T)
-        k->gemm_tile(nb, T, in, W + j0 * in, in, 1, xt, T, tile, T, 0);
-        for (size_t t = 0; t < T; t++)
-            for (size_t j = 0; j < nb; j++) {
-                float *yo = y + t * out + j0 + j;
-                *yo = beta == 0.0f ? tile[j * T + t] : *yo + tile[j * T + t];
-            }
     }
     return LLMC_OK;
 }
@@ -177,14 +136,15 @@ static int has_dot(int type) {
 /* y = beta * y + x @ W^T over the rows of segments sg[0 .. n), which are contiguous: x: (rows, in), y: (rows, out),
  * row 0 = sg[0].r0. F32 weights: one product. Other types: one product per run of segments of the same kind, on the
  * path an unbatched append of that size takes. */
-static llmc_status seg_matmul(llmc_batch *b, const seg *sg, size_t n, const float *x, const wmat *w, float *y,
+static llmc_status seg_matmul(const seg *sg, size_t n, const float *x, const wmat *w, float *y,
                               size_t in, size_t out, float beta) {
     const size_t base = sg[0].r0, rows = sg[n - 1].r0 + sg[n - 1].T - base;
-    if (w->in_out || w->type == LLMC_TYPE_F32) {
-        /* one row: sgemv, as an unbatched decode step; a few rows: the streaming kernel; many: BLAS sgemm
-         * (thresholds measured on GPT-2 / Llama 124M shapes, benchmarks/bench_batch.py) */
-        if (rows > 1 && rows <= (w->in_out ? SMALL_T_CONV1D : SMALL_T) && llmc_simd_get_level() != LLMC_SIMD_SCALAR)
-            return small_matmul_f32(b, x, w, y, rows, in, out, beta);
+    if (w->type == LLMC_TYPE_F32) {
+        /* one product: llmc_matmul_typed picks sgemv (one row), its few-row kernel or sgemm; a Conv1D (in, out)
+         * weight takes the streaming kernel above for a few rows (threshold measured on GPT-2 124M shapes,
+         * benchmarks/bench_batch.py) */
+        if (w->in_out && rows > 1 && rows <= SMALL_T_CONV1D && llmc_simd_get_level() != LLMC_SIMD_SCALAR)
+            return conv1d_few_rows(x, w, y, rows, in, out, beta);
         return model_matmul_w(x, w, y, rows, in, out, beta);
     }
     const int dot_ok = has_dot(w->type);
@@ -206,7 +166,7 @@ static llmc_status pass_linear(const pass *p, const float *x, const wmat *w, con
                                size_t out) {
     if (b)
         for (size_t t = 0; t < p->T; t++) memcpy(y + t * out, b, out * sizeof(float)); /* beta = 1 adds onto b */
-    return seg_matmul(p->b, p->sg, p->nseg, x, w, y, in, out, b ? 1.0f : 0.0f);
+    return seg_matmul(p->sg, p->nseg, x, w, y, in, out, b ? 1.0f : 0.0f);
 }
 
 static void clamp(float *x, size_t n, float lim) {
@@ -325,7 +285,7 @@ static llmc_status pass_llama(const pass *p, size_t l) {
     store_kv(p, l, a->k, a->v, Hk * hd);
     // a: (Tp, H*hd) written head by head straight from the strided queries
     if ((st = attend_all(p, l, a->q, H * hd, a->a, H * hd)) ||
-        (st = seg_matmul(p->b, p->sg, p->nseg, a->a, &L->wo, a->x, H * hd, D, 1.0f))) // x += a @ Wo^T
+        (st = seg_matmul(p->sg, p->nseg, a->a, &L->wo, a->x, H * hd, D, 1.0f))) // x += a @ Wo^T
         return st;
     if ((st = llmc_rms_norm(a->x, L->ln2_w, a->h, T, D, c->norm_eps))) return st;
     /* a sparse mixture of experts in place of the MLP (moe.c): routing is per token, so the stacked rows of all
@@ -337,7 +297,7 @@ static llmc_status pass_llama(const pass *p, size_t l) {
         (st = pass_linear(p, a->h, &L->w_up, NULL, a->f2, D, F)) || (st = llmc_silu(a->f1, a->f1, T * F)))
         return st;
     for (size_t i = 0; i < T * F; i++) a->f1[i] *= a->f2[i];
-    return seg_matmul(p->b, p->sg, p->nseg, a->f1, &L->w_down, a->x, F, D, 1.0f);
+    return seg_matmul(p->sg, p->nseg, a->f1, &L->w_down, a->x, F, D, 1.0f);
 }
 
 /* GPT-2: x += c_proj(attn(split(c_attn(ln_1(x)))));  x += mlp.c_proj(gelu_tanh(mlp.c_fc(ln_2(x)))) */
@@ -442,7 +402,7 @@ static llmc_status pass_outputs(pass *p, float *logits, int all_logits, float *l
         for (size_t g = 0; g < p->nseg;) {
             size_t e = g + 1;
             while (e < p->nseg && p->sg[e].out_row == p->sg[e - 1].out_row + p->sg[e - 1].T) e++;
-            if ((st = seg_matmul(b, p->sg + g, e - g, a->h + p->sg[g].r0 * D, &m->lm_head, logits + p->sg[g].out_row * V,
+            if ((st = seg_matmul(p->sg + g, e - g, a->h + p->sg[g].r0 * D, &m->lm_head, logits + p->sg[g].out_row * V,
                                  D, V, 0.0f)))
                 return st;
             g = e;
@@ -462,7 +422,7 @@ static llmc_status pass_outputs(pass *p, float *logits, int all_logits, float *l
         b->ends[k].T = 1;
         k++;
     }
-    return k ? seg_matmul(b, b->ends, k, a->h, &m->lm_head, logits + first * V, D, V, 0.0f) : LLMC_OK;
+    return k ? seg_matmul(b->ends, k, a->h, &m->lm_head, logits + first * V, D, V, 0.0f) : LLMC_OK;
 }
 
 static llmc_status run_pass(pass *p, float *logits, int all_logits, float *last) {

@@ -43,4 +43,8 @@ llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const f
 /* One single-threaded sgemm, safe to call from inside a parallel region (dimensions must fit BLAS's int). */
 void llmc_sgemm1(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
                  const float *b, size_t ldb, float beta, float *c, size_t ldc);
+/* Outputs [lo, hi) of llmc_sgemv on the calling thread (one single-threaded sgemv): rows of A when trans = 0,
+ * columns of A when trans = 1. For callers that share the outputs out over their own team. */
+void llmc_sgemv_rows(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
+                     float beta, float *y, size_t lo, size_t hi);
 #endif

@@ -326,7 +326,12 @@ static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int6
     if ((st = embed_tokens(s, ids, types, Tc, &a)) || (st = latent_fire(s, LLMC_ACT_EMBED, 0, a.x, Tc, Tc))) return st;
     if (c->rope_theta > 0) rope_table(m, s->n, Tc, a.cs, a.sn);
     if (hidden) memcpy(hidden + r0 * D, a.x, Tc * D * sizeof(float));
-    for (size_t l = 0; l < c->n_layers; l++) {
+    /* one token and nothing to show from inside: the layers on one team of threads (decode.c), same results */
+    const int one = Tc == 1 && !hidden && !last && !probs && decode_eligible(s);
+    if (one && (st = decode_token(s, &a, !logits ? NULL : all_logits ? logits + r0 * c->vocab
+                                                     : want_last_logits ? logits : NULL)))
+        return st;
+    for (size_t l = 0; !one && l < c->n_layers; l++) {
         /* Ctrl-C (interrupt.c): the caller rolls the session back to its earlier tokens */
         if (llmc_interrupted()) return LLMC_ERR_INTERRUPTED;
         float *p = probs && l == probs_layer ? probs : NULL;
@@ -338,7 +343,7 @@ static llmc_status forward_chunk(llmc_session *s, const int64_t *ids, const int6
     }
     // the final hidden state: all rows when asked for (or hooked), else only the last (for next-token logits)
     const int need_all = hidden || last || (logits && all_logits) || s->n_hooks;
-    if (need_all || (logits && want_last_logits)) {
+    if (!one && (need_all || (logits && want_last_logits))) {
         const size_t f0 = need_all ? 0 : Tc - 1;
         if ((st = final_norm(m, a.x + f0 * D, a.h + f0 * D, Tc - f0)) ||
             (c->arch != LLMC_ARCH_BERT && (st = latent_fire(s, LLMC_ACT_LN_FINAL, 0, a.h, Tc, Tc))))

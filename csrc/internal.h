@@ -43,6 +43,37 @@ llmc_status llmc_read_file(const char *path, size_t max_bytes, char **text, size
 int llmc_threads(void);
 /* Threads worth using for `work` units of roughly-equal cost (1 for small jobs, to skip the fork/join). */
 int llmc_threads_for(size_t work);
+/* team.c: the steps of one parallel region shared out chunk by chunk (see team.c). One step's counters fill a cache
+ * line, so threads claiming in one step do not slow down threads waiting on another. */
+typedef struct {
+    _Atomic size_t claimed, done;
+    char pad[64 - 2 * sizeof(size_t)];
+} llmc_team_step;
+typedef struct {
+    llmc_team_step *steps; /* one per step of the region, zeroed by llmc_team_init before it starts */
+    size_t n_steps;
+    _Atomic int stop;      /* set when the region must end early (an interrupt); read between steps */
+} llmc_team;
+void llmc_team_init(llmc_team *t, llmc_team_step *steps, size_t n_steps);
+/* The next unclaimed chunk of step `step` (of n_chunks), or n_chunks when none is left. */
+size_t llmc_team_claim(llmc_team *t, size_t step, size_t n_chunks);
+/* One claimed chunk of `step` is finished (its writes are published). */
+void llmc_team_done(llmc_team *t, size_t step);
+/* Wait until all n_chunks chunks of `step` are done. */
+void llmc_team_wait(llmc_team *t, size_t step, size_t n_chunks);
+/* attention.c: llmc_attention's independent tasks, for a caller that shares them out over its own team. The plan
+ * checks the arguments like llmc_attention (weights must be NULL) and holds the resolved copy. */
+typedef struct {
+    llmc_attention_args a;  /* resolved strides */
+    size_t n_tasks;         /* tasks; each writes only its own heads' output */
+    size_t scratch_floats;  /* scratch one thread needs while it runs a task */
+    size_t bq, bk;          /* flash tile sizes */
+} llmc_attention_tasks;
+llmc_status llmc_attention_plan(const llmc_attention_args *args, llmc_attention_tasks *p);
+void llmc_attention_run_task(const llmc_attention_tasks *p, size_t t, float *scratch);
+/* ops.c: one row of llmc_layer_norm / llmc_rms_norm on the calling thread (cols >= 1, eps >= 0). x, out: (cols,) */
+void llmc_layer_norm_row(const float *x, const float *weight, const float *bias, float *out, size_t cols, float eps);
+void llmc_rms_norm_row(const float *x, const float *weight, float *out, size_t cols, float eps);
 /* flops.c: count 2 m n k FLOPs of one BLAS product when the FLOP counter is on (one atomic load when off) */
 void llmc_flops_note(size_t m, size_t n, size_t k);
 

@@ -47,7 +47,8 @@ void llmc_set_poll(llmc_poll_fn fn, void *ctx);
 int llmc_interrupted(void);
 
 /* ---------------------------------------------------------------- threads and SIMD */
-/* One place decides the thread count, for llmc's own kernels and for OpenBLAS. n < 1 means "all cores". */
+/* One place decides the thread count, for llmc's own kernels and for OpenBLAS. n < 1 means the default:
+ * OMP_NUM_THREADS as it was when llmc loaded (a positive count), else all the cores this process may use. */
 void llmc_set_num_threads(int n);
 int llmc_get_num_threads(void);
 
@@ -145,14 +146,18 @@ llmc_status llmc_quantize(int type, const float *x, void *dst, size_t rows, size
 /* src: rows * row_bytes(n) bytes -> y: (rows, n) */
 llmc_status llmc_dequantize(int type, const void *src, float *y, size_t rows, size_t n);
 /* y: (T, out) = beta * y + x: (T, in) @ W^T, with W: (out, in) stored as `out` rows of `in` values of `type`
- * (F32 goes to BLAS). The one dispatch point the forward blocks call for every weight. Threads over rows.
- * beta == 0 ignores y's old contents (NaN there does not leak). w may sit at any address. */
+ * (F32: sgemv for one row, the few-row kernel for 2..LLMC_F32_ROWS_MAX_T rows, BLAS sgemm for more). The one dispatch
+ * point the forward blocks call for every weight. Threads over rows. beta == 0 ignores y's old contents (NaN there
+ * does not leak). w may sit at any address. */
 llmc_status llmc_matmul_typed(int type, const void *w, const float *x, float *y, size_t T, size_t in, size_t out,
                               float beta);
 /* The same with the kernel path forced (benchmarks and tests): AUTO as above; DOT: quantize x and take integer (or
  * F16/BF16) dot products for any T (LLMC_ERR_UNSUPPORTED for types without one: f32, q8_1, q8_k); TILES:
- * dequantize tiles of W and sgemm for any T. */
-typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2 } llmc_matmul_path;
+ * dequantize tiles of W and sgemm for any T; ROWS: F32 weights only (LLMC_ERR_UNSUPPORTED otherwise), the few-row
+ * kernel (simd.h rows_dot: W streamed once, no packing) for any T. */
+typedef enum { LLMC_MATMUL_AUTO = 0, LLMC_MATMUL_DOT = 1, LLMC_MATMUL_TILES = 2, LLMC_MATMUL_ROWS = 3 } llmc_matmul_path;
+/* F32 products of 2 to this many rows take the few-row kernel (measured against sgemm: benchmarks/README.md) */
+#define LLMC_F32_ROWS_MAX_T 64
 llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, float *y, size_t T, size_t in,
                                    size_t out, float beta, int path);
 

@@ -133,6 +133,8 @@ struct llmc_session {
     void *moe_scratch;   /* moe.c's buffers for up to moe_T tokens */
     size_t moe_T;
     struct moe_record *moe_rec; /* where MoE layers report their routing (llmc_model_routing), or NULL */
+    void *team_ws;       /* decode.c's workspace (step counters, attention plans, per-thread rows), team_bytes */
+    size_t team_bytes;
 };
 
 /* activation buffers of one forward call, carved from the session scratch */
@@ -187,6 +189,14 @@ llmc_status session_alloc(const llmc_model *m, size_t cap, llmc_session **out);
 size_t session_carve(const llmc_model_config *c, float *base, size_t T, acts *a);
 /* Grow the session's scratch to hold the activations of T tokens. */
 llmc_status session_ensure_scratch(llmc_session *s, size_t T);
+
+/* ---------------------------------------------------------------- decode.c */
+/* Whether one token of this session can take the one-region decode path (no hooks, no MoE, every matrix type has a
+ * row kernel); attention weights and hidden states are the caller's to exclude. */
+int decode_eligible(const llmc_session *s);
+/* Layers and output of the one token whose embedding is in a->x (RoPE tables in a->cs, a->sn) at position s->n on
+ * one team of threads; logits: (V,) or NULL. The caller advances s->n and the token history. */
+llmc_status decode_token(llmc_session *s, const acts *a, float *logits);
 
 /* cache rows of layer l: k then v, each (Hk, cap, hd) */
 static inline float *cache_k(const llmc_session *s, size_t l) {

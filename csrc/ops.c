@@ -170,6 +170,20 @@ llmc_status llmc_cross_entropy(const float *logits, const int64_t *targets, size
 }
 
 /* ---------------------------------------------------------------- norms */
+/* one row: out = (x - mean) / sqrt(var + eps) * weight + bias; x, out: (cols,) */
+void llmc_layer_norm_row(const float *x, const float *weight, const float *bias, float *out, size_t cols, float eps) {
+    float mean = llmc_k->sum(x, cols) / (float)cols;
+    /* two-pass variance: sum (x - mean)^2 does not cancel the way E[x^2] - mean^2 does */
+    float var = llmc_k->sq_dev_sum(x, mean, cols) / (float)cols;
+    llmc_k->norm_affine(x, out, mean, 1.0f / sqrtf(var + eps), weight, bias, cols);
+}
+
+/* one row: out = x / sqrt(mean(x^2) + eps) * weight; x, out: (cols,) */
+void llmc_rms_norm_row(const float *x, const float *weight, float *out, size_t cols, float eps) {
+    float ms = llmc_k->sumsq(x, cols) / (float)cols; /* mean of squares */
+    llmc_k->norm_affine(x, out, 0.0f, 1.0f / sqrtf(ms + eps), weight, NULL, cols);
+}
+
 // x, out: (rows, cols); weight, bias: (cols,)
 llmc_status llmc_layer_norm(const float *x, const float *weight, const float *bias, float *out, size_t rows,
                             size_t cols, float eps) {
@@ -177,13 +191,7 @@ llmc_status llmc_layer_norm(const float *x, const float *weight, const float *bi
     if (cols == 0) return LLMC_OK;
     const int nt = llmc_threads_for(rows * cols);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * cols;
-        float mean = llmc_k->sum(xr, cols) / (float)cols;
-        /* two-pass variance: sum (x - mean)^2 does not cancel the way E[x^2] - mean^2 does */
-        float var = llmc_k->sq_dev_sum(xr, mean, cols) / (float)cols;
-        llmc_k->norm_affine(xr, out + r * cols, mean, 1.0f / sqrtf(var + eps), weight, bias, cols);
-    }
+    for (size_t r = 0; r < rows; r++) llmc_layer_norm_row(x + r * cols, weight, bias, out + r * cols, cols, eps);
     return LLMC_OK;
 }
 
@@ -193,11 +201,7 @@ llmc_status llmc_rms_norm(const float *x, const float *weight, float *out, size_
     if (cols == 0) return LLMC_OK;
     const int nt = llmc_threads_for(rows * cols);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * cols;
-        float ms = llmc_k->sumsq(xr, cols) / (float)cols; /* mean of squares */
-        llmc_k->norm_affine(xr, out + r * cols, 0.0f, 1.0f / sqrtf(ms + eps), weight, NULL, cols);
-    }
+    for (size_t r = 0; r < rows; r++) llmc_rms_norm_row(x + r * cols, weight, out + r * cols, cols, eps);
     return LLMC_OK;
 }
 

@@ -192,4 +192,10 @@ static inline void llmc_kq_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8
     }
 }
 
+/* quant_matmul.c: llmc_matmul_typed for one activation row, cut for a caller's own team (decode.c). */
+int llmc_matvec_supported(int type);               /* F32, or a type with an integer-dot kernel */
+size_t llmc_matvec_x_bytes(int type, size_t in);   /* bytes of x in the type's dot format; 0: the fp32 row is read */
+void llmc_matvec_prepare(int type, const float *x, void *xq, size_t in);
+void llmc_matvec_rows(int type, const void *w, const float *x, const void *xq, float *y, size_t in, size_t out,
+                      size_t lo, size_t hi, float beta);
 #endif

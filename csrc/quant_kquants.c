@@ -8,6 +8,12 @@
  * (make_qx_quants, make_q3_quants); the searches below follow that arithmetic step for step, in fp32, so the
  * bytes match llama.cpp's.
  *
+ * Speed: the searches run on 8 sub-blocks at once, lane j of every array holding sub-block j (values transposed to
+ * (n, 8)). Each lane does exactly the per-block arithmetic, in the same order, so the bytes do not change; the
+ * lanes let the compiler put 8 sub-blocks in one vector register. The row quantizers are compiled twice from one
+ * body: for the baseline x86-64 / any CPU, and with target("avx2") (same C, wider vectors, no FMA: no contraction
+ * can change a rounding), chosen at run time by llmc_simd_get_level().
+ *
  * Non-finite input: ggml's searches are undefined on NaN / inf. llmc defines a super-block holding a NaN or +-inf
  * to quantize to an all-zero block with NaN scales, so every one of its 256 values dequantizes to NaN. */
 #include <math.h>
@@ -17,9 +23,11 @@
 #define GROUP_MAX_EPS 1e-15f /* ggml: a sub-block whose max |x| is below this is all zeros */
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LANES 8                                             /* sub-blocks searched at once */
+#define INLINE static inline __attribute__((always_inline)) /* inlined into both compilations of a row quantizer */
 
 /* round to nearest (ties to even) for |f| <= 2^22: adding 1.5 * 2^23 puts the integer in the low mantissa bits */
-static inline int nearest_int(float f) {
+INLINE int nearest_int(float f) {
     float v = f + 12582912.f;
     int32_t i;
     memcpy(&i, &v, 4);
@@ -39,9 +47,8 @@ static void nan_block(void *blk, size_t bytes, uint8_t *d, uint8_t *dmin) {
     if (dmin) dmin[0] = 0x00, dmin[1] = 0x7e;
 }
 
-/* Symmetric scale for x: (n,) with levels l in [-nmax, nmax - 1], stored in L as l + nmax. rmse_type 1 weighs
- * each value by x^2 and tries 18 scales around nmax / max|x|, keeping the one with the least weighted error. */
-static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type) {
+/* the value of largest magnitude (the first one on ties), signed; 0 for an all-zero x */
+static float signed_absmax(const float *x, int n) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; ++i) {
         float ax = fabsf(x[i]);
@@ -50,65 +57,14 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
             max = x[i];
         }
     }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
-        return 0.f;
-    }
-    float iscale = -nmax / max;
-    if (rmse_type == 0) {
-        for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * x[i]);
-            L[i] = (int8_t)(nmax + MAX(-nmax, MIN(nmax - 1, l)));
-        }
-        return 1 / iscale;
-    }
-    /* only rmse_type 1 (weights x^2) is used by the K-quants */
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-        int l = nearest_int(iscale * x[i]);
-        l = MAX(-nmax, MIN(nmax - 1, l));
-        L[i] = (int8_t)(l + nmax);
-        float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
-    float scale = suml2 ? sumlx / suml2 : 0.0f; /* least-squares scale for these levels */
-    float best = scale * sumlx;                 /* = sumlx^2 / suml2: larger is a smaller error */
-    for (int is = -9; is <= 9; ++is) {
-        if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * x[i]);
-            l = MAX(-nmax, MIN(nmax - 1, l));
-            float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
-        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; ++i) {
-                int l = nearest_int(iscale * x[i]);
-                L[i] = (int8_t)(nmax + MAX(-nmax, MIN(nmax - 1, l)));
-            }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    return scale;
+    return max;
 }
 
 /* Q3_K's symmetric scale: levels in [-nmax, nmax - 1], then (do_rmse) up to 5 passes moving single values to the
  * level that lowers the x^2-weighted error. L gets l + nmax. */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L, int do_rmse) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
+    const float max = signed_absmax(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
         for (int i = 0; i < n; ++i) L[i] = 0;
         return 0.f;
     }
@@ -157,82 +113,150 @@ static float make_q3_quants(int n, int nmax, const float *x, int8_t *L, int do_r
     return 1 / iscale;
 }
 
-/* Asymmetric scale and min for x: (n,) with levels in [0, nmax]: x ~ scale * L - the_min. Starts from the
- * min/max fit, then tries nstep + 1 scales (nmax + rmin + rdelta * is) / (max - min), each refined by weighted
- * least squares for scale and min, keeping the least weighted error (|diff| if use_mad, else diff^2). */
-static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                              uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
-    float min = x[0], max = x[0];
-    float sum_w = weights[0], sum_x = sum_w * x[0];
+/* ---------------------------------------------------------------- the searches, 8 sub-blocks at a time */
+/* A vector of LANES floats (or int32s), lane j holding sub-block j: GCC / Clang vector types, so the C below is
+ * the per-block arithmetic written once for 8 blocks, compiled to SSE2 pairs or one AVX2 register. Comparisons
+ * give masks (-1 / 0 per lane), used to select. */
+#pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors by value: only between always_inline functions */
+typedef float vf __attribute__((vector_size(4 * LANES)));
+typedef int32_t vi __attribute__((vector_size(4 * LANES)));
+
+INLINE vf splat(float f) { return (vf){f, f, f, f, f, f, f, f}; }
+INLINE vi splat_i(int32_t v) { return (vi){v, v, v, v, v, v, v, v}; }
+INLINE vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); } /* m ? a : b, per lane */
+INLINE vi sel_i(vi m, vi a, vi b) { return (a & m) | (b & ~m); }
+INLINE vi clamp_i(vi l, int32_t lo, int32_t hi) { /* MAX(lo, MIN(hi, l)) */
+    l = sel_i(l > splat_i(hi), splat_i(hi), l);
+    return sel_i(l < splat_i(lo), splat_i(lo), l);
+}
+INLINE vf abs_f(vf x) { return (vf)((vi)x & splat_i(0x7fffffff)); }
+INLINE vf to_f(vi l) { return __builtin_convertvector(l, vf); }
+/* nearest_int, lane by lane (the same bits for every input) */
+INLINE vi nearest_i(vf f) {
+    vi i = (vi)(f + splat(12582912.f));
+    return (i & splat_i(0x007fffff)) - splat_i(0x00400000);
+}
+
+/* Sub-blocks j0 .. j0 + LANES - 1 of a super-block x, each of n values, transposed: xt[i][j] = x[n * (j0 + j) + i] */
+INLINE void transpose_in(const float *x, int n, int j0, vf *xt) {
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < LANES; ++j) xt[i][j] = x[n * (j0 + j) + i];
+}
+
+/* lane j's n levels back to sub-block j0 + j of L: (QK_K,) */
+INLINE void transpose_out(const vi *Lt, int n, int j0, uint8_t *L) {
+    for (int j = 0; j < LANES; ++j)
+        for (int i = 0; i < n; ++i) L[n * (j0 + j) + i] = (uint8_t)Lt[i][j];
+}
+
+/* Asymmetric scale and min of LANES sub-blocks of n values with levels in [0, nmax]: x ~ scale * L - the_min.
+ * Lane j is ggml's make_qkx2_quants on sub-block j, step for step: start from the min/max fit, then try
+ * nstep + 1 scales (nmax + rmin + rdelta * is) / (max - min), each refined by weighted least squares for scale and
+ * min, keeping the least weighted error (|diff| if use_mad, else diff^2). As in ggml, an accepted step moves min,
+ * which the later steps start from.
+ * xt, wt: (n,) vectors of values and weights; L: (n,) levels out; scale, the_min: out. */
+INLINE void qkx2_lanes(int n, int nmax, const vf *xt, const vf *wt, vi *L, vf *scale_out, vf *the_min, float rmin,
+                       float rdelta, int nstep, int use_mad) {
+    vf min = xt[0], max = xt[0], sum_w = wt[0], sum_x = sum_w * xt[0];
     for (int i = 1; i < n; ++i) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        float w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
+        min = sel(xt[i] < min, xt[i], min);
+        max = sel(xt[i] > max, xt[i], max);
+        sum_w += wt[i];
+        sum_x += wt[i] * xt[i];
     }
-    if (min > 0) min = 0;
-    if (max == min) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
-        *the_min = -min;
-        return 0.f;
-    }
-    float iscale = nmax / (max - min);
-    float scale = 1 / iscale;
-    float best_error = 0;
+    min = sel(min > 0, splat(0), min);
+    const vf min0 = min;
+    vf iscale = splat((float)nmax) / (max - min); /* max == min (a flat lane) is finished at the end */
+    vf scale = 1 / iscale, best = splat(0);
     for (int i = 0; i < n; ++i) {
-        int l = nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)MAX(0, MIN(nmax, l));
-        float diff = scale * L[i] + min - x[i];
-        diff = use_mad ? fabsf(diff) : diff * diff;
-        best_error += weights[i] * diff;
+        const vi l = clamp_i(nearest_i(iscale * (xt[i] - min)), 0, nmax);
+        vf diff = scale * to_f(l) + min - xt[i];
+        diff = use_mad ? abs_f(diff) : diff * diff;
+        best += wt[i] * diff;
     }
-    if (nstep < 1) {
-        *the_min = -min;
-        return scale;
-    }
-    for (int is = 0; is <= nstep; ++is) {
-        iscale = (rmin + rdelta * is + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    /* the levels kept so far are clamp(nearest_int(L_iscale * (x - L_min))): recomputed once at the end */
+    vf L_iscale = iscale, L_min = min;
+    vi Laux[32];
+    for (int is = 0; nstep >= 1 && is <= nstep; ++is) {
+        iscale = splat(rmin + rdelta * is + nmax) / (max - min);
+        vf sum_l = splat(0), sum_l2 = splat(0), sum_xl = splat(0);
         for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * (x[i] - min));
-            l = MAX(0, MIN(nmax, l));
-            Laux[i] = (uint8_t)l;
-            float w = weights[i];
+            Laux[i] = clamp_i(nearest_i(iscale * (xt[i] - min)), 0, nmax);
+            const vf l = to_f(Laux[i]), w = wt[i];
             sum_l += w * l;
             sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
+            sum_xl += w * l * xt[i];
         }
         /* weighted least squares of x ~ this_scale * l + this_min: the 2x2 normal equations' determinant */
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) { /* the format stores a subtracted min >= 0: refit the scale alone */
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float cur_error = 0;
-            for (int i = 0; i < n; ++i) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = use_mad ? fabsf(diff) : diff * diff;
-                cur_error += weights[i] * diff;
-            }
-            if (cur_error < best_error) {
-                for (int i = 0; i < n; ++i) L[i] = Laux[i];
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
+        const vf D = sum_w * sum_l2 - sum_l * sum_l;
+        const vf ts = (sum_w * sum_xl - sum_x * sum_l) / D; /* D <= 0: the step is skipped, these are never used */
+        const vf tm = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+        /* the format stores a subtracted min >= 0: a positive fitted min is refit with the scale alone */
+        const vf this_min = sel(tm > 0, splat(0), tm), this_scale = sel(tm > 0, sum_xl / sum_l2, ts);
+        vf err = splat(0);
+        for (int i = 0; i < n; ++i) {
+            vf diff = this_scale * to_f(Laux[i]) + this_min - xt[i];
+            diff = use_mad ? abs_f(diff) : diff * diff;
+            err += wt[i] * diff;
         }
+        const vi ok = (D > 0) & (err < best);
+        best = sel(ok, err, best);
+        scale = sel(ok, this_scale, scale);
+        L_iscale = sel(ok, iscale, L_iscale); /* this step's levels, from the min it started with */
+        L_min = sel(ok, min, L_min);
+        min = sel(ok, this_min, min);
     }
-    *the_min = -min;
-    return scale;
+    const vi flat = max == min0; /* ggml returns at once: all levels 0, scale 0, the_min -min */
+    *the_min = sel(flat, -min0, -min);
+    *scale_out = sel(flat, splat(0), scale);
+    for (int i = 0; i < n; ++i)
+        L[i] = sel_i(flat, splat_i(0), clamp_i(nearest_i(L_iscale * (xt[i] - L_min)), 0, nmax));
+}
+
+/* Symmetric scale of LANES sub-blocks of n values with levels l in [-nmax, nmax - 1] (L gets l + nmax). Lane j is
+ * ggml's make_qx_quants(rmse_type 1) on sub-block j: weigh each value by x^2, try 18 scales around nmax / max|x|,
+ * keep the one with the least weighted error. A lane whose max |x| is below GROUP_MAX_EPS gets levels 0, scale 0.
+ * xt: (n,) vectors of values; L: (n,) out. */
+INLINE void qx_lanes(int n, int nmax, const vf *xt, vi *L, vf *scale_out) {
+    vf max = splat(0), amax = splat(0);
+    for (int i = 0; i < n; ++i) {
+        const vf ax = abs_f(xt[i]);
+        const vi bigger = ax > amax;
+        max = sel(bigger, xt[i], max);
+        amax = sel(bigger, ax, amax);
+    }
+    /* the levels kept so far are clamp(nearest_int(L_iscale * x)) + nmax: recomputed once at the end */
+    vf iscale = splat((float)-nmax) / max, L_iscale = iscale, sumlx = splat(0), suml2 = splat(0);
+    for (int i = 0; i < n; ++i) {
+        const vf l = to_f(clamp_i(nearest_i(iscale * xt[i]), -nmax, nmax - 1)), w = xt[i] * xt[i];
+        sumlx += w * xt[i] * l;
+        suml2 += w * l * l;
+    }
+    vf scale = sel(suml2 != 0, sumlx / suml2, splat(0)); /* least-squares scale for these levels */
+    vf best = scale * sumlx;                              /* = sumlx^2 / suml2: larger is a smaller error */
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0) continue;
+        iscale = splat(-(nmax + 0.1f * is)) / max;
+        sumlx = suml2 = splat(0);
+        for (int i = 0; i < n; ++i) {
+            const vf l = to_f(clamp_i(nearest_i(iscale * xt[i]), -nmax, nmax - 1)), w = xt[i] * xt[i];
+            sumlx += w * xt[i] * l;
+            suml2 += w * l * l;
+        }
+        const vi ok = (suml2 > 0) & (sumlx * sumlx > best * suml2);
+        scale = sel(ok, sumlx / suml2, scale);
+        best = sel(ok, scale * sumlx, best);
+        L_iscale = sel(ok, iscale, L_iscale);
+    }
+    const vi zero = amax < GROUP_MAX_EPS;
+    *scale_out = sel(zero, splat(0), scale);
+    for (int i = 0; i < n; ++i)
+        L[i] = sel_i(zero, splat_i(0), clamp_i(nearest_i(L_iscale * xt[i]), -nmax, nmax - 1) + nmax);
 }
 
 /* ---------------------------------------------------------------- Q2_K */
 // x: (n,) -> n / 256 blocks. 2-bit values: element e of the block is bits 2 * (e % 128 / 32) of qs[e / 128 * 32 + e % 32]
-void llmc_quantize_row_q2_K(const float *x, void *dst, size_t n) {
+INLINE void q2_K_body(const float *x, void *dst, size_t n) {
     block_q2_K *y = dst;
     const float q4scale = 15.f;
     for (size_t i = 0; i < n / QK_K; i++, x += QK_K) {
@@ -240,12 +264,20 @@ void llmc_quantize_row_q2_K(const float *x, void *dst, size_t n) {
             nan_block(&y[i], sizeof y[i], y[i].d, y[i].dmin);
             continue;
         }
-        uint8_t L[QK_K], Laux[16];
-        float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+        uint8_t L[QK_K];
+        float mins[QK_K / 16], scales[QK_K / 16];
+        for (int j0 = 0; j0 < QK_K / 16; j0 += LANES) { /* 16 sub-blocks of 16: two groups of lanes */
+            vf xt[16], wt[16], sc, mn;
+            vi Lt[16];
+            transpose_in(x, 16, j0, xt);
+            for (int i = 0; i < 16; ++i) wt[i] = abs_f(xt[i]);
+            qkx2_lanes(16, 3, xt, wt, Lt, &sc, &mn, -0.5f, 0.1f, 15, 1);
+            transpose_out(Lt, 16, j0, L);
+            memcpy(scales + j0, &sc, sizeof sc);
+            memcpy(mins + j0, &mn, sizeof mn);
+        }
         float max_scale = 0, max_min = 0;
         for (int j = 0; j < QK_K / 16; ++j) {
-            for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -392,17 +424,21 @@ static void pack_scale_min_k4(const float *scales, const float *mins, float max_
 }
 
 /* Q4_K / Q5_K share everything but nmax (15 / 31), the search grid and the bit packing: L gets levels 0..nmax. */
-static void quantize_k4_levels(const float *x, uint8_t *d_out, uint8_t *dmin_out, uint8_t *scales_out, uint8_t *L,
+INLINE void quantize_k4_levels(const float *x, uint8_t *d_out, uint8_t *dmin_out, uint8_t *scales_out, uint8_t *L,
                                int nmax, float rmin, int nstep) {
-    uint8_t Laux[32];
-    float weights[32], mins[QK_K / 32], scales[QK_K / 32];
+    vf xt[32], wt[32], sum_x2 = splat(0), av_x = splat(0), sc, mn;
+    vi Lt[32];
+    transpose_in(x, 32, 0, xt); /* the 8 sub-blocks of 32: one group of lanes */
+    for (int i = 0; i < 32; ++i) sum_x2 += xt[i] * xt[i];
+    for (int j = 0; j < LANES; ++j) av_x[j] = sqrtf(sum_x2[j] / 32);
+    for (int i = 0; i < 32; ++i) wt[i] = av_x + abs_f(xt[i]); /* favour the larger values */
+    qkx2_lanes(32, nmax, xt, wt, Lt, &sc, &mn, rmin, 0.1f, nstep, 0);
+    transpose_out(Lt, 32, 0, L);
+    float mins[QK_K / 32], scales[QK_K / 32];
+    memcpy(scales, &sc, sizeof sc);
+    memcpy(mins, &mn, sizeof mn);
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < QK_K / 32; ++j) {
-        float sum_x2 = 0;
-        for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-        float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]); /* favour the larger values */
-        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, 0);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -423,7 +459,7 @@ static void quantize_k4_levels(const float *x, uint8_t *d_out, uint8_t *dmin_out
 }
 
 // 4-bit values: element e is the low (sub-block e / 32 even) or high nibble of qs[e / 64 * 32 + e % 32]
-void llmc_quantize_row_q4_K(const float *x, void *dst, size_t n) {
+INLINE void q4_K_body(const float *x, void *dst, size_t n) {
     block_q4_K *y = dst;
     for (size_t i = 0; i < n / QK_K; i++, x += QK_K) {
         if (!all_finite(x, QK_K)) {
@@ -453,7 +489,7 @@ void llmc_dequantize_row_q4_K(const void *src, float *y, size_t n) {
 }
 
 // 5-bit values: the low 4 bits as Q4_K, bit 4 of element e is bit e / 32 of qh[e % 32]
-void llmc_quantize_row_q5_K(const float *x, void *dst, size_t n) {
+INLINE void q5_K_body(const float *x, void *dst, size_t n) {
     block_q5_K *y = dst;
     for (size_t i = 0; i < n / QK_K; i++, x += QK_K) {
         if (!all_finite(x, QK_K)) {
@@ -492,22 +528,28 @@ void llmc_dequantize_row_q5_K(const void *src, float *y, size_t n) {
 /* ---------------------------------------------------------------- Q6_K */
 // 6-bit values: element e = 128 c + 32 k + l: low 4 bits in ql[64 c + l + 32 (k & 1)] (high nibble if k >= 2),
 // high 2 bits at bit 2k of qh[32 c + l]; sub-block scale scales[e / 16]
-void llmc_quantize_row_q6_K(const float *x, void *dst, size_t n) {
+INLINE void q6_K_body(const float *x, void *dst, size_t n) {
     block_q6_K *y = dst;
     for (size_t i = 0; i < n / QK_K; i++, x += QK_K) {
         if (!all_finite(x, QK_K)) {
             nan_block(&y[i], sizeof y[i], y[i].d, NULL);
             continue;
         }
-        int8_t L[QK_K];
+        uint8_t L[QK_K];
         float scales[QK_K / 16];
+        for (int j0 = 0; j0 < QK_K / 16; j0 += LANES) { /* 16 sub-blocks of 16: two groups of lanes */
+            vf xt[16], sc;
+            vi Lt[16];
+            transpose_in(x, 16, j0, xt);
+            qx_lanes(16, 32, xt, Lt, &sc);
+            transpose_out(Lt, 16, j0, L);
+            memcpy(scales + j0, &sc, sizeof sc);
+        }
         float max_scale = 0, max_abs_scale = 0;
         for (int ib = 0; ib < QK_K / 16; ++ib) {
-            const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1);
-            scales[ib] = scale;
-            if (fabsf(scale) > max_abs_scale) {
-                max_abs_scale = fabsf(scale);
-                max_scale = scale;
+            if (fabsf(scales[ib]) > max_abs_scale) {
+                max_abs_scale = fabsf(scales[ib]);
+                max_scale = scales[ib];
             }
         }
         if (max_abs_scale < GROUP_MAX_EPS) {
@@ -522,7 +564,7 @@ void llmc_quantize_row_q6_K(const float *x, void *dst, size_t n) {
             if (!d) continue;
             for (int ii = 0; ii < 16; ++ii) {
                 int l = nearest_int(x[16 * j + ii] / d);
-                L[16 * j + ii] = (int8_t)(MAX(-32, MIN(31, l)) + 32);
+                L[16 * j + ii] = (uint8_t)(MAX(-32, MIN(31, l)) + 32);
             }
         }
         uint8_t *ql = y[i].ql, *qh = y[i].qh;
@@ -552,6 +594,28 @@ void llmc_dequantize_row_q6_K(const void *src, float *y, size_t n) {
     }
 }
 
+/* ---------------------------------------------------------------- the row quantizers, compiled twice */
+/* One body, two compilations: the exported row quantizer runs the copy built for AVX2 when the SIMD level allows
+ * it (the CPU has AVX2 and no lower level was forced), else the baseline one. Both do the same fp32 operations in
+ * the same order (no FMA is enabled, so nothing can be contracted): the same bytes at every level. */
+#if defined(__x86_64__) || defined(__i386__)
+#define KQ_AVX2 1
+#define TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define KQ_AVX2 0
+#define TARGET_AVX2
+#endif
+#define ROW_QUANTIZER(sfx)                                                                                             \
+    TARGET_AVX2 static void sfx##_avx2(const float *x, void *dst, size_t n) { sfx##_body(x, dst, n); }                \
+    void llmc_quantize_row_##sfx(const float *x, void *dst, size_t n) {                                                \
+        if (KQ_AVX2 && llmc_simd_get_level() >= LLMC_SIMD_AVX2) sfx##_avx2(x, dst, n);                                 \
+        else sfx##_body(x, dst, n);                                                                                    \
+    }
+ROW_QUANTIZER(q2_K)
+ROW_QUANTIZER(q4_K)
+ROW_QUANTIZER(q5_K)
+ROW_QUANTIZER(q6_K)
+
 /* ---------------------------------------------------------------- Q8_K */
 void llmc_quantize_row_q8_K(const float *x, void *dst, size_t n) {
     block_q8_K *y = dst;
@@ -562,15 +626,8 @@ void llmc_quantize_row_q8_K(const float *x, void *dst, size_t n) {
             memcpy(y[i].d, &nan, 4);
             continue;
         }
-        float max = 0, amax = 0;
-        for (int j = 0; j < QK_K; ++j) {
-            float ax = fabsf(x[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[j];
-            }
-        }
-        if (!amax) {
+        const float max = signed_absmax(x, QK_K);
+        if (!max) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }

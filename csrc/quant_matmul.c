@@ -2,8 +2,11 @@
  *
  *   y: (T, out) = beta * y + x: (T, in) @ W^T,   W: (out, in) stored as `out` rows of `in` values of `type`
  *
- * Three paths:
- *  - F32 weights go to BLAS sgemm.
+ * Four paths:
+ *  - F32 weights, one row: BLAS sgemv. 2..LLMC_F32_ROWS_MAX_T rows (a batch of decode steps, beams, an expert's
+ *    tokens): the few-row kernel (simd.h rows_dot, matmul_rows below), which reads W in place, block by block, and
+ *    multiplies every weight row into all rows of x while it is in cache; sgemm would first pack all of W, a copy as
+ *    large as the weights, which costs more than the product for a few rows. More rows: BLAS sgemm.
  *  - Decode (few rows T): each activation row is quantized once to the weight type's vec_dot_type (Q8_0 / Q8_1 /
  *    Q8_K; kept fp32 for F16 / BF16), then every output is one integer dot product of a weight row with it, the
  *    weight row read straight from its blocks. Decode is memory-bound: the weight bytes are the cost, so fewer
@@ -25,6 +28,10 @@
 #define DECODE_MAX_T 8
 /* fp32 bytes of weight rows one prefill tile holds: about half a core's L2 */
 #define TILE_BYTES (256 * 1024)
+
+/* fp32 bytes of the weight rows one block of the few-row path holds: they stay in L2 while the groups of activation
+ * rows pass over them */
+#define ROWS_BLOCK_BYTES (192 * 1024)
 
 static inline void store(float *y, float v, float beta) { *y = beta == 0.0f ? v : beta * *y + v; }
 
@@ -53,6 +60,24 @@ static void matmul_dot(llmc_vec_dot_fn dot, const uint8_t *w, size_t wrb, const 
                 }
             }
         }
+    }
+}
+
+/* F32 few rows: y (T, out) = beta * y + x (T, in) @ W^T, W: (out, in) cut into blocks of nb rows (a multiple of
+ * 3, rows_dot's tile) of about ROWS_BLOCK_BYTES; threads take contiguous ranges of blocks. Each output is rows_dot's
+ * one fixed sum, so the result does not depend on the thread count or on the other rows. */
+static void matmul_rows(const float *w, const float *x, float *y, size_t T, size_t in, size_t out, float beta,
+                        int nt) {
+    const llmc_simd_kernels *k = llmc_k;
+    size_t nb = ROWS_BLOCK_BYTES / (in * sizeof(float)) / 3 * 3;
+    if (nb < 3) nb = 3;
+    const size_t n_blk = (out + nb - 1) / nb;
+    if ((size_t)nt > n_blk) nt = (int)n_blk;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t b = 0; b < n_blk; b++) {
+        const size_t j0 = b * nb, rows = out - j0 < nb ? out - j0 : nb;
+        // y[:, j0:j0+rows] (T, rows) = beta * y[...] + x (T, in) @ W[j0:j0+rows]^T
+        k->rows_dot(w + j0 * in, rows, in, x, T, y + j0, out, beta);
     }
 }
 
@@ -98,9 +123,20 @@ llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, floa
         for (size_t i = 0; i < T * out; i++) y[i] = beta == 0.0f ? 0.0f : beta * y[i];
         return LLMC_OK;
     }
-    if (path < LLMC_MATMUL_AUTO || path > LLMC_MATMUL_TILES)
-        return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed_path: unknown path %d (0 auto, 1 dot, 2 tiles)", path);
-    if (type == LLMC_TYPE_F32 && path == LLMC_MATMUL_AUTO) {
+    if (path < LLMC_MATMUL_AUTO || path > LLMC_MATMUL_ROWS)
+        return llmc_fail(LLMC_ERR_INVALID, "llmc_matmul_typed_path: unknown path %d (0 auto, 1 dot, 2 tiles, 3 rows)",
+                         path);
+    if (path == LLMC_MATMUL_ROWS && type != LLMC_TYPE_F32)
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "llmc_matmul_typed_path: the few-row path takes f32 weights, not %s",
+                         tt->name);
+    int nt = llmc_threads();
+    if (omp_in_parallel()) nt = 1; /* called from a parallel region: the caller already splits the work */
+    if (type == LLMC_TYPE_F32 && (path == LLMC_MATMUL_ROWS || path == LLMC_MATMUL_AUTO)) {
+        if (path == LLMC_MATMUL_ROWS || (T > 1 && T <= LLMC_F32_ROWS_MAX_T)) {
+            if (2.0 * (double)T * (double)in * (double)out < 4e6) nt = 1; /* too small to split */
+            matmul_rows((const float *)w, x, y, T, in, out, beta, nt);
+            return LLMC_OK;
+        }
         if (T > 1) return llmc_sgemm(0, 1, T, out, in, 1.0f, x, in, (const float *)w, in, beta, y, out);
         if (beta == 0.0f) memset(y, 0, out * sizeof(float)); /* so a NaN in y cannot survive 0 * y */
         return llmc_sgemv(0, out, in, 1.0f, (const float *)w, in, x, beta, y); /* sgemm with one row is slow */
@@ -108,8 +144,6 @@ llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, floa
 
     const llmc_quant_kernels *qk = llmc_quant_kernels_for(llmc_simd_get_level());
     llmc_vec_dot_fn dot = qk->vec_dot[type] ? qk->vec_dot[type] : tt->vec_dot;
-    int nt = llmc_threads();
-    if (omp_in_parallel()) nt = 1; /* called from a parallel region: the caller already splits the work */
 
     if (path == LLMC_MATMUL_DOT && !dot)
         return llmc_fail(LLMC_ERR_UNSUPPORTED, "llmc_matmul_typed_path: %s weights have no integer-dot kernel",
@@ -146,4 +180,47 @@ llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, floa
                  buf);
     llmc_free(buf);
     return LLMC_OK;
+}
+
+/* ---------------------------------------------------------------- one activation row on a caller's team (decode.c)
+ * The same products as llmc_matmul_typed with T = 1, cut so that a caller running its own team can share out the
+ * output rows: the activation row is put in the weight's dot format once (llmc_matvec_prepare), then any thread
+ * computes any range of rows (llmc_matvec_rows). Every row is one dot product (one sgemv for F32), so the result
+ * does not depend on how the rows are shared out. */
+
+int llmc_matvec_supported(int type) {
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    return tt && (type == LLMC_TYPE_F32 || tt->vec_dot);
+}
+
+size_t llmc_matvec_x_bytes(int type, size_t in) {
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    size_t xrb = 0;
+    if (type == LLMC_TYPE_F32 || tt->vec_dot_type == LLMC_TYPE_F32) return 0; /* reads the fp32 row itself */
+    return llmc_type_row_bytes(tt->vec_dot_type, in, &xrb) ? 0 : xrb;
+}
+
+// xq: llmc_matvec_x_bytes(type, in) bytes = x: (in,) in the weight's vec_dot format (nothing when that is fp32)
+void llmc_matvec_prepare(int type, const float *x, void *xq, size_t in) {
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    if (type == LLMC_TYPE_F32 || tt->vec_dot_type == LLMC_TYPE_F32) return;
+    llmc_type_traits_of(tt->vec_dot_type)->from_float(x, xq, in);
+}
+
+// y[lo:hi] = beta * y[lo:hi] + W[lo:hi] @ x,  W: (out, in) of `type`; x: (in,) fp32, xq: x prepared for the type
+void llmc_matvec_rows(int type, const void *w, const float *x, const void *xq, float *y, size_t in, size_t out,
+                      size_t lo, size_t hi, float beta) {
+    if (lo >= hi) return;
+    if (type == LLMC_TYPE_F32) { /* as llmc_matmul_typed's T = 1 path: sgemv, y zeroed first when beta = 0 */
+        if (beta == 0.0f) memset(y + lo, 0, (hi - lo) * sizeof(float));
+        llmc_sgemv_rows(0, out, in, 1.0f, w, in, x, beta, y, lo, hi);
+        return;
+    }
+    const llmc_type_traits *tt = llmc_type_traits_of(type);
+    const llmc_quant_kernels *qk = llmc_quant_kernels_for(llmc_simd_get_level());
+    llmc_vec_dot_fn dot = qk->vec_dot[type] ? qk->vec_dot[type] : tt->vec_dot;
+    const void *xd = tt->vec_dot_type == LLMC_TYPE_F32 ? (const void *)x : xq;
+    size_t wrb;
+    (void)llmc_type_row_bytes(type, in, &wrb); /* checked when the weight was made */
+    for (size_t r = lo; r < hi; r++) store(y + r, dot(in, (const uint8_t *)w + r * wrb, xd), beta);
 }

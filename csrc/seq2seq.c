@@ -65,16 +65,9 @@ static float *alloc_acts(const llmc_s2s_config *c, size_t R, size_t Tq, size_t T
 }
 
 /* ---------------------------------------------------------------- building blocks */
-/* Beam search multiplies every weight by a handful of rows (one per beam): up to this many rows go through
- * s2s_matmul_few_rows (seq2seq_matmul.c), which streams an F32 weight once instead of packing it for sgemm. */
-#define FEW_ROWS 8
-
-/* y (R, out) = beta * y + x (R, in) @ W^T, W: (out, in) of any type */
+/* y (R, out) = beta * y + x (R, in) @ W^T, W: (out, in) of any type. Beam search multiplies every weight by a
+ * handful of rows (one per beam): llmc_matmul_typed's few-row path streams an F32 weight once for all of them. */
 static llmc_status matmul(const wmat *w, const float *x, float *y, size_t R, size_t in, size_t out, float beta) {
-    if (w->type == LLMC_TYPE_F32 && R > 1 && R <= FEW_ROWS && w->data) {
-        s2s_matmul_few_rows(w->data, x, y, R, in, out, beta);
-        return LLMC_OK;
-    }
     return llmc_matmul_typed(w->type, w->data, x, y, R, in, out, beta);
 }
 

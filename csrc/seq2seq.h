@@ -87,8 +87,4 @@ llmc_status s2s_biased_attention(const float *q, const float *k, const float *v,
                                  float *out, size_t B, size_t H, size_t Tq, size_t Tk, size_t hd, const float *rel,
                                  int causal, float *probs, float *scratch);
 
-/* ---------------------------------------------------------------- seq2seq_matmul.c */
-/* y (R, out) = beta * y + x (R, in) @ W^T with W (out, in) fp32, for a few rows R (beams): W streams once. */
-void s2s_matmul_few_rows(const float *w, const float *x, float *y, size_t R, size_t in, size_t out, float beta);
-
 #endif

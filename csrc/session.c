@@ -73,6 +73,7 @@ void llmc_session_free(llmc_session *s) {
     llmc_free(s->tmp_ids);
     llmc_free(s->scratch);
     llmc_free(s->moe_scratch);
+    llmc_free(s->team_ws);
     llmc_free(s);
 }
 

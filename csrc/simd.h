@@ -35,6 +35,12 @@ typedef struct {
      * l[c] = l[c] * alpha[c] + sum_r s[r][c]; m[c] = m_new. -inf entries become 0; while a column has seen only
      * -inf its shift is 0 instead of -inf (so no NaN), its alpha is 0 and its l stays 0. m, l, alpha: (cols,). */
     void (*softmax_cols_online)(float *s, size_t rows, size_t cols, size_t lds, float *m, float *l, float *alpha);
+    /* The few-row product of llmc_matmul_typed's F32 path (one L2-sized block of weight rows; never threads):
+     * y[t * ldy + j] = beta * y[t * ldy + j] + dot(w[j], x[t]) for j < nw, t < T, with w: (nw, in) and x: (T, in)
+     * row-major; beta == 0 overwrites y (a NaN there does not survive). Each output is the same sum whatever T and
+     * the places of j and t, so a row's result never depends on the other rows. */
+    void (*rows_dot)(const float *w, size_t nw, size_t in, const float *x, size_t T, float *y, size_t ldy,
+                     float beta);
 } llmc_simd_kernels;
 
 /* The active table (set at start-up to the best level; tests may switch it with llmc_simd_set_level). */
@@ -45,5 +51,9 @@ extern _Atomic(const llmc_simd_kernels *) llmc_k;
 extern const llmc_simd_kernels llmc_simd_scalar;
 extern const llmc_simd_kernels llmc_simd_avx2;
 extern const llmc_simd_kernels llmc_simd_avx512;
+
+/* rows_dot_avx2.c (x86 only): the AVX2 + FMA rows_dot, shared by the AVX2 and AVX-512 tables */
+void llmc_rows_dot_avx2(const float *w, size_t nw, size_t in, const float *x, size_t T, float *y, size_t ldy,
+                        float beta);
 
 #endif

@@ -98,7 +98,18 @@ static void s_softmax_cols_online(float *s, size_t rows, size_t cols, size_t lds
         }
 }
 
+// w: (nw, in), x: (T, in), y[t * ldy + j] = beta * y[t * ldy + j] + dot(w[j], x[t]); the portable reference
+static void s_rows_dot(const float *w, size_t nw, size_t in, const float *x, size_t T, float *y, size_t ldy,
+                       float beta) {
+    for (size_t t = 0; t < T; t++)
+        for (size_t j = 0; j < nw; j++) {
+            const float d = s_dot(w + j * in, x + t * in, in);
+            float *yo = y + t * ldy + j;
+            *yo = beta == 0.0f ? d : beta * *yo + d;
+        }
+}
+
 const llmc_simd_kernels llmc_simd_scalar = {
     "scalar", s_dot, s_axpy, s_scale, s_max, s_sum, s_sumsq, s_sq_dev_sum, s_exp_shift_sum, s_shift_scale_add,
-    s_norm_affine, s_silu, s_gelu_tanh, s_gemm_tile, s_softmax_cols_online,
+    s_norm_affine, s_silu, s_gelu_tanh, s_gemm_tile, s_softmax_cols_online, s_rows_dot,
 };

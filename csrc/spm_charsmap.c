@@ -102,10 +102,18 @@ size_t llmc_charsmap_match(const llmc_charsmap *cm, const uint8_t *key, size_t n
     return found;
 }
 
-int llmc_charsmap_has_first(const llmc_charsmap *cm, uint8_t c) {
-    if (!cm->n_units || !c) return 0;
+int llmc_charsmap_first(const llmc_charsmap *cm, uint8_t c) {
+    if (!cm->n_units || !c) return LLMC_CM_NONE;
     size_t p = unit_offset(cm->units[0]) ^ c;
-    return p < cm->n_units && unit_label(cm->units[p]) == c;
+    if (p >= cm->n_units || unit_label(cm->units[p]) != c) return LLMC_CM_NONE;
+    uint32_t u = cm->units[p];
+    if (unit_has_leaf(u)) return LLMC_CM_ANY; /* c alone is a key */
+    p ^= unit_offset(u);
+    for (uint32_t d = 1; d < 0x80; d++) { /* a key c, d... with an ASCII second byte? */
+        size_t q = p ^ d;
+        if (q < cm->n_units && unit_label(cm->units[q]) == d) return LLMC_CM_ANY;
+    }
+    return LLMC_CM_NON_ASCII_NEXT;
 }
 
 static inline llmc_status put(uint8_t **o, size_t *len, size_t *cap, const uint8_t *b, size_t n) {

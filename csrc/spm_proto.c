@@ -33,27 +33,35 @@ static llmc_status varint(reader *r, uint64_t *v) {
                      (size_t)(r->p - r->base));
 }
 
-/* The next field: its number, wire type, and value (a varint / fixed in *v, a length-delimited span in sub). */
-static llmc_status field(reader *r, uint32_t *num, int *wt, uint64_t *v, reader *sub) {
+/* One field: its number, wire type and value (a varint / fixed in v, a length-delimited span in sub). */
+typedef struct {
+    uint32_t num;
+    int wt;
+    uint64_t v;
+    reader sub;
+    size_t at; /* the field's byte offset in the file, for messages */
+} pb_field;
+
+/* Read the next field of r into *f. */
+static llmc_status next_field(reader *r, pb_field *f) {
     uint64_t key;
-    size_t at = (size_t)(r->p - r->base);
+    *f = (pb_field){0};
+    f->at = (size_t)(r->p - r->base);
     llmc_status st = varint(r, &key);
     if (st) return st;
-    *num = (uint32_t)(key >> 3);
-    *wt = (int)(key & 7);
+    f->num = (uint32_t)(key >> 3);
+    f->wt = (int)(key & 7);
     if (key >> 3 == 0 || key >> 3 > 536870911u)
-        return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: invalid field number at byte %zu", at);
-    switch (*wt) {
-    case 0: return varint(r, v);
+        return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: invalid field number at byte %zu", f->at);
+    switch (f->wt) {
+    case 0: return varint(r, &f->v);
     case 1:
     case 5: {
-        size_t w = *wt == 1 ? 8 : 4;
+        size_t w = f->wt == 1 ? 8 : 4;
         if ((size_t)(r->end - r->p) < w)
-            return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: truncated fixed-size field at byte %zu", at);
-        uint64_t x = 0;
-        for (size_t k = 0; k < w; k++) x |= (uint64_t)r->p[k] << (8 * k); /* little endian */
+            return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: truncated fixed-size field at byte %zu", f->at);
+        for (size_t k = 0; k < w; k++) f->v |= (uint64_t)r->p[k] << (8 * k); /* little endian */
         r->p += w;
-        *v = x;
         return LLMC_OK;
     }
     case 2: {
@@ -61,15 +69,29 @@ static llmc_status field(reader *r, uint32_t *num, int *wt, uint64_t *v, reader 
         if ((st = varint(r, &len))) return st;
         if (len > (uint64_t)(r->end - r->p))
             return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: field %u at byte %zu claims %llu bytes, %zu are left",
-                             *num, at, (unsigned long long)len, (size_t)(r->end - r->p));
-        *sub = (reader){r->p, r->p + len, r->base};
+                             f->num, f->at, (unsigned long long)len, (size_t)(r->end - r->p));
+        f->sub = (reader){r->p, r->p + len, r->base};
         r->p += len;
         return LLMC_OK;
     }
     default:
-        return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: unsupported wire type %d (field %u) at byte %zu", *wt,
-                         *num, at);
+        return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: unsupported wire type %d (field %u) at byte %zu", f->wt,
+                         f->num, f->at);
     }
+}
+
+/* What a message does with one of its fields (dst: the struct it fills). */
+typedef llmc_status (*field_fn)(void *dst, pb_field *f);
+
+/* Read every field of the message r[p..end) and hand each to fn: the one loop of every message type. */
+static llmc_status read_message(reader *r, field_fn fn, void *dst) {
+    while (r->p < r->end) {
+        pb_field f;
+        llmc_status st = next_field(r, &f);
+        if (!st) st = fn(dst, &f);
+        if (st) return st;
+    }
+    return LLMC_OK;
 }
 
 static float as_float(uint64_t v) {
@@ -79,84 +101,100 @@ static float as_float(uint64_t v) {
     return f;
 }
 
+static size_t span_len(const reader *s) { return (size_t)(s->end - s->p); }
+
 /* SentencePiece { piece = 1; score = 2 (float); type = 3 } */
-static llmc_status read_piece(reader *r, llmc_spm_piece *pc) {
-    *pc = (llmc_spm_piece){NULL, 0, 0.0f, LLMC_SPM_NORMAL};
-    while (r->p < r->end) {
-        uint32_t num;
-        int wt;
-        uint64_t v = 0;
-        reader sub = {0};
-        llmc_status st = field(r, &num, &wt, &v, &sub);
-        if (st) return st;
-        if (num == 1 && wt == 2) {
-            pc->piece = sub.p;
-            pc->len = (size_t)(sub.end - sub.p);
-        } else if (num == 2 && wt == 5) {
-            pc->score = as_float(v);
-        } else if (num == 3 && wt == 0) {
-            if (v < 1 || v > 6)
-                return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: piece type %llu is not 1..6",
-                                 (unsigned long long)v);
-            pc->type = (int)v;
-        } else if (num <= 3) {
-            return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: piece field %u has wire type %d", num, wt);
-        }
+static llmc_status piece_field(void *dst, pb_field *f) {
+    llmc_spm_piece *pc = dst;
+    if (f->num == 1 && f->wt == 2) {
+        pc->piece = f->sub.p;
+        pc->len = span_len(&f->sub);
+    } else if (f->num == 2 && f->wt == 5) {
+        pc->score = as_float(f->v);
+    } else if (f->num == 3 && f->wt == 0) {
+        if (f->v < 1 || f->v > 6)
+            return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: piece type %llu at byte %zu is not 1..6",
+                             (unsigned long long)f->v, f->at);
+        pc->type = (int)f->v;
+    } else if (f->num <= 3) {
+        return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: piece field %u at byte %zu has wire type %d", f->num,
+                         f->at, f->wt);
     }
     return LLMC_OK;
 }
 
-static llmc_status read_trainer(reader *r, llmc_spm_model *m) {
-    while (r->p < r->end) {
-        uint32_t num;
-        int wt;
-        uint64_t v = 0;
-        reader sub = {0};
-        llmc_status st = field(r, &num, &wt, &v, &sub);
-        if (st) return st;
-        if (wt == 0) {
-            switch (num) {
-            case 3: m->model_type = (int)(v > 100 ? 100 : v); break;
-            case 24: m->treat_ws_as_suffix = v != 0; break;
-            case 35: m->byte_fallback = v != 0; break;
-            case 40: m->unk_id = (int32_t)v; break;
-            case 41: m->bos_id = (int32_t)v; break;
-            case 42: m->eos_id = (int32_t)v; break;
-            case 43: m->pad_id = (int32_t)v; break;
-            default: break;
-            }
-        } else if (wt == 2 && num == 44) {
-            m->unk_surface = sub.p;
-            m->unk_surface_len = (size_t)(sub.end - sub.p);
-            m->has_unk_surface = 1;
+/* TrainerSpec: model_type = 3, treat_whitespace_as_suffix = 24, byte_fallback = 35, unk/bos/eos/pad ids = 40..43,
+ * unk_surface = 44 */
+static llmc_status trainer_field(void *dst, pb_field *f) {
+    llmc_spm_model *m = dst;
+    uint64_t v = f->v;
+    if (f->wt == 0) {
+        switch (f->num) {
+        case 3: m->model_type = (int)(v > 100 ? 100 : v); break;
+        case 24: m->treat_ws_as_suffix = v != 0; break;
+        case 35: m->byte_fallback = v != 0; break;
+        case 40: m->unk_id = (int32_t)v; break;
+        case 41: m->bos_id = (int32_t)v; break;
+        case 42: m->eos_id = (int32_t)v; break;
+        case 43: m->pad_id = (int32_t)v; break;
+        default: break;
         }
+    } else if (f->wt == 2 && f->num == 44) {
+        m->unk_surface = f->sub.p;
+        m->unk_surface_len = span_len(&f->sub);
+        m->has_unk_surface = 1;
     }
     return LLMC_OK;
 }
 
-static llmc_status read_normalizer(reader *r, llmc_spm_normalizer *n) {
-    while (r->p < r->end) {
-        uint32_t num;
-        int wt;
-        uint64_t v = 0;
-        reader sub = {0};
-        llmc_status st = field(r, &num, &wt, &v, &sub);
-        if (st) return st;
-        if (wt == 2 && num == 1) {
-            n->name = sub.p;
-            n->name_len = (size_t)(sub.end - sub.p);
-        } else if (wt == 2 && num == 2) {
-            n->charsmap = sub.p;
-            n->charsmap_len = (size_t)(sub.end - sub.p);
-        } else if (wt == 0 && num == 3) {
-            n->add_dummy_prefix = v != 0;
-        } else if (wt == 0 && num == 4) {
-            n->remove_extra_ws = v != 0;
-        } else if (wt == 0 && num == 5) {
-            n->escape_ws = v != 0;
-        }
+/* NormalizerSpec { name = 1; precompiled_charsmap = 2; add_dummy_prefix = 3; remove_extra_whitespaces = 4;
+ * escape_whitespaces = 5 } */
+static llmc_status normalizer_field(void *dst, pb_field *f) {
+    llmc_spm_normalizer *n = dst;
+    if (f->wt == 2 && f->num == 1) {
+        n->name = f->sub.p;
+        n->name_len = span_len(&f->sub);
+    } else if (f->wt == 2 && f->num == 2) {
+        n->charsmap = f->sub.p;
+        n->charsmap_len = span_len(&f->sub);
+    } else if (f->wt == 0 && f->num >= 3 && f->num <= 5) {
+        int on = f->v != 0;
+        if (f->num == 3) n->add_dummy_prefix = on;
+        else if (f->num == 4) n->remove_extra_ws = on;
+        else n->escape_ws = on;
     }
     return LLMC_OK;
+}
+
+typedef struct {
+    llmc_spm_model *m;
+    size_t cap; /* of m->pieces */
+} model_reader;
+
+/* ModelProto { repeated pieces = 1; trainer_spec = 2; normalizer_spec = 3; denormalizer_spec = 5 } */
+static llmc_status model_field(void *dst, pb_field *f) {
+    model_reader *mr = dst;
+    llmc_spm_model *m = mr->m;
+    if (f->num >= 1 && f->num <= 5 && f->wt != 2)
+        return llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: top-level field %u at byte %zu has wire type %d, not a "
+                                          "message", f->num, f->at, f->wt);
+    switch (f->num) {
+    case 1: {
+        if (llmc_grow((void **)&m->pieces, &mr->cap, m->n_pieces + 1, sizeof(llmc_spm_piece), "SentencePiece pieces"))
+            return LLMC_ERR_NOMEM;
+        llmc_spm_piece *pc = &m->pieces[m->n_pieces];
+        *pc = (llmc_spm_piece){NULL, 0, 0.0f, LLMC_SPM_NORMAL};
+        llmc_status st = read_message(&f->sub, piece_field, pc);
+        if (!st) m->n_pieces++;
+        return st;
+    }
+    case 2: return read_message(&f->sub, trainer_field, m);
+    case 3: return read_message(&f->sub, normalizer_field, &m->normalizer);
+    case 5:
+        m->has_denormalizer = 1;
+        return read_message(&f->sub, normalizer_field, &m->denormalizer);
+    default: return LLMC_OK;
+    }
 }
 
 void llmc_spm_model_free(llmc_spm_model *m) {
@@ -176,35 +214,8 @@ llmc_status llmc_spm_parse(const uint8_t *data, size_t len, llmc_spm_model *m) {
     m->normalizer = (llmc_spm_normalizer){.add_dummy_prefix = 1, .remove_extra_ws = 1, .escape_ws = 1};
     m->denormalizer = m->normalizer;
     reader r = {data, data + len, data};
-    size_t cap = 0;
-    llmc_status st = LLMC_OK;
-    while (!st && r.p < r.end) {
-        uint32_t num;
-        int wt;
-        uint64_t v = 0;
-        reader sub = {0};
-        if ((st = field(&r, &num, &wt, &v, &sub))) break;
-        if (num >= 1 && num <= 5 && wt != 2) {
-            st = llmc_fail(LLMC_ERR_FORMAT, "SentencePiece model: top-level field %u has wire type %d, not a message", num,
-                           wt);
-            break;
-        }
-        if (num == 1) {
-            if (llmc_grow((void **)&m->pieces, &cap, m->n_pieces + 1, sizeof(llmc_spm_piece), "SentencePiece pieces")) {
-                st = LLMC_ERR_NOMEM;
-                break;
-            }
-            st = read_piece(&sub, &m->pieces[m->n_pieces]);
-            if (!st) m->n_pieces++;
-        } else if (num == 2) {
-            st = read_trainer(&sub, m);
-        } else if (num == 3) {
-            st = read_normalizer(&sub, &m->normalizer);
-        } else if (num == 5) {
-            m->has_denormalizer = 1;
-            st = read_normalizer(&sub, &m->denormalizer);
-        }
-    }
+    model_reader mr = {m, 0};
+    llmc_status st = read_message(&r, model_field, &mr);
     if (st) llmc_spm_model_free(m);
     return st;
 }

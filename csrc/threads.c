@@ -20,7 +20,22 @@
 #include "blas.h"
 #include "internal.h"
 
-static _Atomic int num_threads = 0; /* 0 = not set yet: use all cores. Atomic: any thread may set it */
+static _Atomic int num_threads = 0; /* 0 = not set: the default below. Atomic: any thread may set it */
+
+/* The default thread count, fixed once when llmc loads (before any llmc call can run, so never written afterwards):
+ * OMP_NUM_THREADS when it is set to a positive count (its first entry, as OpenMP reads a list like "4,2"), else
+ * every core this process may run on. torch, NumPy's OpenBLAS and libgomp honour the variable the same way. */
+static int default_threads = 0;
+
+static int threads_from_env(void) {
+    const char *v = getenv("OMP_NUM_THREADS");
+    if (!v) return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == v || (*end != '\0' && *end != ',') || n < 1) return 0; /* not a count: ignored, as libgomp does */
+    return n > 256 ? 256 : (int)n;
+}
 
 /* ---------------------------------------------------------------- OpenBLAS jobs on llmc's OpenMP threads */
 typedef void (*blas_dojob_fn)(int thread_num, void *job, int dojob_data);
@@ -75,6 +90,7 @@ static void blas_threads(int sync, blas_dojob_fn dojob, int n_jobs, size_t job_s
 }
 
 __attribute__((constructor)) static void llmc_threads_init(void) {
+    default_threads = threads_from_env();
     LLMC_BLAS(openblas_set_num_threads)(1); /* raised around top-level products only, see llmc_sgemm */
     if (LLMC_BLAS(openblas_set_threads_callback_function))
         LLMC_BLAS(openblas_set_threads_callback_function)(blas_threads);
@@ -83,14 +99,14 @@ __attribute__((constructor)) static void llmc_threads_init(void) {
 int llmc_blas_one_pool(void) { return LLMC_BLAS(openblas_set_threads_callback_function) != NULL; }
 
 void llmc_set_num_threads(int n) {
-    if (n < 1) n = omp_get_num_procs();
     if (n > 256) n = 256; /* blas_threads' limit; far beyond any core count that helps these kernels */
-    num_threads = n;
+    num_threads = n < 1 ? 0 : n; /* < 1: back to the default */
 }
 
 int llmc_get_num_threads(void) {
     int n = num_threads;
-    return n > 0 ? n : omp_get_num_procs();
+    if (n > 0) return n;
+    return default_threads > 0 ? default_threads : omp_get_num_procs();
 }
 
 int llmc_threads(void) { return llmc_get_num_threads(); }
@@ -185,6 +201,20 @@ llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, f
     return LLMC_OK;
 }
 
+/* outputs [lo, hi) of y (m,) = alpha op(A) x + beta y on this thread (one single-threaded sgemv); see llmc_sgemv */
+void llmc_sgemv_rows(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
+                     float beta, float *y, size_t lo, size_t hi) {
+    if (lo >= hi) return;
+    pthread_rwlock_rdlock(&blas_count_lock); /* single-threaded, see blas_count_lock */
+    if (!trans) /* outputs are rows of A */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)(hi - lo), (llmc_blasint)cols,
+                               alpha, a + lo * lda, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
+    else /* outputs are columns of A */
+        LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)rows, (llmc_blasint)(hi - lo),
+                               alpha, a + lo, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
+    pthread_rwlock_unlock(&blas_count_lock);
+}
+
 // y (m,) = alpha op(A) x + beta y; A: (rows, cols) row-major; op(A) is (m, kdim) with m = trans ? cols : rows
 llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
                        float beta, float *y) {
@@ -202,15 +232,7 @@ llmc_status llmc_sgemv(int trans, size_t rows, size_t cols, float alpha, const f
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int i = 0; i < nt; i++) {
         size_t lo = (size_t)i * chunk, hi = lo + chunk < m ? lo + chunk : m;
-        if (lo >= hi) continue;
-        pthread_rwlock_rdlock(&blas_count_lock); /* single-threaded, see blas_count_lock */
-        if (!trans)
-            LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)(hi - lo), (llmc_blasint)cols,
-                                   alpha, a + lo * lda, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
-        else
-            LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)rows, (llmc_blasint)(hi - lo),
-                                   alpha, a + lo, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
-        pthread_rwlock_unlock(&blas_count_lock);
+        llmc_sgemv_rows(trans, rows, cols, alpha, a, lda, x, beta, y, lo, hi);
     }
     return LLMC_OK;
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dat.h"
 #include "internal.h"
 
 /* ---------------------------------------------------------------- pre-tokenizers (pretokenize.c) */
@@ -84,8 +85,10 @@ void llmc_charsmap_free(llmc_charsmap *cm);
  * *rep[0..*rep_len). */
 size_t llmc_charsmap_match(const llmc_charsmap *cm, const uint8_t *key, size_t n, int longest, const uint8_t **rep,
                            size_t *rep_len);
-/* Does some rule's key start with byte c? */
-int llmc_charsmap_has_first(const llmc_charsmap *cm, uint8_t c);
+/* Which rules' keys start with byte c: none, only keys whose second byte is not ASCII (so c followed by an ASCII
+ * byte or the end matches none), or any. */
+enum { LLMC_CM_NONE = 0, LLMC_CM_NON_ASCII_NEXT = 1, LLMC_CM_ANY = 2 };
+int llmc_charsmap_first(const llmc_charsmap *cm, uint8_t c);
 /* HF's Precompiled normalizer over s[0..n) into a new llmc_malloc buffer. */
 llmc_status llmc_charsmap_normalize_hf(const llmc_charsmap *cm, const uint8_t *s, size_t n, uint8_t **out,
                                        size_t *out_len);
@@ -118,22 +121,23 @@ typedef enum {
     LLMC_NORM_SPM = 5    /* SentencePiece's own normalizer (spm_*) */
 } llmc_tok_norm;
 
-/* Unigram pieces in a trie (unigram.c): node 0 is the root; a node's children are contiguous, sorted by label. */
+/* A Unigram piece as the Viterbi sees it (unigram.c): the value of its key in the tokenizer's double-array trie is
+ * its index in uni_pieces. */
 typedef struct {
-    int32_t id;      /* the piece that ends here, or -1 */
-    uint32_t first;  /* first child */
-    uint16_t n;      /* children */
-    uint8_t label;   /* the byte that leads here */
-    uint8_t flags;   /* the piece's LLMC_UNI_* flags */
-    uint32_t pad;
-    double score;    /* the piece's score (kept here: one cache line per step of the Viterbi walk) */
-} llmc_trie_node;
+    double score; /* what a path through it adds: its score (SentencePiece user pieces: len * max_score - 0.1) */
+    int32_t id;
+    uint32_t len;
+} llmc_uni_piece;
 /* per-id flags of Unigram pieces */
 enum { LLMC_UNI_UNUSED = 1, LLMC_UNI_USER = 2, LLMC_UNI_NOT_IN_TRIE = 4, LLMC_UNI_CONTROL = 8 };
-/* Per-thread Viterbi scratch. */
+/* Per-thread Viterbi scratch: one cell per byte position (the best path that ends there). */
 typedef struct {
-    double *score;
-    int32_t *start, *id;
+    double score; /* the best path's score (meaningless while from < 0) */
+    int32_t from; /* where its last step starts (-1: no path yet) */
+    int32_t id;   /* its last step's piece (-1: an unknown character) */
+} llmc_uni_cell;
+typedef struct {
+    llmc_uni_cell *cell;
     uint32_t *ends; /* backtracking */
     size_t cap;
 } llmc_uni_scratch;
@@ -222,12 +226,12 @@ struct llmc_tokenizer {
     llmc_norm_step *norm_steps; /* LLMC_NORM_STEPS */
     size_t n_norm_steps;
     /* Unigram */
-    llmc_trie_node *trie;
-    size_t n_trie;
-    uint8_t *trie_labels;    /* (n_trie,) node labels, contiguous: a node's children are found with one memchr */
-    int32_t root_child[256]; /* the trie root's child for each byte (-1: none): one lookup for the first byte */
+    llmc_dat uni_dat;            /* the pieces' bytes -> their index in uni_pieces */
+    llmc_uni_piece *uni_pieces;
     size_t user_max_len;     /* SentencePiece: the longest user-defined piece (0: none) */
-    uint8_t spm_ascii_plain[128]; /* SentencePiece: no charsmap rule and no user piece starts with this byte */
+    int spm_word_split;      /* SentencePiece BPE: no merge has a right side that starts with U+2581 */
+    uint8_t spm_ascii_kind[128]; /* SentencePiece: LLMC_CM_* of the charsmap, LLMC_CM_ANY when a user piece starts
+                                  * with this byte */
     double *uni_score;    /* (n_vocab,) piece scores */
     uint8_t *uni_flags;   /* (n_vocab,) LLMC_UNI_* */
     double uni_min_score; /* the lowest score (of normal pieces for SentencePiece) */

@@ -85,8 +85,8 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->suffix_ids);
     llmc_pretok_steps_free(t->steps, t->n_steps);
     llmc_norm_steps_free(t->norm_steps, t->n_norm_steps);
-    llmc_free(t->trie);
-    llmc_free(t->trie_labels);
+    llmc_dat_free(&t->uni_dat);
+    llmc_free(t->uni_pieces);
     llmc_free(t->uni_score);
     llmc_free(t->uni_flags);
     llmc_charsmap_free(t->spm_cm);
@@ -1103,11 +1103,17 @@ static llmc_status encode_segment(const llmc_tokenizer *t, enc_ctx *c, const uin
         }
     }
     if (t->normalizer == LLMC_NORM_SPM && t->model != LLMC_MODEL_UNIGRAM) {
-        /* SentencePiece BPE: user-defined pieces are symbols of their own that never merge */
+        /* SentencePiece BPE: user-defined pieces are symbols of their own that never merge; words (cut before each
+         * U+2581) are pieces of their own when no merge can join a U+2581 to what precedes it (spm_word_split) */
         size_t start = 0;
         for (size_t i = 0; i < n;) {
             size_t u = llmc_spm_user_match(t, s + i, n - i), l;
             if (!u) {
+                if (t->spm_word_split && i > start && s[i] == 0xE2 && n - i >= 3 && s[i + 1] == 0x96 &&
+                    s[i + 2] == 0x81) {
+                    if ((st = bpe_piece(t, c, s + start, i - start))) return st;
+                    start = i;
+                }
                 llmc_utf8_next(s + i, n - i, &l);
                 i += l;
                 continue;

@@ -20,15 +20,15 @@ static const uint8_t META[3] = {0xE2, 0x96, 0x81};
 
 // s: (n,) -> the length of the longest user-defined piece that prefixes s (0: none)
 size_t llmc_spm_user_match(const llmc_tokenizer *t, const uint8_t *s, size_t n) {
-    if (!t->trie || !t->uni_flags || !t->user_max_len) return 0;
-    const llmc_trie_node *nodes = t->trie, *nd = &nodes[0];
+    if (!t->uni_dat.units || !t->uni_flags || !t->user_max_len) return 0;
+    const llmc_dat *d = &t->uni_dat;
     size_t best = 0;
+    uint32_t node = 0;
     if (n > t->user_max_len) n = t->user_max_len; /* no user piece is longer */
     for (size_t k = 0; k < n; k++) {
-        const uint8_t *hit = nd->n ? memchr(t->trie_labels + nd->first, s[k], nd->n) : NULL; /* the child s[k] */
-        if (!hit) break;
-        nd = &nodes[hit - t->trie_labels];
-        if (nd->id >= 0 && (t->uni_flags[nd->id] & LLMC_UNI_USER)) best = k + 1;
+        if (!(node = llmc_dat_child(d, node, s[k]))) break;
+        int32_t v = llmc_dat_value(d, node);
+        if (v >= 0 && (t->uni_flags[t->uni_pieces[v].id] & LLMC_UNI_USER)) best = k + 1;
     }
     return best;
 }
@@ -92,21 +92,21 @@ llmc_status llmc_spm_normalize_into(const llmc_tokenizer *t, const uint8_t *s, s
     llmc_status st = LLMC_OK;
     if (t->spm_dummy_prefix) st = put(buf, &len, cap, ws, wl);
     int prev_space = t->spm_remove_ws;
+    const uint8_t *kind = t->spm_ascii_kind;
     while (!st && i < n) {
         uint8_t c = s[i];
-        if (c == ' ' && t->spm_ascii_plain[c]) { /* a plain space: U+2581, once per run when removing extras */
-            if (!prev_space && (st = put(buf, &len, cap, ws, wl))) break;
-            prev_space = t->spm_remove_ws;
-            i++;
-            continue;
-        }
-        if (c < 0x80 && t->spm_ascii_plain[c]) { /* no rule, no user piece: the byte as it is */
-            if (len + 1 >= *cap) {
-                if ((st = put(buf, &len, cap, &c, 1))) break;
+        /* ASCII that no rule and no user piece can start here: the byte as it is (a letter that starts only rules
+         * like "A" + U+0301 when the next byte is ASCII too) */
+        if (c < 0x80 && (kind[c] == LLMC_CM_NONE ||
+                         (kind[c] == LLMC_CM_NON_ASCII_NEXT && (i + 1 == n || s[i + 1] < 0x80)))) {
+            if (c == ' ') { /* U+2581, once per run when removing extras */
+                if (!prev_space && (st = put(buf, &len, cap, ws, wl))) break;
+                prev_space = t->spm_remove_ws;
             } else {
-                (*buf)[len++] = c;
+                if (len + 1 < *cap) (*buf)[len++] = c;
+                else if ((st = put(buf, &len, cap, &c, 1))) break;
+                prev_space = 0;
             }
-            prev_space = 0;
             i++;
             continue;
         }
@@ -168,6 +168,7 @@ static llmc_status spm_bpe_pairs(llmc_tokenizer *t, const llmc_spm_model *m) {
     for (size_t i = 0; i < k; i++)
         if (!d || scores[d - 1] != scores[i]) scores[d++] = scores[i];
     llmc_status st = LLMC_OK;
+    int joins_meta = 0; /* does a merge put a U+2581 after something? */
     for (size_t id = 0; !st && id < n; id++) {
         const llmc_spm_piece *pc = &m->pieces[id];
         if (pc->type != LLMC_SPM_NORMAL && pc->type != LLMC_SPM_USER && pc->type != LLMC_SPM_UNUSED) continue;
@@ -185,9 +186,14 @@ static llmc_status spm_bpe_pairs(llmc_tokenizer *t, const llmc_spm_model *m) {
             if ((tl != LLMC_SPM_NORMAL && tl != LLMC_SPM_UNUSED) || (tr != LLMC_SPM_NORMAL && tr != LLMC_SPM_UNUSED))
                 continue;
             st = llmc_tok_add_pair(t, (uint32_t)l, (uint32_t)r, (uint32_t)lo, (uint32_t)id);
+            if (pc->len - c >= 3 && !memcmp(pc->piece + c, META, 3)) joins_meta = 1;
         }
     }
     llmc_free(scores);
+    /* Then no symbol ever holds a U+2581 after its first character, so no merge crosses the start of a word (a
+     * U+2581): words merge independently, exactly as in one pass over the text, and can be cached. Unknown runs
+     * must not span words either: U+2581 must be a piece. */
+    t->spm_word_split = !joins_meta && m->normalizer.escape_ws && llmc_tok_lookup(t, META, 3) >= 0;
     return st;
 }
 
@@ -326,11 +332,12 @@ llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, cons
         st = llmc_fail(st, "%s: %s", what, msg);
         goto fail;
     }
-    for (int c = 0; c < 128; c++) { /* ASCII bytes that no rule and no user piece starts with */
+    for (int c = 0; c < 128; c++) { /* which charsmap rules and user pieces an ASCII byte can start */
         int user = 0;
         for (size_t i = 0; i < n && !user; i++)
             user = m.pieces[i].type == LLMC_SPM_USER && m.pieces[i].piece[0] == c;
-        t->spm_ascii_plain[c] = !user && !(t->spm_cm && llmc_charsmap_has_first(t->spm_cm, (uint8_t)c));
+        t->spm_ascii_kind[c] = user ? LLMC_CM_ANY : t->spm_cm ? (uint8_t)llmc_charsmap_first(t->spm_cm, (uint8_t)c)
+                                                            : LLMC_CM_NONE;
     }
     /* decoding: control pieces vanish, unk is its surface, bytes are bytes, U+2581 is ' ' */
     uint8_t buf[1024];

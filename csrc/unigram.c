@@ -2,9 +2,9 @@
  *
  * Each piece has a score (a log probability). A text is cut into the pieces whose scores sum highest: Viterbi over
  * byte positions, best[e] = max over pieces p ending at e of best[e - |p|] + score(p). The pieces starting at a
- * position come from one walk down a byte trie of the vocabulary (all prefixes of the rest of the text that are
- * pieces). A character that starts no one-character piece may also be crossed by an "unknown" step scored
- * min_score - 10. Ties keep the first candidate found (shorter pieces first, earlier start positions first): both
+ * position come from one walk down a double-array trie of the vocabulary (dat.h: one array load per byte), which
+ * meets every prefix of the rest of the text that is a piece. A character that starts no one-character piece may
+ * also be crossed by an "unknown" step scored min_score - 10. Ties keep the first candidate found (shorter pieces first, earlier start positions first): both
  * references do the same.
  *
  * Unknown steps next to each other are fused into one unk token; with byte fallback an unknown run becomes the
@@ -20,7 +20,7 @@
 
 #define UNK_PENALTY 10.0
 
-/* ---------------------------------------------------------------- the trie */
+/* ---------------------------------------------------------------- the piece trie */
 typedef struct {
     const uint8_t *b;
     uint32_t len;
@@ -36,96 +36,69 @@ static int key_cmp(const void *pa, const void *pb) {
     return a->id < b->id ? -1 : a->id > b->id; /* equal bytes: by id (the last one wins, as in HF's map) */
 }
 
-typedef struct {
-    uint32_t node, lo, hi, depth;
-} build_item;
-
 llmc_status llmc_unigram_build(llmc_tokenizer *t, size_t n_ids) {
-    size_t nk = 0, total = 1;
+    size_t nk = 0;
     key_ref *keys = llmc_malloc((n_ids + 1) * sizeof(key_ref), "Unigram trie");
     if (!keys) return LLMC_ERR_NOMEM;
     for (size_t id = 0; id < n_ids && id < t->n_vocab; id++) {
         if (t->tok_len[id] == UINT32_MAX || !t->tok_len[id]) continue;
-        if (t->uni_flags && (t->uni_flags[id] & LLMC_UNI_NOT_IN_TRIE)) continue;
+        /* unknown, control and byte pieces are never matched; SentencePiece never matches UNUSED ones either */
+        if (t->uni_flags && (t->uni_flags[id] & (LLMC_UNI_NOT_IN_TRIE | LLMC_UNI_UNUSED))) continue;
         keys[nk++] = (key_ref){t->blob + t->tok_off[id], t->tok_len[id], (int32_t)id};
-        total += t->tok_len[id];
     }
     qsort(keys, nk, sizeof *keys, key_cmp);
-    /* breadth first: the children of a node are made together, so they are contiguous and sorted by label */
-    llmc_trie_node *nodes = llmc_malloc(total * sizeof *nodes, "Unigram trie");
-    build_item *q = llmc_malloc(total * sizeof *q, "Unigram trie");
-    if (!nodes || !q) {
+    size_t nu = 0; /* distinct keys, the last id of equal ones kept */
+    for (size_t i = 0; i < nk; i++) {
+        if (nu && keys[nu - 1].len == keys[i].len && !memcmp(keys[nu - 1].b, keys[i].b, keys[i].len)) nu--;
+        keys[nu++] = keys[i];
+    }
+    if (nu > (size_t)LLMC_DAT_MAX_VALUE) {
         llmc_free(keys);
-        llmc_free(nodes);
-        llmc_free(q);
-        return LLMC_ERR_NOMEM;
+        return llmc_fail(LLMC_ERR_UNSUPPORTED, "Unigram model with %zu pieces: llmc's piece trie holds at most %d", nu,
+                         (int)LLMC_DAT_MAX_VALUE);
     }
-    size_t n_nodes = 1, qh = 0, qt = 0;
-    nodes[0] = (llmc_trie_node){-1, 0, 0, 0, 0, 0, 0.0};
-    q[qt++] = (build_item){0, 0, (uint32_t)nk, 0};
-    while (qh < qt) {
-        build_item it = q[qh++];
-        uint32_t lo = it.lo;
-        while (lo < it.hi && keys[lo].len == it.depth) { /* keys ending here (the last of equal ones wins) */
-            int32_t id = keys[lo++].id;
-            nodes[it.node].id = id;
-            nodes[it.node].score = t->uni_score ? t->uni_score[id] : 0.0;
-            nodes[it.node].flags = t->uni_flags ? t->uni_flags[id] : 0;
-        }
-        nodes[it.node].first = (uint32_t)n_nodes;
-        uint32_t nc = 0;
-        while (lo < it.hi) { /* one child per distinct next byte */
-            uint8_t c = keys[lo].b[it.depth];
-            uint32_t hi = lo;
-            while (hi < it.hi && keys[hi].b[it.depth] == c) hi++;
-            nodes[n_nodes] = (llmc_trie_node){-1, 0, 0, c, 0, 0, 0.0};
-            q[qt++] = (build_item){(uint32_t)n_nodes, lo, hi, it.depth + 1};
-            n_nodes++;
-            nc++;
-            lo = hi;
-        }
-        nodes[it.node].n = (uint16_t)nc;
+    const uint8_t **kb = llmc_malloc((nu + 1) * sizeof *kb, "Unigram trie");
+    uint32_t *kl = llmc_malloc((nu + 1) * sizeof *kl, "Unigram trie");
+    int32_t *kv = llmc_malloc((nu + 1) * sizeof *kv, "Unigram trie");
+    llmc_uni_piece *pieces = llmc_malloc((nu + 1) * sizeof *pieces, "Unigram pieces");
+    llmc_status st = kb && kl && kv && pieces ? LLMC_OK : LLMC_ERR_NOMEM;
+    for (size_t i = 0; !st && i < nu; i++) {
+        int32_t id = keys[i].id;
+        double score = t->uni_score ? t->uni_score[id] : 0.0;
+        if (t->uni_spm && t->uni_flags && (t->uni_flags[id] & LLMC_UNI_USER))
+            /* SentencePiece: a user-defined piece scores len * max_score - 0.1 (a float product, a double
+             * difference), so that it always wins */
+            score = (double)((float)keys[i].len * t->spm_max_score) - 0.1;
+        pieces[i] = (llmc_uni_piece){score, id, keys[i].len};
+        kb[i] = keys[i].b;
+        kl[i] = keys[i].len;
+        kv[i] = (int32_t)i;
     }
+    if (!st) st = llmc_dat_build(&t->uni_dat, kb, kl, kv, nu);
     llmc_free(keys);
-    llmc_free(q);
-    llmc_free(t->trie);
-    llmc_free(t->trie_labels);
-    t->trie = nodes;
-    t->n_trie = n_nodes;
-    if (!(t->trie_labels = llmc_malloc(n_nodes + 1, "Unigram trie"))) return LLMC_ERR_NOMEM;
-    for (size_t k = 0; k < n_nodes; k++) t->trie_labels[k] = nodes[k].label;
-    for (int b = 0; b < 256; b++) t->root_child[b] = -1;
-    for (uint32_t k = nodes[0].first; k < nodes[0].first + nodes[0].n; k++) t->root_child[nodes[k].label] = (int32_t)k;
+    llmc_free(kb);
+    llmc_free(kl);
+    llmc_free(kv);
+    if (st) {
+        llmc_free(pieces);
+        return st;
+    }
+    llmc_free(t->uni_pieces);
+    t->uni_pieces = pieces;
     return LLMC_OK;
 }
 
-/* The child of node nd with label c, or -1: the children's labels are contiguous, memchr finds it. */
-static inline long child(const llmc_tokenizer *t, const llmc_trie_node *nd, uint8_t c) {
-    const uint8_t *lab = t->trie_labels + nd->first;
-    if (nd->n <= 8) { /* a few children: a plain loop beats the call */
-        for (uint32_t k = 0; k < nd->n; k++)
-            if (lab[k] == c) return (long)(nd->first + k);
-        return -1;
-    }
-    const uint8_t *hit = memchr(lab, c, nd->n);
-    return hit ? (long)(hit - t->trie_labels) : -1;
-}
-
 void llmc_uni_scratch_free(llmc_uni_scratch *sc) {
-    llmc_free(sc->score);
-    llmc_free(sc->start);
-    llmc_free(sc->id);
+    llmc_free(sc->cell);
     llmc_free(sc->ends);
     memset(sc, 0, sizeof *sc);
 }
 
 static llmc_status reserve(llmc_uni_scratch *sc, size_t n) {
     if (n <= sc->cap) return LLMC_OK;
-    size_t a = sc->cap, b = a, c = a, d = a;
-    if (llmc_grow((void **)&sc->score, &a, n, sizeof(double), "Viterbi buffer") ||
-        llmc_grow((void **)&sc->start, &b, n, sizeof(int32_t), "Viterbi buffer") ||
-        llmc_grow((void **)&sc->id, &c, n, sizeof(int32_t), "Viterbi buffer") ||
-        llmc_grow((void **)&sc->ends, &d, n, sizeof(uint32_t), "Viterbi buffer"))
+    size_t a = sc->cap, b = a;
+    if (llmc_grow((void **)&sc->cell, &a, n, sizeof(llmc_uni_cell), "Viterbi buffer") ||
+        llmc_grow((void **)&sc->ends, &b, n, sizeof(uint32_t), "Viterbi buffer"))
         return LLMC_ERR_NOMEM;
     sc->cap = a;
     return LLMC_OK;
@@ -163,74 +136,63 @@ llmc_status llmc_unigram_piece(const llmc_tokenizer *t, llmc_uni_scratch *sc, co
     if (n == 0) return LLMC_OK;
     llmc_status st = reserve(sc, n + 1);
     if (st) return st;
-    double *best = sc->score;
-    int32_t *from = sc->start, *bid = sc->id;
-    for (size_t i = 0; i <= n; i++) from[i] = -1;
-    best[0] = 0;
-    const llmc_trie_node *nodes = t->trie;
+    llmc_uni_cell *cell = sc->cell; /* cell[e]: the best path over p[0..e) */
+    for (size_t i = 0; i <= n; i++) cell[i].from = -1;
+    cell[0].score = 0;
+    const llmc_dat *dat = &t->uni_dat;
+    const llmc_uni_piece *pieces = t->uni_pieces;
     const int spm = t->uni_spm;
     const float unk_f = (float)t->uni_min_score - (float)UNK_PENALTY;
     const double unk_d = t->uni_min_score - UNK_PENALTY;
     for (size_t pos = 0; pos < n;) {
-        size_t mblen;
-        llmc_utf8_next(p + pos, n - pos, &mblen); /* an invalid byte is a character of its own */
-        const double base = best[pos];
+        size_t mblen = 1;
+        if (p[pos] >= 0x80) llmc_utf8_next(p + pos, n - pos, &mblen); /* an invalid byte is a character of its own */
+        const double base = cell[pos].score;
         int single = 0;
-        const llmc_trie_node *nd = &nodes[0];
-        for (size_t k = pos; k < n; k++) { /* every piece that starts here */
-            long c = k == pos ? t->root_child[p[k]] : child(t, nd, p[k]);
-            if (c < 0) break;
-            nd = &nodes[c];
-            int32_t id = nd->id;
-            if (id < 0) continue;
-            size_t len = k + 1 - pos, e = k + 1;
-            double cand;
-            if (spm) {
-                uint8_t f = nd->flags;
-                if (f & LLMC_UNI_UNUSED) continue;
-                /* SentencePiece: a user-defined piece scores len * max_score - 0.1 (float product, double
-                 * difference), so it always wins; the sum is a double, compared with the stored float */
-                double s = (f & LLMC_UNI_USER) ? (double)((float)len * t->spm_max_score) - 0.1 : nd->score;
-                cand = s + base;
-            } else {
-                cand = nd->score + base;
+        uint32_t node = 0;
+        for (size_t k = pos; k < n; k++) { /* every piece that starts here: one trie step per byte */
+            if (!(node = llmc_dat_child(dat, node, p[k]))) break;
+            int32_t v = llmc_dat_value(dat, node);
+            if (v < 0) continue;
+            const llmc_uni_piece *pc = &pieces[v];
+            const double cand = pc->score + base; /* SentencePiece: a double sum, compared with the stored float */
+            llmc_uni_cell *c = &cell[k + 1];
+            if (c->from < 0 || cand > c->score) { /* ties keep the first found */
+                c->score = spm ? (double)(float)cand : cand; /* SentencePiece keeps float path scores */
+                c->from = (int32_t)pos;
+                c->id = pc->id;
             }
-            if (from[e] < 0 || cand > best[e]) {
-                best[e] = spm ? (double)(float)cand : cand; /* SentencePiece keeps float path scores */
-                from[e] = (int32_t)pos;
-                bid[e] = id;
-            }
-            if (len == mblen) single = 1;
+            single |= pc->len == mblen;
         }
         if (!single) { /* no one-character piece: the character may be crossed as unknown */
-            size_t e = pos + mblen;
+            llmc_uni_cell *c = &cell[pos + mblen];
             double cand = spm ? (double)(unk_f + (float)base) : unk_d + base;
-            if (from[e] < 0 || cand > best[e]) {
+            if (c->from < 0 || cand > c->score) {
                 if (t->unk_id < 0 && !spm)
                     return llmc_fail(LLMC_ERR_INVALID, "the text has '%.*s', which no piece covers, and the Unigram "
                                                        "model has no unk token", (int)mblen, (const char *)p + pos);
-                best[e] = cand;
-                from[e] = (int32_t)pos;
-                bid[e] = -1; /* unknown */
+                c->score = cand;
+                c->from = (int32_t)pos;
+                c->id = -1; /* unknown */
             }
         }
         pos += mblen;
     }
     /* backtrack: the ends of the best path's steps, last first */
     size_t ns = 0;
-    for (size_t e = n; e > 0; e = (size_t)from[e]) sc->ends[ns++] = (uint32_t)e;
+    for (size_t e = n; e > 0; e = (size_t)cell[e].from) sc->ends[ns++] = (uint32_t)e;
     size_t k = 0, run = 0, in_run = 0;
     for (size_t j = ns; j-- > 0;) {
-        size_t e = sc->ends[j], s0 = (size_t)from[e];
-        int unk = bid[e] < 0 || bid[e] == t->unk_id;
-        if (unk) { /* unknown steps (and the unk piece itself, as HF compares ids) fuse */
+        size_t e = sc->ends[j], s0 = (size_t)cell[e].from;
+        int32_t id = cell[e].id;
+        if (id < 0 || id == t->unk_id) { /* unknown steps (and the unk piece itself, as HF compares ids) fuse */
             if (!in_run) run = s0;
             in_run = 1;
             continue;
         }
         if (in_run && (st = unknown_run(t, p + run, s0 - run, out, &k))) return st;
         in_run = 0;
-        out[k++] = (uint32_t)bid[e];
+        out[k++] = (uint32_t)id;
     }
     if (in_run && (st = unknown_run(t, p + run, n - run, out, &k))) return st;
     *m = k;

@@ -65,7 +65,8 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The threads llmc's kernels and OpenBLAS use (all cores unless set)."""
+    """The threads llmc's kernels and OpenBLAS use: what set_num_threads set, else ``OMP_NUM_THREADS`` as it was
+    when llmc was imported (a positive count; torch reads it the same way), else every core this process may use."""
     return _core.get_num_threads()
 
 

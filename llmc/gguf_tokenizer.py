@@ -22,6 +22,7 @@ scores (all equal); SentencePiece vocabularies are ordered by score, so llmc the
 from __future__ import annotations
 
 import json
+from itertools import compress
 
 import numpy as np
 
@@ -47,13 +48,25 @@ def _unsupported(msg: str):
     return _core.UnsupportedError(msg)
 
 
-def _added(tokens, types, special_types) -> list[dict]:
-    out = []
-    for i, (t, ty) in enumerate(zip(tokens, types)):
-        if ty in special_types:
-            out.append({"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                        "normalized": False, "special": bool(special_types[ty])})
-    return out
+def _added(tokens: list[str], types: np.ndarray, special_types: dict) -> list[dict]:
+    """added_tokens entries for the tokens whose type is a key of special_types (-> its "special" flag)."""
+    idx = np.flatnonzero(np.isin(types, list(special_types))).tolist()
+    return [{"id": i, "content": tokens[i], "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": bool(special_types[int(types[i])])} for i in idx]
+
+
+def _vocab(tokens: list[str], keep: np.ndarray, first_wins: bool) -> dict[str, int]:
+    """{token: id} over the ids where keep is true; a token string listed twice maps to its first id (first_wins) or
+    its last. Built by dict(zip(...)) in C: a Python loop over a 128k-token vocabulary costs ~0.1 s."""
+    ids = range(len(tokens)) if keep.all() else compress(range(len(tokens)), keep.tolist())
+    ids = list(ids)
+    kept = tokens if len(ids) == len(tokens) else [tokens[i] for i in ids]
+    vocab = dict(zip(kept, ids))  # last wins
+    if first_wins and len(vocab) != len(ids):
+        vocab = {}
+        for t, i in zip(kept, ids):
+            vocab.setdefault(t, i)
+    return vocab
 
 
 def _template(f, tokens) -> dict | None:
@@ -83,21 +96,22 @@ def _template(f, tokens) -> dict | None:
 
 def _spm_merges(tokens: list[str], scores: np.ndarray, vocab: dict[str, int]) -> list[list[str]]:
     """Every split of a token into two tokens, ranked by the token's score (highest first; ties in vocabulary
-    order), and within one token by (left id, right id): transformers' SentencePieceExtractor."""
+    order), and within one token by (left id, right id): transformers' SentencePieceExtractor. One sort of
+    (-score, token id, left id, right id) gives that order (no two splits of a token share a left part)."""
     if len(scores) and np.all(scores == scores[0]):
         scores = -np.arange(len(tokens), dtype=np.float64)  # placeholder scores: vocabulary order is score order
+    neg = (-np.asarray(scores, np.float64)).tolist()
+    get = vocab.get
     found = []
     for i, t in enumerate(tokens):
-        local = []
         for k in range(1, len(t)):
-            l, r = t[:k], t[k:]
-            li, ri = vocab.get(l), vocab.get(r)
-            if li is not None and ri is not None:
-                local.append((li, ri, l, r))
-        local.sort()
-        found += [(float(scores[i]), i, l, r) for _, _, l, r in local]
-    found.sort(key=lambda x: (-x[0], x[1]))  # stable: within a token the (left id, right id) order stays
-    return [[l, r] for _, _, l, r in found]
+            li = get(t[:k])
+            if li is not None:
+                ri = get(t[k:])
+                if ri is not None:
+                    found.append((neg[i], i, li, ri))
+    found.sort()
+    return [[tokens[li], tokens[ri]] for _, _, li, ri in found]
 
 
 def tokenizer_json(f) -> dict:
@@ -114,7 +128,6 @@ def tokenizer_json(f) -> dict:
     types = np.asarray(types)
     if len(types) != len(tokens):
         raise ValueError(f"{f.path}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
-    types = types.tolist()
     if model == "gpt2":
         pre = f.get("tokenizer.ggml.pre", "default")
         if pre not in PRE_TOKENIZERS:
@@ -125,7 +138,7 @@ def tokenizer_json(f) -> dict:
         if not isinstance(merges, list):
             raise ValueError(f"{f.path}: a gpt2 tokenizer needs tokenizer.ggml.merges (an array of strings)")
         # added tokens (control: special, user-defined: not) live outside the BPE vocabulary, as in HF
-        vocab = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty not in (CONTROL, USER_DEFINED, UNUSED)}
+        vocab = _vocab(tokens, ~np.isin(types, (CONTROL, USER_DEFINED, UNUSED)), first_wins=False)
         byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": use_regex}
         pre_tok = byte_level if use_regex else {"type": "Sequence", "pretokenizers": [
             {"type": "Split", "pattern": {"Regex": _core.pretokenizer_regex(name)}, "behavior": "Isolated",
@@ -146,10 +159,7 @@ def tokenizer_json(f) -> dict:
         scores = np.zeros(len(tokens), np.float32) if scores is None else np.asarray(scores, np.float64)
         if len(scores) != len(tokens):
             raise ValueError(f"{f.path}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens")
-        vocab = {}
-        for i, (t, ty) in enumerate(zip(tokens, types)):
-            if ty != UNUSED:
-                vocab.setdefault(t, i)
+        vocab = _vocab(tokens, types != UNUSED, first_wins=True)
         unk = f.get("tokenizer.ggml.unknown_token_id")
         prefix = f.get("tokenizer.ggml.add_space_prefix", True)
         if prefix:
@@ -174,7 +184,7 @@ def tokenizer_json(f) -> dict:
             "model": {"type": "BPE", "dropout": None,
                       "unk_token": tokens[unk] if unk is not None and 0 <= unk < len(tokens) else None,
                       "continuing_subword_prefix": None, "end_of_word_suffix": None, "fuse_unk": True,
-                      "byte_fallback": BYTE in types, "vocab": vocab,
+                      "byte_fallback": bool((types == BYTE).any()), "vocab": vocab,
                       "merges": _spm_merges(tokens, scores, vocab)},
         }
     raise _unsupported(f"{f.path}: tokenizer.ggml.model = {model!r} is not supported by llmc (known: gpt2, llama)")

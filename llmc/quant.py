@@ -94,7 +94,7 @@ def dequantize(data, type, shape) -> np.ndarray:
     return _core.dequantize(buf, tid, rows, n).reshape(shape)
 
 
-_PATHS = {"auto": 0, "dot": 1, "tiles": 2}
+_PATHS = {"auto": 0, "dot": 1, "tiles": 2, "rows": 3}
 
 
 def matmul(x, w, type, out_features: int | None = None, *, out: np.ndarray | None = None, beta: float = 0.0,
@@ -104,8 +104,9 @@ def matmul(x, w, type, out_features: int | None = None, *, out: np.ndarray | Non
     C-contiguous (T, out) array), computes ``out = beta * out + x @ W.T`` in place and returns it.
 
     This is the kernel the models' forward passes run (``llmc_matmul_typed``): few rows quantize x to Q8 once and
-    take integer dot products with the weight blocks; many rows dequantize tiles of W and use sgemm. ``path``
-    forces one of them ("dot" or "tiles"; for benchmarks and tests)."""
+    take integer dot products with the weight blocks; many rows dequantize tiles of W and use sgemm. F32 weights
+    take sgemv for one row, the few-row kernel (W streamed once, no packing) for 2-64 rows and sgemm above. ``path``
+    forces one of them ("dot", "tiles", or "rows": the F32 few-row kernel for any T; for benchmarks and tests)."""
     if path not in _PATHS:
         raise ValueError(f"path must be one of {sorted(_PATHS)}, got {path!r}")
     tid = type_id(type)

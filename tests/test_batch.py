@@ -10,6 +10,7 @@ import pytest
 import llmc
 
 from conftest import lazy_import
+from hf_models import model_pairs
 
 torch = lazy_import("torch")
 transformers = lazy_import("transformers")
@@ -23,12 +24,12 @@ HF_BASE = dict(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_la
                num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, eos_token_id=EOS,
                bos_token_id=1, pad_token_id=EOS, initializer_range=0.2)
 HF_CONFIGS = {
-    "llama": lambda: transformers.LlamaConfig(**HF_BASE),
-    "mistral": lambda: transformers.MistralConfig(**HF_BASE, sliding_window=5),
-    "qwen2": lambda: transformers.Qwen2Config(**HF_BASE),
-    "qwen3": lambda: transformers.Qwen3Config(**HF_BASE, head_dim=16),
-    "gpt2": lambda: transformers.GPT2Config(vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                                            bos_token_id=1, eos_token_id=EOS, pad_token_id=EOS, initializer_range=0.2),
+    "llama": dict(model_type="llama", **HF_BASE),
+    "mistral": dict(model_type="mistral", **HF_BASE, sliding_window=5),
+    "qwen2": dict(model_type="qwen2", **HF_BASE),
+    "qwen3": dict(model_type="qwen3", **HF_BASE, head_dim=16),
+    "gpt2": dict(model_type="gpt2", vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=1,
+                 eos_token_id=EOS, pad_token_id=EOS, initializer_range=0.2),
 }
 PROMPTS = [[7, 8, 9], [10], [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30], [30, 31], [40, 41, 42, 43, 44, 45],
            [50, 9], [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25]]
@@ -36,22 +37,8 @@ PROMPTS = [[7, 8, 9], [10], [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30], [30, 3
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    cache = {}
-
-    def get(arch):
-        if arch not in cache:
-            torch.manual_seed(0)
-            cfg = HF_CONFIGS[arch]()
-            cfg._attn_implementation = "eager"
-            m = transformers.AutoModelForCausalLM.from_config(cfg).eval()
-            with torch.no_grad():  # make EOS likely enough that some sequences end on it
-                m.get_output_embeddings().weight[EOS] *= 2.0
-            d = tmp_path_factory.mktemp(arch)
-            m.save_pretrained(d)
-            cache[arch] = (m, llmc.Model.load(d))
-        return cache[arch]
-
-    return get
+    """arch -> (transformers model, llmc model); EOS made likely enough that some sequences end on it"""
+    return model_pairs(tmp_path_factory, HF_CONFIGS, eos=EOS)
 
 
 def hf_logits(m, ids):

@@ -7,6 +7,7 @@ import pytest
 import llmc
 
 from conftest import lazy_import
+from hf_models import model_pairs
 
 torch = lazy_import("torch")
 transformers = lazy_import("transformers")
@@ -15,14 +16,14 @@ V = 97
 EOS = 5
 BASE = dict(vocab_size=V, hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, eos_token_id=EOS, bos_token_id=1,
-            pad_token_id=EOS)
+            pad_token_id=EOS, initializer_range=0.2)
 CONFIGS = {
-    "llama": lambda: transformers.LlamaConfig(**BASE, initializer_range=0.2),
-    "mistral": lambda: transformers.MistralConfig(**BASE, sliding_window=6, initializer_range=0.2),
-    "qwen2": lambda: transformers.Qwen2Config(**BASE, initializer_range=0.2),
-    "qwen3": lambda: transformers.Qwen3Config(**BASE, head_dim=16, initializer_range=0.2),
-    "gpt2": lambda: transformers.GPT2Config(vocab_size=V, n_embd=48, n_layer=2, n_head=4, n_positions=64,
-                                            bos_token_id=1, eos_token_id=EOS, pad_token_id=EOS, initializer_range=0.2),
+    "llama": dict(model_type="llama", **BASE),
+    "mistral": dict(model_type="mistral", **BASE, sliding_window=6),
+    "qwen2": dict(model_type="qwen2", **BASE),
+    "qwen3": dict(model_type="qwen3", **BASE, head_dim=16),
+    "gpt2": dict(model_type="gpt2", vocab_size=V, n_embd=48, n_layer=2, n_head=4, n_positions=64, bos_token_id=1,
+                 eos_token_id=EOS, pad_token_id=EOS, initializer_range=0.2),
 }
 PROMPTS = [[7, 8, 9], [10], [20, 21, 22, 23], [30, 31], [40, 41, 42, 43, 44, 45], [50, 9], [60, 61, 62], [70],
            [80, 81, 82, 83], [90, 91]]
@@ -30,22 +31,8 @@ PROMPTS = [[7, 8, 9], [10], [20, 21, 22, 23], [30, 31], [40, 41, 42, 43, 44, 45]
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    cache = {}
-
-    def get(arch):
-        if arch not in cache:
-            torch.manual_seed(0)
-            cfg = CONFIGS[arch]()
-            cfg._attn_implementation = "eager"
-            m = transformers.AutoModelForCausalLM.from_config(cfg).eval()
-            with torch.no_grad():  # make EOS likely enough that some sequences end on it
-                m.get_output_embeddings().weight[EOS] *= 2.0
-            d = tmp_path_factory.mktemp(arch)
-            m.save_pretrained(d)
-            cache[arch] = (m, llmc.Model.load(d))
-        return cache[arch]
-
-    return get
+    """arch -> (transformers model, llmc model); EOS made likely enough that some sequences end on it"""
+    return model_pairs(tmp_path_factory, CONFIGS, eos=EOS)
 
 
 def hf_generate(m, prompt, **kw):

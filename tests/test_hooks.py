@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' extra)")
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (the 'test' extra)")
+from hf_models import model_pairs  # noqa: E402
 
 import llmc  # noqa: E402
 
@@ -19,39 +20,19 @@ T = 13
 BASE = dict(vocab_size=V, hidden_size=72, intermediate_size=100, num_hidden_layers=3, num_attention_heads=6,
             num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5)
 CONFIGS = {
-    "llama": lambda: transformers.LlamaConfig(**BASE, rope_theta=5000.0),
-    "qwen3": lambda: transformers.Qwen3Config(**BASE, head_dim=16, tie_word_embeddings=True),
-    "gpt2": lambda: transformers.GPT2Config(vocab_size=V, n_embd=72, n_layer=3, n_head=6, n_positions=64),
-    "bert": lambda: transformers.BertConfig(vocab_size=V, hidden_size=72, num_hidden_layers=3, num_attention_heads=6,
-                                            intermediate_size=100, max_position_embeddings=64),
+    "llama": dict(model_type="llama", **BASE, rope_theta=5000.0),
+    "qwen3": dict(model_type="qwen3", **BASE, head_dim=16, tie_word_embeddings=True),
+    "gpt2": dict(model_type="gpt2", vocab_size=V, n_embd=72, n_layer=3, n_head=6, n_positions=64),
+    "bert": dict(model_type="bert", vocab_size=V, hidden_size=72, num_hidden_layers=3, num_attention_heads=6,
+                 intermediate_size=100, max_position_embeddings=64),
 }
-
-
-def _hf(name):
-    cfg = CONFIGS[name]()
-    cfg._attn_implementation = "eager"
-    torch.manual_seed(0)
-    m = transformers.BertModel(cfg) if name == "bert" else transformers.AutoModelForCausalLM.from_config(cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m.eval()
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    """name -> (transformers model, llmc model)"""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            hf = _hf(name)
-            d = tmp_path_factory.mktemp(name)
-            hf.save_pretrained(d)
-            cache[name] = (hf, llmc.Model.load(d))
-        return cache[name]
-
-    return get
+    """name -> (transformers model, llmc model); every parameter perturbed, so biases, norm weights and all blocks
+    matter"""
+    return model_pairs(tmp_path_factory, CONFIGS, perturb=0.05)
 
 
 def _ids(n=T, seed=1):

@@ -8,10 +8,13 @@ import struct
 
 import numpy as np
 import pytest
-torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' extra)")
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (the 'test' extra)")
+from conftest import lazy_import
+from hf_models import checkpoints, hf_model
 
 import llmc
+
+torch = lazy_import("torch")  # tests that touch torch/transformers skip without them (.[test-light]); the rest run
+transformers = lazy_import("transformers")
 
 TOL = 1e-4
 V = 1003
@@ -19,53 +22,52 @@ V = 1003
 BASE = dict(vocab_size=V, hidden_size=72, intermediate_size=100, num_hidden_layers=3, num_attention_heads=6,
             num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5)
 
-
-def _configs():
-    return {
-        "llama": transformers.LlamaConfig(**BASE, rope_theta=5000.0),
-        "llama_tied_llama3": transformers.LlamaConfig(
-            **BASE, tie_word_embeddings=True,
-            rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                          "original_max_position_embeddings": 16}),
-        "mistral": transformers.MistralConfig(**BASE, sliding_window=5),
-        "qwen2": transformers.Qwen2Config(**BASE, tie_word_embeddings=False),
-        "qwen3": transformers.Qwen3Config(**BASE, head_dim=16, tie_word_embeddings=True),
-        "gpt2": transformers.GPT2Config(vocab_size=V, n_embd=72, n_layer=3, n_head=6, n_positions=64,
-                                        bos_token_id=0, eos_token_id=0),
-        "bert": transformers.BertConfig(vocab_size=V, hidden_size=72, num_hidden_layers=3, num_attention_heads=6,
-                                        intermediate_size=100, max_position_embeddings=64, type_vocab_size=3),
-    }
-
-
-CLASSES = {"bert": transformers.BertModel}
+CONFIGS = {
+    "llama": dict(model_type="llama", **BASE, rope_theta=5000.0),
+    "llama_tied_llama3": dict(
+        model_type="llama", **BASE, tie_word_embeddings=True,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 16}),
+    "mistral": dict(model_type="mistral", **BASE, sliding_window=5),
+    "qwen2": dict(model_type="qwen2", **BASE, tie_word_embeddings=False),
+    "qwen3": dict(model_type="qwen3", **BASE, head_dim=16, tie_word_embeddings=True),
+    "gpt2": dict(model_type="gpt2", vocab_size=V, n_embd=72, n_layer=3, n_head=6, n_positions=64, bos_token_id=0,
+                 eos_token_id=0),
+    "bert": dict(model_type="bert", vocab_size=V, hidden_size=72, num_hidden_layers=3, num_attention_heads=6,
+                 intermediate_size=100, max_position_embeddings=64, type_vocab_size=3),
+}
 DECODERS = ["llama", "llama_tied_llama3", "mistral", "qwen2", "qwen3", "gpt2"]
 
 
 def _hf(name, seed=0):
-    cfg = _configs()[name]
-    cfg._attn_implementation = "eager"
-    torch.manual_seed(seed)
-    m = CLASSES.get(name, transformers.AutoModelForCausalLM).from_config(cfg) if name not in CLASSES else CLASSES[name](cfg)
-    with torch.no_grad():  # perturb every parameter so biases, norm weights and all blocks matter
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m.eval()
+    """every parameter perturbed, so biases, norm weights and all blocks matter"""
+    return hf_model(CONFIGS[name], seed=seed, perturb=0.05)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """name -> (transformers model, folder)"""
-    cache = {}
+    return checkpoints(tmp_path_factory, CONFIGS, perturb=0.05)
 
-    def get(name):
-        if name not in cache:
-            m = _hf(name)
-            d = tmp_path_factory.mktemp(name)
-            m.save_pretrained(d)
-            cache[name] = (m, d)
-        return cache[name]
 
-    return get
+@pytest.fixture(scope="module")
+def folder(ckpt, tmp_path_factory):
+    """name -> a checkpoint folder for the tests that only load one: transformers' (ckpt) when torch and
+    transformers are installed, else one llmc writes itself (Model.init + save), so they run without torch too."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        cache = {}
+
+        def get(name):
+            if name not in cache:
+                cache[name] = tmp_path_factory.mktemp(name)
+                llmc.Model.init(CONFIGS[name], seed=0).save(cache[name])
+            return cache[name]
+
+        return get
+    return lambda name: ckpt(name)[1]
 
 
 def _ids(n, seed=1):
@@ -149,8 +151,8 @@ def test_decoder_embed_last_and_mean(ckpt, name):
 
 
 @pytest.mark.parametrize("name", DECODERS)
-def test_session_incremental_equals_full(ckpt, name):
-    _, d = ckpt(name)
+def test_session_incremental_equals_full(folder, name):
+    d = folder(name)
     model = llmc.Model.load(d)
     ids = _ids(30, seed=5)
     full = model.logits(ids)
@@ -169,8 +171,8 @@ def test_session_incremental_equals_full(ckpt, name):
         np.testing.assert_allclose(s.append(ids[:3]), full[2], atol=TOL, rtol=0)
 
 
-def test_session_overflow_error(ckpt):
-    _, d = ckpt("llama")
+def test_session_overflow_error(folder):
+    d = folder("llama")
     model = llmc.Model.load(d)
     assert model.context_length == 64
     s = model.session(capacity=8)
@@ -188,9 +190,9 @@ def test_session_overflow_error(ckpt):
         model.session(overflow="drop")
 
 
-def test_slide_learned_positions_reencodes_window(ckpt):
+def test_slide_learned_positions_reencodes_window(folder):
     """gpt2: after sliding, the logits equal a fresh forward over [first k] + [newest tokens]."""
-    _, d = ckpt("gpt2")
+    d = folder("gpt2")
     model = llmc.Model.load(d)
     ids = _ids(20, seed=7)
     s = model.session(overflow="slide", keep_first=2, capacity=8)
@@ -223,8 +225,8 @@ def test_slide_rope_rerotates_keys():
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "mistral"])
-def test_flash_equals_standard_and_batch(ckpt, name):
-    _, d = ckpt(name)
+def test_flash_equals_standard_and_batch(folder, name):
+    d = folder(name)
     flash, std = llmc.Model.load(d, attention="flash"), llmc.Model.load(d, attention="standard")
     seqs = [_ids(n, seed=n) for n in (9, 33, 2)]
     batch = flash.logits_batch(seqs)
@@ -275,8 +277,8 @@ def test_state_dict_views_and_load_state_dict(ckpt):
     assert sd["model.norm.weight"].sum() != 0  # the view keeps the weights alive
 
 
-def test_gpt2_state_dict_keeps_conv1d_layout(ckpt):
-    hf, d = ckpt("gpt2")
+def test_gpt2_state_dict_keeps_conv1d_layout(folder):
+    d = folder("gpt2")
     sd = llmc.Model.load(d).state_dict()
     assert sd["transformer.h.0.attn.c_attn.weight"].shape == (72, 216)  # (in, out) as in the checkpoint
     assert "lm_head.weight" not in sd  # tied to transformer.wte.weight
@@ -310,8 +312,9 @@ def test_init_save_loads_in_transformers(tmp_path, arch):
 
 
 @pytest.mark.parametrize("name", ["qwen2", "gpt2"])
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_checkpoints(tmp_path, dtype, name):
+    dtype = getattr(torch, dtype)
     hf = _hf(name)
     rounded = {k: v.to(dtype) for k, v in hf.state_dict().items()}
     hf.to(dtype).save_pretrained(tmp_path)
@@ -348,15 +351,15 @@ def test_sharded_checkpoint(tmp_path):
 
 
 # ------------------------------------------------------------ corrupt and unsupported inputs
-def _copy(ckpt, name, tmp_path):
-    _, d = ckpt(name)
+def _copy(folder, name, tmp_path):
+    d = folder(name)
     dst = tmp_path / "ck"
     shutil.copytree(d, dst)
     return dst
 
 
-def test_bad_ids(ckpt):
-    _, d = ckpt("llama")
+def test_bad_ids(folder):
+    d = folder("llama")
     model = llmc.Model.load(d)
     with pytest.raises(ValueError, match="token id 1003 at index 1 is outside the vocabulary"):
         model.logits([5, V])
@@ -370,8 +373,8 @@ def test_bad_ids(ckpt):
         model.logits([[1, 2]])
 
 
-def test_missing_and_bad_config(ckpt, tmp_path):
-    d = _copy(ckpt, "llama", tmp_path)
+def test_missing_and_bad_config(folder, tmp_path):
+    d = _copy(folder, "llama", tmp_path)
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "hidden_size"}))
     with pytest.raises(ValueError, match=r"config.json: missing field 'hidden_size'"):
@@ -398,8 +401,8 @@ def test_missing_and_bad_config(ckpt, tmp_path):
         llmc.Model.load(tmp_path / "nope")
 
 
-def test_corrupt_weights(ckpt, tmp_path):
-    d = _copy(ckpt, "llama", tmp_path)
+def test_corrupt_weights(folder, tmp_path):
+    d = _copy(folder, "llama", tmp_path)
     st = d / "model.safetensors"
     blob = st.read_bytes()
     st.write_bytes(blob[: len(blob) - 100])
@@ -483,11 +486,11 @@ def test_minilm_real_weights():
     assert sim[2, 3] > max(sim[0, 2], sim[0, 3], sim[1, 2], sim[1, 3]) + 0.2
 
 
-def test_tokenizer_attached_and_embed_text(ckpt, tmp_path):
+def test_tokenizer_attached_and_embed_text(folder, tmp_path):
     import tokenizers
     from tokenizers import decoders, models, pre_tokenizers, trainers
 
-    d = _copy(ckpt, "gpt2", tmp_path)
+    d = _copy(folder, "gpt2", tmp_path)
     tok = tokenizers.Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -505,14 +508,8 @@ def test_tokenizer_attached_and_embed_text(ckpt, tmp_path):
 @pytest.mark.parametrize("name", ["llama", "gpt2"])
 def test_long_prompt_in_chunks(tmp_path, name):
     """Prompts run in chunks of 256 tokens: 300 tokens cross a chunk boundary (positions, cache, hidden rows)."""
-    cfg = _configs()[name]
-    if name == "gpt2":
-        cfg.n_positions, cfg.n_layer = 320, 2
-    else:
-        cfg.max_position_embeddings, cfg.num_hidden_layers = 320, 2
-    cfg._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    longer = dict(n_positions=320, n_layer=2) if name == "gpt2" else dict(max_position_embeddings=320, num_hidden_layers=2)
+    hf = hf_model({**CONFIGS[name], **longer})
     hf.save_pretrained(tmp_path)
     ids = _ids(300)
     lg, hs = _ref(hf, ids)
@@ -524,10 +521,10 @@ def test_long_prompt_in_chunks(tmp_path, name):
     np.testing.assert_allclose(s.append(ids[290:]), lg[-1], atol=TOL, rtol=0)
 
 
-def test_config_fuzz_never_crashes(ckpt, tmp_path):
+def test_config_fuzz_never_crashes(folder, tmp_path):
     """Mutated config.json files (sizes huge, zero, negative, wrong types; flipped bytes) load or raise cleanly;
     tensor shapes are checked against the config before anything config-sized is allocated."""
-    d = _copy(ckpt, "llama", tmp_path)
+    d = _copy(folder, "llama", tmp_path)
     cfg = json.loads((d / "config.json").read_text())
     text = (d / "config.json").read_bytes()
     rng = np.random.default_rng(0)
@@ -550,11 +547,11 @@ def test_config_fuzz_never_crashes(ckpt, tmp_path):
             pass
 
 
-def test_unsupported_tokenizer_leaves_none(ckpt, tmp_path):
+def test_unsupported_tokenizer_leaves_none(folder, tmp_path):
     import tokenizers
     from tokenizers import models
 
-    d = _copy(ckpt, "llama", tmp_path)
+    d = _copy(folder, "llama", tmp_path)
     # WordLevel: a model llmc does not implement (Unigram loads since the unigram work)
     tokenizers.Tokenizer(models.WordLevel({"a": 0, "b": 1}, unk_token="a")).save(str(d / "tokenizer.json"))
     with pytest.warns(UserWarning, match="model.tokenizer is None"):

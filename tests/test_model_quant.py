@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import lazy_import
+from hf_models import checkpoints, hf_model
 
 torch = lazy_import("torch")  # tests that touch torch/transformers skip without them (.[test-light])
 transformers = lazy_import("transformers")
@@ -32,46 +33,30 @@ BASE = dict(vocab_size=V, hidden_size=256, intermediate_size=512, num_hidden_lay
             num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5)
 
 
-def _configs():
-    return {
-        "llama": transformers.LlamaConfig(**BASE, rope_theta=5000.0),
-        "mistral": transformers.MistralConfig(**BASE, sliding_window=5),
-        "qwen2": transformers.Qwen2Config(**BASE, tie_word_embeddings=False),
-        "qwen3": transformers.Qwen3Config(**BASE, head_dim=64, tie_word_embeddings=True),
-        "gpt2": transformers.GPT2Config(vocab_size=V, n_embd=256, n_layer=2, n_head=4, n_positions=64,
-                                        bos_token_id=0, eos_token_id=0),
-        "bert": transformers.BertConfig(vocab_size=V, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
-                                        intermediate_size=512, max_position_embeddings=64, type_vocab_size=2),
-    }
+CONFIGS = {
+    "llama": dict(model_type="llama", **BASE, rope_theta=5000.0),
+    "mistral": dict(model_type="mistral", **BASE, sliding_window=5),
+    "qwen2": dict(model_type="qwen2", **BASE, tie_word_embeddings=False),
+    "qwen3": dict(model_type="qwen3", **BASE, head_dim=64, tie_word_embeddings=True),
+    "gpt2": dict(model_type="gpt2", vocab_size=V, n_embd=256, n_layer=2, n_head=4, n_positions=64, bos_token_id=0,
+                 eos_token_id=0),
+    "bert": dict(model_type="bert", vocab_size=V, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=512, max_position_embeddings=64, type_vocab_size=2),
+}
 
 
 ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gpt2", "bert"]
 
 
 def _hf(name, seed=0):
-    cfg = _configs()[name]
-    cfg._attn_implementation = "eager"
-    torch.manual_seed(seed)
-    m = transformers.BertModel(cfg) if name == "bert" else transformers.AutoModelForCausalLM.from_config(cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m.eval()
+    """every parameter perturbed, so biases, norm weights and all blocks matter"""
+    return hf_model(CONFIGS[name], seed=seed, perturb=0.05)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            m = _hf(name)
-            d = tmp_path_factory.mktemp(name)
-            m.save_pretrained(d)
-            cache[name] = (m, d)
-        return cache[name]
-
-    return get
+    """name -> (transformers model, folder)"""
+    return checkpoints(tmp_path_factory, CONFIGS, perturb=0.05)
 
 
 def _ids(n, seed=1):

@@ -422,6 +422,24 @@ def test_dequantize_identical_at_every_level(name, restore_level):
         assert_same_floats(llmc.dequantize(q, name, (8, n)), ref)
 
 
+@pytest.mark.parametrize("name", KQUANTS)
+def test_kquant_quantize_identical_at_every_level(name, restore_level):
+    """The K-quant searches run 8 sub-blocks per vector (compiled for the baseline CPU and for AVX2): the bytes must
+    not depend on the level, on ordinary, heavy-tailed, sparse (flat sub-blocks), constant, tied, single-signed and
+    extreme rows."""
+    r = np.random.default_rng(11)
+    n = 1024
+    rows = [r.standard_normal((6, n)), r.standard_t(2, (4, n)), r.standard_normal((4, n)) * (r.random((4, n)) < 0.1),
+            np.round(r.standard_normal((2, n)) * 3), r.uniform(0.5, 2.0, (2, n)), -r.uniform(0.25, 1.0, (2, n)),
+            r.standard_normal((4, n)) * np.logspace(-20, 20, 4)[:, None]]
+    x = np.concatenate(rows + [v for _, v in special_rows(n)]).astype(np.float32)
+    llmc._core.set_simd_level(0)
+    ref = llmc.quantize(x, name)
+    for level in cpu_levels()[1:]:
+        llmc._core.set_simd_level(level)
+        np.testing.assert_array_equal(llmc.quantize(x, name), ref, err_msg=f"level {level}")
+
+
 # ------------------------------------------------------------------ byte identity with ggml's own C quantizers
 def _ggml_lib():
     """libggml-base from llama-cpp-python (or any build named by $LLMC_GGML_LIB), which exports ggml's reference

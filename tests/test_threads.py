@@ -273,3 +273,75 @@ def test_threaded_blas_is_one_pool_and_deterministic_under_concurrency():
         same_concurrently(both, [(a, b, x) for (a, b), x in zip(mats, xs)])
     finally:
         llmc.set_num_threads(old)
+
+
+# ---------------------------------------------------------------- decoding on one team per token (csrc/decode.c)
+DECODE_CFGS = {
+    # gpt2: F32 Conv1D weights read as (in, out); qwen3: per-head q/k norms, GQA; mistral: a window shorter than the
+    # text, one key/value head
+    "gpt2": dict(model_type="gpt2", vocab_size=1000, n_embd=128, n_layer=2, n_head=4, n_positions=96),
+    "qwen3": dict(model_type="qwen3", vocab_size=1000, hidden_size=128, intermediate_size=352, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=96),
+    "mistral": dict(model_type="mistral", vocab_size=1000, hidden_size=128, intermediate_size=256,
+                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=96,
+                    sliding_window=8),
+}
+
+
+def _decode_steps(m, attention, n_new=20):
+    s = m.session(attention=attention)
+    out = [s.append([1, 2, 3, 4, 5])]
+    for _ in range(n_new):
+        out.append(s.append([int(out[-1].argmax())]))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("dtype", [None, "q8_0"])
+@pytest.mark.parametrize("name", sorted(DECODE_CFGS))
+def test_decode_team_same_bits_at_any_thread_count(name, dtype):
+    """One decoded token runs on one team of threads whose steps' chunks are claimed by whichever thread is free
+    (csrc/decode.c, team.c). A chunk computes the same thing on any thread, so the logits are bit-identical at 1, 2
+    and 3 threads and when four sessions decode at once (each with its own team); fp32 ones follow the full forward
+    (1e-4)."""
+    m = llmc.Model.init(DECODE_CFGS[name], seed=4)
+    if dtype:
+        m.quantize(dtype)
+    old = llmc.get_num_threads()
+    try:
+        for attention in ("flash", "standard"):
+            llmc.set_num_threads(1)
+            one = _decode_steps(m, attention)
+            for n in (2, 3):
+                llmc.set_num_threads(n)
+                np.testing.assert_array_equal(_decode_steps(m, attention), one)
+            llmc.set_num_threads(2)
+            got = run_concurrently(_decode_steps, [(m, attention)] * N_THREADS)
+            for g in got:
+                np.testing.assert_array_equal(g, one)
+        if dtype is None:  # (quantized decoding multiplies 8-bit activations, the full forward fp32 ones)
+            ids = [1, 2, 3, 4, 5] + [int(r.argmax()) for r in one[:-1]]
+            np.testing.assert_allclose(one, m.logits(ids)[4:], rtol=0, atol=1e-4)
+    finally:
+        llmc.set_num_threads(old)
+
+
+def test_omp_num_threads_is_the_default_thread_count():
+    """llmc's thread count defaults to OMP_NUM_THREADS as it is when llmc loads (its first entry; a value that is not
+    a positive count is ignored), else to every core; set_num_threads overrides it. torch reads it the same way."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import os, sys, llmc; n = llmc.get_num_threads(); llmc.set_num_threads(5); "
+            "assert llmc.get_num_threads() == 5; print(n, os.cpu_count(), len(os.sched_getaffinity(0)))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    env["PYTHONPATH"] = str(Path(llmc.__file__).resolve().parent.parent)
+    cases = [("3", 3), ("4,2", 4), ("1", 1), ("many", None), ("0", None), (None, None)]
+    for value, want in cases:
+        e = dict(env) if value is None else {**env, "OMP_NUM_THREADS": value}
+        r = subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, timeout=120,
+                           cwd=Path(llmc.__file__).resolve().parent.parent.parent)
+        assert r.returncode == 0, r.stderr
+        n, _, usable = (int(v) for v in r.stdout.split())
+        assert n == (want if want is not None else usable), (value, r.stdout)

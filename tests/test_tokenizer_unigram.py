@@ -133,6 +133,102 @@ def test_sentencepiece_model_files(spm_models, texts, key):
     assert llmc.Tokenizer.from_file(path).encode(texts[0]) == sp.encode(texts[0])
 
 
+def test_sentencepiece_all_kjv_lines(spm_models, kjv_lines):
+    """A Unigram and a BPE model on every KJV line at once (encode_batch), against sentencepiece's batch encode
+    (the other models see 800 of the lines above)."""
+    for key in [("unigram", "nmt_nfkc", True), ("bpe", "nmt_nfkc", False)]:
+        sp = spm.SentencePieceProcessor(model_file=spm_models[key])
+        ours = llmc.Tokenizer.from_sentencepiece(spm_models[key])
+        got, want = ours.encode_batch(kjv_lines, num_threads=2), sp.encode(kjv_lines, num_threads=1)
+        bad = [i for i in range(len(want)) if got[i] != want[i]]
+        assert not bad, (key, kjv_lines[bad[0]], got[bad[0]], want[bad[0]])
+
+
+def _cjk_text(seed, n_chars):
+    """Seeded Chinese/Japanese-like text: Zipf-weighted common Han characters, kana, CJK punctuation, a few Latin
+    words and digits, newlines."""
+    rng = random.Random(seed)
+    han = [chr(0x4E00 + (i * 7919) % 0x5000) for i in range(800)]
+    pool = han + [chr(c) for c in range(0x3041, 0x3097)] + [chr(c) for c in range(0x30A1, 0x30FB)]
+    weights = [1.0 / (i + 1) for i in range(len(pool))]
+    out = []
+    while len(out) < n_chars:
+        out += rng.choices(pool, weights, k=rng.randint(4, 30))
+        out.append(rng.choice(["\u3001", "\u3002", "\uff01", "\uff0c", " ", "\n", "LORD", "2024", "\u3000", "\uff21"]))
+    return "".join(out)
+
+
+@pytest.mark.parametrize("mt", ["unigram", "bpe"])
+def test_sentencepiece_cjk(tmp_path, mt):
+    """Models trained on CJK text (no spaces: long Viterbi lattices, rare characters left to unk or bytes)."""
+    lines = _cjk_text(1, 30000).split("\n")
+    for bf in (False, True):
+        prefix = str(tmp_path / f"cjk_{mt}_{int(bf)}")
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=prefix, vocab_size=1500,
+                                       model_type=mt, character_coverage=0.995, byte_fallback=bf, num_threads=1,
+                                       minloglevel=2)
+        sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+        ours = llmc.Tokenizer.from_sentencepiece(prefix + ".model")
+        test = _cjk_text(2, 30000).split("\n") + [_cjk_text(3, 5000)]
+        assert ours.encode_batch(test) == sp.encode(test)
+
+
+@pytest.mark.parametrize("mt", ["unigram", "bpe"])
+def test_sentencepiece_pieces_across_words(kjv_lines, texts, tmp_path, mt):
+    """split_by_whitespace=False: pieces hold U+2581 inside (BPE merges across words, so words are not encoded
+    apart; the Unigram lattice has pieces that span words)."""
+    prefix = str(tmp_path / f"nosplit_{mt}")
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(kjv_lines[:700]), model_prefix=prefix, vocab_size=500,
+                                   model_type=mt, split_by_whitespace=False, user_defined_symbols=["<user>"],
+                                   num_threads=1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    assert any("\u2581" in sp.id_to_piece(i)[1:] for i in range(sp.get_piece_size()))
+    ours = llmc.Tokenizer.from_sentencepiece(prefix + ".model")
+    _same_ids(ours, sp.encode, texts)
+    assert ours.encode_batch(kjv_lines[:3000]) == sp.encode(kjv_lines[:3000])
+
+
+def test_unigram_random_vocabularies():
+    """The piece trie on arbitrary vocabularies (shared prefixes, multi-byte characters, pieces up to 40 bytes,
+    10 to 3000 pieces) against HF tokenizers' Unigram on the same tokenizer.json, whole texts as one lattice."""
+    rng = random.Random(11)
+    alphabet = list("abcab ") + ["\u00e9", "\u4e2d", "\U0001F600", "\u2581", "\x01", "\x7f", "\u0301"]
+    for trial in range(24):
+        n = rng.choice([10, 50, 300, 3000])
+        pieces = {"".join(rng.choices(alphabet, k=rng.choice([1, 1, 2, 3, 5, 8, 13]))) for _ in range(n)}
+        pieces |= set(rng.sample(alphabet, k=rng.randrange(len(alphabet))))  # some characters as pieces
+        vocab = [["<unk>", 0.0]] + [[p, -rng.uniform(1, 15)] for p in sorted(pieces)]
+        doc = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+               "pre_tokenizer": None, "post_processor": None, "decoder": None,
+               "model": {"type": "Unigram", "unk_id": 0, "vocab": vocab, "byte_fallback": False}}
+        data = json.dumps(doc)
+        ref = tokenizers.Tokenizer.from_str(data)
+        ours = llmc.Tokenizer.from_json_bytes(data.encode())
+        ts = ["".join(rng.choices(alphabet + ["z", "\u00e8"], k=rng.randrange(0, 200))) for _ in range(40)]
+        _same_ids(ours, lambda s: ref.encode(s, add_special_tokens=False).ids, ts)
+
+
+@pytest.mark.parametrize("key", [MODELS[0], MODELS[3], MODELS[5]], ids=["unigram-nmt-bf", "bpe-nmt", "bpe-nfkc-bf"])
+def test_sentencepiece_hypothesis(spm_models, key):
+    """Parity with sentencepiece on arbitrary strings (any code point, space runs, U+2581, user pieces, letters
+    followed by combining marks that the charsmap composes)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    sp = spm.SentencePieceProcessor(model_file=spm_models[key])
+    ours = llmc.Tokenizer.from_sentencepiece(spm_models[key])
+    parts = st.one_of(st.characters(codec="utf-8"), st.sampled_from(
+        [" ", "  ", "\u2581", "<user>", "LORD", "A\u0301", "e\u0301\u0323", "\uff21", "\u3000", "\t", "\r\n", "the",
+         "\u4e2d\u6587", "\U0001F600", "\x00", "\x7f", "\u00e9"]))
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.lists(parts, max_size=30).map("".join))
+    def check(s):
+        assert ours.encode(s) == sp.encode(s)
+
+    check()
+
+
 def _charsmap(path):
     import sentencepiece.sentencepiece_model_pb2 as pb
 

@@ -59,6 +59,33 @@ PyArrayObject *llmc_py_int_array(PyObject *obj, const char *what);
 void llmc_py_shape_str(PyArrayObject *a, char *buf, size_t n);
 /* A new float32 C-contiguous array of the given shape (uninitialised). */
 PyArrayObject *llmc_py_new_float(int nd, const npy_intp *dims);
+/* llmc_py_int_array that must be 1-D: "<what> must be a 1-D sequence of token ids, got shape (..)" otherwise. */
+PyArrayObject *llmc_py_ids_1d(PyObject *obj, const char *what);
+/* A weight's shape as a tuple: (rows,) or (rows, cols). New reference or NULL. */
+PyObject *llmc_py_view_shape(const llmc_tensor_view *v);
+
+/* Handle-owning types (handle.c). A progress callable the core calls without the GIL: an exception it raises is
+ * kept (later calls are skipped) and raised by llmc_py_progress_finish when the C call has returned. */
+typedef struct {
+    PyObject *fn; /* the Python callable, or NULL */
+    int failed;
+    PyObject *type, *value, *tb;
+} llmc_py_progress;
+void llmc_py_progress_cb(void *ud, size_t done, size_t total); /* an llmc_progress_fn; ud: llmc_py_progress * */
+/* After the C call: 0, or -1 with the callback's exception (or st's error) raised. */
+int llmc_py_progress_finish(llmc_py_progress *p, llmc_status st);
+/* A core constructor typed for the shared entry points (the handle comes back through a void *). */
+typedef llmc_status (*llmc_py_load_fn)(const char *path, const char *dtype, llmc_progress_fn progress, void *ud,
+                                       void **out);
+typedef llmc_status (*llmc_py_init_fn)(const char *config_json, size_t len, uint64_t seed, void **out);
+typedef void (*llmc_py_free_fn)(void *handle);
+/* The body of every load entry point: args (path, dtype=None[, progress=None when with_progress]), load called
+ * without the GIL. The new handle, or NULL with an exception (a handle made before progress failed is freed). */
+void *llmc_py_load(PyObject *args, llmc_py_load_fn load, llmc_py_free_fn free_fn, int with_progress);
+/* The body of every random-init entry point: args (config_json: str, seed: int). The handle or NULL. */
+void *llmc_py_init_random(PyObject *args, llmc_py_init_fn init);
+/* 0 when a handle is free; -1 with RuntimeError("this <what> is in use by another thread") while busy. */
+int llmc_py_enter(int busy, const char *what);
 
 extern PyMethodDef llmc_py_core_methods[];
 extern PyMethodDef llmc_py_ops_methods[];
@@ -72,15 +99,13 @@ extern PyMethodDef llmc_py_attention_methods[];
 extern PyMethodDef llmc_py_tokenizer_methods[];
 extern PyTypeObject llmc_py_TokHandle_Type;
 extern PyMethodDef llmc_py_model_methods[];
+extern PyTypeObject llmc_py_ModelType, llmc_py_SessionType;
 /* A Python list of hook tuples -> a PyMem-allocated llmc_hook array (latent_binding.c); -1 with an exception. */
 int llmc_py_hooks(PyObject *list, llmc_hook **out, size_t *n_out);
 extern PyMethodDef llmc_py_quant_methods[];
 extern PyMethodDef llmc_py_gguf_methods[];
 extern PyTypeObject llmc_py_GGUFType;
-/* Adds the Model and Session types to the module (model_binding.c). */
-int llmc_py_model_init(PyObject *m);
-/* Adds the Seq2Seq and Seq2SeqDecoder types (seq2seq_binding.c). */
 extern PyMethodDef llmc_py_seq2seq_methods[];
-int llmc_py_seq2seq_init(PyObject *m);
+extern PyTypeObject llmc_py_Seq2SeqType, llmc_py_Seq2SeqDecoderType;
 
 #endif

@@ -94,6 +94,14 @@ static PyArrayObject *as_array(PyObject *obj, const char *what) {
     return (PyArrayObject *)arr;
 }
 
+/* a (checked) real array as a C-contiguous, aligned array of type npy */
+static PyArrayObject *cast_c(PyArrayObject *a, int npy) {
+    PyObject *out = PyArray_FromAny((PyObject *)a, PyArray_DescrFromType(npy), 0, 0,
+                                    NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
+    Py_DECREF(a);
+    return (PyArrayObject *)out;
+}
+
 PyArrayObject *llmc_py_float_array(PyObject *obj, const char *what) {
     /* fast path: already native-endian, aligned, C-contiguous float32 (no copy) */
     if (PyArray_Check(obj) && PyArray_TYPE((PyArrayObject *)obj) == NPY_FLOAT32 &&
@@ -111,10 +119,7 @@ PyArrayObject *llmc_py_float_array(PyObject *obj, const char *what) {
         Py_DECREF(a);
         return NULL;
     }
-    PyObject *out = PyArray_FromAny((PyObject *)a, PyArray_DescrFromType(NPY_FLOAT32), 0, 0,
-                                    NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
-    Py_DECREF(a);
-    return (PyArrayObject *)out;
+    return cast_c(a, NPY_FLOAT32);
 }
 
 PyArrayObject *llmc_py_int_array(PyObject *obj, const char *what) {
@@ -149,10 +154,7 @@ PyArrayObject *llmc_py_int_array(PyObject *obj, const char *what) {
             }
         }
     }
-    PyObject *out = PyArray_FromAny((PyObject *)a, PyArray_DescrFromType(NPY_INT64), 0, 0,
-                                    NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
-    Py_DECREF(a);
-    return (PyArrayObject *)out;
+    return cast_c(a, NPY_INT64);
 }
 
 void llmc_py_shape_str(PyArrayObject *a, char *buf, size_t n) {
@@ -166,4 +168,20 @@ void llmc_py_shape_str(PyArrayObject *a, char *buf, size_t n) {
 
 PyArrayObject *llmc_py_new_float(int nd, const npy_intp *dims) {
     return (PyArrayObject *)PyArray_SimpleNew(nd, (npy_intp *)dims, NPY_FLOAT32);
+}
+
+PyArrayObject *llmc_py_ids_1d(PyObject *obj, const char *what) {
+    PyArrayObject *a = llmc_py_int_array(obj, what);
+    if (a && PyArray_NDIM(a) != 1) {
+        char sh[128];
+        llmc_py_shape_str(a, sh, sizeof sh);
+        PyErr_Format(PyExc_ValueError, "%s must be a 1-D sequence of token ids, got shape %s", what, sh);
+        Py_CLEAR(a);
+    }
+    return a;
+}
+
+PyObject *llmc_py_view_shape(const llmc_tensor_view *v) {
+    return v->ndim == 1 ? Py_BuildValue("(n)", (Py_ssize_t)v->shape[0])
+                        : Py_BuildValue("(nn)", (Py_ssize_t)v->shape[0], (Py_ssize_t)v->shape[1]);
 }

@@ -82,7 +82,6 @@ typedef struct {
     PyObject *hook_refs; /* the Python list whose arrays the hooks point into */
 } SessionObject;
 
-static PyTypeObject ModelType, SessionType;
 
 static void model_dealloc(ModelObject *self) {
     llmc_batch_free(self->batch);
@@ -90,8 +89,10 @@ static void model_dealloc(ModelObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* a new Model owning m (freed if that fails); NULL stays NULL, with the caller's exception */
 static PyObject *wrap_model(llmc_model *m) {
-    ModelObject *o = PyObject_New(ModelObject, &ModelType);
+    if (!m) return NULL;
+    ModelObject *o = PyObject_New(ModelObject, &llmc_py_ModelType);
     if (!o) {
         llmc_model_free(m);
         return NULL;
@@ -103,91 +104,46 @@ static PyObject *wrap_model(llmc_model *m) {
     return (PyObject *)o;
 }
 
-/* progress(done, total) of a load or conversion, called from C without the GIL: take it, call the Python callable.
- * An exception it raises is kept (later calls are skipped) and re-raised when the C call returns. */
-typedef struct {
-    PyObject *fn;
-    int failed;
-    PyObject *type, *value, *tb;
-} progress_ctx;
-
-static void progress_cb(void *ud, size_t done, size_t total) {
-    progress_ctx *p = ud;
-    if (!p->fn || p->failed) return;
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *r = PyObject_CallFunction(p->fn, "nn", (Py_ssize_t)done, (Py_ssize_t)total);
-    if (!r) {
-        p->failed = 1;
-        PyErr_Fetch(&p->type, &p->value, &p->tb);
-    }
-    Py_XDECREF(r);
-    PyGILState_Release(g);
+/* the core's constructors, typed for the shared entry points (handle.c) */
+static llmc_status load_dir(const char *path, const char *dtype, llmc_progress_fn fn, void *ud, void **out) {
+    llmc_model *m = NULL;
+    llmc_status st = llmc_model_load_as(path, dtype, fn, ud, &m);
+    *out = m;
+    return st;
 }
 
-/* after the C call: 0, or -1 with the callback's exception (or st's error) raised */
-static int progress_finish(progress_ctx *p, llmc_status st) {
-    if (p->failed) {
-        PyErr_Restore(p->type, p->value, p->tb);
-        return -1;
-    }
-    return llmc_py_check(st);
+static llmc_status load_gguf(const char *path, const char *dtype, llmc_progress_fn fn, void *ud, void **out) {
+    llmc_model *m = NULL;
+    llmc_status st = llmc_model_load_gguf(path, dtype, fn, ud, &m);
+    *out = m;
+    return st;
 }
 
-/* model_load(path, dtype=None, progress=None) */
+static llmc_status init_random(const char *json, size_t len, uint64_t seed, void **out) {
+    llmc_model *m = NULL;
+    llmc_status st = llmc_model_init(json, len, seed, &m);
+    *out = m;
+    return st;
+}
+
+static void free_model(void *m) { llmc_model_free(m); }
+
+/* model_load(path, dtype=None, progress=None): a Hugging Face folder */
 static PyObject *py_model_load(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *po, *fn = Py_None;
-    const char *dtype = NULL;
-    if (!PyArg_ParseTuple(args, "O&|zO", PyUnicode_FSConverter, &po, &dtype, &fn)) return NULL;
-    llmc_model *m = NULL;
-    llmc_status st;
-    const char *path = PyBytes_AS_STRING(po);
-    progress_ctx p = {fn == Py_None ? NULL : fn, 0, NULL, NULL, NULL};
-    Py_BEGIN_ALLOW_THREADS
-    st = llmc_model_load_as(path, dtype, progress_cb, &p, &m);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(po);
-    if (progress_finish(&p, st)) {
-        llmc_model_free(m);
-        return NULL;
-    }
-    return wrap_model(m);
+    return wrap_model(llmc_py_load(args, load_dir, free_model, 1));
 }
 
 /* model_load_gguf(path, dtype=None, progress=None) */
 static PyObject *py_model_load_gguf(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *po, *fn = Py_None;
-    const char *dtype = NULL;
-    if (!PyArg_ParseTuple(args, "O&|zO", PyUnicode_FSConverter, &po, &dtype, &fn)) return NULL;
-    llmc_model *m = NULL;
-    llmc_status st;
-    const char *path = PyBytes_AS_STRING(po);
-    progress_ctx p = {fn == Py_None ? NULL : fn, 0, NULL, NULL, NULL};
-    Py_BEGIN_ALLOW_THREADS
-    st = llmc_model_load_gguf(path, dtype, progress_cb, &p, &m);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(po);
-    if (progress_finish(&p, st)) {
-        llmc_model_free(m);
-        return NULL;
-    }
-    return wrap_model(m);
+    return wrap_model(llmc_py_load(args, load_gguf, free_model, 1));
 }
 
+/* model_init(config_json, seed) */
 static PyObject *py_model_init(PyObject *self, PyObject *args) {
     (void)self;
-    const char *text;
-    Py_ssize_t len;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "s#K", &text, &len, &seed)) return NULL;
-    llmc_model *m = NULL;
-    llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = llmc_model_init(text, (size_t)len, (uint64_t)seed, &m);
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) return NULL;
-    return wrap_model(m);
+    return wrap_model(llmc_py_init_random(args, init_random));
 }
 
 static const char *arch_name(int arch) {
@@ -222,17 +178,18 @@ static PyObject *model_config(ModelObject *self, PyObject *args) {
                          (double)c->router_aux_loss_coef, "moe_layers", moe_layers);
 }
 
-/* 1-D int64 ids (new reference) or NULL */
-static PyArrayObject *ids_1d(PyObject *o, const char *what) {
-    if (o == Py_None) return NULL;
-    PyArrayObject *a = llmc_py_int_array(o, what);
-    if (a && PyArray_NDIM(a) != 1) {
-        char sh[128];
-        llmc_py_shape_str(a, sh, sizeof sh);
-        PyErr_Format(PyExc_ValueError, "%s must be a 1-D sequence of token ids, got shape %s", what, sh);
-        Py_CLEAR(a);
+/* ids (T,) and token_type_ids (T,) or None: 0, or -1 with an exception; *ids and *types get new references or NULL */
+static int ids_and_types(PyObject *io, PyObject *to, PyArrayObject **ids, PyArrayObject **types) {
+    *types = NULL;
+    if (!(*ids = llmc_py_ids_1d(io, "ids"))) return -1;
+    if (to != Py_None && !(*types = llmc_py_ids_1d(to, "token_type_ids"))) return -1;
+    const npy_intp T = PyArray_DIM(*ids, 0);
+    if (*types && PyArray_DIM(*types, 0) != T) {
+        PyErr_Format(PyExc_ValueError, "token_type_ids has %zd entries for %zd tokens", (Py_ssize_t)PyArray_DIM(*types, 0),
+                     (Py_ssize_t)T);
+        return -1;
     }
-    return a;
+    return 0;
 }
 
 /* forward(ids, type_ids, attn, want_logits, want_hidden, want_last) -> (logits | None, hidden | None, last | None) */
@@ -241,16 +198,10 @@ static PyObject *model_forward(ModelObject *self, PyObject *args) {
     int attn, wl, wh, wlast;
     if (!PyArg_ParseTuple(args, "OOippp", &io, &to, &attn, &wl, &wh, &wlast)) return NULL;
     const llmc_model_config *c = llmc_model_get_config(self->m);
-    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *lo = NULL, *ho = NULL, *la = NULL;
+    PyArrayObject *ids, *types, *lo = NULL, *ho = NULL, *la = NULL;
     PyObject *res = NULL;
-    if (!ids) return NULL;
-    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
-    npy_intp T = PyArray_DIM(ids, 0);
-    if (types && PyArray_DIM(types, 0) != T) {
-        PyErr_Format(PyExc_ValueError, "token_type_ids has %zd entries for %zd tokens", (Py_ssize_t)PyArray_DIM(types, 0),
-                     (Py_ssize_t)T);
-        goto done;
-    }
+    if (ids_and_types(io, to, &ids, &types)) goto done;
+    const npy_intp T = PyArray_DIM(ids, 0);
     npy_intp dl[2] = {T, (npy_intp)c->vocab}, dh[3] = {(npy_intp)c->n_layers + 1, T, (npy_intp)c->d_model},
              dlast[2] = {T, (npy_intp)c->d_model};
     if ((wl && !(lo = llmc_py_new_float(2, dl))) || (wh && !(ho = llmc_py_new_float(3, dh))) ||
@@ -284,15 +235,9 @@ static PyObject *model_attention_weights(ModelObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "layer %zd out of range: the model has %zu layers", layer, c->n_layers);
         return NULL;
     }
-    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *out = NULL;
-    if (!ids) return NULL;
-    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
-    npy_intp T = PyArray_DIM(ids, 0);
-    if (types && PyArray_DIM(types, 0) != T) {
-        PyErr_Format(PyExc_ValueError, "token_type_ids has %zd entries for %zd tokens", (Py_ssize_t)PyArray_DIM(types, 0),
-                     (Py_ssize_t)T);
-        goto done;
-    }
+    PyArrayObject *ids, *types, *out = NULL;
+    if (ids_and_types(io, to, &ids, &types)) goto done;
+    const npy_intp T = PyArray_DIM(ids, 0);
     npy_intp dims[3] = {(npy_intp)c->n_heads, T, T};
     if (!(out = llmc_py_new_float(3, dims))) goto done;
     llmc_status st;
@@ -322,7 +267,7 @@ static PyObject *model_routing(ModelObject *self, PyObject *args) {
         PyErr_SetString(llmc_py_UnsupportedError, "this model has no mixture-of-experts layers");
         return NULL;
     }
-    PyArrayObject *ids = ids_1d(io, "ids"), *lg = NULL, *ex = NULL, *wt = NULL;
+    PyArrayObject *ids = llmc_py_ids_1d(io, "ids"), *lg = NULL, *ex = NULL, *wt = NULL;
     PyObject *res = NULL;
     if (!ids) return NULL;
     size_t Lm = 0;
@@ -440,8 +385,7 @@ static PyObject *model_tensors(ModelObject *self, PyObject *args) {
             Py_CLEAR(list);
             break;
         }
-        PyObject *shape = v.ndim == 1 ? Py_BuildValue("(n)", (Py_ssize_t)v.shape[0])
-                                      : Py_BuildValue("(nn)", (Py_ssize_t)v.shape[0], (Py_ssize_t)v.shape[1]);
+        PyObject *shape = llmc_py_view_shape(&v);
         PyObject *item = shape ? Py_BuildValue("(sNsNO)", v.name, arr, llmc_type_name(v.type), shape,
                                                v.transposed ? Py_True : Py_False) : NULL;
         if (!item) {
@@ -464,14 +408,14 @@ static PyObject *model_convert(ModelObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "the model is running in another thread; convert it when it is idle");
         return NULL;
     }
-    progress_ctx p = {fn == Py_None ? NULL : fn, 0, NULL, NULL, NULL};
+    llmc_py_progress p = {fn == Py_None ? NULL : fn, 0, NULL, NULL, NULL};
     llmc_status st;
     self->converting = 1;
     Py_BEGIN_ALLOW_THREADS
-    st = llmc_model_convert(self->m, dtype, progress_cb, &p);
+    st = llmc_model_convert(self->m, dtype, llmc_py_progress_cb, &p);
     Py_END_ALLOW_THREADS
     self->converting = 0;
-    if (progress_finish(&p, st)) return NULL;
+    if (llmc_py_progress_finish(&p, st)) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -490,7 +434,7 @@ static PyObject *model_session(ModelObject *self, PyObject *args) {
     }
     llmc_session *s = NULL;
     if (llmc_py_check(llmc_session_new(self->m, (size_t)cap, overflow, (size_t)keep, attn, &s))) return NULL;
-    SessionObject *o = PyObject_New(SessionObject, &SessionType);
+    SessionObject *o = PyObject_New(SessionObject, &llmc_py_SessionType);
     if (!o) {
         llmc_session_free(s);
         return NULL;
@@ -510,17 +454,11 @@ static PyObject *model_forward_hooked(ModelObject *self, PyObject *args) {
     int attn, wl;
     if (!PyArg_ParseTuple(args, "OOipO!", &io, &to, &attn, &wl, &PyList_Type, &list)) return NULL;
     const llmc_model_config *c = llmc_model_get_config(self->m);
-    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *lo = NULL;
+    PyArrayObject *ids, *types, *lo = NULL;
     llmc_hook *h = NULL;
     size_t n = 0;
-    if (!ids) return NULL;
-    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
-    npy_intp T = PyArray_DIM(ids, 0);
-    if (types && PyArray_DIM(types, 0) != T) {
-        PyErr_Format(PyExc_ValueError, "token_type_ids has %zd entries for %zd tokens", (Py_ssize_t)PyArray_DIM(types, 0),
-                     (Py_ssize_t)T);
-        goto done;
-    }
+    if (ids_and_types(io, to, &ids, &types)) goto done;
+    const npy_intp T = PyArray_DIM(ids, 0);
     npy_intp dl[2] = {T, (npy_intp)c->vocab};
     if ((wl && !(lo = llmc_py_new_float(2, dl))) || llmc_py_hooks(list, &h, &n)) goto done;
     llmc_status st;
@@ -610,7 +548,7 @@ static PyObject *model_append_batch(ModelObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!OOp", &PyList_Type, &list, &io, &no, &all)) return NULL;
     const llmc_model_config *c = llmc_model_get_config(self->m);
     const Py_ssize_t B = PyList_GET_SIZE(list);
-    PyArrayObject *ids = ids_1d(io, "ids"), *out = NULL;
+    PyArrayObject *ids = llmc_py_ids_1d(io, "ids"), *out = NULL;
     size_t *n = NULL;
     llmc_session **ss = NULL;
     if (!ids || !(n = sizes_1d(no, "n", B))) goto done;
@@ -627,7 +565,7 @@ static PyObject *model_append_batch(ModelObject *self, PyObject *args) {
     }
     for (Py_ssize_t i = 0; i < B; i++) {
         PyObject *it = PyList_GET_ITEM(list, i);
-        if (!PyObject_TypeCheck(it, &SessionType)) {
+        if (!PyObject_TypeCheck(it, &llmc_py_SessionType)) {
             PyErr_Format(PyExc_TypeError, "sessions[%zd] is a %s, not a session", i, Py_TYPE(it)->tp_name);
             goto done;
         }
@@ -681,7 +619,7 @@ static PyObject *model_forward_batch(ModelObject *self, PyObject *args) {
     Py_ssize_t rows;
     if (!PyArg_ParseTuple(args, "OOOippOn", &io, &to, &lo, &attn, &wl, &wlast, &ro, &rows)) return NULL;
     const llmc_model_config *c = llmc_model_get_config(self->m);
-    PyArrayObject *ids = ids_1d(io, "ids"), *types = NULL, *lg = NULL, *la = NULL;
+    PyArrayObject *ids = llmc_py_ids_1d(io, "ids"), *types = NULL, *lg = NULL, *la = NULL;
     PyObject *res = NULL;
     size_t *len = NULL, *orow = NULL;
     if (!ids) return NULL;
@@ -694,7 +632,7 @@ static PyObject *model_forward_batch(ModelObject *self, PyObject *args) {
         goto done;
     }
     if (!(len = sizes_1d(lo, "lengths", N))) goto done;
-    if (to != Py_None && !(types = ids_1d(to, "token_type_ids"))) goto done;
+    if (to != Py_None && !(types = llmc_py_ids_1d(to, "token_type_ids"))) goto done;
     size_t total = 0;
     for (Py_ssize_t i = 0; i < N; i++) total += len[i];
     if (total != (size_t)PyArray_DIM(ids, 0) || (types && PyArray_DIM(types, 0) != PyArray_DIM(ids, 0))) {
@@ -756,7 +694,7 @@ static PyMethodDef model_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject ModelType = {
+PyTypeObject llmc_py_ModelType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmc._core.Model",
     .tp_basicsize = sizeof(ModelObject),
     .tp_dealloc = (destructor)model_dealloc,
@@ -774,19 +712,13 @@ static void session_dealloc(SessionObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int session_enter(SessionObject *self) {
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "this session is in use by another thread");
-        return -1;
-    }
-    return 0;
-}
+static int session_enter(SessionObject *self) { return llmc_py_enter(self->busy, "session"); }
 
 static PyObject *session_append(SessionObject *self, PyObject *args) {
     PyObject *io;
     if (!PyArg_ParseTuple(args, "O", &io)) return NULL;
     if (session_enter(self)) return NULL;
-    PyArrayObject *ids = ids_1d(io, "ids"), *out = NULL;
+    PyArrayObject *ids = llmc_py_ids_1d(io, "ids"), *out = NULL;
     if (!ids) return NULL;
     const llmc_model_config *c = llmc_model_get_config(((ModelObject *)self->owner)->m);
     npy_intp dims[1] = {(npy_intp)c->vocab};
@@ -833,7 +765,7 @@ static PyObject *session_reset(SessionObject *self, PyObject *args) {
 /* copy_from(other): a memcpy of the live cache, done with the GIL held */
 static PyObject *session_copy_from(SessionObject *self, PyObject *args) {
     SessionObject *src;
-    if (!PyArg_ParseTuple(args, "O!", &SessionType, &src)) return NULL;
+    if (!PyArg_ParseTuple(args, "O!", &llmc_py_SessionType, &src)) return NULL;
     if (session_enter(self) || session_enter(src)) return NULL;
     if (llmc_py_check(llmc_session_copy(self->s, src->s))) return NULL;
     Py_RETURN_NONE;
@@ -882,7 +814,7 @@ static PyGetSetDef session_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject SessionType = {
+PyTypeObject llmc_py_SessionType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmc._core.Session",
     .tp_basicsize = sizeof(SessionObject),
     .tp_dealloc = (destructor)session_dealloc,
@@ -891,13 +823,6 @@ static PyTypeObject SessionType = {
     .tp_methods = session_methods,
     .tp_getset = session_getset,
 };
-
-int llmc_py_model_init(PyObject *m) {
-    if (PyType_Ready(&ModelType) < 0 || PyType_Ready(&SessionType) < 0) return -1;
-    if (PyModule_AddObjectRef(m, "Model", (PyObject *)&ModelType) < 0) return -1;
-    if (PyModule_AddObjectRef(m, "Session", (PyObject *)&SessionType) < 0) return -1;
-    return 0;
-}
 
 PyMethodDef llmc_py_model_methods[] = {
     {"model_load", py_model_load, METH_VARARGS, "model_load(path, dtype=None, progress=None) -> Model"},

@@ -145,8 +145,13 @@ PyMODINIT_FUNC PyInit__core(void) {
         &llmc_py_TrainerType,
         &llmc_py_TokHandle_Type,
         &llmc_py_GGUFType,
+        &llmc_py_ModelType,
+        &llmc_py_SessionType,
+        &llmc_py_Seq2SeqType,
+        &llmc_py_Seq2SeqDecoderType,
     };
-    const char *type_names[] = {"Sampler", "Trainer", "TokenizerHandle", "GGUFFile"};
+    const char *type_names[] = {"Sampler", "Trainer", "TokenizerHandle", "GGUFFile",
+                                "Model", "Session", "Seq2Seq", "Seq2SeqDecoder"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(m, type_names[i], (PyObject *)types[i]) < 0)
             goto fail;
@@ -158,7 +163,6 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_DECREF(bases);
     if (!llmc_py_UnsupportedError || PyModule_AddObjectRef(m, "UnsupportedError", llmc_py_UnsupportedError) < 0)
         goto fail;
-    if (llmc_py_model_init(m) < 0 || llmc_py_seq2seq_init(m) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

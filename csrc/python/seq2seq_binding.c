@@ -17,15 +17,15 @@ typedef struct {
     size_t B, T_in;  /* beams and source tokens */
 } DecObject;
 
-static PyTypeObject S2SType, DecType;
-
 static void s2s_dealloc(S2SObject *self) {
     llmc_s2s_free(self->m);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* a new Seq2Seq owning m (freed if that fails); NULL stays NULL, with the caller's exception */
 static PyObject *wrap(llmc_s2s *m) {
-    S2SObject *o = PyObject_New(S2SObject, &S2SType);
+    if (!m) return NULL;
+    S2SObject *o = PyObject_New(S2SObject, &llmc_py_Seq2SeqType);
     if (!o) {
         llmc_s2s_free(m);
         return NULL;
@@ -34,37 +34,34 @@ static PyObject *wrap(llmc_s2s *m) {
     return (PyObject *)o;
 }
 
+/* the core's constructors, typed for the shared entry points (handle.c); seq2seq loading reports no progress */
+static llmc_status load_dir(const char *path, const char *dtype, llmc_progress_fn fn, void *ud, void **out) {
+    (void)fn, (void)ud;
+    llmc_s2s *m = NULL;
+    llmc_status st = llmc_s2s_load_as(path, dtype, &m);
+    *out = m;
+    return st;
+}
+
+static llmc_status init_random(const char *json, size_t len, uint64_t seed, void **out) {
+    llmc_s2s *m = NULL;
+    llmc_status st = llmc_s2s_init(json, len, seed, &m);
+    *out = m;
+    return st;
+}
+
+static void free_s2s(void *m) { llmc_s2s_free(m); }
+
 /* s2s_load(path, dtype=None) -> Seq2Seq */
 static PyObject *py_s2s_load(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *po;
-    const char *dtype = NULL;
-    if (!PyArg_ParseTuple(args, "O&|z", PyUnicode_FSConverter, &po, &dtype)) return NULL;
-    llmc_s2s *m = NULL;
-    llmc_status st;
-    const char *path = PyBytes_AS_STRING(po);
-    Py_BEGIN_ALLOW_THREADS
-    st = llmc_s2s_load_as(path, dtype, &m);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(po);
-    if (llmc_py_check(st)) return NULL;
-    return wrap(m);
+    return wrap(llmc_py_load(args, load_dir, free_s2s, 0));
 }
 
 /* s2s_init(config_json, seed) -> Seq2Seq */
 static PyObject *py_s2s_init(PyObject *self, PyObject *args) {
     (void)self;
-    const char *text;
-    Py_ssize_t len;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "s#K", &text, &len, &seed)) return NULL;
-    llmc_s2s *m = NULL;
-    llmc_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = llmc_s2s_init(text, (size_t)len, (uint64_t)seed, &m);
-    Py_END_ALLOW_THREADS
-    if (llmc_py_check(st)) return NULL;
-    return wrap(m);
+    return wrap(llmc_py_init_random(args, init_random));
 }
 
 /* t5_bucket(rel, bidirectional, num_buckets, max_distance) -> int */
@@ -98,16 +95,11 @@ static PyObject *s2s_config(S2SObject *self, PyObject *args) {
                          c->untied_head ? Py_True : Py_False);
 }
 
-/* 1-D int64 ids (new reference) or NULL */
-static PyArrayObject *ids_1d(PyObject *o, const char *what) {
-    PyArrayObject *a = llmc_py_int_array(o, what);
-    if (a && PyArray_NDIM(a) != 1) {
-        char sh[128];
-        llmc_py_shape_str(a, sh, sizeof sh);
-        PyErr_Format(PyExc_ValueError, "%s must be a 1-D sequence of token ids, got shape %s", what, sh);
-        Py_CLEAR(a);
-    }
-    return a;
+/* the result of a call that may also have filled attention probabilities: out, or (out, probs) */
+static PyObject *with_probs(PyArrayObject *out, PyArrayObject *probs) {
+    if (probs) return PyTuple_Pack(2, (PyObject *)out, (PyObject *)probs);
+    Py_INCREF(out);
+    return (PyObject *)out;
 }
 
 /* encode(ids, attn, probs_layer=-1) -> states (T, D), or (states, probs (H, T, T)) when probs_layer >= 0 */
@@ -117,7 +109,7 @@ static PyObject *s2s_encode(S2SObject *self, PyObject *args) {
     Py_ssize_t layer = -1;
     if (!PyArg_ParseTuple(args, "Oi|n", &io, &attn, &layer)) return NULL;
     const llmc_s2s_config *c = llmc_s2s_get_config(self->m);
-    PyArrayObject *ids = ids_1d(io, "source ids"), *out = NULL, *probs = NULL;
+    PyArrayObject *ids = llmc_py_ids_1d(io, "source ids"), *out = NULL, *probs = NULL;
     if (!ids) return NULL;
     PyObject *res = NULL;
     const npy_intp T = PyArray_DIM(ids, 0);
@@ -133,7 +125,7 @@ static PyObject *s2s_encode(S2SObject *self, PyObject *args) {
                          probs ? PyArray_DATA(probs) : NULL);
     LLMC_PY_INTERRUPTIBLE_END(pc)
     if (llmc_py_finish(st, &pc)) goto done;
-    res = probs ? PyTuple_Pack(2, (PyObject *)out, (PyObject *)probs) : (Py_INCREF(out), (PyObject *)out);
+    res = with_probs(out, probs);
 done:
     Py_DECREF(ids);
     Py_XDECREF(out);
@@ -157,9 +149,8 @@ static PyObject *s2s_tensors(S2SObject *self, PyObject *args) {
             Py_CLEAR(list);
             break;
         }
-        PyObject *item = v.ndim == 1 ? Py_BuildValue("(ss(n))", v.name, llmc_type_name(v.type), (Py_ssize_t)v.shape[0])
-                                     : Py_BuildValue("(ss(nn))", v.name, llmc_type_name(v.type),
-                                                     (Py_ssize_t)v.shape[0], (Py_ssize_t)v.shape[1]);
+        PyObject *shape = llmc_py_view_shape(&v);
+        PyObject *item = shape ? Py_BuildValue("(ssN)", v.name, llmc_type_name(v.type), shape) : NULL;
         if (!item) {
             Py_CLEAR(list);
             break;
@@ -198,7 +189,7 @@ static PyObject *s2s_decoder(S2SObject *self, PyObject *args) {
     const size_t T_in = (size_t)PyArray_DIM(enc, 0);
     Py_DECREF(enc);
     if (llmc_py_check(st)) return NULL;
-    DecObject *o = PyObject_New(DecObject, &DecType);
+    DecObject *o = PyObject_New(DecObject, &llmc_py_Seq2SeqDecoderType);
     if (!o) {
         llmc_s2s_dec_free(d);
         return NULL;
@@ -221,7 +212,7 @@ static PyMethodDef s2s_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject S2SType = {
+PyTypeObject llmc_py_Seq2SeqType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmc._core.Seq2Seq",
     .tp_basicsize = sizeof(S2SObject),
     .tp_dealloc = (destructor)s2s_dealloc,
@@ -237,13 +228,7 @@ static void dec_dealloc(DecObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int dec_enter(DecObject *self) {
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "this decoder is in use by another thread");
-        return -1;
-    }
-    return 0;
-}
+static int dec_enter(DecObject *self) { return llmc_py_enter(self->busy, "decoder"); }
 
 /* append(ids (B, T), all_logits, probs_layer=-1) -> logits (B, T, V) | (B, V) [, cross probs (H, T, T_in)] */
 static PyObject *dec_append(DecObject *self, PyObject *args) {
@@ -285,7 +270,7 @@ static PyObject *dec_append(DecObject *self, PyObject *args) {
     LLMC_PY_INTERRUPTIBLE_END(pc)
     self->busy = 0;
     if (llmc_py_finish(st, &pc)) goto done;
-    res = probs ? PyTuple_Pack(2, (PyObject *)out, (PyObject *)probs) : (Py_INCREF(out), (PyObject *)out);
+    res = with_probs(out, probs);
 done:
     Py_DECREF(ids);
     Py_XDECREF(out);
@@ -298,7 +283,7 @@ static PyObject *dec_reorder(DecObject *self, PyObject *args) {
     PyObject *po;
     if (!PyArg_ParseTuple(args, "O", &po)) return NULL;
     if (dec_enter(self)) return NULL;
-    PyArrayObject *p = ids_1d(po, "parents");
+    PyArrayObject *p = llmc_py_ids_1d(po, "parents");
     if (!p) return NULL;
     llmc_status st;
     if ((size_t)PyArray_DIM(p, 0) != self->B) {
@@ -337,7 +322,7 @@ static PyGetSetDef dec_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject DecType = {
+PyTypeObject llmc_py_Seq2SeqDecoderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmc._core.Seq2SeqDecoder",
     .tp_basicsize = sizeof(DecObject),
     .tp_dealloc = (destructor)dec_dealloc,
@@ -346,13 +331,6 @@ static PyTypeObject DecType = {
     .tp_methods = dec_methods,
     .tp_getset = dec_getset,
 };
-
-int llmc_py_seq2seq_init(PyObject *m) {
-    if (PyType_Ready(&S2SType) < 0 || PyType_Ready(&DecType) < 0) return -1;
-    if (PyModule_AddObjectRef(m, "Seq2Seq", (PyObject *)&S2SType) < 0) return -1;
-    if (PyModule_AddObjectRef(m, "Seq2SeqDecoder", (PyObject *)&DecType) < 0) return -1;
-    return 0;
-}
 
 PyMethodDef llmc_py_seq2seq_methods[] = {
     {"s2s_load", py_s2s_load, METH_VARARGS, "s2s_load(path, dtype=None) -> Seq2Seq (t5 / bart folder)"},

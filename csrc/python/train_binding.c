@@ -10,13 +10,7 @@ typedef struct {
     int busy; /* set while step runs without the GIL: a second thread gets an error, not a race on the activations */
 } TrainerObject;
 
-static int trainer_enter(TrainerObject *self) {
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "this Trainer is in use by another thread");
-        return -1;
-    }
-    return 0;
-}
+static int trainer_enter(TrainerObject *self) { return llmc_py_enter(self->busy, "Trainer"); }
 
 static int Trainer_init(TrainerObject *self, PyObject *args, PyObject *kw) {
     static char *names[] = {"arch", "n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab",
