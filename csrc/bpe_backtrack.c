@@ -22,19 +22,14 @@
  * the right one: Chinese text, whose long pieces never repeat, costs one walk down the vocabulary trie and one
  * (memoized) pair check per token instead of a dozen merge-table lookups.
  * The idea is the "backtracking" encoder of GitHub's rust-gems bpe crate; this is an independent C implementation
- * (the pair check is the merge loop on the pair's bytes, memoized by the caller). */
+ * (the pair check is the merge loop on the pair's bytes, memoized by the caller). The vocabulary is a double-array
+ * trie (dat.h): one load per byte of a walk. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
 
-#define TRIE_EMPTY UINT32_MAX
-#define TRIE_MAX_NODES (1u << 23) /* node numbers must fit the key's 24 high bits */
-#define BT_MEMO_SLOTS (1u << 17)  /* memoized pair checks: 1 MB */
-
-static inline size_t trie_hash(uint32_t key, size_t mask) {
-    return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-}
+#define BT_MEMO_SLOTS (1u << 17) /* memoized pair checks: 1 MB */
 
 typedef struct {
     const uint8_t *p;
@@ -42,92 +37,56 @@ typedef struct {
     int32_t id;
 } tok_ref;
 
-static int ref_cmp(const void *x, const void *y) {
+static int ref_cmp(const void *x, const void *y) { /* bytewise, a prefix before its extensions */
     const tok_ref *a = x, *b = y;
     size_t n = a->len < b->len ? a->len : b->len;
     int c = n ? memcmp(a->p, b->p, n) : 0;
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-/* The slot of node's child for byte c, inserted if absent. */
-static size_t trie_insert(llmc_tokenizer *t, uint32_t node, uint8_t c) {
-    uint32_t key = node << 8 | c;
-    size_t s = trie_hash(key, t->bt_mask);
-    while (t->bt_trie[s].key != key && t->bt_trie[s].key != TRIE_EMPTY) s = (s + 1) & t->bt_mask;
-    t->bt_trie[s].key = key;
-    return s;
-}
-
 void llmc_bpe_trie_free(llmc_tokenizer *t) {
-    llmc_free(t->bt_trie);
+    llmc_dat_free(&t->bt_dat);
     llmc_free((void *)t->bt_memo);
-    t->bt_trie = NULL;
     t->bt_memo = NULL;
-    t->bt_mask = t->bt_memo_mask = 0;
+    t->bt_memo_mask = 0;
 }
 
 llmc_status llmc_bpe_trie_build(llmc_tokenizer *t) {
     llmc_bpe_trie_free(t);
     /* only byte-level BPE with a merge table and a token for every byte (else the merge loop runs, and reports a
      * missing byte when one is encoded) */
-    if (t->model != LLMC_MODEL_BYTE_BPE || !t->pairs || !t->map) return LLMC_OK;
+    if (t->model != LLMC_MODEL_BYTE_BPE || !t->pairs || !t->map || t->n_vocab > (size_t)LLMC_DAT_MAX_VALUE)
+        return LLMC_OK;
     for (int b = 0; b < 256; b++)
         if (t->byte_id[b] < 0) return LLMC_OK;
     size_t count = 0;
     for (size_t s = 0; s <= t->map_mask; s++) count += t->map[s].id >= 0;
     tok_ref *refs = llmc_malloc((count + 1) * sizeof *refs, "BPE trie");
-    if (!refs) return LLMC_ERR_NOMEM;
-    size_t k = 0, max_len = 0;
-    for (size_t s = 0; s <= t->map_mask; s++) { /* the model vocabulary (added tokens are not in the map) */
+    const uint8_t **keys = llmc_malloc((count + 1) * sizeof *keys, "BPE trie");
+    uint32_t *lens = llmc_malloc((count + 1) * sizeof *lens, "BPE trie");
+    int32_t *ids = llmc_malloc((count + 1) * sizeof *ids, "BPE trie");
+    llmc_status st = refs && keys && lens && ids ? LLMC_OK : LLMC_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t s = 0; !st && s <= t->map_mask; s++) { /* the model vocabulary (added tokens are not in the map) */
         int32_t id = t->map[s].id;
-        if (id < 0 || !t->tok_len[id]) continue;
-        refs[k++] = (tok_ref){t->blob + t->tok_off[id], t->tok_len[id], id};
-        if (t->tok_len[id] > max_len) max_len = t->tok_len[id];
+        if (id >= 0 && t->tok_len[id]) refs[k++] = (tok_ref){t->blob + t->tok_off[id], t->tok_len[id], id};
     }
-    qsort(refs, k, sizeof *refs, ref_cmp);
-    /* nodes = distinct prefixes: in sorted order, each token adds the bytes past its common prefix with the last */
-    size_t nodes = 0;
-    for (size_t i = 0; i < k; i++) {
-        size_t l = 0;
-        if (i)
-            while (l < refs[i].len && l < refs[i - 1].len && refs[i].p[l] == refs[i - 1].p[l]) l++;
-        nodes += refs[i].len - l;
-    }
-    llmc_status st = LLMC_OK;
-    uint32_t *path = NULL;
-    if (nodes >= TRIE_MAX_NODES) goto done; /* a vocabulary this large keeps the merge loop */
-    size_t cap = 1024;
-    while (cap < 2 * nodes + 16) cap *= 2; /* load factor <= 1/2 */
-    t->bt_trie = llmc_malloc(cap * sizeof(llmc_trie_slot), "BPE trie");
-    path = llmc_malloc((max_len + 1) * sizeof *path, "BPE trie");
-    if (!t->bt_trie || !path) {
-        st = LLMC_ERR_NOMEM;
-        goto done;
-    }
-    t->bt_mask = cap - 1;
-    for (size_t s = 0; s < cap; s++) t->bt_trie[s] = (llmc_trie_slot){TRIE_EMPTY, -1};
-    if (!(t->bt_memo = llmc_calloc(BT_MEMO_SLOTS, sizeof(uint64_t), "BPE pair checks"))) {
-        st = LLMC_ERR_NOMEM;
-        goto done;
-    }
-    t->bt_memo_mask = BT_MEMO_SLOTS - 1;
-    path[0] = 0; /* path[d]: the node of the current token's first d bytes */
-    for (size_t i = 0; i < k; i++) {
-        size_t l = 0;
-        if (i)
-            while (l < refs[i].len && l < refs[i - 1].len && refs[i].p[l] == refs[i - 1].p[l]) l++;
-        size_t s = 0;
-        for (size_t d = l; d < refs[i].len; d++) {
-            s = trie_insert(t, path[d], refs[i].p[d]);
-            path[d + 1] = (uint32_t)s + 1;
+    if (!st) {
+        qsort(refs, k, sizeof *refs, ref_cmp);
+        for (size_t i = 0; i < k; i++) {
+            keys[i] = refs[i].p;
+            lens[i] = refs[i].len;
+            ids[i] = refs[i].id;
         }
-        t->bt_trie[path[refs[i].len] - 1].tok = refs[i].id;
+        st = llmc_dat_build(&t->bt_dat, keys, lens, ids, k);
     }
-    for (int b = 0; b < 256; b++) t->bt_root[b] = (uint32_t)trie_insert(t, 0, (uint8_t)b) + 1; /* all present */
-done:
-    if (st) llmc_bpe_trie_free(t);
-    llmc_free(path);
+    if (!st && !(t->bt_memo = llmc_calloc(BT_MEMO_SLOTS, sizeof(uint64_t), "BPE pair checks"))) st = LLMC_ERR_NOMEM;
+    if (!st) t->bt_memo_mask = BT_MEMO_SLOTS - 1;
+    else llmc_bpe_trie_free(t);
     llmc_free(refs);
+    llmc_free(keys);
+    llmc_free(lens);
+    llmc_free(ids);
     return st;
 }
 
@@ -137,27 +96,16 @@ static inline int32_t longest(const llmc_tokenizer *t, const uint8_t *p, size_t 
                               size_t *len) {
     int32_t best = -1;
     size_t best_len = 0;
-    if (!maxlen) return -1;
-    const llmc_trie_slot *S = t->bt_trie;
-    uint32_t node = t->bt_root[p[0]];
-    if (!dead[1]) { /* the byte's own token */
-        best = S[node - 1].tok;
-        best_len = 1;
-    }
-    for (size_t i = 1; i < maxlen; i++) {
-        uint32_t key = node << 8 | p[i];
-        size_t s = trie_hash(key, t->bt_mask);
-        while (S[s].key != key) {
-            if (S[s].key == TRIE_EMPTY) goto out; /* no token continues this prefix */
-            s = (s + 1) & t->bt_mask;
-        }
-        node = (uint32_t)s + 1;
-        if (S[s].tok >= 0 && !dead[i + 1]) {
-            best = S[s].tok;
+    const llmc_dat *d = &t->bt_dat;
+    uint32_t node = 0;
+    for (size_t i = 0; i < maxlen; i++) {
+        if (!(node = llmc_dat_child(d, node, p[i]))) break; /* no token continues this prefix */
+        int32_t id = llmc_dat_value(d, node);
+        if (id >= 0 && !dead[i + 1]) {
+            best = id;
             best_len = i + 1;
         }
     }
-out:
     *len = best_len;
     return best;
 }

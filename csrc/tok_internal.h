@@ -154,13 +154,6 @@ typedef struct {
     uint32_t pad;
 } llmc_bmap_slot;
 
-/* The vocabulary as a byte trie in one open-addressing hash (bpe_backtrack.c): the node of prefix w + byte c is the
- * slot whose key is node(w) << 8 | c; a node's number is its slot index + 1 (0: the root). */
-typedef struct {
-    uint32_t key; /* UINT32_MAX: empty */
-    int32_t tok;  /* the token whose bytes end at this node, or -1 */
-} llmc_trie_slot;
-
 /* (left id, right id) -> (merge rank, merged id): open addressing on a 64-bit key */
 typedef struct {
     uint64_t key; /* left << 32 | right; UINT64_MAX = empty */
@@ -200,9 +193,7 @@ struct llmc_tokenizer {
     size_t map_mask;
     llmc_pair_slot *pairs; /* merges */
     size_t pair_mask, n_pairs;
-    llmc_trie_slot *bt_trie; /* byte-level BPE: the vocabulary trie of the backtracking encoder (NULL: merge loop) */
-    size_t bt_mask;
-    uint32_t bt_root[256];   /* the trie node of each byte */
+    llmc_dat bt_dat;         /* byte-level BPE: the vocabulary (bytes -> id) of the search encoder (empty: none) */
     /* the search encoder's pair checks, memoized for the tokenizer's life and shared by every thread and call:
      * direct-mapped 8-byte slots ((a << 31 | b) << 1 | answer) + 1, 0 = empty; atomic, so concurrent encodes of the
      * same tokenizer only ever see whole entries (an entry is a fact about the vocabulary, never stale) */
@@ -249,11 +240,11 @@ struct llmc_tokenizer {
 /* 1 if the merge loop turns bytes(a) + bytes(b) into exactly (a, b) (a == LLMC_BPE_NONE: bytes(b) into (b)), 0 if
  * not, -1 on an allocation failure (message set). */
 typedef int (*llmc_bpe_compat_fn)(void *ctx, uint32_t a, uint32_t b);
-/* Build t->bt_trie for a byte-level BPE tokenizer with merges and all 256 byte tokens (else leave it NULL). */
+/* Build t->bt_dat for a byte-level BPE tokenizer with merges and all 256 byte tokens (else leave it empty). */
 llmc_status llmc_bpe_trie_build(llmc_tokenizer *t);
 void llmc_bpe_trie_free(llmc_tokenizer *t);
 /* The merge loop's output for one piece p[0..n) (n >= 1), found by search: tokens into out (room for n), count in
- * *m; dead: scratch of n + 1 bytes. whole: a piece that is a token is that token (tiktoken). Needs t->bt_trie. */
+ * *m; dead: scratch of n + 1 bytes. whole: a piece that is a token is that token (tiktoken). Needs t->bt_dat. */
 llmc_status llmc_bpe_backtrack(const llmc_tokenizer *t, const uint8_t *p, size_t n, int whole,
                                llmc_bpe_compat_fn compat, void *ctx, uint32_t *out, uint8_t *dead, size_t *m);
 

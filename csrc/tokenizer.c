@@ -831,7 +831,7 @@ static llmc_status bt_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
     if (n == 0) return LLMC_OK; /* an empty piece has no tokens */
-    const int search = c->search && t->bt_trie;
+    const int search = c->search && t->bt_memo;
     /* tiktoken and HF ignore_merges: a piece that is a token is that token (the search checks long pieces itself:
      * its first walk down the trie goes the whole way) */
     if (t->whole_piece_first && (n <= 16 || !search)) {
