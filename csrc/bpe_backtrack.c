@@ -22,14 +22,15 @@
  * the right one: Chinese text, whose long pieces never repeat, costs one walk down the vocabulary trie and one
  * (memoized) pair check per token instead of a dozen merge-table lookups.
  * The idea is the "backtracking" encoder of GitHub's rust-gems bpe crate; this is an independent C implementation
- * (the pair check is the merge loop on the pair's bytes, memoized by the caller). The vocabulary is a double-array
- * trie (dat.h): one load per byte of a walk. */
+ * (the pair check and its memo are in tokenizer.c: the two tokens' own merge runs interleaved by rank, without
+ * merging their bytes). The vocabulary is a double-array trie (dat.h): one load per byte of a walk. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
 
-#define BT_MEMO_SLOTS (1u << 17) /* memoized pair checks: 1 MB */
+#define BT_MEMO_SLOTS (1u << 17)  /* memoized pair checks: 1 MB */
+#define BT_WORD_SLOTS (1u << 15)  /* memoized short pieces, 64 bytes each: 2 MB */
 
 typedef struct {
     const uint8_t *p;
@@ -47,8 +48,9 @@ static int ref_cmp(const void *x, const void *y) { /* bytewise, a prefix before 
 void llmc_bpe_trie_free(llmc_tokenizer *t) {
     llmc_dat_free(&t->bt_dat);
     llmc_free((void *)t->bt_memo);
-    t->bt_memo = NULL;
-    t->bt_memo_mask = 0;
+    llmc_free((void *)t->bt_words);
+    t->bt_memo = t->bt_words = NULL;
+    t->bt_memo_mask = t->bt_words_mask = 0;
 }
 
 llmc_status llmc_bpe_trie_build(llmc_tokenizer *t) {
@@ -80,9 +82,15 @@ llmc_status llmc_bpe_trie_build(llmc_tokenizer *t) {
         }
         st = llmc_dat_build(&t->bt_dat, keys, lens, ids, k);
     }
-    if (!st && !(t->bt_memo = llmc_calloc(BT_MEMO_SLOTS, sizeof(uint64_t), "BPE pair checks"))) st = LLMC_ERR_NOMEM;
-    if (!st) t->bt_memo_mask = BT_MEMO_SLOTS - 1;
-    else llmc_bpe_trie_free(t);
+    if (!st && (!(t->bt_memo = llmc_calloc(BT_MEMO_SLOTS, sizeof(uint64_t), "BPE pair checks")) ||
+                !(t->bt_words = llmc_calloc(8 * (size_t)BT_WORD_SLOTS, sizeof(uint64_t), "BPE piece memo"))))
+        st = LLMC_ERR_NOMEM;
+    if (!st) {
+        t->bt_memo_mask = BT_MEMO_SLOTS - 1;
+        t->bt_words_mask = BT_WORD_SLOTS - 1;
+    } else {
+        llmc_bpe_trie_free(t);
+    }
     llmc_free(refs);
     llmc_free(keys);
     llmc_free(lens);

@@ -199,6 +199,9 @@ struct llmc_tokenizer {
      * same tokenizer only ever see whole entries (an entry is a fact about the vocabulary, never stale) */
     _Atomic uint64_t *bt_memo;
     size_t bt_memo_mask;
+    /* short pieces -> their ids, memoized the same way (tokenizer.c's word_get/word_put: 64-byte seqlock slots) */
+    _Atomic uint64_t *bt_words;
+    size_t bt_words_mask;
     int32_t byte_id[256];  /* byte-level: each byte's token; char BPE: the <0xNN> byte-fallback tokens (or -1) */
     llmc_added_tok *added; /* special and added tokens, matched in the raw text */
     size_t n_added;
@@ -240,7 +243,8 @@ struct llmc_tokenizer {
 /* 1 if the merge loop turns bytes(a) + bytes(b) into exactly (a, b) (a == LLMC_BPE_NONE: bytes(b) into (b)), 0 if
  * not, -1 on an allocation failure (message set). */
 typedef int (*llmc_bpe_compat_fn)(void *ctx, uint32_t a, uint32_t b);
-/* Build t->bt_dat for a byte-level BPE tokenizer with merges and all 256 byte tokens (else leave it empty). */
+/* Build t->bt_dat and the memos (bt_memo, bt_words) for a byte-level BPE tokenizer with merges and all 256 byte
+ * tokens (else leave them empty). */
 llmc_status llmc_bpe_trie_build(llmc_tokenizer *t);
 void llmc_bpe_trie_free(llmc_tokenizer *t);
 /* The merge loop's output for one piece p[0..n) (n >= 1), found by search: tokens into out (room for n), count in

@@ -828,9 +828,95 @@ static llmc_status bt_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *
     return LLMC_OK;
 }
 
+/* The tokenizer's memo of short pieces (t->bt_words, byte-level BPE): pieces of at most 16 bytes with at most 8
+ * ids, direct-mapped, one 64-byte line per slot, shared by every thread and call. A slot is a seqlock of 8 atomic
+ * words: [sequence (odd while written)] [hash << 32 | length << 8 | ids] [key bytes 0-7] [8-15] [ids, two a word].
+ * A reader that sees the sequence change (or odd) treats the slot as a miss; a writer that finds it taken skips. */
+#define WORD_MAX_BYTES 16
+#define WORD_MAX_IDS 8
+
+// piece: hash hk, length n, first 16 bytes k0, k1 -> ids: (*m,) if the slot holds it
+static int word_get(const llmc_tokenizer *t, uint64_t hk, size_t n, uint64_t k0, uint64_t k1, uint32_t *ids,
+                    size_t *m) {
+    _Atomic uint64_t *w = t->bt_words + 8 * (size_t)(hk & t->bt_words_mask);
+    uint64_t s0 = atomic_load_explicit(&w[0], memory_order_acquire);
+    if (s0 & 1) return 0;
+    uint64_t hdr = atomic_load_explicit(&w[1], memory_order_relaxed);
+    if ((hdr & ~(uint64_t)0xFF) != ((hk >> 32) << 32 | (uint64_t)n << 8) ||
+        atomic_load_explicit(&w[2], memory_order_relaxed) != k0 ||
+        atomic_load_explicit(&w[3], memory_order_relaxed) != k1)
+        return 0;
+    size_t k = hdr & 0xFF;
+    for (size_t i = 0; i < k; i += 2) {
+        uint64_t v = atomic_load_explicit(&w[4 + i / 2], memory_order_relaxed);
+        ids[i] = (uint32_t)v;
+        ids[i + 1] = (uint32_t)(v >> 32); /* ids has room for WORD_MAX_IDS */
+    }
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&w[0], memory_order_relaxed) != s0) return 0; /* rewritten meanwhile */
+    *m = k;
+    return 1;
+}
+
+static void word_put(const llmc_tokenizer *t, uint64_t hk, size_t n, uint64_t k0, uint64_t k1, const uint32_t *ids,
+                     size_t m) {
+    _Atomic uint64_t *w = t->bt_words + 8 * (size_t)(hk & t->bt_words_mask);
+    uint64_t s = atomic_load_explicit(&w[0], memory_order_relaxed);
+    if ((s & 1) || !atomic_compare_exchange_strong_explicit(&w[0], &s, s + 1, memory_order_acquire,
+                                                            memory_order_relaxed))
+        return; /* another thread is writing this slot */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&w[1], (hk >> 32) << 32 | (uint64_t)n << 8 | m, memory_order_relaxed);
+    atomic_store_explicit(&w[2], k0, memory_order_relaxed);
+    atomic_store_explicit(&w[3], k1, memory_order_relaxed);
+    for (size_t i = 0; i < m; i += 2)
+        atomic_store_explicit(&w[4 + i / 2], ids[i] | (i + 1 < m ? (uint64_t)ids[i + 1] << 32 : 0),
+                              memory_order_relaxed);
+    atomic_store_explicit(&w[0], s + 2, memory_order_release);
+}
+
+/* A short piece of a byte-level BPE tokenizer through the tokenizer's memo (t->bt_words). */
+static llmc_status bpe_word(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
+    uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
+    uint32_t ids[WORD_MAX_IDS];
+    size_t m = 0;
+    llmc_status st;
+    if (c->n_out + WORD_MAX_IDS > c->cap_out &&
+        llmc_grow((void **)&c->out, &c->cap_out, c->n_out + WORD_MAX_IDS, sizeof(int32_t), "token ids"))
+        return LLMC_ERR_NOMEM;
+    if (word_get(t, hk, n, k0, k1, ids, &m)) {
+        memcpy(c->out + c->n_out, ids, m * sizeof(uint32_t));
+        c->n_out += m;
+        return LLMC_OK;
+    }
+    int32_t id = t->whole_piece_first ? lookup_hashed(t, p, n, hk, k0, k1) : -1; /* tiktoken: a token is itself */
+    if (id >= 0) {
+        ids[0] = (uint32_t)id;
+        m = 1;
+    } else {
+        if (c->search) {
+            if ((st = bt_piece(t, c, p, n, &m))) return st;
+        } else {
+            if ((st = initial_symbols(t, c, p, n, &m))) return st;
+            merge_short(t, c, &m, NULL); /* n <= 16 symbols */
+        }
+        if (c->n_out + m > c->cap_out &&
+            llmc_grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
+            return LLMC_ERR_NOMEM;
+        memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
+        c->n_out += m;
+        if (m <= WORD_MAX_IDS) word_put(t, hk, n, k0, k1, c->sym, m);
+        return LLMC_OK;
+    }
+    c->out[c->n_out++] = id;
+    word_put(t, hk, n, k0, k1, ids, m);
+    return LLMC_OK;
+}
+
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
     if (n == 0) return LLMC_OK; /* an empty piece has no tokens */
+    if (n <= WORD_MAX_BYTES && t->bt_words) return bpe_word(t, c, p, n);
     const int search = c->search && t->bt_memo;
     /* tiktoken and HF ignore_merges: a piece that is a token is that token (the search checks long pieces itself:
      * its first walk down the trie goes the whole way) */

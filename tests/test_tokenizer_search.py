@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import llmc
+from llmc.encodings import ENCODINGS_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_tokenizer import tiktoken_pair  # noqa: E402
@@ -56,12 +57,13 @@ def test_random_rank_orders_like_tiktoken(tmp_path, seed):
     ranks = _random_vocab(rng, n=rng.choice([20, 60, 150]))
     f = tmp_path / "v.tiktoken"
     _write_tiktoken(f, ranks)
-    tok = llmc.Tokenizer.from_tiktoken(f, pattern=PATTERN, special_tokens={})
     ref = tiktoken.Encoding(f"v{seed}", pat_str=PATTERN, mergeable_ranks=ranks, special_tokens={})
     texts = _texts(rng)
     want = [ref.encode_ordinary(t) for t in texts]
-    assert tok.encode_batch(texts, num_threads=1) == want  # batches: the search encoder
+    tok = llmc.Tokenizer.from_tiktoken(f, pattern=PATTERN, special_tokens={})
     assert [tok.encode(t) for t in texts] == want  # short single texts: the merge loop
+    tok = llmc.Tokenizer.from_tiktoken(f, pattern=PATTERN, special_tokens={})  # its memo of short pieces empty
+    assert tok.encode_batch(texts, num_threads=1) == want  # batches: the search encoder
     long = "\n".join(texts * 8)  # over 16 KB: the search encoder on one text
     assert tok.encode(long) == ref.encode_ordinary(long)
 
@@ -74,12 +76,12 @@ def test_backtracking_example_like_tiktoken(tmp_path):
         ranks[w.encode()] = len(ranks)
     f = tmp_path / "ex.tiktoken"
     _write_tiktoken(f, ranks)
-    tok = llmc.Tokenizer.from_tiktoken(f, pattern=PATTERN, special_tokens={})
     ref = tiktoken.Encoding("ex", pat_str=PATTERN, mergeable_ranks=ranks, special_tokens={})
     words = ["abab", "ababc", "abababc", "babababc", "aabc", "cababcab", "ababcababc"] + \
             ["".join(random.Random(k).choice("abc") for _ in range(k % 40 + 1)) for k in range(400)]
     want = [ref.encode_ordinary(w) for w in words]
-    assert tok.encode_batch(words) == want
+    assert llmc.Tokenizer.from_tiktoken(f, pattern=PATTERN, special_tokens={}).encode_batch(words) == want
+    tok = llmc.Tokenizer.from_tiktoken(f, pattern=PATTERN, special_tokens={})
     assert [tok.encode(w) for w in words] == want
 
 
@@ -122,11 +124,12 @@ def test_random_merge_lists_like_hf(tmp_path, seed):
                      "vocab": vocab, "merges": merges}}
     f = tmp_path / "tokenizer.json"
     f.write_text(json.dumps(doc))
-    tok, ref = llmc.Tokenizer.from_file(f), tokenizers.Tokenizer.from_file(str(f))
+    ref = tokenizers.Tokenizer.from_file(str(f))
     texts = _texts(rng, n=200)
     want = [e.ids for e in ref.encode_batch(texts, add_special_tokens=False)]
-    assert tok.encode_batch(texts) == want
-    assert [tok.encode(t) for t in texts] == want
+    assert llmc.Tokenizer.from_file(f).encode_batch(texts) == want
+    single = llmc.Tokenizer.from_file(f)  # a second copy: its memo of short pieces is empty
+    assert [single.encode(t) for t in texts] == want
 
 
 # ---------------------------------------------------------------- real encodings on CJK and mixed text
@@ -134,6 +137,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 NAMES = ["gpt2", "cl100k_base", "o200k_base"]
+STEMS = {n: ENCODINGS_DIR / f"{s}.tiktoken" for n, s in [("gpt2", "r50k_base"), ("cl100k_base", "cl100k_base"),
+                                                          ("o200k_base", "o200k_base")]}
 _common_han = [chr(c) for c in range(0x4E00, 0x4E00 + 400)] + list("的一是不了人我在有他这为之大来以个中上们到说国和地")
 _cjk = st.one_of(st.sampled_from(_common_han), st.characters(min_codepoint=0x3000, max_codepoint=0x9FFF),
                  st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),  # Hangul
@@ -145,13 +150,14 @@ _cjk_text = st.lists(_cjk, max_size=120).map("".join)
 @pytest.mark.parametrize("name", NAMES)
 def test_hypothesis_cjk_like_tiktoken(name):
     tok, ref = tiktoken_pair(name)
+    single = llmc.Tokenizer.from_tiktoken(STEMS[name])  # its own memo of short pieces, filled by the merge loop
 
     @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(st.lists(_cjk_text, min_size=1, max_size=6))
     def check(texts):
         want = [ref.encode_ordinary(t) for t in texts]
         assert tok.encode_batch(texts, allowed_special=set(), disallowed_special=()) == want
-        assert [tok.encode(t, disallowed_special=()) for t in texts] == want
+        assert [single.encode(t, disallowed_special=()) for t in texts] == want
 
     check()
 
