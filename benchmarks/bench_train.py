@@ -2,9 +2,9 @@
 
 One step = forward + backward + global-norm clipping + AdamW update, on random token batches of --batch x 256.
 Configs: the default model's (scripts/train_default.py) and a GPT-2-small-shaped one (124 M). Tokens/s is the
-best of --repeats steps after a warm-up step. --precision fp32,bf16 adds mixed-precision rows: llmc's
-precision='bf16' against torch.autocast('cpu', torch.bfloat16) (both with float32 master weights). Prints a table
-and writes JSON (--out benchmarks/results/train.json to refresh the committed one).
+best of --repeats steps after a warm-up step, llmc's and torch's steps taking turns (so load from other processes
+hits both alike). --precision fp32,bf16 adds mixed-precision rows: llmc's precision='bf16' against
+torch.autocast('cpu', torch.bfloat16) (both with float32 master weights). Prints a table and writes JSON (--out benchmarks/results/train.json to refresh the committed one).
 
     python benchmarks/bench_train.py [--threads N] [--batch 4] [--repeats 3] [--configs default,gpt2]
                                      [--precision fp32,bf16]
@@ -26,13 +26,17 @@ from llmc.training import Trainer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 
-def time_steps(step, repeats):
-    step()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def time_steps(steps, repeats):
+    """Best time of each step function over `repeats` rounds after a warm-up; the functions take turns inside each
+    round (interleaved), so load from other processes hits them alike."""
+    for step in steps:
         step()
-        best = min(best, time.perf_counter() - t0)
+    best = [float("inf")] * len(steps)
+    for _ in range(repeats):
+        for i, step in enumerate(steps):
+            t0 = time.perf_counter()
+            step()
+            best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
@@ -96,7 +100,7 @@ def main():
                 torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0)
                 opt.step()
 
-            tl, tt = time_steps(llmc_step, args.repeats), time_steps(torch_step, args.repeats)
+            tl, tt = time_steps([llmc_step, torch_step], args.repeats)
             n = args.batch * args.seq
             rows.append(dict(config=name, precision=precision, llmc_tok_s=n / tl, torch_tok_s=n / tt, ratio=tt / tl))
             del t, model, hf, opt

@@ -1,17 +1,19 @@
 /* threads.c: the one place that decides how many threads llmc uses, and the BLAS glue.
  *
- * One thread pool: llmc's OpenMP threads. A large product is ONE OpenBLAS call that OpenBLAS itself splits into
- * jobs (its threaded sgemm shares the packed panels between the jobs), and OpenBLAS hands those jobs to
- * blas_threads() below, which runs them on llmc's OpenMP threads (openblas_set_threads_callback_function,
- * OpenBLAS >= 0.3.27). OpenBLAS's own pthread pool is never woken, so two pools never spin-wait in turn and fight
- * over the cores (on a busy 2-core machine that made a training step 2-5x slower with 2 threads than with 1).
- * OpenBLAS's thread count is a process-wide setting: it stays 1, so the single-threaded BLAS calls llmc makes from
- * inside its own parallel regions (attention heads, quantized tiles) never thread, and llmc_sgemm raises it to
- * llmc's count only around one top-level call. If a BLAS call still reaches blas_threads() from inside a parallel
- * region (two user threads racing on that setting), its jobs run on short-lived threads of their own: OpenBLAS's
- * jobs wait for each other, so they must run concurrently, never one after another on one thread.
- * An OpenBLAS without the callback (an older system library) gets the former scheme: each thread runs a
- * single-threaded sgemm on its block of rows or columns. */
+ * One thread pool: llmc's OpenMP threads. A large product is cut by llmc_sgemm into chunks of rows or columns that
+ * llmc's threads claim one by one, each chunk a single-threaded OpenBLAS call (see sgemm_chunk). OpenBLAS's own
+ * thread count stays 1 for the whole process, so its pthread pool never runs and the single-threaded BLAS calls
+ * llmc makes from inside its parallel regions (attention heads, quantized tiles) never thread.
+ * Why not one threaded OpenBLAS call: OpenBLAS's threaded sgemm shares packed panels between its jobs, so job i
+ * must run on thread i and the jobs spin-wait for each other's panels. On a shared machine one descheduled or
+ * late-waking thread then stalls the whole product while the other spins: measured here (2 cores, load ~8), a
+ * 2-thread training step of the default model took 2.2-2.5 s that way against 0.94-1.1 s with claimed chunks, and
+ * used twice the CPU time. Claimed chunks let the threads that run take a late thread's share.
+ * As a safety net, OpenBLAS's caller-managed threading hook (openblas_set_threads_callback_function, OpenBLAS >=
+ * 0.3.27; the pinned scipy-openblas32 wheel has it) is pointed at blas_threads() below: should anything raise
+ * OpenBLAS's count, its jobs run on llmc's OpenMP threads, not on a second pool. If such a call reaches
+ * blas_threads() from inside a parallel region, its jobs run on short-lived threads of their own: OpenBLAS's jobs
+ * wait for each other, so they must run concurrently, never one after another on one thread. */
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -122,22 +124,6 @@ int llmc_threads_for(size_t work) {
 
 const char *llmc_blas_info(void) { return LLMC_BLAS(openblas_get_config)(); }
 
-/* OpenBLAS's thread count is one process-wide number, and its result bits depend on how many jobs a product is cut
- * into. So that every call is cut the same way whatever other threads do, a top-level threaded call holds this lock
- * for writing while the count is raised, and every single-threaded call holds it for reading (readers run
- * concurrently; no lock is held across anything that takes it again, so it cannot deadlock). */
-static pthread_rwlock_t blas_count_lock;
-
-__attribute__((constructor)) static void llmc_blas_lock_init(void) {
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-#ifdef __GLIBC__ /* writers first: a stream of short single-threaded calls must not starve a top-level product */
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-    pthread_rwlock_init(&blas_count_lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
-}
-
 static void sgemm_call(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
                        const float *b, size_t ldb, float beta, float *c, size_t ldc) {
     LLMC_BLAS(cblas_sgemm)(LLMC_CblasRowMajor, ta ? LLMC_CblasTrans : LLMC_CblasNoTrans,
@@ -146,14 +132,25 @@ static void sgemm_call(int ta, int tb, size_t m, size_t n, size_t k, float alpha
                            beta, c, (llmc_blasint)(ldc ? ldc : 1));
 }
 
-/* one single-threaded sgemm (dimensions already checked) */
+/* one single-threaded sgemm (dimensions already checked; OpenBLAS's count stays 1, so it never threads) */
 void llmc_sgemm1(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
                  const float *b, size_t ldb, float beta, float *c, size_t ldc) {
-    pthread_rwlock_rdlock(&blas_count_lock);
     sgemm_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    pthread_rwlock_unlock(&blas_count_lock);
 }
-#define sgemm1 llmc_sgemm1
+
+/* How a threaded product is cut: the larger output dimension (len) into chunks claimed dynamically by llmc's
+ * threads, each chunk one single-threaded sgemm. Cutting the rows of C makes every chunk pack all of op(B) (k x n)
+ * again, cutting its columns all of op(A) (m x k): cutting the larger of m, n repacks the smaller operand. Twice as
+ * many chunks as threads, so a thread the OS has not scheduled (a busy machine) or that wakes late leaves its
+ * second chunk to the others instead of holding up the product for a time slice; a multiple of 16 rows / columns
+ * keeps the kernels' SIMD panels whole; at least 32 so a chunk's packing stays small next to its arithmetic.
+ * The chunks depend only on (m, n, thread count), never on timing. */
+static size_t sgemm_chunk(size_t len, int nt) {
+    const size_t n_chunks = 2 * (size_t)nt;
+    size_t chunk = (len + n_chunks - 1) / n_chunks;
+    chunk = (chunk + 15) / 16 * 16;
+    return chunk < 32 ? 32 : chunk;
+}
 
 // C (m, n) = alpha op(A) (m, k) @ op(B) (k, n) + beta C, all row-major
 llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
@@ -167,35 +164,23 @@ llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, f
     int nt = llmc_threads();
     /* small products, or a call from inside a parallel region (its caller already splits the work): one call */
     double flops = 2.0 * (double)m * (double)n * (double)k;
-    if (nt <= 1 || flops < 4e6 || omp_in_parallel()) {
-        sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return LLMC_OK;
-    }
-    if (llmc_blas_one_pool()) {
-        /* one threaded call: OpenBLAS splits it into nt jobs, blas_threads runs them on llmc's threads */
-        pthread_rwlock_wrlock(&blas_count_lock);
-        LLMC_BLAS(openblas_set_num_threads)(nt);
-        sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        LLMC_BLAS(openblas_set_num_threads)(1);
-        pthread_rwlock_unlock(&blas_count_lock);
-        return LLMC_OK;
-    }
-    /* split the larger output dimension into nt blocks (multiples of 16 rows / columns keep SIMD panels whole).
-     * Rows [r0, r1) of op(A) start at a + r0 * lda (A not transposed) or a + r0 (transposed: they are columns of A);
-     * columns [c0, c1) of op(B) start at b + c0 (B not transposed) or b + c0 * ldb. */
     const int by_rows = m >= n;
-    const size_t len = by_rows ? m : n;
-    size_t chunk = (len + (size_t)nt - 1) / (size_t)nt;
-    chunk = (chunk + 15) / 16 * 16;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int i = 0; i < nt; i++) {
-        size_t lo = (size_t)i * chunk, hi = lo + chunk < len ? lo + chunk : len;
-        if (lo >= hi) continue;
+    const size_t len = by_rows ? m : n, chunk = sgemm_chunk(len, nt), n_chunks = (len + chunk - 1) / chunk;
+    if (nt <= 1 || flops < 4e6 || omp_in_parallel() || n_chunks < 2) {
+        llmc_sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return LLMC_OK;
+    }
+    /* Rows [lo, hi) of op(A) start at a + lo * lda (A not transposed) or a + lo (transposed: they are columns of
+     * A); columns [lo, hi) of op(B) start at b + lo (B not transposed) or b + lo * ldb. */
+    const int team = (size_t)nt < n_chunks ? nt : (int)n_chunks;
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1)
+    for (size_t i = 0; i < n_chunks; i++) {
+        const size_t lo = i * chunk, hi = lo + chunk < len ? lo + chunk : len;
         if (by_rows)
-            sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, a + (trans_a ? lo : lo * lda), lda, b, ldb, beta,
+            llmc_sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, a + (trans_a ? lo : lo * lda), lda, b, ldb, beta,
                    c + lo * ldc, ldc);
         else
-            sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, b + (trans_b ? lo * ldb : lo), ldb, beta, c + lo,
+            llmc_sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, b + (trans_b ? lo * ldb : lo), ldb, beta, c + lo,
                    ldc);
     }
     return LLMC_OK;
@@ -205,14 +190,12 @@ llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, f
 void llmc_sgemv_rows(int trans, size_t rows, size_t cols, float alpha, const float *a, size_t lda, const float *x,
                      float beta, float *y, size_t lo, size_t hi) {
     if (lo >= hi) return;
-    pthread_rwlock_rdlock(&blas_count_lock); /* single-threaded, see blas_count_lock */
     if (!trans) /* outputs are rows of A */
         LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasNoTrans, (llmc_blasint)(hi - lo), (llmc_blasint)cols,
                                alpha, a + lo * lda, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
     else /* outputs are columns of A */
         LLMC_BLAS(cblas_sgemv)(LLMC_CblasRowMajor, LLMC_CblasTrans, (llmc_blasint)rows, (llmc_blasint)(hi - lo),
                                alpha, a + lo, (llmc_blasint)lda, x, 1, beta, y + lo, 1);
-    pthread_rwlock_unlock(&blas_count_lock);
 }
 
 // y (m,) = alpha op(A) x + beta y; A: (rows, cols) row-major; op(A) is (m, kdim) with m = trans ? cols : rows

@@ -121,13 +121,6 @@ typedef enum {
     LLMC_NORM_SPM = 5    /* SentencePiece's own normalizer (spm_*) */
 } llmc_tok_norm;
 
-/* A Unigram piece as the Viterbi sees it (unigram.c): the value of its key in the tokenizer's double-array trie is
- * its index in uni_pieces. */
-typedef struct {
-    double score; /* what a path through it adds: its score (SentencePiece user pieces: len * max_score - 0.1) */
-    int32_t id;
-    uint32_t len;
-} llmc_uni_piece;
 /* per-id flags of Unigram pieces */
 enum { LLMC_UNI_UNUSED = 1, LLMC_UNI_USER = 2, LLMC_UNI_NOT_IN_TRIE = 4, LLMC_UNI_CONTROL = 8 };
 /* Per-thread Viterbi scratch: one cell per byte position (the best path that ends there). */
@@ -175,6 +168,7 @@ struct llmc_tokenizer {
     int pretok;            /* llmc_pretok_kind */
     int normalizer;        /* llmc_tok_norm */
     int whole_piece_first; /* a piece that is itself a token is emitted as is (tiktoken; HF ignore_merges) */
+    int no_piece_cache;    /* pieces are whole segments (SentencePiece Unigram): a piece cache would not hit */
     int prefix_space;      /* HF ByteLevel add_prefix_space: a segment not starting with ' ' gets one */
     int strip_lead_space;  /* decoding: 1 drop one leading ' ' (HF Strip decoder), 2 drop the first token's U+2581s
                             * (HF Metaspace decoder) */
@@ -220,8 +214,7 @@ struct llmc_tokenizer {
     llmc_norm_step *norm_steps; /* LLMC_NORM_STEPS */
     size_t n_norm_steps;
     /* Unigram */
-    llmc_dat uni_dat;            /* the pieces' bytes -> their index in uni_pieces */
-    llmc_uni_piece *uni_pieces;
+    llmc_dat uni_dat;            /* the pieces' bytes -> their ids, with the score a path through them adds */
     size_t user_max_len;     /* SentencePiece: the longest user-defined piece (0: none) */
     int spm_word_split;      /* SentencePiece BPE: no merge has a right side that starts with U+2581 */
     uint8_t spm_ascii_kind[128]; /* SentencePiece: LLMC_CM_* of the charsmap, LLMC_CM_ANY when a user piece starts

@@ -86,7 +86,6 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_pretok_steps_free(t->steps, t->n_steps);
     llmc_norm_steps_free(t->norm_steps, t->n_norm_steps);
     llmc_dat_free(&t->uni_dat);
-    llmc_free(t->uni_pieces);
     llmc_free(t->uni_score);
     llmc_free(t->uni_flags);
     llmc_charsmap_free(t->spm_cm);
@@ -938,7 +937,8 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     }
     uint64_t h = 0;
     size_t slot = 0;
-    if (n <= CACHE_MAX_PIECE && c->cache) {
+    const int cached = n <= CACHE_MAX_PIECE && !t->no_piece_cache;
+    if (cached && c->cache) {
         h = hash_bytes(p, n);
         for (slot = h & c->cache_mask; c->cache[slot].key_len; slot = (slot + 1) & c->cache_mask) {
             cache_slot *cs = &c->cache[slot];
@@ -969,7 +969,7 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     if (m) /* a piece may give no ids; memcpy(NULL, _, 0) is undefined */
         memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
     c->n_out += m;
-    if (n <= CACHE_MAX_PIECE) { /* remember the piece */
+    if (cached) { /* remember the piece */
         if (!c->cache || c->n_cache >= (c->cache_mask + 1) / 2) {
             if ((st = cache_resize(c))) return st;
             h = hash_bytes(p, n);

@@ -250,9 +250,10 @@ def test_import_sets_only_the_documented_wait_policy():
 
 
 def test_threaded_blas_is_one_pool_and_deterministic_under_concurrency():
-    """A large product is one threaded OpenBLAS call run on llmc's threads (the pinned wheel has the callback). Its
-    bits depend on how many jobs it is cut into, so concurrent top-level products (threaded) and products made
-    inside llmc's parallel regions (quantized prefill tiles: single-threaded) must give exactly the sequential
+    """A large product is cut into chunks claimed by llmc's threads, each a single-threaded OpenBLAS call; should
+    OpenBLAS itself ever thread, its jobs run on llmc's threads (the pinned wheel has the callback). The bits depend
+    on how the product is cut (by the thread count only), so concurrent top-level products (threaded) and products
+    made inside llmc's parallel regions (quantized prefill tiles: single-threaded) must give exactly the sequential
     results, and match float64 NumPy."""
     assert _core.blas_one_pool()
     rng = np.random.default_rng(5)
