@@ -80,7 +80,7 @@ llmc_status llmc_bpe_trie_build(llmc_tokenizer *t) {
             lens[i] = refs[i].len;
             ids[i] = refs[i].id;
         }
-        st = llmc_dat_build(&t->bt_dat, keys, lens, ids, k);
+        st = llmc_dat_build(&t->bt_dat, keys, lens, ids, NULL, k);
     }
     if (!st && (!(t->bt_memo = llmc_calloc(BT_MEMO_SLOTS, sizeof(uint64_t), "BPE pair checks")) ||
                 !(t->bt_words = llmc_calloc(8 * (size_t)BT_WORD_SLOTS, sizeof(uint64_t), "BPE piece memo"))))
