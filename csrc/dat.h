@@ -1,7 +1,7 @@
 /* dat.h: a double-array trie over byte strings (dat.c), for walks that look up every prefix of a text in one pass
  * (the vocabulary walk of Unigram's Viterbi, SentencePiece's user-defined pieces).
  *
- * Every node is one 8-byte unit of one array; unit 0 is the root. The child of node s for byte c is the unit
+ * Every node is one 16-byte unit of one array; unit 0 is the root. The child of node s for byte c is the unit
  * units[s].base ^ c, and it is s's child only if that unit is in use and carries the label c (different nodes
  * get different bases, so a label match cannot be another node's child). One step of a walk is one load and one
  * compare, with no search over siblings. Bases of internal nodes lie in blocks of 256 units from block 1 on and a
@@ -18,6 +18,8 @@
 typedef struct {
     uint32_t base; /* the children of this node are units base ^ c, c the next byte (0: a leaf) */
     uint32_t info; /* bits 0-7: the byte that leads here; bit 8: in use; bits 9-31: value + 1 of the key ending here */
+    double weight; /* the weight of the key ending here: kept in the unit, so a walk that meets a key reads no
+                    * other memory (Unigram: the piece's score) */
 } llmc_dat_unit;
 
 typedef struct {
@@ -27,10 +29,11 @@ typedef struct {
 
 #define LLMC_DAT_MAX_VALUE ((int32_t)((1u << 23) - 2)) /* values are stored + 1 in 23 bits */
 
-/* keys[i][0..lens[i]) -> values[i] (0 <= value <= LLMC_DAT_MAX_VALUE). Keys must be non-empty, distinct and sorted
- * bytewise (a shorter key before its extensions). d is replaced (free it with llmc_dat_free). */
+/* keys[i][0..lens[i]) -> values[i] (0 <= value <= LLMC_DAT_MAX_VALUE) and weights[i] (NULL: all 0). Keys must be
+ * non-empty, distinct and sorted bytewise (a shorter key before its extensions). d is replaced (free it with
+ * llmc_dat_free). */
 llmc_status llmc_dat_build(llmc_dat *d, const uint8_t *const *keys, const uint32_t *lens, const int32_t *values,
-                           size_t n);
+                           const double *weights, size_t n);
 void llmc_dat_free(llmc_dat *d);
 
 /* The child of node s for byte c, or 0 when there is none (the root is nobody's child). An empty trie has none. */
@@ -41,5 +44,8 @@ static inline uint32_t llmc_dat_child(const llmc_dat *d, uint32_t s, uint8_t c) 
 
 /* The value of the key that ends at node s, or -1. */
 static inline int32_t llmc_dat_value(const llmc_dat *d, uint32_t s) { return (int32_t)(d->units[s].info >> 9) - 1; }
+
+/* The weight of the key that ends at node s (0 when none does). */
+static inline double llmc_dat_weight(const llmc_dat *d, uint32_t s) { return d->units[s].weight; }
 
 #endif

@@ -24,6 +24,7 @@ struct llmc_charsmap {
     size_t n_units;
     uint8_t *pool;    /* replacement strings (pool_len bytes + a NUL) */
     size_t pool_len;
+    uint8_t ascii_kind[128]; /* llmc_charsmap_first of each ASCII byte */
 };
 
 static inline uint32_t unit_offset(uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); }
@@ -64,6 +65,7 @@ llmc_status llmc_charsmap_parse(const uint8_t *blob, size_t len, llmc_charsmap *
     if (pool_len) memcpy(cm->pool, pool, pool_len);
     cm->pool[pool_len] = 0;
     cm->pool_len = pool_len;
+    for (int c = 0; c < 128; c++) cm->ascii_kind[c] = (uint8_t)llmc_charsmap_first(cm, (uint8_t)c);
     *out = cm;
     return LLMC_OK;
 }
@@ -102,6 +104,7 @@ size_t llmc_charsmap_match(const llmc_charsmap *cm, const uint8_t *key, size_t n
     return found;
 }
 
+/* Which keys start with byte c (LLMC_CM_*); computed once per map into ascii_kind. */
 int llmc_charsmap_first(const llmc_charsmap *cm, uint8_t c) {
     if (!cm->n_units || !c) return LLMC_CM_NONE;
     size_t p = unit_offset(cm->units[0]) ^ c;
@@ -133,6 +136,15 @@ llmc_status llmc_charsmap_normalize_hf(const llmc_charsmap *cm, const uint8_t *s
     const uint8_t *rep;
     size_t rl;
     for (size_t i = 0; !st && i < n;) {
+        size_t r = i; /* a run of ASCII bytes that are clusters of their own (no CR LF) and start no rule there */
+        while (r < n && s[r] < 0x80 && (r + 1 == n || (s[r + 1] < 0x80 && !(s[r] == '\r' && s[r + 1] == '\n'))) &&
+               cm->ascii_kind[s[r]] != LLMC_CM_ANY)
+            r++;
+        if (r > i) { /* copied as they are */
+            st = put(&o, &len, &cap, s + i, r - i);
+            i = r;
+            continue;
+        }
         size_t g = llmc_grapheme_next(s, n, i);
         if (g - i < 6 && llmc_utf8_seq(s + i, n - i) && llmc_charsmap_match(cm, s + i, g - i, 0, &rep, &rl)) {
             st = put(&o, &len, &cap, rep, rl); /* the whole cluster becomes the first rule's replacement */

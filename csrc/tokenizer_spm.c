@@ -28,7 +28,7 @@ size_t llmc_spm_user_match(const llmc_tokenizer *t, const uint8_t *s, size_t n) 
     for (size_t k = 0; k < n; k++) {
         if (!(node = llmc_dat_child(d, node, s[k]))) break;
         int32_t v = llmc_dat_value(d, node);
-        if (v >= 0 && (t->uni_flags[t->uni_pieces[v].id] & LLMC_UNI_USER)) best = k + 1;
+        if (v >= 0 && (t->uni_flags[v] & LLMC_UNI_USER)) best = k + 1;
     }
     return best;
 }
@@ -317,6 +317,7 @@ llmc_status llmc_tokenizer_from_sentencepiece(const char *data, size_t len, cons
     if ((st = llmc_tok_build_map(t, n)) || (st = llmc_unigram_build(t, n))) goto fail;
     if (m.model_type == LLMC_SPM_UNIGRAM) {
         t->model = LLMC_MODEL_UNIGRAM;
+        t->no_piece_cache = 1; /* the whole normalized text is one lattice: caching it only costs */
     } else {
         t->model = LLMC_MODEL_CHAR_BPE;
         if ((st = spm_bpe_pairs(t, &m))) goto fail;

@@ -52,16 +52,18 @@ llmc_status llmc_unigram_build(llmc_tokenizer *t, size_t n_ids) {
         if (nu && keys[nu - 1].len == keys[i].len && !memcmp(keys[nu - 1].b, keys[i].b, keys[i].len)) nu--;
         keys[nu++] = keys[i];
     }
-    if (nu > (size_t)LLMC_DAT_MAX_VALUE) {
-        llmc_free(keys);
-        return llmc_fail(LLMC_ERR_UNSUPPORTED, "Unigram model with %zu pieces: llmc's piece trie holds at most %d", nu,
-                         (int)LLMC_DAT_MAX_VALUE);
-    }
+    for (size_t i = 0; i < nu; i++)
+        if (keys[i].id > LLMC_DAT_MAX_VALUE) {
+            int32_t id = keys[i].id;
+            llmc_free(keys);
+            return llmc_fail(LLMC_ERR_UNSUPPORTED, "Unigram piece id %d: llmc's piece trie holds ids up to %d", (int)id,
+                             (int)LLMC_DAT_MAX_VALUE);
+        }
     const uint8_t **kb = llmc_malloc((nu + 1) * sizeof *kb, "Unigram trie");
     uint32_t *kl = llmc_malloc((nu + 1) * sizeof *kl, "Unigram trie");
     int32_t *kv = llmc_malloc((nu + 1) * sizeof *kv, "Unigram trie");
-    llmc_uni_piece *pieces = llmc_malloc((nu + 1) * sizeof *pieces, "Unigram pieces");
-    llmc_status st = kb && kl && kv && pieces ? LLMC_OK : LLMC_ERR_NOMEM;
+    double *kw = llmc_malloc((nu + 1) * sizeof *kw, "Unigram trie");
+    llmc_status st = kb && kl && kv && kw ? LLMC_OK : LLMC_ERR_NOMEM;
     for (size_t i = 0; !st && i < nu; i++) {
         int32_t id = keys[i].id;
         double score = t->uni_score ? t->uni_score[id] : 0.0;
@@ -69,23 +71,18 @@ llmc_status llmc_unigram_build(llmc_tokenizer *t, size_t n_ids) {
             /* SentencePiece: a user-defined piece scores len * max_score - 0.1 (a float product, a double
              * difference), so that it always wins */
             score = (double)((float)keys[i].len * t->spm_max_score) - 0.1;
-        pieces[i] = (llmc_uni_piece){score, id, keys[i].len};
         kb[i] = keys[i].b;
         kl[i] = keys[i].len;
-        kv[i] = (int32_t)i;
+        kv[i] = id;
+        kw[i] = score;
     }
-    if (!st) st = llmc_dat_build(&t->uni_dat, kb, kl, kv, nu);
+    if (!st) st = llmc_dat_build(&t->uni_dat, kb, kl, kv, kw, nu);
     llmc_free(keys);
     llmc_free(kb);
     llmc_free(kl);
     llmc_free(kv);
-    if (st) {
-        llmc_free(pieces);
-        return st;
-    }
-    llmc_free(t->uni_pieces);
-    t->uni_pieces = pieces;
-    return LLMC_OK;
+    llmc_free(kw);
+    return st;
 }
 
 void llmc_uni_scratch_free(llmc_uni_scratch *sc) {
@@ -140,7 +137,6 @@ llmc_status llmc_unigram_piece(const llmc_tokenizer *t, llmc_uni_scratch *sc, co
     for (size_t i = 0; i <= n; i++) cell[i].from = -1;
     cell[0].score = 0;
     const llmc_dat *dat = &t->uni_dat;
-    const llmc_uni_piece *pieces = t->uni_pieces;
     const int spm = t->uni_spm;
     const float unk_f = (float)t->uni_min_score - (float)UNK_PENALTY;
     const double unk_d = t->uni_min_score - UNK_PENALTY;
@@ -152,17 +148,17 @@ llmc_status llmc_unigram_piece(const llmc_tokenizer *t, llmc_uni_scratch *sc, co
         uint32_t node = 0;
         for (size_t k = pos; k < n; k++) { /* every piece that starts here: one trie step per byte */
             if (!(node = llmc_dat_child(dat, node, p[k]))) break;
-            int32_t v = llmc_dat_value(dat, node);
-            if (v < 0) continue;
-            const llmc_uni_piece *pc = &pieces[v];
-            const double cand = pc->score + base; /* SentencePiece: a double sum, compared with the stored float */
+            int32_t id = llmc_dat_value(dat, node);
+            if (id < 0) continue;
+            /* the piece's score (SentencePiece: a double sum, compared with the stored float) */
+            const double cand = llmc_dat_weight(dat, node) + base;
             llmc_uni_cell *c = &cell[k + 1];
             if (c->from < 0 || cand > c->score) { /* ties keep the first found */
                 c->score = spm ? (double)(float)cand : cand; /* SentencePiece keeps float path scores */
                 c->from = (int32_t)pos;
-                c->id = pc->id;
+                c->id = id;
             }
-            single |= pc->len == mblen;
+            single |= k + 1 - pos == mblen;
         }
         if (!single) { /* no one-character piece: the character may be crossed as unknown */
             llmc_uni_cell *c = &cell[pos + mblen];
