@@ -3,7 +3,7 @@ to Q4_K, and tokenizers rebuilt from GGUF metadata next to loading the tokenizer
 
 - quantize: Mvalues/s of llmc.quantize on a (768, 3072) fp32 matrix per type, 1 thread, next to ggml's
   quantize_row_*_ref (the function llama.cpp's llama_model_quantize runs when no importance matrix is given; from
-  llama-cpp-python's libggml-base, or $LLMC_GGML_LIB) on the same rows. Both produce the same bytes (checked here,
+  llama-cpp-python's libraries, or $LLMC_GGML_LIB) on the same rows. Both produce the same bytes (checked here,
   and in tests/test_quant.py).
 - model: seconds for llmc.Model.load(GPT-2 small folder, dtype="q4_k"), the whole 124M-parameter model (random
   weights, written once by llmc into a temporary folder), at 1 and 2 threads.
@@ -13,13 +13,12 @@ to Q4_K, and tokenizers rebuilt from GGUF metadata next to loading the tokenizer
 
 Each number is the best of --repeats. Prints tables and writes a JSON file.
 
-    python benchmarks/bench_convert.py [--repeats 3] [--skip-model] [--out benchmarks/results/convert.json]
+    python benchmarks/bench_convert.py [--repeats 3] [--parts quantize,model,tokenizer] [--out FILE]
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
-import glob
 import os
 import platform
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import llmc
-from harness import add_out_arg, load_average, write_json
+from harness import add_out_arg, best_call, load_average, write_json
 
 TYPES = ["q4_k", "q5_k", "q6_k", "q2_k", "q3_k", "q8_0"]
 GGML_NAMES = {"q4_k": "q4_K", "q5_k": "q5_K", "q6_k": "q6_K", "q2_k": "q2_K", "q3_k": "q3_K", "q8_0": "q8_0"}
@@ -37,29 +36,16 @@ FIXTURES = Path(os.environ.get("LLMC_GGUF_CACHE") or os.path.expanduser("~/.cach
 SHARED = Path(os.environ.get("LLMC_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
 
 
-def best(fn, repeats: int) -> float:
-    """Best wall time of one call (these calls last long enough to time one at a time)."""
-    out = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out = min(out, time.perf_counter() - t0)
-    return out
-
-
 def ggml_lib():
-    path = os.environ.get("LLMC_GGML_LIB")
-    if not path:
-        try:
-            import llama_cpp
-        except ImportError:
-            return None
-        libs = sorted(glob.glob(os.path.join(os.path.dirname(llama_cpp.__file__), "**", "libggml-base.*"),
-                              recursive=True))
-        if not libs:
-            return None
-        path = libs[0]
-    return ctypes.CDLL(path, mode=os.RTLD_LAZY)
+    """ggml's library as llama-cpp-python loaded it (libllama links libggml-base, whose quantize_row_*_ref it
+    exports), or $LLMC_GGML_LIB; None without either."""
+    if os.environ.get("LLMC_GGML_LIB"):
+        return ctypes.CDLL(os.environ["LLMC_GGML_LIB"], mode=os.RTLD_LAZY)
+    try:
+        from llama_cpp import llama_cpp
+    except ImportError:
+        return None
+    return llama_cpp._lib
 
 
 def quantize_rows(repeats: int) -> list[dict]:
@@ -69,7 +55,7 @@ def quantize_rows(repeats: int) -> list[dict]:
     rows = []
     for t in TYPES:
         got = llmc.quantize(w, t)
-        r = {"type": t, "llmc_Mval_s": w.size / best(lambda: llmc.quantize(w, t), repeats) / 1e6}
+        r = {"type": t, "llmc_Mval_s": w.size / best_call(lambda: llmc.quantize(w, t), repeats, warmup=False) / 1e6}
         if lib is not None:
             fn = getattr(lib, f"quantize_row_{GGML_NAMES[t]}_ref")
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
@@ -79,7 +65,7 @@ def quantize_rows(repeats: int) -> list[dict]:
                 for i in range(w.shape[0]):
                     fn(w[i].ctypes.data, want[i].ctypes.data, w.shape[1])
 
-            r["ggml_Mval_s"] = w.size / best(ggml, repeats) / 1e6
+            r["ggml_Mval_s"] = w.size / best_call(ggml, repeats, warmup=False) / 1e6
             r["identical"] = bool((got == want).all())
         rows.append(r)
     return rows
@@ -92,8 +78,8 @@ def convert_model(repeats: int) -> list[dict]:
         llmc.Model.init(cfg, seed=0).save(d)
         for threads in (1, 2):
             llmc.set_num_threads(threads)
-            rows.append({"threads": threads, "q4_k_load_s": best(lambda: llmc.Model.load(d, dtype="q4_k"), repeats),
-                         "f32_load_s": best(lambda: llmc.Model.load(d), repeats)})
+            rows.append({"threads": threads, "q4_k_load_s": best_call(lambda: llmc.Model.load(d, dtype="q4_k"), repeats, warmup=False),
+                         "f32_load_s": best_call(lambda: llmc.Model.load(d), repeats, warmup=False)})
     return rows
 
 
@@ -111,11 +97,15 @@ def gguf_tokenizers(repeats: int) -> list[dict]:
         if not files:
             print(f"gguf tokenizer {name}: no fixture under {FIXTURES} (run tests/test_gguf_tokenizer.py once)")
             continue
-        r = {"tokenizer": name, "gguf_load_s": best(lambda: load_tokenizer(files[0]), repeats)}
+        loads = {"gguf": lambda: load_tokenizer(files[0])}
         if tj.is_file():
-            r["llmc_json_load_s"] = best(lambda: llmc.Tokenizer.from_file(tj), repeats)
+            loads["llmc_json"] = lambda: llmc.Tokenizer.from_file(tj)
             if tokenizers is not None:
-                r["hf_json_load_s"] = best(lambda: tokenizers.Tokenizer.from_file(str(tj)), repeats)
+                loads["hf_json"] = lambda: tokenizers.Tokenizer.from_file(str(tj))
+        r = {"tokenizer": name}
+        for k, fn in loads.items():
+            r[f"{k}_load_s"] = best_call(fn, repeats)
+            r[f"{k}_cpu_s"] = best_call(fn, repeats, clock=time.process_time)
         rows.append(r)
     return rows
 
@@ -123,34 +113,38 @@ def gguf_tokenizers(repeats: int) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--skip-model", action="store_true", help="leave out the 124M-parameter model conversion")
+    ap.add_argument("--parts", default="quantize,model,tokenizer", help="which tables to measure")
     add_out_arg(ap, "convert")
     args = ap.parse_args()
     print(f"llmc {llmc.__version__} | simd {llmc.simd_info()['active']} | {platform.processor() or platform.machine()}"
           f" | load average {load_average()}")
 
-    quant = quantize_rows(args.repeats)
-    print("\nquantize a (768, 3072) matrix, 1 thread (Mvalues/s)")
-    print(f"{'type':<5} {'llmc':>8} {'ggml ref':>9} {'llmc/ggml':>9} {'same bytes':>10}")
+    parts = args.parts.split(",")
+    quant = quantize_rows(args.repeats) if "quantize" in parts else []
+    if quant:
+        print("\nquantize a (768, 3072) matrix, 1 thread (Mvalues/s)")
+        print(f"{'type':<5} {'llmc':>8} {'ggml ref':>9} {'llmc/ggml':>9} {'same bytes':>10}")
     for r in quant:
         g = r.get("ggml_Mval_s")
         print(f"{r['type']:<5} {r['llmc_Mval_s']:>8.1f} " + (f"{g:>9.1f} {r['llmc_Mval_s'] / g:>8.2f}x "
                                                             f"{str(r['identical']):>10}" if g else f"{'-':>9}"))
 
-    model = [] if args.skip_model else convert_model(args.repeats)
+    model = convert_model(args.repeats) if "model" in parts else []
     if model:
         print("\nGPT-2 small (124M) folder -> Model.load (seconds)")
-        print(f"{'threads':>7} {'dtype=q4_k':>10} {'fp32':>6}")
+        print(f"{'threads':>7} {'dtype=q4_k':>10} {'fp32 (mapped)':>6}")
         for r in model:
-            print(f"{r['threads']:>7} {r['q4_k_load_s']:>10.2f} {r['f32_load_s']:>6.2f}")
+            print(f"{r['threads']:>7} {r['q4_k_load_s']:>10.2f} {r['f32_load_s']:>6.3f}")
 
-    toks = gguf_tokenizers(args.repeats)
+    toks = gguf_tokenizers(args.repeats) if "tokenizer" in parts else []
     if toks:
-        print("\ntokenizer load (seconds): from GGUF metadata vs from the tokenizer.json it was converted from")
-        print(f"{'tokenizer':<9} {'llmc gguf':>9} {'llmc json':>9} {'HF json':>8}")
+        print("\ntokenizer load, wall / CPU seconds (1 thread): from GGUF metadata vs from the tokenizer.json it was "
+              "converted from")
+        print(f"{'tokenizer':<9} {'llmc gguf':>13} {'llmc json':>13} {'HF json':>13}")
+        nan = float("nan")
         for r in toks:
-            print(f"{r['tokenizer']:<9} {r['gguf_load_s']:>9.3f} {r.get('llmc_json_load_s', float('nan')):>9.3f} "
-                  f"{r.get('hf_json_load_s', float('nan')):>8.3f}")
+            print(f"{r['tokenizer']:<9} " + " ".join(f"{r.get(k + '_load_s', nan):>6.3f}/{r.get(k + '_cpu_s', nan):<6.3f}"
+                                                     for k in ("gguf", "llmc_json", "hf_json")))
     write_json(args.out, {"machine": platform.processor() or platform.machine(), "simd": llmc.simd_info(),
                           "load_average": load_average(), "repeats": args.repeats, "quantize": quant,
                           "model": model, "gguf_tokenizer": toks})

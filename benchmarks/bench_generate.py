@@ -8,26 +8,14 @@ Prints a table and writes benchmarks/results/generate.json.
     python benchmarks/bench_generate.py [--threads N] [--new 64] [--repeats 3] [--small]
 """
 import argparse
-import json
 import os
 import platform
 import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
 import llmc
-
-
-def best(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from harness import add_out_arg, best_call, load_average, write_json
 
 
 def main():
@@ -36,8 +24,7 @@ def main():
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="a 4-layer, 256-wide model (quick check)")
-    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "generate.json"),
-                    help="the JSON file to write (benchmarks/results/generate.json to refresh the committed one)")
+    add_out_arg(ap, "generate")
     args = ap.parse_args()
     import torch
     import transformers
@@ -71,7 +58,7 @@ def main():
                 out = hf.generate(tp, max_new_tokens=args.new, min_new_tokens=args.new, **theirs)
             assert out.shape[1] == len(prompt) + args.new
 
-        t_l, t_h = best(run_llmc, args.repeats), best(run_hf, args.repeats)
+        t_l, t_h = best_call(run_llmc, args.repeats), best_call(run_hf, args.repeats)
         rows.append(dict(mode=name, llmc_tok_s=args.new / t_l, hf_tok_s=args.new / t_h, ratio=t_h / t_l))
     print(f"GPT-2-shaped model, {n_params / 1e6:.0f} M parameters; prompt 32 tokens, {args.new} new tokens; "
           f"threads={args.threads}; llmc simd={llmc.simd_info()['active']}, torch {torch.__version__}")
@@ -79,11 +66,9 @@ def main():
     for r in rows:
         print(f"{r['mode']:<11} {r['llmc_tok_s']:>11.1f} {r['hf_tok_s']:>19.1f} {r['ratio']:>19.2f}x")
     meta = dict(threads=args.threads, params=n_params, new_tokens=args.new, prompt=32, repeats=args.repeats,
-                machine=platform.machine(), torch=torch.__version__, transformers=transformers.__version__)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
-    print(f"wrote {args.out}")
+                machine=platform.machine(), torch=torch.__version__, transformers=transformers.__version__,
+                load_average=load_average())
+    write_json(args.out, {"meta": meta, "results": rows})
 
 
 if __name__ == "__main__":

@@ -33,6 +33,21 @@ def best_time(fn, repeats: int, min_time: float = 0.05, max_calls: int = 1 << 16
     return best
 
 
+def best_call(fn, repeats: int, warmup: bool = True, clock=time.perf_counter) -> float:
+    """Best time of single calls of fn, in seconds, for calls long enough to time one at a time (a generation, a
+    model load): a warm-up call unless warmup=False, then `repeats` timed calls. clock=time.process_time gives the
+    CPU time of the process instead of wall time: for single-threaded work on a busy shared machine, where wall
+    time mostly measures waiting for a core."""
+    if warmup:
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        best = min(best, clock() - t0)
+    return best
+
+
 def add_out_arg(ap, name: str) -> None:
     """--out: the JSON file to write; a temporary folder by default, benchmarks/results/<name>.json to refresh the
     committed one."""

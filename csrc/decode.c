@@ -31,8 +31,11 @@
 #include "simd.h"
 
 #define STEPS_PER_LAYER 6
-#define CHUNK_BYTES (64 * 1024) /* weight bytes per chunk: claiming costs ~0.1 us, streaming 64 KB ~10 us */
-#define IN_OUT_COLS 128         /* a chunk of an (in, out) F32 weight: 128 columns = 512 B of each row */
+/* Weight bytes per chunk. A quantized chunk is a loop of dot products: claiming it (~0.1 us) is all the overhead,
+ * and 64 KB streams in ~10 us. An F32 chunk is one OpenBLAS sgemv call, which costs ~3-5 us of setup: 256 KB
+ * keeps that near 1%. Larger chunks leave a thread idler at the end of each step (half a chunk on average). */
+#define CHUNK_BYTES (64 * 1024)
+#define CHUNK_BYTES_F32 (256 * 1024)
 #define BYTES_PER_THREAD (128 * 1024) /* fewer weight bytes per token than this per thread: fewer threads */
 #define MAX_MATS 3
 
@@ -48,16 +51,24 @@ typedef struct {
     int add;        /* y += W x (beta 1) */
 } mv;
 
-static size_t mv_rows_per_chunk(const wmat *w, size_t in) {
-    if (w->in_out) return IN_OUT_COLS;
-    size_t rb = 0;
-    (void)llmc_type_row_bytes(w->type, in, &rb);
-    size_t rows = rb ? CHUNK_BYTES / rb : 16;
+static size_t mv_rows_per_chunk(const wmat *w, size_t in, size_t out, int nt) {
+    size_t rows;
+    if (w->in_out) {
+        /* the outputs are columns of an (in, out) matrix: a chunk reads a slice of every row, which streams well
+         * only when wide (128 columns: ~3x slower than whole rows), so one block of columns per thread, as
+         * llmc_sgemv splits it */
+        rows = (out + (size_t)nt - 1) / (size_t)nt;
+        if ((double)in * (double)out < 1e5 || out < 64) rows = out; /* llmc_sgemv keeps these whole: same bits */
+    } else {
+        size_t rb = 0;
+        (void)llmc_type_row_bytes(w->type, in, &rb);
+        rows = rb ? (w->type == LLMC_TYPE_F32 ? CHUNK_BYTES_F32 : CHUNK_BYTES) / rb : 16;
+    }
     return rows < 16 ? 16 : (rows + 15) / 16 * 16; /* whole 16-row panels: sgemv's blocks land where they always do */
 }
 
-static mv mv_make(const wmat *w, const float *b, float *y, float *tmp, size_t in, size_t out, int add) {
-    mv m = {w, b, y, tmp, in, out, mv_rows_per_chunk(w, in), add};
+static mv mv_make(const wmat *w, const float *b, float *y, float *tmp, size_t in, size_t out, int add, int nt) {
+    mv m = {w, b, y, tmp, in, out, mv_rows_per_chunk(w, in, out, nt), add};
     return m;
 }
 
@@ -89,6 +100,7 @@ typedef struct {
     llmc_team team;
     llmc_attention_tasks *attn; /* per layer: the attention tasks (they differ only in the cache pointers) */
     char *ws;                   /* per-thread workspaces, ws_bytes each */
+    int nt;                     /* threads asked for (the team may be smaller) */
     size_t ws_bytes, xq_bytes;  /* xq_bytes: one quantized activation row */
 } token;
 
@@ -132,7 +144,7 @@ static void norm_row(const llmc_model *m, const float *x, const float *w, const 
 typedef void (*act_fn)(const token *t, size_t lo, size_t hi);
 
 static void step_products(token *t, own *o, size_t *step, const mv *m, int n, const float *x, const float *nw,
-                          const float *nb, int fused, act_fn act) {
+                          const float *nb, int fused, act_fn act, int wait) {
     size_t n_chunks = 0, first[MAX_MATS + 1];
     for (int i = 0; i < n; i++) {
         first[i] = n_chunks;
@@ -142,7 +154,8 @@ static void step_products(token *t, own *o, size_t *step, const mv *m, int n, co
     const void *xq[MAX_MATS];
     const float *in = x;
     int ready = 0;
-    for (size_t c; (c = llmc_team_claim(&t->team, *step, n_chunks)) < n_chunks; llmc_team_done(&t->team, *step)) {
+    for (size_t c; (c = llmc_team_claim(&t->team, *step, (uint32_t)n_chunks)) < n_chunks;
+         llmc_team_done(&t->team, *step, (uint32_t)n_chunks)) {
         if (!ready) { /* the step's input is fixed until all its chunks are done: prepare it once, privately */
             if (nw) {
                 norm_row(t->s->m, x, nw, nb, o->h);
@@ -162,7 +175,7 @@ static void step_products(token *t, own *o, size_t *step, const mv *m, int n, co
         const size_t lo = (c - first[i]) * m[i].rows;
         mv_run(&m[i], in, xq[i], lo, lo + m[i].rows);
     }
-    llmc_team_wait(&t->team, *step, n_chunks);
+    if (wait) llmc_team_wait(&t->team, *step, (uint32_t)n_chunks);
     ++*step;
 }
 
@@ -222,7 +235,7 @@ static void split_and_cache(const token *t, size_t l) {
 static void step_single(token *t, size_t *step, size_t l, void (*fn)(const token *, size_t)) {
     if (llmc_team_claim(&t->team, *step, 1) == 0) {
         fn(t, l);
-        llmc_team_done(&t->team, *step);
+        llmc_team_done(&t->team, *step, 1);
     }
     llmc_team_wait(&t->team, *step, 1);
     ++*step;
@@ -230,9 +243,10 @@ static void step_single(token *t, size_t *step, size_t l, void (*fn)(const token
 
 static void step_attention(token *t, own *o, size_t *step, size_t l) {
     const llmc_attention_tasks *p = &t->attn[l];
-    for (size_t c; (c = llmc_team_claim(&t->team, *step, p->n_tasks)) < p->n_tasks; llmc_team_done(&t->team, *step))
+    const uint32_t n = (uint32_t)p->n_tasks;
+    for (uint32_t c; (c = llmc_team_claim(&t->team, *step, n)) < n; llmc_team_done(&t->team, *step, n))
         llmc_attention_run_task(p, c, o->att);
-    llmc_team_wait(&t->team, *step, p->n_tasks);
+    llmc_team_wait(&t->team, *step, n);
     ++*step;
 }
 
@@ -244,31 +258,33 @@ static void layer(token *t, own *o, size_t *step, size_t l) {
     const acts *a = &t->a;
     const size_t D = c->d_model, H = c->n_heads, Hk = c->n_kv_heads, hd = c->head_dim, F = c->d_ff;
     if (c->arch == LLMC_ARCH_GPT2) {
-        mv qkv = mv_make(&L->wqkv, L->bqkv, a->q, NULL, D, 3 * D, 0);
-        step_products(t, o, step, &qkv, 1, a->x, L->ln1_w, L->ln1_b, 0, NULL);
+        mv qkv = mv_make(&L->wqkv, L->bqkv, a->q, NULL, D, 3 * D, 0, t->nt);
+        step_products(t, o, step, &qkv, 1, a->x, L->ln1_w, L->ln1_b, 0, NULL, 1);
         step_single(t, step, l, split_and_cache);
         step_attention(t, o, step, l);
-        mv wo = mv_make(&L->wo, L->bo, a->x, L->bo ? a->h : NULL, D, D, 1);
-        step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL);
-        mv fc = mv_make(&L->w_fc, L->b_fc, a->f1, NULL, D, F, 0);
-        step_products(t, o, step, &fc, 1, a->x, L->ln2_w, L->ln2_b, 1, act_gelu);
-        mv proj = mv_make(&L->w_proj, L->b_proj, a->x, L->b_proj ? a->h : NULL, F, D, 1);
-        step_products(t, o, step, &proj, 1, a->f1, NULL, NULL, 0, NULL);
+        mv wo = mv_make(&L->wo, L->bo, a->x, L->bo ? a->h : NULL, D, D, 1, t->nt);
+        step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL, 1);
+        mv fc = mv_make(&L->w_fc, L->b_fc, a->f1, NULL, D, F, 0, t->nt);
+        step_products(t, o, step, &fc, 1, a->x, L->ln2_w, L->ln2_b, 1, act_gelu, 1);
+        mv proj = mv_make(&L->w_proj, L->b_proj, a->x, L->b_proj ? a->h : NULL, F, D, 1, t->nt);
+        step_products(t, o, step, &proj, 1, a->f1, NULL, NULL, 0, NULL, 1);
         return;
     }
-    mv qkv[3] = {mv_make(&L->wq, L->bq, a->q, NULL, D, H * hd, 0), mv_make(&L->wk, L->bk, a->k, NULL, D, Hk * hd, 0),
-                 mv_make(&L->wv, L->bv, a->v, NULL, D, Hk * hd, 0)};
-    step_products(t, o, step, qkv, 3, a->x, L->ln1_w, NULL, 0, NULL);
+    mv qkv[3] = {mv_make(&L->wq, L->bq, a->q, NULL, D, H * hd, 0, t->nt),
+                 mv_make(&L->wk, L->bk, a->k, NULL, D, Hk * hd, 0, t->nt),
+                 mv_make(&L->wv, L->bv, a->v, NULL, D, Hk * hd, 0, t->nt)};
+    step_products(t, o, step, qkv, 3, a->x, L->ln1_w, NULL, 0, NULL, 1);
     step_single(t, step, l, rope_and_cache);
     step_attention(t, o, step, l);
-    mv wo = mv_make(&L->wo, NULL, a->x, NULL, H * hd, D, 1); /* no bias: as blocks.c's llama block */
-    step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL);
-    mv gu[2] = {mv_make(&L->w_gate, NULL, a->f1, NULL, D, F, 0), mv_make(&L->w_up, NULL, a->f2, NULL, D, F, 0)};
+    mv wo = mv_make(&L->wo, NULL, a->x, NULL, H * hd, D, 1, t->nt); /* no bias: as blocks.c's llama block */
+    step_products(t, o, step, &wo, 1, a->a, NULL, NULL, 0, NULL, 1);
+    mv gu[2] = {mv_make(&L->w_gate, NULL, a->f1, NULL, D, F, 0, t->nt),
+                mv_make(&L->w_up, NULL, a->f2, NULL, D, F, 0, t->nt)};
     if (gu[1].rows > gu[0].rows) gu[0].rows = gu[1].rows; /* fused: one row range for both */
     gu[1].rows = gu[0].rows;
-    step_products(t, o, step, gu, 2, a->x, L->ln2_w, NULL, 1, act_swiglu);
-    mv down = mv_make(&L->w_down, NULL, a->x, NULL, F, D, 1);
-    step_products(t, o, step, &down, 1, a->f1, NULL, NULL, 0, NULL);
+    step_products(t, o, step, gu, 2, a->x, L->ln2_w, NULL, 1, act_swiglu, 1);
+    mv down = mv_make(&L->w_down, NULL, a->x, NULL, F, D, 1, t->nt);
+    step_products(t, o, step, &down, 1, a->f1, NULL, NULL, 0, NULL, 1);
 }
 
 static void run_token(token *t, int me) {
@@ -283,8 +299,10 @@ static void run_token(token *t, int me) {
         layer(t, &o, &step, l);
     }
     if (t->logits) {
-        mv head = mv_make(&m->lm_head, NULL, t->logits, NULL, c->d_model, c->vocab, 0);
-        step_products(t, &o, &step, &head, 1, t->a.x, m->norm_w, m->norm_b, 0, NULL);
+        mv head = mv_make(&m->lm_head, NULL, t->logits, NULL, c->d_model, c->vocab, 0, t->nt);
+        /* only the calling thread waits for the last step: a worker with nothing left to claim leaves the region
+         * at once, so the join never waits for a worker that slept and has not been woken yet */
+        step_products(t, &o, &step, &head, 1, t->a.x, m->norm_w, m->norm_b, 0, NULL, me == 0);
     }
 }
 
@@ -359,7 +377,8 @@ llmc_status decode_token(llmc_session *s, const acts *a, float *logits) {
      * most 4 bytes a value (Q8_K: 1.14), so an fp32 row's size holds any input in any dot format. */
     size_t xq_bytes = D > qd ? D : qd;
     xq_bytes = pad64((F > xq_bytes ? F : xq_bytes) * sizeof(float));
-    const size_t own_bytes = pad64(D * sizeof(float)) + MAX_MATS * xq_bytes + pad64(plan_cap.scratch_floats * sizeof(float));
+    const size_t own_bytes =
+        pad64(D * sizeof(float)) + MAX_MATS * xq_bytes + pad64(plan_cap.scratch_floats * sizeof(float));
     const size_t n_steps = L * STEPS_PER_LAYER + 1;
     const size_t head = pad64(L * sizeof(llmc_attention_tasks)) + n_steps * sizeof(llmc_team_step);
     size_t need;
@@ -377,6 +396,7 @@ llmc_status decode_token(llmc_session *s, const acts *a, float *logits) {
     t.s = s;
     t.a = *a;
     t.logits = logits;
+    t.nt = nt;
     t.attn = (llmc_attention_tasks *)s->team_ws;
     llmc_team_step *steps = (llmc_team_step *)((char *)s->team_ws + pad64(L * sizeof(llmc_attention_tasks)));
     t.ws = (char *)steps + n_steps * sizeof(llmc_team_step);

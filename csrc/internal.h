@@ -46,8 +46,8 @@ int llmc_threads_for(size_t work);
 /* team.c: the steps of one parallel region shared out chunk by chunk (see team.c). One step's counters fill a cache
  * line, so threads claiming in one step do not slow down threads waiting on another. */
 typedef struct {
-    _Atomic size_t claimed, done;
-    char pad[64 - 2 * sizeof(size_t)];
+    _Atomic uint32_t claimed, done, sleepers; /* 32-bit: `done` is also the futex a waiter sleeps on */
+    char pad[64 - 3 * sizeof(uint32_t)];
 } llmc_team_step;
 typedef struct {
     llmc_team_step *steps; /* one per step of the region, zeroed by llmc_team_init before it starts */
@@ -56,11 +56,11 @@ typedef struct {
 } llmc_team;
 void llmc_team_init(llmc_team *t, llmc_team_step *steps, size_t n_steps);
 /* The next unclaimed chunk of step `step` (of n_chunks), or n_chunks when none is left. */
-size_t llmc_team_claim(llmc_team *t, size_t step, size_t n_chunks);
-/* One claimed chunk of `step` is finished (its writes are published). */
-void llmc_team_done(llmc_team *t, size_t step);
-/* Wait until all n_chunks chunks of `step` are done. */
-void llmc_team_wait(llmc_team *t, size_t step, size_t n_chunks);
+uint32_t llmc_team_claim(llmc_team *t, size_t step, uint32_t n_chunks);
+/* One claimed chunk of `step` (of n_chunks) is finished: its writes are published; the last one wakes sleepers. */
+void llmc_team_done(llmc_team *t, size_t step, uint32_t n_chunks);
+/* Wait until all n_chunks chunks of `step` are done: spins briefly, then sleeps. */
+void llmc_team_wait(llmc_team *t, size_t step, uint32_t n_chunks);
 /* attention.c: llmc_attention's independent tasks, for a caller that shares them out over its own team. The plan
  * checks the arguments like llmc_attention (weights must be NULL) and holds the resolved copy. */
 typedef struct {

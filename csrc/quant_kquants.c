@@ -121,21 +121,22 @@ static float make_q3_quants(int n, int nmax, const float *x, int8_t *L, int do_r
 typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES)));
 
-INLINE vf splat(float f) { return (vf){f, f, f, f, f, f, f, f}; }
-INLINE vi splat_i(int32_t v) { return (vi){v, v, v, v, v, v, v, v}; }
-INLINE vf sel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); } /* m ? a : b, per lane */
-INLINE vi sel_i(vi m, vi a, vi b) { return (a & m) | (b & ~m); }
-INLINE vi clamp_i(vi l, int32_t lo, int32_t hi) { /* MAX(lo, MIN(hi, l)) */
-    l = sel_i(l > splat_i(hi), splat_i(hi), l);
-    return sel_i(l < splat_i(lo), splat_i(lo), l);
-}
-INLINE vf abs_f(vf x) { return (vf)((vi)x & splat_i(0x7fffffff)); }
-INLINE vf to_f(vi l) { return __builtin_convertvector(l, vf); }
+/* The helpers are macros, not functions: a 32-byte vector passed by value to a function compiled for the baseline
+ * CPU draws a (harmless) ABI note from GCC on every build. */
+#define SPLAT(f) ((vf){(f), (f), (f), (f), (f), (f), (f), (f)})
+#define SPLAT_I(v) ((vi){(v), (v), (v), (v), (v), (v), (v), (v)})
+#define SEL(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m)))) /* m ? a : b, per lane */
+#define SEL_I(m, a, b) (((a) & (m)) | ((b) & ~(m)))
+#define ABS_F(x) ((vf)((vi)(x) & SPLAT_I(0x7fffffff)))
+#define TO_F(l) __builtin_convertvector((l), vf)
 /* nearest_int, lane by lane (the same bits for every input) */
-INLINE vi nearest_i(vf f) {
-    vi i = (vi)(f + splat(12582912.f));
-    return (i & splat_i(0x007fffff)) - splat_i(0x00400000);
-}
+#define NEAREST_I(f) ((((vi)((f) + SPLAT(12582912.f))) & SPLAT_I(0x007fffff)) - SPLAT_I(0x00400000))
+/* MAX(lo, MIN(hi, l)) per lane, into l */
+#define CLAMP_I(l, lo, hi)                                 \
+    do {                                                   \
+        (l) = SEL_I((l) > SPLAT_I(hi), SPLAT_I(hi), (l));  \
+        (l) = SEL_I((l) < SPLAT_I(lo), SPLAT_I(lo), (l));  \
+    } while (0)
 
 /* Sub-blocks j0 .. j0 + LANES - 1 of a super-block x, each of n values, transposed: xt[i][j] = x[n * (j0 + j) + i] */
 INLINE void transpose_in(const float *x, int n, int j0, vf *xt) {
@@ -159,30 +160,32 @@ INLINE void qkx2_lanes(int n, int nmax, const vf *xt, const vf *wt, vi *L, vf *s
                        float rdelta, int nstep, int use_mad) {
     vf min = xt[0], max = xt[0], sum_w = wt[0], sum_x = sum_w * xt[0];
     for (int i = 1; i < n; ++i) {
-        min = sel(xt[i] < min, xt[i], min);
-        max = sel(xt[i] > max, xt[i], max);
+        min = SEL(xt[i] < min, xt[i], min);
+        max = SEL(xt[i] > max, xt[i], max);
         sum_w += wt[i];
         sum_x += wt[i] * xt[i];
     }
-    min = sel(min > 0, splat(0), min);
+    min = SEL(min > 0, SPLAT(0), min);
     const vf min0 = min;
-    vf iscale = splat((float)nmax) / (max - min); /* max == min (a flat lane) is finished at the end */
-    vf scale = 1 / iscale, best = splat(0);
+    vf iscale = SPLAT((float)nmax) / (max - min); /* max == min (a flat lane) is finished at the end */
+    vf scale = 1 / iscale, best = SPLAT(0);
     for (int i = 0; i < n; ++i) {
-        const vi l = clamp_i(nearest_i(iscale * (xt[i] - min)), 0, nmax);
-        vf diff = scale * to_f(l) + min - xt[i];
-        diff = use_mad ? abs_f(diff) : diff * diff;
+        vi l = NEAREST_I(iscale * (xt[i] - min));
+        CLAMP_I(l, 0, nmax);
+        vf diff = scale * TO_F(l) + min - xt[i];
+        diff = use_mad ? ABS_F(diff) : diff * diff;
         best += wt[i] * diff;
     }
     /* the levels kept so far are clamp(nearest_int(L_iscale * (x - L_min))): recomputed once at the end */
     vf L_iscale = iscale, L_min = min;
     vi Laux[32];
     for (int is = 0; nstep >= 1 && is <= nstep; ++is) {
-        iscale = splat(rmin + rdelta * is + nmax) / (max - min);
-        vf sum_l = splat(0), sum_l2 = splat(0), sum_xl = splat(0);
+        iscale = SPLAT(rmin + rdelta * is + nmax) / (max - min);
+        vf sum_l = SPLAT(0), sum_l2 = SPLAT(0), sum_xl = SPLAT(0);
         for (int i = 0; i < n; ++i) {
-            Laux[i] = clamp_i(nearest_i(iscale * (xt[i] - min)), 0, nmax);
-            const vf l = to_f(Laux[i]), w = wt[i];
+            Laux[i] = NEAREST_I(iscale * (xt[i] - min));
+            CLAMP_I(Laux[i], 0, nmax);
+            const vf l = TO_F(Laux[i]), w = wt[i];
             sum_l += w * l;
             sum_l2 += w * l * l;
             sum_xl += w * l * xt[i];
@@ -192,25 +195,43 @@ INLINE void qkx2_lanes(int n, int nmax, const vf *xt, const vf *wt, vi *L, vf *s
         const vf ts = (sum_w * sum_xl - sum_x * sum_l) / D; /* D <= 0: the step is skipped, these are never used */
         const vf tm = (sum_l2 * sum_x - sum_l * sum_xl) / D;
         /* the format stores a subtracted min >= 0: a positive fitted min is refit with the scale alone */
-        const vf this_min = sel(tm > 0, splat(0), tm), this_scale = sel(tm > 0, sum_xl / sum_l2, ts);
-        vf err = splat(0);
+        const vf this_min = SEL(tm > 0, SPLAT(0), tm), this_scale = SEL(tm > 0, sum_xl / sum_l2, ts);
+        vf err = SPLAT(0);
         for (int i = 0; i < n; ++i) {
-            vf diff = this_scale * to_f(Laux[i]) + this_min - xt[i];
-            diff = use_mad ? abs_f(diff) : diff * diff;
+            vf diff = this_scale * TO_F(Laux[i]) + this_min - xt[i];
+            diff = use_mad ? ABS_F(diff) : diff * diff;
             err += wt[i] * diff;
         }
         const vi ok = (D > 0) & (err < best);
-        best = sel(ok, err, best);
-        scale = sel(ok, this_scale, scale);
-        L_iscale = sel(ok, iscale, L_iscale); /* this step's levels, from the min it started with */
-        L_min = sel(ok, min, L_min);
-        min = sel(ok, this_min, min);
+        best = SEL(ok, err, best);
+        scale = SEL(ok, this_scale, scale);
+        L_iscale = SEL(ok, iscale, L_iscale); /* this step's levels, from the min it started with */
+        L_min = SEL(ok, min, L_min);
+        min = SEL(ok, this_min, min);
     }
     const vi flat = max == min0; /* ggml returns at once: all levels 0, scale 0, the_min -min */
-    *the_min = sel(flat, -min0, -min);
-    *scale_out = sel(flat, splat(0), scale);
-    for (int i = 0; i < n; ++i)
-        L[i] = sel_i(flat, splat_i(0), clamp_i(nearest_i(L_iscale * (xt[i] - L_min)), 0, nmax));
+    *the_min = SEL(flat, -min0, -min);
+    *scale_out = SEL(flat, SPLAT(0), scale);
+    for (int i = 0; i < n; ++i) {
+        vi l = NEAREST_I(L_iscale * (xt[i] - L_min));
+        CLAMP_I(l, 0, nmax);
+        L[i] = SEL_I(flat, SPLAT_I(0), l);
+    }
+}
+
+/* For the levels l = clamp(nearest_int(iscale * x), -nmax, nmax - 1) of each lane, with weights w = x^2:
+ * sumlx = sum w x l and suml2 = sum w l^2 (ggml's make_qx_quants sums, in its order) */
+INLINE void qx_sums(int n, int nmax, const vf *xt, const vf *iscale, vf *sumlx, vf *suml2) {
+    vf slx = SPLAT(0), sl2 = SPLAT(0);
+    for (int i = 0; i < n; ++i) {
+        vi li = NEAREST_I(*iscale * xt[i]);
+        CLAMP_I(li, -nmax, nmax - 1);
+        const vf l = TO_F(li), w = xt[i] * xt[i];
+        slx += w * xt[i] * l;
+        sl2 += w * l * l;
+    }
+    *sumlx = slx;
+    *suml2 = sl2;
 }
 
 /* Symmetric scale of LANES sub-blocks of n values with levels l in [-nmax, nmax - 1] (L gets l + nmax). Lane j is
@@ -218,43 +239,45 @@ INLINE void qkx2_lanes(int n, int nmax, const vf *xt, const vf *wt, vi *L, vf *s
  * keep the one with the least weighted error. A lane whose max |x| is below GROUP_MAX_EPS gets levels 0, scale 0.
  * xt: (n,) vectors of values; L: (n,) out. */
 INLINE void qx_lanes(int n, int nmax, const vf *xt, vi *L, vf *scale_out) {
-    vf max = splat(0), amax = splat(0);
+    vf max = SPLAT(0), amax = SPLAT(0);
     for (int i = 0; i < n; ++i) {
-        const vf ax = abs_f(xt[i]);
+        const vf ax = ABS_F(xt[i]);
         const vi bigger = ax > amax;
-        max = sel(bigger, xt[i], max);
-        amax = sel(bigger, ax, amax);
+        max = SEL(bigger, xt[i], max);
+        amax = SEL(bigger, ax, amax);
     }
     /* the levels kept so far are clamp(nearest_int(L_iscale * x)) + nmax: recomputed once at the end */
-    vf iscale = splat((float)-nmax) / max, L_iscale = iscale, sumlx = splat(0), suml2 = splat(0);
-    for (int i = 0; i < n; ++i) {
-        const vf l = to_f(clamp_i(nearest_i(iscale * xt[i]), -nmax, nmax - 1)), w = xt[i] * xt[i];
-        sumlx += w * xt[i] * l;
-        suml2 += w * l * l;
-    }
-    vf scale = sel(suml2 != 0, sumlx / suml2, splat(0)); /* least-squares scale for these levels */
+    vf iscale = SPLAT((float)-nmax) / max, L_iscale = iscale, sumlx, suml2;
+    qx_sums(n, nmax, xt, &iscale, &sumlx, &suml2);
+    vf scale = SEL(suml2 != 0, sumlx / suml2, SPLAT(0)); /* least-squares scale for these levels */
     vf best = scale * sumlx;                              /* = sumlx^2 / suml2: larger is a smaller error */
     for (int is = -9; is <= 9; ++is) {
         if (is == 0) continue;
-        iscale = splat(-(nmax + 0.1f * is)) / max;
-        sumlx = suml2 = splat(0);
-        for (int i = 0; i < n; ++i) {
-            const vf l = to_f(clamp_i(nearest_i(iscale * xt[i]), -nmax, nmax - 1)), w = xt[i] * xt[i];
-            sumlx += w * xt[i] * l;
-            suml2 += w * l * l;
-        }
+        iscale = SPLAT(-(nmax + 0.1f * is)) / max;
+        qx_sums(n, nmax, xt, &iscale, &sumlx, &suml2);
         const vi ok = (suml2 > 0) & (sumlx * sumlx > best * suml2);
-        scale = sel(ok, sumlx / suml2, scale);
-        best = sel(ok, scale * sumlx, best);
-        L_iscale = sel(ok, iscale, L_iscale);
+        scale = SEL(ok, sumlx / suml2, scale);
+        best = SEL(ok, scale * sumlx, best);
+        L_iscale = SEL(ok, iscale, L_iscale);
     }
     const vi zero = amax < GROUP_MAX_EPS;
-    *scale_out = sel(zero, splat(0), scale);
-    for (int i = 0; i < n; ++i)
-        L[i] = sel_i(zero, splat_i(0), clamp_i(nearest_i(L_iscale * xt[i]), -nmax, nmax - 1) + nmax);
+    *scale_out = SEL(zero, SPLAT(0), scale);
+    for (int i = 0; i < n; ++i) {
+        vi l = NEAREST_I(L_iscale * xt[i]);
+        CLAMP_I(l, -nmax, nmax - 1);
+        L[i] = SEL_I(zero, SPLAT_I(0), l + nmax);
+    }
 }
 
 /* ---------------------------------------------------------------- Q2_K */
+/* 2-bit levels L: (QK_K,) in [0, 3] -> qs: (QK_K / 4,) bytes: element e is bits 2 * (e % 128 / 32) of
+ * qs[e / 128 * 32 + e % 32] (Q2_K, and the low bits of Q3_K) */
+static void pack_2bit(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < QK_K; j += 128)
+        for (int l = 0; l < 32; ++l)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
 // x: (n,) -> n / 256 blocks. 2-bit values: element e of the block is bits 2 * (e % 128 / 32) of qs[e / 128 * 32 + e % 32]
 INLINE void q2_K_body(const float *x, void *dst, size_t n) {
     block_q2_K *y = dst;
@@ -270,7 +293,7 @@ INLINE void q2_K_body(const float *x, void *dst, size_t n) {
             vf xt[16], wt[16], sc, mn;
             vi Lt[16];
             transpose_in(x, 16, j0, xt);
-            for (int i = 0; i < 16; ++i) wt[i] = abs_f(xt[i]);
+            for (int i = 0; i < 16; ++i) wt[i] = ABS_F(xt[i]);
             qkx2_lanes(16, 3, xt, wt, Lt, &sc, &mn, -0.5f, 0.1f, 15, 1);
             transpose_out(Lt, 16, j0, L);
             memcpy(scales + j0, &sc, sizeof sc);
@@ -306,10 +329,7 @@ INLINE void q2_K_body(const float *x, void *dst, size_t n) {
                 L[16 * j + ii] = (uint8_t)MAX(0, MIN(3, l));
             }
         }
-        for (int j = 0; j < QK_K; j += 128)
-            for (int l = 0; l < 32; ++l)
-                y[i].qs[j / 4 + l] =
-                    (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+        pack_2bit(L, y[i].qs);
     }
 }
 
@@ -382,10 +402,7 @@ void llmc_quantize_row_q3_K(const float *x, void *dst, size_t n) {
                 L[e] = (int8_t)(L[e] - 4);
             }
         }
-        for (int j = 0; j < QK_K; j += 128)
-            for (int l = 0; l < 32; ++l)
-                y[i].qs[j / 4 + l] =
-                    (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+        pack_2bit((const uint8_t *)L, y[i].qs);
     }
 }
 
@@ -426,12 +443,12 @@ static void pack_scale_min_k4(const float *scales, const float *mins, float max_
 /* Q4_K / Q5_K share everything but nmax (15 / 31), the search grid and the bit packing: L gets levels 0..nmax. */
 INLINE void quantize_k4_levels(const float *x, uint8_t *d_out, uint8_t *dmin_out, uint8_t *scales_out, uint8_t *L,
                                int nmax, float rmin, int nstep) {
-    vf xt[32], wt[32], sum_x2 = splat(0), av_x = splat(0), sc, mn;
+    vf xt[32], wt[32], sum_x2 = SPLAT(0), av_x = SPLAT(0), sc, mn;
     vi Lt[32];
     transpose_in(x, 32, 0, xt); /* the 8 sub-blocks of 32: one group of lanes */
     for (int i = 0; i < 32; ++i) sum_x2 += xt[i] * xt[i];
     for (int j = 0; j < LANES; ++j) av_x[j] = sqrtf(sum_x2[j] / 32);
-    for (int i = 0; i < 32; ++i) wt[i] = av_x + abs_f(xt[i]); /* favour the larger values */
+    for (int i = 0; i < 32; ++i) wt[i] = av_x + ABS_F(xt[i]); /* favour the larger values */
     qkx2_lanes(32, nmax, xt, wt, Lt, &sc, &mn, rmin, 0.1f, nstep, 0);
     transpose_out(Lt, 32, 0, L);
     float mins[QK_K / 32], scales[QK_K / 32];

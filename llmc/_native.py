@@ -5,8 +5,9 @@ import os
 
 # The one process-wide setting llmc makes, on purpose and documented (README, "Threads"): unless OMP_WAIT_POLICY is
 # already set, importing llmc sets it to PASSIVE before libgomp loads, so idle OpenMP threads sleep instead of
-# spinning. Measured on the shared 2-core machine (load ~6-13): a 100-step tiny training run took 7.5 s passive vs
-# 40 s spinning, and 2-thread training was 3-5x slower than 1 thread with spinning workers. The price: torch in the
+# spinning. Decoding forks one region per token and no longer needs it; training still runs ~40 short regions per
+# layer step, and on the shared 2-core machine (load 7-10) a 2-thread default-model training step took 3.2-5.3 s
+# with libgomp's spinning default against 1.2-1.5 s passive (3x the CPU time). The price: torch in the
 # same process (same libgomp.so.1) loses ~10% on an idle machine. Opt out by setting OMP_WAIT_POLICY yourself (e.g.
 # ACTIVE) before importing llmc or any other OpenMP library; a value you set is never changed.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -58,9 +58,11 @@ def _added(tokens: list[str], types: np.ndarray, special_types: dict) -> list[di
 def _vocab(tokens: list[str], keep: np.ndarray, first_wins: bool) -> dict[str, int]:
     """{token: id} over the ids where keep is true; a token string listed twice maps to its first id (first_wins) or
     its last. Built by dict(zip(...)) in C: a Python loop over a 128k-token vocabulary costs ~0.1 s."""
-    ids = range(len(tokens)) if keep.all() else compress(range(len(tokens)), keep.tolist())
-    ids = list(ids)
-    kept = tokens if len(ids) == len(tokens) else [tokens[i] for i in ids]
+    if keep.all():
+        ids, kept = list(range(len(tokens))), tokens
+    else:
+        mask = keep.tolist()
+        ids, kept = list(compress(range(len(tokens)), mask)), list(compress(tokens, mask))
     vocab = dict(zip(kept, ids))  # last wins
     if first_wins and len(vocab) != len(ids):
         vocab = {}
@@ -196,7 +198,9 @@ def load_tokenizer(path_or_file):
     from .tokenizer import Tokenizer
 
     f = path_or_file if isinstance(path_or_file, GGUFFile) else GGUFFile(path_or_file)
-    data = json.dumps(tokenizer_json(f), ensure_ascii=False).encode("utf-8")
+    # compact separators: ~10% less text to write and parse; no circular check (a tree of lists and dicts)
+    data = json.dumps(tokenizer_json(f), ensure_ascii=False, separators=(",", ":"), check_circular=False)
+    data = data.encode("utf-8")
     return Tokenizer.from_json_bytes(data, name=f"{f.path} (GGUF tokenizer)")
 
 

@@ -69,3 +69,14 @@ def model_pairs(tmp_path_factory, specs: dict, **build):
         return cache[name]
 
     return get
+
+
+def hf_generate(m, prompt: list[int], eos: int, **kw) -> list[list[int]]:
+    """transformers' generate from one prompt (greedy unless kw asks otherwise; eos also pads): the new ids of each
+    returned sequence, cut after the first eos (kept), as llmc's generate returns them."""
+    with torch.no_grad():
+        out = m.generate(torch.tensor([prompt]), pad_token_id=eos, eos_token_id=eos, do_sample=False, **kw)
+    rows = []
+    for row in out[:, len(prompt):].tolist():
+        rows.append(row[: row.index(eos) + 1] if eos in row else row)
+    return rows

@@ -10,7 +10,7 @@ import pytest
 import llmc
 
 from conftest import lazy_import
-from hf_models import model_pairs
+from hf_models import hf_generate, model_pairs
 
 torch = lazy_import("torch")
 transformers = lazy_import("transformers")
@@ -140,19 +140,10 @@ def test_batch_errors_leave_every_session_unchanged():
 
 
 # ---------------------------------------------------------------------------------------------------- generate
-def hf_generate(m, prompt, **kw):
-    with torch.no_grad():
-        out = m.generate(torch.tensor([prompt]), pad_token_id=EOS, eos_token_id=EOS, do_sample=False, **kw)
-    rows = []
-    for row in out[:, len(prompt):].tolist():
-        rows.append(row[: row.index(EOS) + 1] if EOS in row else row)
-    return rows
-
-
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "mistral"])
 def test_generate_list_of_prompts_greedy_matches_transformers(pair, arch):
     hf, m = pair(arch)
-    want = [hf_generate(hf, p, max_new_tokens=12)[0] for p in PROMPTS]
+    want = [hf_generate(hf, p, EOS, max_new_tokens=12)[0] for p in PROMPTS]
     assert any(w[-1] == EOS and len(w) < 12 for w in want)  # some stop early: their slots refill
     for bs in (None, 3):
         got = m.generate(PROMPTS, max_new_tokens=12, batch_size=bs)
@@ -164,7 +155,7 @@ def test_generate_list_of_prompts_greedy_matches_transformers(pair, arch):
 def test_generate_beams_batched_match_transformers(pair, arch):
     hf, m = pair(arch)
     for kw in (dict(num_beams=4, num_return_sequences=2), dict(num_beams=3, length_penalty=0.5, early_stopping=True)):
-        want = [hf_generate(hf, p, max_new_tokens=8, **kw) for p in PROMPTS[:4]]
+        want = [hf_generate(hf, p, EOS, max_new_tokens=8, **kw) for p in PROMPTS[:4]]
         got = m.generate(PROMPTS[:4], max_new_tokens=8, batch_size=8, **kw)
         got = [g if isinstance(g, list) and g and isinstance(g[0], list) else [g] for g in got]
         assert got == want

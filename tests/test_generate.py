@@ -7,7 +7,7 @@ import pytest
 import llmc
 
 from conftest import lazy_import
-from hf_models import model_pairs
+from hf_models import hf_generate, model_pairs
 
 torch = lazy_import("torch")
 transformers = lazy_import("transformers")
@@ -35,25 +35,16 @@ def pair(tmp_path_factory):
     return model_pairs(tmp_path_factory, CONFIGS, eos=EOS)
 
 
-def hf_generate(m, prompt, **kw):
-    with torch.no_grad():
-        out = m.generate(torch.tensor([prompt]), pad_token_id=EOS, eos_token_id=EOS, do_sample=False, **kw)
-    rows = []
-    for row in out[:, len(prompt):].tolist():
-        rows.append(row[: row.index(EOS) + 1] if EOS in row else row)
-    return rows
-
-
 @pytest.mark.parametrize("arch", list(CONFIGS))
 def test_greedy_matches_transformers(pair, arch):
     m, lm = pair(arch)
     eos_seen = 0
     for p in PROMPTS:
-        ref = hf_generate(m, p, max_new_tokens=20)[0]
+        ref = hf_generate(m, p, EOS, max_new_tokens=20)[0]
         assert lm.generate(p, 20) == ref, p
         assert lm.generate(p, 20, temperature=0) == ref
         eos_seen += EOS in ref
-    ref = hf_generate(m, PROMPTS[0], max_new_tokens=15, repetition_penalty=1.3, no_repeat_ngram_size=2)[0]
+    ref = hf_generate(m, PROMPTS[0], EOS, max_new_tokens=15, repetition_penalty=1.3, no_repeat_ngram_size=2)[0]
     assert lm.generate(PROMPTS[0], 15, repetition_penalty=1.3, no_repeat_ngram_size=2) == ref
 
 
@@ -62,7 +53,7 @@ def test_greedy_matches_transformers(pair, arch):
 def test_beam_search_matches_transformers(pair, arch, nb, lp, es, nret):
     m, lm = pair(arch)
     for p in PROMPTS:
-        ref = hf_generate(m, p, max_new_tokens=12, num_beams=nb, length_penalty=lp, early_stopping=es,
+        ref = hf_generate(m, p, EOS, max_new_tokens=12, num_beams=nb, length_penalty=lp, early_stopping=es,
                           num_return_sequences=nret)
         ours = lm.generate(p, 12, num_beams=nb, length_penalty=lp, early_stopping=es, num_return_sequences=nret)
         assert (ours if nret > 1 else [ours]) == ref, p

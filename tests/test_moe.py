@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import lazy_import
+from hf_models import hf_generate
 
 import llmc
 
@@ -219,15 +220,6 @@ def test_session_incremental_equals_full(pair, arch):
     np.testing.assert_allclose(np.stack([got[0]] + got[1:]), full[5:], atol=TOL, rtol=0)
 
 
-def hf_generate(m, prompt, **kw):
-    with torch.no_grad():
-        out = m.generate(torch.tensor([prompt]), pad_token_id=EOS, eos_token_id=EOS, do_sample=False, **kw)
-    rows = []
-    for row in out[:, len(prompt):].tolist():
-        rows.append(row[: row.index(EOS) + 1] if EOS in row else row)
-    return rows
-
-
 PROMPTS = [[7, 8, 9], [10], [20, 21, 22, 23], [40, 41, 42, 43, 44, 45], [60, 61, 62], [80, 81, 82, 83]]
 
 
@@ -235,9 +227,9 @@ PROMPTS = [[7, 8, 9], [10], [20, 21, 22, 23], [40, 41, 42, 43, 44, 45], [60, 61,
 def test_greedy_and_beam_match_transformers(pair, arch):
     m, _, lm = pair(arch)
     for p in PROMPTS:
-        assert lm.generate(p, 16) == hf_generate(m, p, max_new_tokens=16)[0], p
+        assert lm.generate(p, 16) == hf_generate(m, p, EOS, max_new_tokens=16)[0], p
     for p in PROMPTS[:3]:
-        ref = hf_generate(m, p, max_new_tokens=10, num_beams=3, num_return_sequences=2)
+        ref = hf_generate(m, p, EOS, max_new_tokens=10, num_beams=3, num_return_sequences=2)
         assert lm.generate(p, 10, num_beams=3, num_return_sequences=2) == ref, p
 
 

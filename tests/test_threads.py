@@ -289,8 +289,8 @@ DECODE_CFGS = {
 }
 
 
-def _decode_steps(m, attention, n_new=20):
-    s = m.session(attention=attention)
+def _decode_steps(m, attention, n_new=20, interventions=None):
+    s = m.session(attention=attention, interventions=interventions)
     out = [s.append([1, 2, 3, 4, 5])]
     for _ in range(n_new):
         out.append(s.append([int(out[-1].argmax())]))
@@ -302,8 +302,11 @@ def _decode_steps(m, attention, n_new=20):
 def test_decode_team_same_bits_at_any_thread_count(name, dtype):
     """One decoded token runs on one team of threads whose steps' chunks are claimed by whichever thread is free
     (csrc/decode.c, team.c). A chunk computes the same thing on any thread, so the logits are bit-identical at 1, 2
-    and 3 threads and when four sessions decode at once (each with its own team); fp32 ones follow the full forward
-    (1e-4)."""
+    and 3 threads and when four sessions decode at once (each with its own team), and to the general forward
+    (blocks.c, which an intervention routes decoding through: a zero steering vector changes nothing); fp32 ones
+    follow the full forward (1e-4)."""
+    D = DECODE_CFGS[name].get("n_embd", DECODE_CFGS[name].get("hidden_size"))
+    general = [llmc.Steer(layer=0, vector=np.zeros(D, np.float32), scale=1.0)]
     m = llmc.Model.init(DECODE_CFGS[name], seed=4)
     if dtype:
         m.quantize(dtype)
@@ -312,6 +315,7 @@ def test_decode_team_same_bits_at_any_thread_count(name, dtype):
         for attention in ("flash", "standard"):
             llmc.set_num_threads(1)
             one = _decode_steps(m, attention)
+            np.testing.assert_array_equal(_decode_steps(m, attention, interventions=general), one)
             for n in (2, 3):
                 llmc.set_num_threads(n)
                 np.testing.assert_array_equal(_decode_steps(m, attention), one)
