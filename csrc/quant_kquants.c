@@ -117,7 +117,6 @@ static float make_q3_quants(int n, int nmax, const float *x, int8_t *L, int do_r
 /* A vector of LANES floats (or int32s), lane j holding sub-block j: GCC / Clang vector types, so the C below is
  * the per-block arithmetic written once for 8 blocks, compiled to SSE2 pairs or one AVX2 register. Comparisons
  * give masks (-1 / 0 per lane), used to select. */
-#pragma GCC diagnostic ignored "-Wpsabi" /* 32-byte vectors by value: only between always_inline functions */
 typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES)));
 
