@@ -6,8 +6,9 @@ fresh process that alternates, `--repeats` times: a read-bandwidth probe at that
 decoded tokens (greedy, KV cache, after a 16-token prompt). Probe and decode so see the same machine load, which on
 a shared machine changes by the minute. fraction = best tok/s x bytes per token / best bandwidth.
 
-The probe: NumPy's bitwise-or reduction over 512 MiB of int64, one slice per thread (each a plain streaming read
-with the GIL released; on this machine it reads faster than float sums or np.max, i.e. it is memory-bound).
+The probe: the faster of NumPy's bitwise-or reduction over 512 MiB (as int64) and a float32 matrix-vector product
+over the same 512 MiB (NumPy's own OpenBLAS, one thread each: OPENBLAS_NUM_THREADS=1), one slice of rows per
+thread, the GIL released: plain streaming reads that do less arithmetic per byte than any decode kernel.
 
 Models (random weights): GPT-2 small (124M, tied) and a ~112M Llama shape (d 768, 14 layers, 12/4 heads, SwiGLU
 2048, vocab 32000, tied). F32 loads the transformers-style checkpoint (GPT-2's Conv1D weights as stored, (in, out));
@@ -53,14 +54,19 @@ tied = m.config.get("tie_word_embeddings", m.arch == "gpt2")
 per_tok = sum(view.nbytes for name, view, ty, shape, _ in m._m.tensors()
               if not (name.endswith(("wpe.weight", "position_embeddings.weight"))
                       or (("wte" in name or "embed_tokens" in name or "token_embd" in name) and not tied)))
-buf = np.ones(64 << 20, np.int64)  # 512 MiB
-slices = np.array_split(buf, threads)
-def bandwidth():
-    ts = [threading.Thread(target=np.bitwise_or.reduce, args=(s,)) for s in slices]
-    t0 = time.perf_counter()
-    for t in ts: t.start()
-    for t in ts: t.join()
-    return buf.nbytes / (time.perf_counter() - t0) / 1e9
+buf = np.ones((1 << 16, 2048), np.float32)  # 512 MiB
+vec = np.ones(2048, np.float32)
+rows = np.array_split(np.arange(buf.shape[0]), threads)
+probes = [lambda a: np.bitwise_or.reduce(a.view(np.int64).ravel()), lambda a: a @ vec]
+def bandwidth():  # the faster of two streaming reads, one slice of rows per thread
+    best = 0.0
+    for probe in probes:
+        ts = [threading.Thread(target=probe, args=(buf[r[0]:r[-1] + 1],)) for r in rows]
+        t0 = time.perf_counter()
+        for t in ts: t.start()
+        for t in ts: t.join()
+        best = max(best, buf.nbytes / (time.perf_counter() - t0) / 1e9)
+    return best
 lib = ctypes.CDLL(counter) if counter != "-" else None
 s = m.session(capacity=PROMPT + (tokens + 1) * (repeats + 1))
 out = s.append(list(range(1, PROMPT + 1)))
@@ -103,7 +109,7 @@ def build_counter(tmp: str) -> str:
 
 
 def run_child(path: str, threads: int, tokens: int, repeats: int, llmc_root: str | None, counter: str | None) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
     if llmc_root:
         env["PYTHONPATH"] = llmc_root
     if counter:
