@@ -79,6 +79,7 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->dec_len);
     llmc_free(t->map);
     llmc_free(t->pairs);
+    llmc_free(t->pair_filter);
     llmc_bpe_trie_free(t);
     llmc_free(t->added);
     llmc_free(t->prefix_ids);
@@ -269,8 +270,12 @@ llmc_status llmc_tok_add_pair(llmc_tokenizer *t, uint32_t left, uint32_t right, 
 /* Rank and merged id of the pair (a, b); rank NO_TOKEN if they do not merge. */
 static inline uint32_t pair_rank(const llmc_tokenizer *t, uint32_t a, uint32_t b, uint32_t *id) {
     if (!t->pairs) return NO_TOKEN;
-    uint64_t key = (uint64_t)a << 32 | b;
-    for (size_t s = hash_pair(key) & t->pair_mask;; s = (s + 1) & t->pair_mask) {
+    uint64_t key = (uint64_t)a << 32 | b, h = hash_pair(key);
+    if (t->pair_filter) { /* no bit: certainly no merge */
+        uint64_t bit = h >> t->pair_filter_shift;
+        if (!(t->pair_filter[bit >> 6] >> (bit & 63) & 1)) return NO_TOKEN;
+    }
+    for (size_t s = h & t->pair_mask;; s = (s + 1) & t->pair_mask) {
         uint64_t k = t->pairs[s].key;
         if (k == key) {
             *id = t->pairs[s].id;
@@ -294,6 +299,23 @@ llmc_status llmc_tok_pairs_from_ranks(llmc_tokenizer *t) {
     return LLMC_OK;
 }
 
+/* The merges' filter: a bit per merge, indexed by the top bits of its hash (the table uses the low ones). */
+static llmc_status pair_filter_build(llmc_tokenizer *t) {
+    llmc_free(t->pair_filter);
+    t->pair_filter = NULL;
+    if (!t->pairs || !t->n_pairs) return LLMC_OK;
+    unsigned bits = 12;
+    while (bits < 40 && ((size_t)1 << bits) < 8 * t->n_pairs) bits++;
+    if (!(t->pair_filter = llmc_calloc(((size_t)1 << bits) / 64, sizeof(uint64_t), "merge filter"))) return LLMC_ERR_NOMEM;
+    t->pair_filter_shift = 64 - bits;
+    for (size_t s = 0; s <= t->pair_mask; s++) {
+        if (t->pairs[s].key == UINT64_MAX) continue;
+        uint64_t bit = hash_pair(t->pairs[s].key) >> t->pair_filter_shift;
+        t->pair_filter[bit >> 6] |= 1ull << (bit & 63);
+    }
+    return LLMC_OK;
+}
+
 llmc_status llmc_tok_finish(llmc_tokenizer *t) {
     if (!t->map) return llmc_fail(LLMC_ERR_INTERNAL, "tokenizer map not built");
     /* trim n_vocab to max id + 1 (the tables may be longer after doubling) */
@@ -301,7 +323,8 @@ llmc_status llmc_tok_finish(llmc_tokenizer *t) {
     /* 16 zero bytes after the last token: decoding copies short tokens 16 bytes at a time */
     if (llmc_grow((void **)&t->blob, &t->blob_cap, t->blob_len + 16, 1, "token bytes")) return LLMC_ERR_NOMEM;
     memset(t->blob + t->blob_len, 0, t->blob_cap - t->blob_len);
-    return llmc_bpe_trie_build(t); /* byte-level BPE: the vocabulary trie of the search encoder */
+    llmc_status st = pair_filter_build(t);
+    return st ? st : llmc_bpe_trie_build(t); /* byte-level BPE: the vocabulary trie of the search encoder */
 }
 
 void llmc_tokenizer_free_buffer(void *p) { llmc_free(p); }
