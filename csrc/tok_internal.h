@@ -187,6 +187,15 @@ struct llmc_tokenizer {
     size_t map_mask;
     llmc_pair_slot *pairs; /* merges */
     size_t pair_mask, n_pairs;
+    llmc_dat bt_dat;         /* byte-level BPE: the vocabulary (bytes -> id) of the search encoder (empty: none) */
+    /* the search encoder's pair checks, memoized for the tokenizer's life and shared by every thread and call:
+     * direct-mapped 8-byte slots ((a << 31 | b) << 1 | answer) + 1, 0 = empty; atomic, so concurrent encodes of the
+     * same tokenizer only ever see whole entries (an entry is a fact about the vocabulary, never stale) */
+    _Atomic uint64_t *bt_memo;
+    size_t bt_memo_mask;
+    /* short pieces -> their ids, memoized the same way (tokenizer.c's word_get/word_put: 64-byte seqlock slots) */
+    _Atomic uint64_t *bt_words;
+    size_t bt_words_mask;
     int32_t byte_id[256];  /* byte-level: each byte's token; char BPE: the <0xNN> byte-fallback tokens (or -1) */
     llmc_added_tok *added; /* special and added tokens, matched in the raw text */
     size_t n_added;
@@ -221,6 +230,20 @@ struct llmc_tokenizer {
     int spm_dummy_prefix, spm_remove_ws, spm_escape_ws;
     int spm_decode;       /* decoding follows sentencepiece: control pieces vanish, unk is its surface, ... */
 };
+
+/* ---------------------------------------------------------------- BPE by search (bpe_backtrack.c) */
+#define LLMC_BPE_NONE 0x7FFFFFFFu /* "no token before": compat(ctx, LLMC_BPE_NONE, b) asks whether b alone is valid */
+/* 1 if the merge loop turns bytes(a) + bytes(b) into exactly (a, b) (a == LLMC_BPE_NONE: bytes(b) into (b)), 0 if
+ * not, -1 on an allocation failure (message set). */
+typedef int (*llmc_bpe_compat_fn)(void *ctx, uint32_t a, uint32_t b);
+/* Build t->bt_dat and the memos (bt_memo, bt_words) for a byte-level BPE tokenizer with merges and all 256 byte
+ * tokens (else leave them empty). */
+llmc_status llmc_bpe_trie_build(llmc_tokenizer *t);
+void llmc_bpe_trie_free(llmc_tokenizer *t);
+/* The merge loop's output for one piece p[0..n) (n >= 1), found by search: tokens into out (room for n), count in
+ * *m; dead: scratch of n + 1 bytes. whole: a piece that is a token is that token (tiktoken). Needs t->bt_dat. */
+llmc_status llmc_bpe_backtrack(const llmc_tokenizer *t, const uint8_t *p, size_t n, int whole,
+                               llmc_bpe_compat_fn compat, void *ctx, uint32_t *out, uint8_t *dead, size_t *m);
 
 /* ---------------------------------------------------------------- Unigram (unigram.c) */
 /* Build the piece trie over ids [0, n_ids) (those with bytes and without LLMC_UNI_NOT_IN_TRIE), scores set. */

@@ -6,6 +6,7 @@
  * merged token. For tiktoken files a pair's rank is the rank of the concatenated token, which is exactly what
  * tiktoken's byte_pair_merge computes; for HF files it is the index in the `merges` list. Short pieces use a flat
  * array scan (O(n^2) but tiny n); long pieces use a linked list plus a binary heap with lazy deletion, O(n log n). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,6 +79,7 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->dec_len);
     llmc_free(t->map);
     llmc_free(t->pairs);
+    llmc_bpe_trie_free(t);
     llmc_free(t->added);
     llmc_free(t->prefix_ids);
     llmc_free(t->suffix_ids);
@@ -299,7 +301,7 @@ llmc_status llmc_tok_finish(llmc_tokenizer *t) {
     /* 16 zero bytes after the last token: decoding copies short tokens 16 bytes at a time */
     if (llmc_grow((void **)&t->blob, &t->blob_cap, t->blob_len + 16, 1, "token bytes")) return LLMC_ERR_NOMEM;
     memset(t->blob + t->blob_len, 0, t->blob_cap - t->blob_len);
-    return LLMC_OK;
+    return llmc_bpe_trie_build(t); /* byte-level BPE: the vocabulary trie of the search encoder */
 }
 
 void llmc_tokenizer_free_buffer(void *p) { llmc_free(p); }
@@ -487,6 +489,10 @@ typedef struct {
     uint32_t rank, id;
 } pair_memo;
 
+/* Byte-level BPE pieces that miss the piece caches are encoded by search (bpe_backtrack.c), which asks whether
+ * adjacent tokens are compatible; the answers are memoized in the tokenizer (t->bt_memo). Short calls keep the
+ * merge loop (a cold memo would cost more than it saves). */
+
 /* Per-thread scratch for encoding: output ids, merge buffers, and a cache of piece -> ids. */
 typedef struct {
     int32_t *out;
@@ -504,6 +510,13 @@ typedef struct {
     size_t cap_tmp, cap_tmp2;
     hot_slot *hot; /* HOT_SLOTS direct-mapped recent whole-piece hits (NULL: not used for short calls) */
     pair_memo *pmemo; /* PAIR_MEMO_SLOTS direct-mapped recent merge lookups (NULL: not used for short calls) */
+    int search;       /* byte-level BPE pieces go to the search encoder when the tokenizer has one */
+    uint32_t *bt_out; /* the search encoder's token stack */
+    uint8_t *bt_dead; /* its dead positions */
+    size_t cap_bt;
+    uint32_t *tr_at;   /* (n_vocab,) 1 + where a token's merge trace starts in tr_data; 0: not made yet */
+    uint32_t *tr_data; /* traces: [merges | valid << 31], then (rank, first symbol, last symbol) after each merge */
+    size_t n_tr, cap_tr;
     llmc_split_scratch split; /* the general pre-tokenizer's pieces */
     llmc_uni_scratch uni;     /* Unigram's Viterbi arrays */
 } enc_ctx;
@@ -523,6 +536,10 @@ static void ctx_free(enc_ctx *c) {
     llmc_free(c->tmp2);
     llmc_free(c->hot);
     llmc_free(c->pmemo);
+    llmc_free(c->bt_out);
+    llmc_free(c->bt_dead);
+    llmc_free(c->tr_at);
+    llmc_free(c->tr_data);
     llmc_split_scratch_free(&c->split);
     llmc_uni_scratch_free(&c->uni);
     memset(c, 0, sizeof *c);
@@ -622,7 +639,8 @@ static inline uint32_t pair_rank_c(const llmc_tokenizer *t, enc_ctx *c, uint32_t
 }
 
 // sym: (m,) symbols -> merged in place; *m updated. Array scan: for each step, the lowest (rank, position).
-static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
+// trace: NULL, or room for 3 (m - 1): (rank, first symbol, last symbol) after each merge.
+static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp, uint32_t *trace) {
     size_t m = *mp;
     uint32_t *sym = c->sym, *rk = c->rank, *nid = c->nid;
     for (size_t i = 0; i + 1 < m; i++) rk[i] = pair_rank_c(t, c, sym[i], sym[i + 1], &nid[i]);
@@ -641,6 +659,12 @@ static void merge_short(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
         memmove(rk + bi + 1, rk + bi + 2, (m - bi - 2) * sizeof(uint32_t));
         memmove(nid + bi + 1, nid + bi + 2, (m - bi - 2) * sizeof(uint32_t));
         m--;
+        if (trace) {
+            trace[0] = best;
+            trace[1] = sym[0];
+            trace[2] = sym[m - 1];
+            trace += 3;
+        }
         if (bi > 0) rk[bi - 1] = pair_rank_c(t, c, sym[bi - 1], sym[bi], &nid[bi - 1]);
         rk[bi] = bi + 1 < m ? pair_rank_c(t, c, sym[bi], sym[bi + 1], &nid[bi]) : NO_TOKEN;
     }
@@ -675,7 +699,8 @@ static inline uint64_t heap_pop(uint64_t *h, size_t *n) {
 }
 
 // sym: (m,) -> merged, compacted in place. Linked list + min-heap of (rank, left position), O(m log m).
-static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
+// trace: as for merge_short.
+static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp, uint32_t *trace) {
     size_t m = *mp;
     uint32_t *sym = c->sym;
     int32_t *prev = c->prev, *next = c->next;
@@ -683,7 +708,7 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
     if (llmc_grow((void **)&c->heap, &c->cap_heap, 3 * m + 4, sizeof(uint64_t), "BPE heap")) return LLMC_ERR_NOMEM;
     uint64_t *h = c->heap;
     size_t hn = 0;
-    uint32_t id;
+    uint32_t id, last = m - 1; /* the last live symbol */
     for (size_t i = 0; i < m; i++) {
         prev[i] = (int32_t)i - 1;
         next[i] = i + 1 < m ? (int32_t)i + 1 : -1;
@@ -699,6 +724,13 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
         sym[L] = id;
         sym[R] = NO_TOKEN;
         next[L] = next[R];
+        if (R == last) last = L;
+        if (trace) {
+            trace[0] = r;
+            trace[1] = sym[0];
+            trace[2] = sym[last];
+            trace += 3;
+        }
         if (next[R] >= 0) prev[next[R]] = (int32_t)L;
         uint32_t id2, r2;
         if (prev[L] >= 0 && (r2 = pair_rank_c(t, c, sym[prev[L]], sym[L], &id2)) != NO_TOKEN)
@@ -712,10 +744,182 @@ static llmc_status merge_long(const llmc_tokenizer *t, enc_ctx *c, size_t *mp) {
     return LLMC_OK;
 }
 
+/* The search encoder's pair check (llmc_bpe_compat_fn): the merge loop on bytes(a) + bytes(b), memoized. */
+typedef struct {
+    const llmc_tokenizer *t;
+    enc_ctx *c;
+} compat_arg;
+
+/* Where token id's merge trace starts in c->tr_data, + 1 (0: out of memory). The trace is the merge loop on the
+ * token's own bytes: [merges | valid << 31] (valid: it ends as the token itself), then (rank, first symbol, last
+ * symbol) after each merge. */
+static uint32_t token_trace(const llmc_tokenizer *t, enc_ctx *c, uint32_t id) {
+    if (!c->tr_at && !(c->tr_at = llmc_calloc(t->n_vocab, sizeof(uint32_t), "BPE traces"))) return 0;
+    if (c->tr_at[id]) return c->tr_at[id];
+    size_t n = t->tok_len[id], m = n, need;
+    if (!llmc_add_ok(c->n_tr, 3 * n + 1, &need) || need >= UINT32_MAX ||
+        llmc_grow((void **)&c->tr_data, &c->cap_tr, need, sizeof(uint32_t), "BPE traces") || reserve_sym(c, n + 1))
+        return 0;
+    const uint8_t *p = t->blob + t->tok_off[id];
+    for (size_t i = 0; i < n; i++) c->sym[i] = (uint32_t)t->byte_id[p[i]];
+    uint32_t *tr = c->tr_data + c->n_tr;
+    if (m <= SHORT_PIECE) merge_short(t, c, &m, tr + 1);
+    else if (merge_long(t, c, &m, tr + 1)) return 0;
+    tr[0] = (uint32_t)(n - m) | (uint32_t)(m == 1 && c->sym[0] == id) << 31;
+    c->tr_at[id] = (uint32_t)c->n_tr + 1;
+    c->n_tr += 1 + 3 * (n - m);
+    return c->tr_at[id];
+}
+
+/* Does the merge loop on bytes(a) + bytes(b) end as (a, b)? Until a merge crosses between the two, each side merges
+ * as it does alone (its trace); the run takes, in turn, the lowest of the left side's next merge, the pair across
+ * (the left side's last symbol and the right side's first) and the right side's next merge, the leftmost on ties. */
+static int pair_ok(const llmc_tokenizer *t, enc_ctx *c, uint32_t a, uint32_t b, const uint32_t *ta,
+                   const uint32_t *tb) {
+    uint32_t na = ta[0] & 0x7FFFFFFFu, nb = tb[0] & 0x7FFFFFFFu, i = 0, j = 0, id;
+    uint32_t x = (uint32_t)t->byte_id[t->blob[t->tok_off[a] + t->tok_len[a] - 1]], y = (uint32_t)t->byte_id[t->blob[t->tok_off[b]]];
+    uint32_t rc = pair_rank_c(t, c, x, y, &id);
+    for (;;) {
+        uint32_t ra = i < na ? ta[1 + 3 * i] : NO_TOKEN, rb = j < nb ? tb[1 + 3 * j] : NO_TOKEN;
+        if (rc < ra && rc <= rb) return 0; /* the pair across merges first (left of b's pairs, right of a's) */
+        if (ra == NO_TOKEN && rb == NO_TOKEN) return 1; /* both done, as a and b, and (a, b) does not merge */
+        if (ra <= rb) {
+            uint32_t nx = ta[1 + 3 * i + 2];
+            i++;
+            if (nx != x) rc = pair_rank_c(t, c, x = nx, y, &id);
+        } else {
+            uint32_t ny = tb[1 + 3 * j + 1];
+            j++;
+            if (ny != y) rc = pair_rank_c(t, c, x, y = ny, &id);
+        }
+    }
+}
+
+static int bt_compat(void *arg, uint32_t a, uint32_t b) {
+    const llmc_tokenizer *t = ((compat_arg *)arg)->t;
+    enc_ctx *c = ((compat_arg *)arg)->c;
+    uint64_t key = (uint64_t)a << 31 | b; /* ids are below 2^31 */
+    _Atomic uint64_t *e = &t->bt_memo[(hash_pair(key) >> 32) & t->bt_memo_mask];
+    uint64_t v = atomic_load_explicit(e, memory_order_relaxed);
+    if (v && (v - 1) >> 1 == key) return (int)((v - 1) & 1);
+    uint32_t ob = token_trace(t, c, b), oa = a == LLMC_BPE_NONE ? 1 : token_trace(t, c, a);
+    if (!ob || !oa) return -1;
+    const uint32_t *tb = c->tr_data + ob - 1; /* pointers after both traces exist: making one may move tr_data */
+    int ok = (int)(tb[0] >> 31); /* b must be its own bytes' output */
+    if (ok && a != LLMC_BPE_NONE) ok = pair_ok(t, c, a, b, c->tr_data + oa - 1, tb);
+    atomic_store_explicit(e, (key << 1 | (uint64_t)ok) + 1, memory_order_relaxed);
+    return ok;
+}
+
+/* Encode piece p[0..n) by search into c->sym[0..*m). */
+static llmc_status bt_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n, size_t *m) {
+    if (n + 1 > c->cap_bt) {
+        size_t a = c->cap_bt, b = c->cap_bt;
+        if (llmc_grow((void **)&c->bt_out, &a, n + 1, sizeof(uint32_t), "BPE search") ||
+            llmc_grow((void **)&c->bt_dead, &b, n + 1, 1, "BPE search"))
+            return LLMC_ERR_NOMEM;
+        c->cap_bt = a < b ? a : b;
+    }
+    compat_arg arg = {t, c};
+    llmc_status st = llmc_bpe_backtrack(t, p, n, t->whole_piece_first, bt_compat, &arg, c->bt_out, c->bt_dead, m);
+    if (st || (st = reserve_sym(c, *m + 1))) return st;
+    memcpy(c->sym, c->bt_out, *m * sizeof(uint32_t));
+    return LLMC_OK;
+}
+
+/* The tokenizer's memo of short pieces (t->bt_words, byte-level BPE): pieces of at most 16 bytes with at most 8
+ * ids, direct-mapped, one 64-byte line per slot, shared by every thread and call. A slot is a seqlock of 8 atomic
+ * words: [sequence (odd while written)] [hash << 32 | length << 8 | ids] [key bytes 0-7] [8-15] [ids, two a word].
+ * A reader that sees the sequence change (or odd) treats the slot as a miss; a writer that finds it taken skips. */
+#define WORD_MAX_BYTES 16
+#define WORD_MAX_IDS 8
+
+// piece: hash hk, length n, first 16 bytes k0, k1 -> ids: (*m,) if the slot holds it
+static int word_get(const llmc_tokenizer *t, uint64_t hk, size_t n, uint64_t k0, uint64_t k1, uint32_t *ids,
+                    size_t *m) {
+    _Atomic uint64_t *w = t->bt_words + 8 * (size_t)(hk & t->bt_words_mask);
+    uint64_t s0 = atomic_load_explicit(&w[0], memory_order_acquire);
+    if (s0 & 1) return 0;
+    uint64_t hdr = atomic_load_explicit(&w[1], memory_order_relaxed);
+    if ((hdr & ~(uint64_t)0xFF) != ((hk >> 32) << 32 | (uint64_t)n << 8) ||
+        atomic_load_explicit(&w[2], memory_order_relaxed) != k0 ||
+        atomic_load_explicit(&w[3], memory_order_relaxed) != k1)
+        return 0;
+    size_t k = hdr & 0xFF;
+    for (size_t i = 0; i < k; i += 2) {
+        uint64_t v = atomic_load_explicit(&w[4 + i / 2], memory_order_relaxed);
+        ids[i] = (uint32_t)v;
+        ids[i + 1] = (uint32_t)(v >> 32); /* ids has room for WORD_MAX_IDS */
+    }
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&w[0], memory_order_relaxed) != s0) return 0; /* rewritten meanwhile */
+    *m = k;
+    return 1;
+}
+
+static void word_put(const llmc_tokenizer *t, uint64_t hk, size_t n, uint64_t k0, uint64_t k1, const uint32_t *ids,
+                     size_t m) {
+    _Atomic uint64_t *w = t->bt_words + 8 * (size_t)(hk & t->bt_words_mask);
+    uint64_t s = atomic_load_explicit(&w[0], memory_order_relaxed);
+    if ((s & 1) || !atomic_compare_exchange_strong_explicit(&w[0], &s, s + 1, memory_order_acquire,
+                                                            memory_order_relaxed))
+        return; /* another thread is writing this slot */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&w[1], (hk >> 32) << 32 | (uint64_t)n << 8 | m, memory_order_relaxed);
+    atomic_store_explicit(&w[2], k0, memory_order_relaxed);
+    atomic_store_explicit(&w[3], k1, memory_order_relaxed);
+    for (size_t i = 0; i < m; i += 2)
+        atomic_store_explicit(&w[4 + i / 2], ids[i] | (i + 1 < m ? (uint64_t)ids[i + 1] << 32 : 0),
+                              memory_order_relaxed);
+    atomic_store_explicit(&w[0], s + 2, memory_order_release);
+}
+
+/* A short piece of a byte-level BPE tokenizer through the tokenizer's memo (t->bt_words). */
+static llmc_status bpe_word(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
+    uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
+    uint32_t ids[WORD_MAX_IDS];
+    size_t m = 0;
+    llmc_status st;
+    if (c->n_out + WORD_MAX_IDS > c->cap_out &&
+        llmc_grow((void **)&c->out, &c->cap_out, c->n_out + WORD_MAX_IDS, sizeof(int32_t), "token ids"))
+        return LLMC_ERR_NOMEM;
+    if (word_get(t, hk, n, k0, k1, ids, &m)) {
+        memcpy(c->out + c->n_out, ids, m * sizeof(uint32_t));
+        c->n_out += m;
+        return LLMC_OK;
+    }
+    int32_t id = t->whole_piece_first ? lookup_hashed(t, p, n, hk, k0, k1) : -1; /* tiktoken: a token is itself */
+    if (id >= 0) {
+        ids[0] = (uint32_t)id;
+        m = 1;
+    } else {
+        if (c->search) {
+            if ((st = bt_piece(t, c, p, n, &m))) return st;
+        } else {
+            if ((st = initial_symbols(t, c, p, n, &m))) return st;
+            merge_short(t, c, &m, NULL); /* n <= 16 symbols */
+        }
+        if (c->n_out + m > c->cap_out &&
+            llmc_grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
+            return LLMC_ERR_NOMEM;
+        memcpy(c->out + c->n_out, c->sym, m * sizeof(uint32_t));
+        c->n_out += m;
+        if (m <= WORD_MAX_IDS) word_put(t, hk, n, k0, k1, c->sym, m);
+        return LLMC_OK;
+    }
+    c->out[c->n_out++] = id;
+    word_put(t, hk, n, k0, k1, ids, m);
+    return LLMC_OK;
+}
+
 /* BPE-encode one piece and append its ids. */
 static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t *p, size_t n) {
     if (n == 0) return LLMC_OK; /* an empty piece has no tokens */
-    if (t->whole_piece_first) { /* tiktoken and HF ignore_merges: a piece that is a token is that token */
+    if (n <= WORD_MAX_BYTES && t->bt_words) return bpe_word(t, c, p, n);
+    const int search = c->search && t->bt_memo;
+    /* tiktoken and HF ignore_merges: a piece that is a token is that token (the search checks long pieces itself:
+     * its first walk down the trie goes the whole way) */
+    if (t->whole_piece_first && (n <= 16 || !search)) {
         uint64_t k0, k1, hk = key_hash(p, n, &k0, &k1);
         int32_t id;
         if (c->hot && n <= 16) {
@@ -751,12 +955,22 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     }
     size_t m = 0;
     llmc_status st;
+    if (t->model == LLMC_MODEL_UNIGRAM && !cached) { /* Viterbi straight into the output (at most n + 1 ids) */
+        if (c->n_out + n + 1 > c->cap_out &&
+            llmc_grow((void **)&c->out, &c->cap_out, c->n_out + n + 1, sizeof(int32_t), "token ids"))
+            return LLMC_ERR_NOMEM;
+        if ((st = llmc_unigram_piece(t, &c->uni, p, n, (uint32_t *)(c->out + c->n_out), &m))) return st;
+        c->n_out += m;
+        return LLMC_OK;
+    }
     if (t->model == LLMC_MODEL_UNIGRAM) { /* Viterbi: at most one id per byte */
         if ((st = reserve_sym(c, n + 1)) || (st = llmc_unigram_piece(t, &c->uni, p, n, c->sym, &m))) return st;
+    } else if (search) {
+        if ((st = bt_piece(t, c, p, n, &m))) return st;
     } else {
         if ((st = initial_symbols(t, c, p, n, &m))) return st;
-        if (m <= SHORT_PIECE) merge_short(t, c, &m);
-        else if ((st = merge_long(t, c, &m))) return st;
+        if (m <= SHORT_PIECE) merge_short(t, c, &m, NULL);
+        else if ((st = merge_long(t, c, &m, NULL))) return st;
     }
     if (c->n_out + m > c->cap_out && llmc_grow((void **)&c->out, &c->cap_out, c->n_out + m, sizeof(int32_t), "token ids"))
         return LLMC_ERR_NOMEM;
@@ -1162,6 +1376,7 @@ static llmc_status ctx_init(enc_ctx *c, int hot) {
             return LLMC_ERR_NOMEM;
         }
         for (size_t i = 0; i < PAIR_MEMO_SLOTS; i++) c->pmemo[i].key = UINT64_MAX;
+        c->search = 1;
     }
     return LLMC_OK;
 }

@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 CC=${CC:-clang}
 CFLAGS="-std=c11 -g -O1 -fno-omit-frame-pointer -fopenmp -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I../csrc"
 PARSERS="../csrc/json.c ../csrc/error.c ../csrc/file.c ../csrc/interrupt.c stubs.c"
-TOKENIZER="../csrc/tokenizer.c ../csrc/tokenizer_hf.c ../csrc/pretokenize.c ../csrc/wordpiece.c ../csrc/nfc.c ../csrc/unicode_tables.c ../csrc/regex.c ../csrc/pretok_split.c ../csrc/normalize.c ../csrc/grapheme.c ../csrc/spm_charsmap.c ../csrc/unigram.c ../csrc/tokenizer_spm.c ../csrc/spm_proto.c ../csrc/dat.c"
+TOKENIZER="../csrc/tokenizer.c ../csrc/tokenizer_hf.c ../csrc/pretokenize.c ../csrc/wordpiece.c ../csrc/nfc.c ../csrc/unicode_tables.c ../csrc/regex.c ../csrc/pretok_split.c ../csrc/normalize.c ../csrc/grapheme.c ../csrc/spm_charsmap.c ../csrc/unigram.c ../csrc/tokenizer_spm.c ../csrc/spm_proto.c ../csrc/dat.c ../csrc/bpe_backtrack.c"
 # the SIMD table (safetensors' bf16/f16 conversion does not use it, but headers reference it)
 SIMD="../csrc/simd.c ../csrc/simd_scalar.c ../csrc/simd_avx2.c ../csrc/simd_avx512.c"
 build() { # name sources...
