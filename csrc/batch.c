@@ -33,7 +33,7 @@
 #define GROUP_TOKENS 2048  /* cached tokens of one group of whole sequences (forward_batch, embed): bounds the KV */
 #define SMALL_T_CONV1D 16  /* GPT-2's F32 (in, out) Conv1D weights: products of 2 to this many rows take the
                             * streaming kernel below (past it, BLAS sgemm is faster) */
-#define SMALL_KB 64        /* Conv1D weight rows (in) per chunk of the streaming kernel */
+#define SMALL_KB 64     /* Conv1D weight rows (in) per chunk of the streaming kernel */
 #define SHORT_APPEND 8     /* appends of at most this many tokens take the decode path of quantized weights, as an
                             * unbatched append does (quant_matmul.c's DECODE_MAX_T) */
 
@@ -101,10 +101,10 @@ static llmc_status ensure_scratch(llmc_batch *b, size_t T) {
 /* ---------------------------------------------------------------- products over the rows of segments */
 /* y (T, out) = beta * y + x (T, in) @ W for an F32 GPT-2 Conv1D weight W: (in, out) and few rows T (a decode step of
  * a batch), beta 0 or 1. BLAS sgemm first packs all of W, a copy as large as the weights, which for a few rows costs
- * more than the product; here y (T, out) (+)= x[:, p0:p0+kb] @ W[p0:p0+kb] chunk by chunk, in place, through the
- * register-blocked SIMD tile (simd.h gemm_tile), W read in chunks of SMALL_KB whole rows (contiguous memory, no
- * strided walk down the columns); each thread owns a range of columns of y, 16-aligned. (Weights stored (out, in),
- * every other F32 weight, take llmc_matmul_typed's few-row path.) */
+ * more than the product; here W is read in place, in chunks of SMALL_KB whole rows (contiguous memory), each
+ * multiplied into all T rows by the few-row kernel (simd.h rows_in_out: strips of 24 columns held in L1) and added
+ * into y. Each thread owns a range of columns of y, 24-aligned. (Weights stored (out, in), every other F32 weight,
+ * take llmc_matmul_typed's few-row path.) */
 static llmc_status conv1d_few_rows(const float *x, const wmat *w, float *y, size_t T, size_t in, size_t out,
                                    float beta) {
     const float *W = w->data;
@@ -113,7 +113,8 @@ static llmc_status conv1d_few_rows(const float *x, const wmat *w, float *y, size
     if (2.0 * (double)T * (double)in * (double)out < 4e6) nt = 1; /* too small to split */
     const llmc_simd_kernels *k = llmc_k;
     size_t cols = (out + (size_t)nt - 1) / (size_t)nt;
-    cols = (cols + 15) / 16 * 16;
+    cols = (cols + 23) / 24 * 24;
+    llmc_flops_note(T, out, in); /* counted as the sgemm it replaces (llmc.scaling.count_flops) */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int th = 0; th < nt; th++) {
         const size_t c0 = (size_t)th * cols, c1 = c0 + cols < out ? c0 + cols : out;
@@ -121,7 +122,7 @@ static llmc_status conv1d_few_rows(const float *x, const wmat *w, float *y, size
         for (size_t p0 = 0; p0 < in; p0 += SMALL_KB) {
             const size_t kb = in - p0 < SMALL_KB ? in - p0 : SMALL_KB;
             // y[:, c0:c1] (+)= x[:, p0:p0+kb] (T, kb) @ W[p0:p0+kb, c0:c1] (kb, c1-c0)
-            k->gemm_tile(T, c1 - c0, kb, x + p0, in, 1, W + p0 * out + c0, out, y + c0, out, p0 > 0 || beta != 0.0f);
+            k->rows_in_out(x + p0, in, T, kb, W + p0 * out + c0, out, c1 - c0, y + c0, out, p0 > 0 || beta != 0.0f);
         }
     }
     return LLMC_OK;
@@ -143,7 +144,7 @@ static llmc_status seg_matmul(const seg *sg, size_t n, const float *x, const wma
         /* one product: llmc_matmul_typed picks sgemv (one row), its few-row kernel or sgemm; a Conv1D (in, out)
          * weight takes the streaming kernel above for a few rows (threshold measured on GPT-2 124M shapes,
          * benchmarks/bench_batch.py) */
-        if (w->in_out && rows > 1 && rows <= SMALL_T_CONV1D && llmc_simd_get_level() != LLMC_SIMD_SCALAR)
+        if (w->in_out && rows > 1 && rows <= SMALL_T_CONV1D)
             return conv1d_few_rows(x, w, y, rows, in, out, beta);
         return model_matmul_w(x, w, y, rows, in, out, beta);
     }

@@ -41,6 +41,11 @@ typedef struct {
      * the places of j and t, so a row's result never depends on the other rows. */
     void (*rows_dot)(const float *w, size_t nw, size_t in, const float *x, size_t T, float *y, size_t ldy,
                      float beta);
+    /* The same few-row product for a weight stored (in, out) (GPT-2's F32 Conv1D; never threads): y (T, n) with row
+     * stride ldy = (accumulate ? y : 0) + x (T, k; row stride ldx) @ w (k, n; row stride ldw). Each output is a
+     * sum over k in order, the same whatever T and the places of its row and column. */
+    void (*rows_in_out)(const float *x, size_t ldx, size_t T, size_t k, const float *w, size_t ldw, size_t n,
+                        float *y, size_t ldy, int accumulate);
 } llmc_simd_kernels;
 
 /* The active table (set at start-up to the best level; tests may switch it with llmc_simd_set_level). */
@@ -52,8 +57,11 @@ extern const llmc_simd_kernels llmc_simd_scalar;
 extern const llmc_simd_kernels llmc_simd_avx2;
 extern const llmc_simd_kernels llmc_simd_avx512;
 
-/* rows_dot_avx2.c (x86 only): the AVX2 + FMA rows_dot, shared by the AVX2 and AVX-512 tables */
+/* rows_dot_avx2.c, rows_in_out_avx2.c (x86 only): the AVX2 + FMA few-row kernels, shared by the AVX2 and AVX-512
+ * tables */
 void llmc_rows_dot_avx2(const float *w, size_t nw, size_t in, const float *x, size_t T, float *y, size_t ldy,
                         float beta);
+void llmc_rows_in_out_avx2(const float *x, size_t ldx, size_t T, size_t k, const float *w, size_t ldw, size_t n,
+                           float *y, size_t ldy, int accumulate);
 
 #endif

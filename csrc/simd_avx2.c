@@ -275,6 +275,7 @@ TGT static void v_softmax_cols_online(float *s, size_t rows, size_t cols, size_t
 const llmc_simd_kernels llmc_simd_avx2 = {
     "avx2", v_dot, v_axpy, v_scale, v_max, v_sum, v_sumsq, v_sq_dev_sum, v_exp_shift_sum, v_shift_scale_add,
     v_norm_affine, v_silu, v_gelu_tanh, v_gemm_tile, v_softmax_cols_online, llmc_rows_dot_avx2,
+    llmc_rows_in_out_avx2,
 };
 #else
 #include "simd.h"

@@ -311,6 +311,7 @@ TGT static void w_softmax_cols_online(float *s, size_t rows, size_t cols, size_t
 const llmc_simd_kernels llmc_simd_avx512 = {
     "avx512", w_dot, w_axpy, w_scale, w_max, w_sum, w_sumsq, w_sq_dev_sum, w_exp_shift_sum, w_shift_scale_add,
     w_norm_affine, w_silu, w_gelu_tanh, w_gemm_tile, w_softmax_cols_online, llmc_rows_dot_avx2,
+    llmc_rows_in_out_avx2,
 };
 #else
 #include "simd.h"

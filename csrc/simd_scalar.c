@@ -109,7 +109,18 @@ static void s_rows_dot(const float *w, size_t nw, size_t in, const float *x, siz
         }
 }
 
+// x: (T, k) row stride ldx; w: (k, n) row stride ldw; y: (T, n) row stride ldy = (accumulate ? y : 0) + x @ w
+static void s_rows_in_out(const float *x, size_t ldx, size_t T, size_t k, const float *w, size_t ldw, size_t n,
+                          float *y, size_t ldy, int accumulate) {
+    for (size_t t = 0; t < T; t++)
+        for (size_t c = 0; c < n; c++) {
+            float s = 0.0f;
+            for (size_t p = 0; p < k; p++) s += x[t * ldx + p] * w[p * ldw + c];
+            y[t * ldy + c] = accumulate ? y[t * ldy + c] + s : s;
+        }
+}
+
 const llmc_simd_kernels llmc_simd_scalar = {
     "scalar", s_dot, s_axpy, s_scale, s_max, s_sum, s_sumsq, s_sq_dev_sum, s_exp_shift_sum, s_shift_scale_add,
-    s_norm_affine, s_silu, s_gelu_tanh, s_gemm_tile, s_softmax_cols_online, s_rows_dot,
+    s_norm_affine, s_silu, s_gelu_tanh, s_gemm_tile, s_softmax_cols_online, s_rows_dot, s_rows_in_out,
 };

@@ -303,11 +303,26 @@ def test_perplexity_of_texts_is_batched_and_equals_each_text_alone(pair):
         llmc.perplexity(m, texts=[[1], [2]])
 
 
+@pytest.mark.parametrize("level", ["scalar", "avx2"])
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 @pytest.mark.parametrize("B", [2, 5, 13, 17, 70])
-def test_streaming_kernel_odd_sizes(kind, B):
-    """Decode steps of 2..64 rows take batch.c's streaming F32 kernel (GPT-2's Conv1D weights 2..16; more: BLAS):
-    widths that are no multiple of 8, an odd number of weight rows, two threads."""
+def test_streaming_kernel_odd_sizes(kind, B, level):
+    """Decode steps of 2..64 rows take the few-row F32 kernels (llmc_matmul_typed's rows_dot; GPT-2's Conv1D
+    weights rows_in_out for 2..16 rows; more: BLAS), at each SIMD level, against unbatched appends (BLAS sgemv /
+    sgemm): widths that are no multiple of 8 or 24, an odd number of weight rows, two threads."""
+    levels = {"scalar": 0, "avx2": 1, "avx512": 2}
+    best = llmc.simd_info()["best"]
+    if levels[level] > levels[best]:
+        pytest.skip(f"CPU lacks {level}")
+    before = levels[llmc.simd_info()["active"]]
+    llmc._core.set_simd_level(levels[level])
+    try:
+        _streaming_kernel_odd_sizes(kind, B)
+    finally:
+        llmc._core.set_simd_level(before)
+
+
+def _streaming_kernel_odd_sizes(kind, B):
     cfg = (dict(TINY, hidden_size=36, intermediate_size=44, num_attention_heads=2, num_key_value_heads=1)
            if kind == "llama" else dict(model_type="gpt2", vocab_size=V, n_embd=36, n_layer=2, n_head=2, n_positions=64))
     m = llmc.Model.init(cfg, seed=6)

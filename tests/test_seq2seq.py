@@ -333,7 +333,7 @@ def test_converted_weights(tmp_path, dtype):
 @pytest.mark.parametrize("kind", ["t5", "bart"])
 def test_beams_decode_like_one_sequence(models, kind):
     """B beams fed the same tokens give B copies of the single-sequence logits, on every SIMD level (2-8 beams
-    take the few-rows matmul of seq2seq_matmul.c, its AVX2 kernel and its portable path); reorder moves caches."""
+    take llmc_matmul_typed's few-row path, its AVX2 kernel and its portable one); reorder moves caches."""
     _, ours, _ = models[kind]
     dec = _dec_ids(kind)[:6]
     ref = ours.logits(SRC, dec)
