@@ -2,10 +2,12 @@
 
 Shapes (M tokens of a 512-token GPT-2-small prefill): the attention projections (qkv 768 -> 2304, out 768 -> 768),
 the MLP (768 -> 3072, 3072 -> 768) and the lm head (768 -> 50257). The weight is stored (out, in) like llmc's
-Linear weights, so every product is x @ W^T. llmc runs one threaded OpenBLAS call whose jobs run on llmc's OpenMP
-threads (csrc/threads.c); NumPy's wheel runs its own OpenBLAS with its own pthreads (threads limited with
-threadpoolctl); torch runs its own kernels on its OpenMP threads. The libraries are timed in turn inside each repeat
-(interleaved), so load from other processes hits them alike; each number is the best of the repeats. Prints a table
+Linear weights, so every product is x @ W^T. llmc cuts a product into 2 chunks of rows or columns per thread,
+claimed by its OpenMP threads, each a single-threaded OpenBLAS call (csrc/threads.c); NumPy's wheel runs its own
+OpenBLAS with its own pthreads (threads limited with threadpoolctl); torch runs its own kernels on its OpenMP
+threads. The libraries are timed in turn inside each repeat
+(interleaved), so load from other processes hits them alike; each number is the best of the repeats (short
+samples of ~0.5 GFLOP, many repeats: on a shared machine the best sample is the one least disturbed). Prints a table
 and writes JSON.
 
     python benchmarks/bench_gemm.py [--threads 1 2] [--repeats R] [--out FILE]
@@ -50,7 +52,7 @@ def timed(fn, n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "llmc-bench", "gemm.json"),
                     help="the JSON file to write (benchmarks/results/gemm.json to refresh the committed one)")
     args = ap.parse_args()
@@ -63,15 +65,16 @@ def main():
         wt = w.T  # a transposed view: x @ W^T without a copy
         wb = w.view(np.uint8)  # the same bytes as llmc's typed-weight API takes them
         flops = 2.0 * m * n * k
-        calls = max(1, int(2e9 / flops))  # ~2 GFLOP per sample
+        calls = max(1, int(5e8 / flops))  # ~0.5 GFLOP per sample: short samples, many repeats (best of)
         for nt in args.threads:
             llmc.set_num_threads(nt)
             # llmc: the models' own entry (llmc_matmul_typed on an F32 weight: sgemm with W transposed, no copy)
-            fns = {"llmc": lambda: llmc.quant.matmul(x, wb, "f32"), "numpy": lambda: np.matmul(x, wt)}
+            fns = {"llmc": lambda: llmc.quant.matmul(x, wb, "f32")}
             if torch is not None:
                 torch.set_num_threads(nt)
                 tx, tw = torch.from_numpy(x), torch.from_numpy(w)
                 fns["torch"] = lambda: torch.nn.functional.linear(tx, tw)
+            fns["numpy"] = lambda: np.matmul(x, wt)  # last in each repeat: see the pause below
             best = {k2: float("inf") for k2 in fns}
             ctx = threadpool_limits(limits=nt, user_api="blas") if threadpool_limits else None
             try:
@@ -82,6 +85,11 @@ def main():
                 for _ in range(args.repeats):
                     for key, f in fns.items():
                         best[key] = min(best[key], timed(f, calls))
+                    if nt > 1:
+                        # NumPy's OpenBLAS threads busy-wait ~0.1 s after a call (OpenBLAS's THREAD_TIMEOUT, 2^28
+                        # cycles) before they sleep: without this pause they take a core from the next library's
+                        # sample (measured: llmc's 2-thread samples right after NumPy's ran at a third of the speed)
+                        time.sleep(0.25)
             finally:
                 if ctx:
                     ctx.__exit__(None, None, None)

@@ -162,6 +162,11 @@ llmc_status llmc_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, f
     if (m == 0 || n == 0) return LLMC_OK;
     llmc_flops_note(m, n, k);
     int nt = llmc_threads();
+    /* OpenBLAS's count must stay 1 (see the top of this file). A tool that sets the count of every BLAS library in
+     * the process (threadpoolctl's threadpool_limits(user_api="blas"), which scikit-learn uses) raises llmc's too:
+     * then every chunk below would be a threaded call of its own, its jobs on extra threads (measured: 3x the CPU
+     * time per product). Put it back; outside a parallel region only, where no chunk of ours is running. */
+    if (!omp_in_parallel() && LLMC_BLAS(openblas_get_num_threads)() != 1) LLMC_BLAS(openblas_set_num_threads)(1);
     /* small products, or a call from inside a parallel region (its caller already splits the work): one call */
     double flops = 2.0 * (double)m * (double)n * (double)k;
     const int by_rows = m >= n;

@@ -955,6 +955,14 @@ static llmc_status bpe_piece(const llmc_tokenizer *t, enc_ctx *c, const uint8_t 
     }
     size_t m = 0;
     llmc_status st;
+    if (t->model == LLMC_MODEL_UNIGRAM && !cached) { /* Viterbi straight into the output (at most n + 1 ids) */
+        if (c->n_out + n + 1 > c->cap_out &&
+            llmc_grow((void **)&c->out, &c->cap_out, c->n_out + n + 1, sizeof(int32_t), "token ids"))
+            return LLMC_ERR_NOMEM;
+        if ((st = llmc_unigram_piece(t, &c->uni, p, n, (uint32_t *)(c->out + c->n_out), &m))) return st;
+        c->n_out += m;
+        return LLMC_OK;
+    }
     if (t->model == LLMC_MODEL_UNIGRAM) { /* Viterbi: at most one id per byte */
         if ((st = reserve_sym(c, n + 1)) || (st = llmc_unigram_piece(t, &c->uni, p, n, c->sym, &m))) return st;
     } else if (search) {

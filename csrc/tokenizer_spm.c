@@ -93,21 +93,23 @@ llmc_status llmc_spm_normalize_into(const llmc_tokenizer *t, const uint8_t *s, s
     if (t->spm_dummy_prefix) st = put(buf, &len, cap, ws, wl);
     int prev_space = t->spm_remove_ws;
     const uint8_t *kind = t->spm_ascii_kind;
+/* ASCII that no rule and no user piece can start at s[k]: the byte stays as it is (a letter that starts only rules
+ * like "A" + U+0301, when the next byte is ASCII too) */
+#define PLAIN(k) (s[k] < 0x80 && (kind[s[k]] == LLMC_CM_NONE || (kind[s[k]] == LLMC_CM_NON_ASCII_NEXT && \
+                                                              ((k) + 1 == n || s[(k) + 1] < 0x80))))
     while (!st && i < n) {
-        uint8_t c = s[i];
-        /* ASCII that no rule and no user piece can start here: the byte as it is (a letter that starts only rules
-         * like "A" + U+0301 when the next byte is ASCII too) */
-        if (c < 0x80 && (kind[c] == LLMC_CM_NONE ||
-                         (kind[c] == LLMC_CM_NON_ASCII_NEXT && (i + 1 == n || s[i + 1] < 0x80)))) {
-            if (c == ' ') { /* U+2581, once per run when removing extras */
-                if (!prev_space && (st = put(buf, &len, cap, ws, wl))) break;
-                prev_space = t->spm_remove_ws;
-            } else {
-                if (len + 1 < *cap) (*buf)[len++] = c;
-                else if ((st = put(buf, &len, cap, &c, 1))) break;
-                prev_space = 0;
-            }
+        if (s[i] == ' ' && PLAIN(i)) { /* U+2581, once per run when removing extras */
+            if (!prev_space && (st = put(buf, &len, cap, ws, wl))) break;
+            prev_space = t->spm_remove_ws;
             i++;
+            continue;
+        }
+        size_t r = i;
+        while (r < n && s[r] != ' ' && PLAIN(r)) r++;
+        if (r > i) { /* a run of plain bytes, copied at once */
+            if ((st = put(buf, &len, cap, s + i, r - i))) break;
+            prev_space = 0;
+            i = r;
             continue;
         }
         normalize_prefix(t, s + i, n - i, &p, &pl, &used);
@@ -120,6 +122,7 @@ llmc_status llmc_spm_normalize_into(const llmc_tokenizer *t, const uint8_t *s, s
         i += used;
         if (!t->spm_remove_ws) prev_space = 0;
     }
+#undef PLAIN
     if (st) return st;
     if (t->spm_remove_ws)
         while (len >= wl && !memcmp(*buf + len - wl, ws, wl)) len -= wl; /* trailing spaces */

@@ -131,6 +131,8 @@ llmc_status llmc_unigram_piece(const llmc_tokenizer *t, llmc_uni_scratch *sc, co
                                uint32_t *out, size_t *m) {
     *m = 0;
     if (n == 0) return LLMC_OK;
+    if (n >= (size_t)INT32_MAX) /* lattice positions are int32 */
+        return llmc_fail(LLMC_ERR_INVALID, "a Unigram lattice of %zu bytes is too long (at most %d)", n, INT32_MAX - 1);
     llmc_status st = reserve(sc, n + 1);
     if (st) return st;
     llmc_uni_cell *cell = sc->cell; /* cell[e]: the best path over p[0..e) */

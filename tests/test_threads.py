@@ -276,6 +276,32 @@ def test_threaded_blas_is_one_pool_and_deterministic_under_concurrency():
         llmc.set_num_threads(old)
 
 
+def test_products_put_openblas_count_back_to_one():
+    """threadpoolctl's threadpool_limits(user_api="blas") sets the thread count of every BLAS library in the
+    process, llmc's OpenBLAS included. llmc's products are cut into single-threaded calls, so llmc_sgemm puts the
+    count back to 1 (else every chunk would thread on extra threads of its own); results stay right."""
+    import ctypes
+    import os
+
+    openblas = pytest.importorskip("scipy_openblas32")  # absent when llmc is built against a system OpenBLAS
+    lib = ctypes.CDLL(os.path.join(openblas.get_lib_dir(), openblas.get_library(fullname=True)))
+    get, set_ = lib.scipy_openblas_get_num_threads, lib.scipy_openblas_set_num_threads  # the wheel's "scipy_" prefix
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((300, 200)).astype(np.float32)
+    b = rng.standard_normal((200, 700)).astype(np.float32)
+    old = llmc.get_num_threads()
+    try:
+        llmc.set_num_threads(2)
+        want = llmc.matmul(a, b)
+        set_(2)  # what threadpoolctl does
+        got = llmc.matmul(a, b)
+        assert get() == 1
+        np.testing.assert_array_equal(got, want)
+    finally:
+        set_(1)
+        llmc.set_num_threads(old)
+
+
 # ---------------------------------------------------------------- decoding on one team per token (csrc/decode.c)
 DECODE_CFGS = {
     # gpt2: F32 Conv1D weights read as (in, out); qwen3: per-head q/k norms, GQA; mistral: a window shorter than the
