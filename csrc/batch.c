@@ -115,6 +115,7 @@ static llmc_status conv1d_few_rows(const float *x, const wmat *w, float *y, size
     llmc_flops_note(T, out, in); /* counted as llmc_sgemm counts the products it runs */
     size_t cols = (out + (size_t)nt - 1) / (size_t)nt;
     cols = (cols + 23) / 24 * 24;
+    llmc_flops_note(T, out, in); /* counted as the sgemm it replaces (llmc.scaling.count_flops) */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int th = 0; th < nt; th++) {
         const size_t c0 = (size_t)th * cols, c1 = c0 + cols < out ? c0 + cols : out;
