@@ -112,7 +112,6 @@ static llmc_status conv1d_few_rows(const float *x, const wmat *w, float *y, size
     if (omp_in_parallel()) nt = 1;
     if (2.0 * (double)T * (double)in * (double)out < 4e6) nt = 1; /* too small to split */
     const llmc_simd_kernels *k = llmc_k;
-    llmc_flops_note(T, out, in); /* counted as llmc_sgemm counts the products it runs */
     size_t cols = (out + (size_t)nt - 1) / (size_t)nt;
     cols = (cols + 23) / 24 * 24;
     llmc_flops_note(T, out, in); /* counted as the sgemm it replaces (llmc.scaling.count_flops) */

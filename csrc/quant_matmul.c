@@ -135,7 +135,6 @@ llmc_status llmc_matmul_typed_path(int type, const void *w, const float *x, floa
     if (type == LLMC_TYPE_F32 && (path == LLMC_MATMUL_ROWS || path == LLMC_MATMUL_AUTO)) {
         if (path == LLMC_MATMUL_ROWS || (T > 1 && T <= LLMC_F32_ROWS_MAX_T)) {
             if (2.0 * (double)T * (double)in * (double)out < 4e6) nt = 1; /* too small to split */
-            llmc_flops_note(T, out, in); /* counted as llmc_sgemm counts the products it runs */
             matmul_rows((const float *)w, x, y, T, in, out, beta, nt);
             return LLMC_OK;
         }
