@@ -114,6 +114,7 @@ static llmc_status conv1d_few_rows(const float *x, const wmat *w, float *y, size
     const llmc_simd_kernels *k = llmc_k;
     size_t cols = (out + (size_t)nt - 1) / (size_t)nt;
     cols = (cols + 23) / 24 * 24;
+    llmc_flops_note(T, out, in); /* counted as the sgemm it replaces (llmc.scaling.count_flops) */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int th = 0; th < nt; th++) {
         const size_t c0 = (size_t)th * cols, c1 = c0 + cols < out ? c0 + cols : out;

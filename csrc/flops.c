@@ -2,7 +2,8 @@
  * (llmc/scaling.py) against the products llmc really runs.
  *
  * llmc_sgemm adds 2 m n k (one multiply and one add per term of every output), llmc_sgemv adds 2 m k, before any
- * split over threads. Counting is process-wide: while at least one user has the counter switched on, every BLAS
+ * split over threads; the F32 few-row products that stand in for sgemm (quant_matmul.c matmul_rows, batch.c
+ * conv1d_few_rows) add the same 2 m n k. Counting is process-wide: while at least one user has the counter switched on, every BLAS
  * product on every thread is counted. The state is three atomics (no lock, nothing two threads can corrupt); when
  * no user has it on, a product pays one relaxed atomic load. Readers take differences of the running totals, so
  * overlapping users each see all the work done while they were counting. */

@@ -73,6 +73,7 @@ static void matmul_rows(const float *w, const float *x, float *y, size_t T, size
     if (nb < 3) nb = 3;
     const size_t n_blk = (out + nb - 1) / nb;
     if ((size_t)nt > n_blk) nt = (int)n_blk;
+    llmc_flops_note(T, out, in); /* counted as the sgemm it replaces (llmc.scaling.count_flops) */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t b = 0; b < n_blk; b++) {
         const size_t j0 = b * nb, rows = out - j0 < nb ? out - j0 : nb;

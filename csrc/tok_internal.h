@@ -187,6 +187,9 @@ struct llmc_tokenizer {
     size_t map_mask;
     llmc_pair_slot *pairs; /* merges */
     size_t pair_mask, n_pairs;
+    uint64_t *pair_filter;   /* one bit per hash of the merges (>= 8 bits each): most pairs looked up do not merge,
+                              * and this answers them from 1/16 of the table's memory (NULL: none) */
+    unsigned pair_filter_shift; /* bit index = hash >> shift */
     llmc_dat bt_dat;         /* byte-level BPE: the vocabulary (bytes -> id) of the search encoder (empty: none) */
     /* the search encoder's pair checks, memoized for the tokenizer's life and shared by every thread and call:
      * direct-mapped 8-byte slots ((a << 31 | b) << 1 | answer) + 1, 0 = empty; atomic, so concurrent encodes of the

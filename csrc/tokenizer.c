@@ -79,6 +79,7 @@ void llmc_tokenizer_free(llmc_tokenizer *t) {
     llmc_free(t->dec_len);
     llmc_free(t->map);
     llmc_free(t->pairs);
+    llmc_free(t->pair_filter);
     llmc_bpe_trie_free(t);
     llmc_free(t->added);
     llmc_free(t->prefix_ids);
@@ -269,8 +270,12 @@ llmc_status llmc_tok_add_pair(llmc_tokenizer *t, uint32_t left, uint32_t right, 
 /* Rank and merged id of the pair (a, b); rank NO_TOKEN if they do not merge. */
 static inline uint32_t pair_rank(const llmc_tokenizer *t, uint32_t a, uint32_t b, uint32_t *id) {
     if (!t->pairs) return NO_TOKEN;
-    uint64_t key = (uint64_t)a << 32 | b;
-    for (size_t s = hash_pair(key) & t->pair_mask;; s = (s + 1) & t->pair_mask) {
+    uint64_t key = (uint64_t)a << 32 | b, h = hash_pair(key);
+    if (t->pair_filter) { /* no bit: certainly no merge */
+        uint64_t bit = h >> t->pair_filter_shift;
+        if (!(t->pair_filter[bit >> 6] >> (bit & 63) & 1)) return NO_TOKEN;
+    }
+    for (size_t s = h & t->pair_mask;; s = (s + 1) & t->pair_mask) {
         uint64_t k = t->pairs[s].key;
         if (k == key) {
             *id = t->pairs[s].id;
@@ -294,6 +299,23 @@ llmc_status llmc_tok_pairs_from_ranks(llmc_tokenizer *t) {
     return LLMC_OK;
 }
 
+/* The merges' filter: a bit per merge, indexed by the top bits of its hash (the table uses the low ones). */
+static llmc_status pair_filter_build(llmc_tokenizer *t) {
+    llmc_free(t->pair_filter);
+    t->pair_filter = NULL;
+    if (!t->pairs || !t->n_pairs) return LLMC_OK;
+    unsigned bits = 12;
+    while (bits < 40 && ((size_t)1 << bits) < 8 * t->n_pairs) bits++;
+    if (!(t->pair_filter = llmc_calloc(((size_t)1 << bits) / 64, sizeof(uint64_t), "merge filter"))) return LLMC_ERR_NOMEM;
+    t->pair_filter_shift = 64 - bits;
+    for (size_t s = 0; s <= t->pair_mask; s++) {
+        if (t->pairs[s].key == UINT64_MAX) continue;
+        uint64_t bit = hash_pair(t->pairs[s].key) >> t->pair_filter_shift;
+        t->pair_filter[bit >> 6] |= 1ull << (bit & 63);
+    }
+    return LLMC_OK;
+}
+
 llmc_status llmc_tok_finish(llmc_tokenizer *t) {
     if (!t->map) return llmc_fail(LLMC_ERR_INTERNAL, "tokenizer map not built");
     /* trim n_vocab to max id + 1 (the tables may be longer after doubling) */
@@ -301,7 +323,8 @@ llmc_status llmc_tok_finish(llmc_tokenizer *t) {
     /* 16 zero bytes after the last token: decoding copies short tokens 16 bytes at a time */
     if (llmc_grow((void **)&t->blob, &t->blob_cap, t->blob_len + 16, 1, "token bytes")) return LLMC_ERR_NOMEM;
     memset(t->blob + t->blob_len, 0, t->blob_cap - t->blob_len);
-    return llmc_bpe_trie_build(t); /* byte-level BPE: the vocabulary trie of the search encoder */
+    llmc_status st = pair_filter_build(t);
+    return st ? st : llmc_bpe_trie_build(t); /* byte-level BPE: the vocabulary trie of the search encoder */
 }
 
 void llmc_tokenizer_free_buffer(void *p) { llmc_free(p); }
@@ -1381,7 +1404,8 @@ static llmc_status ctx_init(enc_ctx *c, int hot) {
     return LLMC_OK;
 }
 
-#define CHUNK_MIN (256u << 10) /* texts over 2 chunks of this size are split across threads */
+#define CHUNK_MIN (256u << 10)     /* texts over 2 chunks of this size are split across threads */
+#define CHUNK_STEP_MIN (64u << 10) /* into chunks of at least this size */
 
 /* Can a long text be encoded in independent chunks? Only for the hand-written regex pre-tokenizers, whose cut rule
  * (cut_ok) is proven per pattern by the tests (tiny chunks on every kind of whitespace run). Not when the whole
@@ -1485,9 +1509,12 @@ llmc_status llmc_tokenizer_encode(const llmc_tokenizer *t, const char *text, siz
     *n_ids = 0;
     int nt = llmc_threads();
     if (len >= 2 * CHUNK_MIN && chunkable(t)) {
-        /* about 4 chunks per thread (cut points are uneven), each at least CHUNK_MIN; with one thread the chunks
-         * run in turn, which lets a long encode stop between them on Ctrl-C (llmc_interrupted) */
-        size_t want = (size_t)nt * 4, step = len / want > CHUNK_MIN ? len / want : CHUNK_MIN;
+        /* about 16 chunks per thread, each at least CHUNK_STEP_MIN: the threads take them in turn, so they finish
+         * within about one small chunk of each other (cut points are uneven; with 4 chunks a thread the last one
+         * left a thread idle for ~1/8 of the run); a chunk costs an allocation and a copy of its ids, nothing else
+         * (the memos are the tokenizer's). With one thread the chunks run in turn, which lets a long encode stop
+         * between them on Ctrl-C (llmc_interrupted) */
+        size_t want = (size_t)nt * 16, step = len / want > CHUNK_STEP_MIN ? len / want : CHUNK_STEP_MIN;
         /* at most 4 * CHUNK_MIN: the calling thread, which alone sees Ctrl-C, keeps taking chunks (dynamic
          * schedule below) instead of waiting at the barrier while the others work through huge ones */
         if (step > 4 * (size_t)CHUNK_MIN) step = 4 * (size_t)CHUNK_MIN;
