@@ -863,18 +863,19 @@ static int word_get(const llmc_tokenizer *t, uint64_t hk, size_t n, uint64_t k0,
     _Atomic uint64_t *w = t->bt_words + 8 * (size_t)(hk & t->bt_words_mask);
     uint64_t s0 = atomic_load_explicit(&w[0], memory_order_acquire);
     if (s0 & 1) return 0;
-    uint64_t hdr = atomic_load_explicit(&w[1], memory_order_relaxed);
+    /* the slot's words are read with acquire (plain loads on x86): a word that came from a writer's release store
+     * orders that writer's odd sequence before the re-check below, so a torn read is always caught */
+    uint64_t hdr = atomic_load_explicit(&w[1], memory_order_acquire);
     if ((hdr & ~(uint64_t)0xFF) != ((hk >> 32) << 32 | (uint64_t)n << 8) ||
-        atomic_load_explicit(&w[2], memory_order_relaxed) != k0 ||
-        atomic_load_explicit(&w[3], memory_order_relaxed) != k1)
+        atomic_load_explicit(&w[2], memory_order_acquire) != k0 ||
+        atomic_load_explicit(&w[3], memory_order_acquire) != k1)
         return 0;
     size_t k = hdr & 0xFF;
     for (size_t i = 0; i < k; i += 2) {
-        uint64_t v = atomic_load_explicit(&w[4 + i / 2], memory_order_relaxed);
+        uint64_t v = atomic_load_explicit(&w[4 + i / 2], memory_order_acquire);
         ids[i] = (uint32_t)v;
         ids[i + 1] = (uint32_t)(v >> 32); /* ids has room for WORD_MAX_IDS */
     }
-    atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(&w[0], memory_order_relaxed) != s0) return 0; /* rewritten meanwhile */
     *m = k;
     return 1;
@@ -887,13 +888,14 @@ static void word_put(const llmc_tokenizer *t, uint64_t hk, size_t n, uint64_t k0
     if ((s & 1) || !atomic_compare_exchange_strong_explicit(&w[0], &s, s + 1, memory_order_acquire,
                                                             memory_order_relaxed))
         return; /* another thread is writing this slot */
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&w[1], (hk >> 32) << 32 | (uint64_t)n << 8 | m, memory_order_relaxed);
-    atomic_store_explicit(&w[2], k0, memory_order_relaxed);
-    atomic_store_explicit(&w[3], k1, memory_order_relaxed);
+    /* release stores (plain stores on x86) instead of a fence, which gcc's ThreadSanitizer does not support: a reader
+     * whose acquire load sees one of them also sees the odd sequence stored above */
+    atomic_store_explicit(&w[1], (hk >> 32) << 32 | (uint64_t)n << 8 | m, memory_order_release);
+    atomic_store_explicit(&w[2], k0, memory_order_release);
+    atomic_store_explicit(&w[3], k1, memory_order_release);
     for (size_t i = 0; i < m; i += 2)
         atomic_store_explicit(&w[4 + i / 2], ids[i] | (i + 1 < m ? (uint64_t)ids[i + 1] << 32 : 0),
-                              memory_order_relaxed);
+                              memory_order_release);
     atomic_store_explicit(&w[0], s + 2, memory_order_release);
 }
 
