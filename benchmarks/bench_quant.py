@@ -24,15 +24,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from harness import DECODE_CONFIGS
+
 
 DECODE, PROMPT = 64, 16
 
-CONFIGS = {
-    "gpt2": dict(model_type="gpt2", vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024),
-    "llama": dict(model_type="llama", vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=14,
-                  num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=1024,
-                  tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-5),
-}
+CONFIGS = DECODE_CONFIGS  # the GPT-2-small and ~112M Llama shapes (harness.py)
 
 CHILD = r'''
 import json, sys, time

@@ -70,3 +70,12 @@ def load_average() -> str:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:  # pragma: no cover (not on this platform)
         return "n/a"
+
+
+# The two model shapes the decode benchmarks (bench_quant.py, bench_decode.py) run: GPT-2 small and a ~112M Llama.
+DECODE_CONFIGS = {
+    "gpt2": dict(model_type="gpt2", vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024),
+    "llama": dict(model_type="llama", vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=14,
+                  num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=1024,
+                  tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-5),
+}
